@@ -1,0 +1,171 @@
+//! The normalized flow record every wire format decodes into.
+//!
+//! One [`FlowRecord`] is one flow (NetFlow/IPFIX data record, or one direction of an RFC 5103
+//! biflow record) or one sFlow flow sample. Bytes and packets are exactly what the exporter sent;
+//! sampling correction is the rollup's job, using [`FlowRecord::sampling_rate`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+/// Which wire format a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowProtocol {
+    NetflowV5,
+    NetflowV9,
+    Ipfix,
+    SflowV5,
+}
+
+impl FlowProtocol {
+    /// The stable lower-case name used in JSON output and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FlowProtocol::NetflowV5 => "netflow_v5",
+            FlowProtocol::NetflowV9 => "netflow_v9",
+            FlowProtocol::Ipfix => "ipfix",
+            FlowProtocol::SflowV5 => "sflow_v5",
+        }
+    }
+}
+
+/// Flow direction as reported by the exporter (IPFIX IE 61 `flowDirection`, NetFlow v9 type 61).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowDirection {
+    Ingress,
+    Egress,
+}
+
+/// Where [`FlowRecord::sampling_rate`] was resolved from, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingSource {
+    /// No rate is known for this record.
+    #[default]
+    Unknown,
+    /// A sampling IE in the data record itself (e.g. Huawei NetStream).
+    Record,
+    /// Options data keyed by (exporter, domain, sampler id).
+    Options,
+    /// The NetFlow v5 header's sampling_interval.
+    Header,
+    /// The sFlow flow sample's sampling_rate.
+    Sample,
+}
+
+/// One normalized flow.
+///
+/// Times are Unix nanoseconds. Optional fields are `None` when the exporter did not send them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowRecord {
+    /// UDP source address of the datagram.
+    pub exporter: SocketAddr,
+    /// sFlow agent address from the datagram header (the device's own identity); `None` for
+    /// NetFlow/IPFIX.
+    pub agent: Option<IpAddr>,
+    pub flow_protocol: FlowProtocol,
+    /// IPFIX observation domain, NetFlow v9 source id, NetFlow v5 engine type/id
+    /// (`engine_type << 8 | engine_id`), sFlow sub-agent id.
+    pub observation_domain: u32,
+    pub time_received_ns: u64,
+    pub flow_start_ns: Option<u64>,
+    pub flow_end_ns: Option<u64>,
+    pub src_addr: Option<IpAddr>,
+    pub dst_addr: Option<IpAddr>,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub ip_protocol: u8,
+    pub tcp_flags: u16,
+    pub tos: u8,
+    /// Octets as the exporter counted them (not sampling-corrected).
+    pub bytes: u64,
+    /// Packets as the exporter counted them (not sampling-corrected).
+    pub packets: u64,
+    pub in_if: Option<u32>,
+    pub out_if: Option<u32>,
+    pub direction: Option<FlowDirection>,
+    pub src_as: Option<u32>,
+    pub dst_as: Option<u32>,
+    pub next_hop: Option<IpAddr>,
+    pub bgp_next_hop: Option<IpAddr>,
+    pub src_prefix_len: Option<u8>,
+    pub dst_prefix_len: Option<u8>,
+    pub vlan: Option<u16>,
+    pub src_mac: Option<[u8; 6]>,
+    pub dst_mac: Option<[u8; 6]>,
+    pub mpls_top_label: Option<u32>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub sampler_id: Option<u64>,
+    /// The resolved 1-in-N sampling rate; `None` when unknown.
+    pub sampling_rate: Option<u32>,
+    pub sampling_source: SamplingSource,
+    /// Fields flowtel does not map, kept only when [`crate::DecoderConfig::keep_unknown_fields`]
+    /// is set (for `flowtel decode`). Empty otherwise, and then it never allocates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_fields: Vec<RawField>,
+}
+
+/// An information element flowtel does not map, kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawField {
+    /// Private Enterprise Number; 0 for IANA elements and NetFlow v9.
+    pub enterprise: u32,
+    pub id: u16,
+    #[serde(serialize_with = "crate::record::hex")]
+    pub value: Vec<u8>,
+}
+
+pub(crate) fn hex<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(v.len() * 2);
+    for b in v {
+        let _ = write!(out, "{b:02x}");
+    }
+    s.serialize_str(&out)
+}
+
+impl FlowRecord {
+    /// An empty record for `exporter`; decoders fill in what the wire carries.
+    pub fn new(exporter: SocketAddr, flow_protocol: FlowProtocol, time_received_ns: u64) -> Self {
+        FlowRecord {
+            exporter,
+            agent: None,
+            flow_protocol,
+            observation_domain: 0,
+            time_received_ns,
+            flow_start_ns: None,
+            flow_end_ns: None,
+            src_addr: None,
+            dst_addr: None,
+            src_port: 0,
+            dst_port: 0,
+            ip_protocol: 0,
+            tcp_flags: 0,
+            tos: 0,
+            bytes: 0,
+            packets: 0,
+            in_if: None,
+            out_if: None,
+            direction: None,
+            src_as: None,
+            dst_as: None,
+            next_hop: None,
+            bgp_next_hop: None,
+            src_prefix_len: None,
+            dst_prefix_len: None,
+            vlan: None,
+            src_mac: None,
+            dst_mac: None,
+            mpls_top_label: None,
+            icmp_type: None,
+            icmp_code: None,
+            sampler_id: None,
+            sampling_rate: None,
+            sampling_source: SamplingSource::Unknown,
+            unknown_fields: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Series -> OTLP `ExportMetricsServiceRequest`, and the tonic client that sends it.
+//!
+//! Knows nothing of NetFlow.

@@ -1,0 +1,5 @@
+//! The `flowtel` binary.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
