@@ -10,7 +10,10 @@
 
 pub mod record;
 
-pub use record::{FlowDirection, FlowProtocol, FlowRecord, RawField, SamplingSource};
+pub use record::{
+    CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, RawField,
+    SamplingSource,
+};
 
 mod error;
 mod stats;
@@ -53,13 +56,32 @@ impl Default for DecoderConfig {
     }
 }
 
+/// Where [`Decoder::decode`] appends what it decodes. Reuse one across datagrams (call
+/// [`DecodeOutput::clear`]) so the hot path does not allocate.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DecodeOutput {
+    /// Flow records (NetFlow/IPFIX data records, sFlow flow samples).
+    pub flows: Vec<FlowRecord>,
+    /// Interface counters (sFlow counter samples).
+    pub counters: Vec<CounterRecord>,
+}
+
+impl DecodeOutput {
+    pub fn clear(&mut self) {
+        self.flows.clear();
+        self.counters.clear();
+    }
+}
+
 /// What one datagram produced besides its records.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DatagramReport {
     /// The detected format; `None` when the header was not recognised.
     pub protocol: Option<FlowProtocol>,
-    /// Records appended to the output (including records released from the pending buffer).
+    /// Flow records appended to the output (including records released from the pending buffer).
     pub records: usize,
+    /// Counter records appended to the output.
+    pub counters: usize,
     /// Problems found; the rest of the datagram was still decoded where possible.
     pub errors: Vec<DecodeError>,
 }
@@ -89,13 +111,13 @@ impl Decoder {
     }
 
     /// Decode one datagram received from `exporter` at `received_ns` (Unix nanoseconds),
-    /// appending its records to `out`.
+    /// appending its records to `out` (which is not cleared).
     pub fn decode(
         &mut self,
         exporter: SocketAddr,
         datagram: &[u8],
         received_ns: u64,
-        out: &mut Vec<FlowRecord>,
+        out: &mut DecodeOutput,
     ) -> DatagramReport {
         let _ = (exporter, datagram, received_ns, out);
         let err = DecodeError::new(ErrorKind::UnsupportedVersion, 0, "datagram header");
@@ -103,6 +125,7 @@ impl Decoder {
         DatagramReport {
             protocol: None,
             records: 0,
+            counters: 0,
             errors: vec![err],
         }
     }

@@ -169,3 +169,60 @@ impl FlowRecord {
         }
     }
 }
+
+/// Interface counters from an sFlow counter sample (generic interface counters, sFlow v5
+/// counter record 1, optionally with ethernet counters, record 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CounterRecord {
+    /// UDP source address of the datagram.
+    pub exporter: SocketAddr,
+    /// sFlow agent address (the device's identity).
+    pub agent: IpAddr,
+    pub sub_agent_id: u32,
+    pub time_received_ns: u64,
+    /// Counter sample sequence number.
+    pub sequence: u32,
+    /// Source id of the sample (type << 24 | index in the compact form).
+    pub source_id: u32,
+    pub if_index: u32,
+    pub if_type: u32,
+    pub if_speed: u64,
+    /// ifDirection: 0 unknown, 1 full-duplex, 2 half-duplex, 3 in, 4 out.
+    pub if_direction: u32,
+    /// ifAdminStatus (bit 0) and ifOperStatus (bit 1).
+    pub if_status: u32,
+    pub in_octets: u64,
+    pub in_ucast_pkts: u32,
+    pub in_multicast_pkts: u32,
+    pub in_broadcast_pkts: u32,
+    pub in_discards: u32,
+    pub in_errors: u32,
+    pub in_unknown_protos: u32,
+    pub out_octets: u64,
+    pub out_ucast_pkts: u32,
+    pub out_multicast_pkts: u32,
+    pub out_broadcast_pkts: u32,
+    pub out_discards: u32,
+    pub out_errors: u32,
+    pub promiscuous_mode: u32,
+    /// Ethernet counters (counter record 2) when the sample carried them.
+    pub ethernet: Option<EthernetCounters>,
+}
+
+/// sFlow v5 ethernet interface counters (counter record 2, dot3 statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct EthernetCounters {
+    pub alignment_errors: u32,
+    pub fcs_errors: u32,
+    pub single_collision_frames: u32,
+    pub multiple_collision_frames: u32,
+    pub sqe_test_errors: u32,
+    pub deferred_transmissions: u32,
+    pub late_collisions: u32,
+    pub excessive_collisions: u32,
+    pub internal_mac_transmit_errors: u32,
+    pub carrier_sense_errors: u32,
+    pub frame_too_longs: u32,
+    pub internal_mac_receive_errors: u32,
+    pub symbol_errors: u32,
+}
