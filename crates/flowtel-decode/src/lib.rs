@@ -8,6 +8,7 @@
 //!
 //! The crate has no async runtime and does no I/O beyond reading capture files in [`pcap`].
 
+pub mod pcap;
 pub mod record;
 
 pub use record::{
