@@ -1,0 +1,816 @@
+//! The effective configuration of `flowtel run`.
+//!
+//! One YAML file ([`Config`], every key optional, unknown keys rejected with the key's name and
+//! line), every setting also a flag ([`RunArgs`]), and the standard OpenTelemetry environment
+//! variables. Precedence, highest first:
+//!
+//! 1. command-line flags (including ktranslate's flags, translated by [`crate::ktranslate`]);
+//! 2. environment variables: `OTEL_EXPORTER_OTLP_METRICS_*` over `OTEL_EXPORTER_OTLP_*`
+//!    (`ENDPOINT`, `HEADERS`, `COMPRESSION`, `TIMEOUT`, `CERTIFICATE`, `CLIENT_CERTIFICATE`,
+//!    `CLIENT_KEY`), `OTEL_SERVICE_NAME` over `service.name` in `OTEL_RESOURCE_ATTRIBUTES`;
+//! 3. the YAML file given with `--config`;
+//! 4. the defaults of [`Config::default`], the one place defaults live.
+//!
+//! Maps (OTLP headers, resource attributes) merge key by key with the same precedence.
+//! `RUST_LOG`, when set, overrides `log_level` (see `crate::telemetry`).
+//!
+//! The resource's `service.name` is, in that order: `--service-name`, `OTEL_SERVICE_NAME`,
+//! `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, `resource.service_name` in the file, and
+//! finally the profile's default (`flowtel`, or `ktranslate` for the ktranslate profile, which
+//! is what ktranslate itself reports).
+//!
+//! `flowtel check-config FILE` prints the effective configuration as YAML; that output is itself
+//! a valid configuration file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Where emitted windows go. Several sinks can run at once.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// OTLP/gRPC `MetricsService/Export` to `otlp.endpoint`.
+    Otlp,
+    /// One JSON object per emitted point on standard output.
+    Stdout,
+    /// Prometheus text exposition on `prometheus_listen` (`/metrics`).
+    Prometheus,
+}
+
+/// Output naming: flowtel's OTel-semconv names, or ktranslate's names for an untouched
+/// Grafana integration pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// `network.io.by_flow` with `network.*` attributes.
+    #[default]
+    Default,
+    /// `kentik.rollup.<name>` with ktranslate's attribute names.
+    Ktranslate,
+}
+
+impl Profile {
+    /// `service.name` when nothing else sets it.
+    pub fn default_service_name(self) -> &'static str {
+        match self {
+            Profile::Default => "flowtel",
+            Profile::Ktranslate => "ktranslate",
+        }
+    }
+}
+
+/// OTLP request compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+impl Compression {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Some(Compression::Gzip),
+            "none" | "" => Some(Compression::None),
+            _ => None,
+        }
+    }
+}
+
+/// The whole configuration file. Every key is optional; missing keys take the defaults of
+/// [`Config::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// UDP addresses to receive flows on; every protocol is auto-detected on each.
+    pub listen: Vec<SocketAddr>,
+    /// Receive workers (one socket each per listen address); 0 = one per core.
+    pub workers: usize,
+    /// Requested SO_RCVBUF per socket; the kernel may cap it (a warning says so).
+    pub recv_buffer_bytes: usize,
+    /// Rollup window length in seconds (integer >= 1).
+    pub rollup_interval_secs: u64,
+    /// Series kept per rollup and window (the rest is summed into the overflow series);
+    /// overrides every rollup's own top-K when set.
+    pub top_k: Option<usize>,
+    /// Rollups in ktranslate's spec syntax (`s_sum,bytes_by_flow,in_bytes+out_bytes,src_addr,…`).
+    pub rollup_specs: Vec<String>,
+    /// Output naming profile.
+    pub profile: Profile,
+    /// Where windows go.
+    pub sinks: Vec<SinkKind>,
+    /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
+    pub prometheus_listen: SocketAddr,
+    pub otlp: OtlpConfig,
+    pub resource: ResourceConfig,
+    pub geoip: GeoIpConfig,
+    /// `error`, `warn`, `info`, `debug` or `trace` (or any `RUST_LOG`-style filter).
+    pub log_level: String,
+    /// Also send the collector's own log events as OTLP logs.
+    pub tee_logs: bool,
+    /// On SIGINT/SIGTERM: time allowed to flush the open window and drain the export queue.
+    pub shutdown_grace_secs: u64,
+    /// A log line per exporter with its rates every this many seconds (0 = never).
+    pub exporter_report_interval_secs: u64,
+    /// Seconds without datagrams after which an exporter is reported silent.
+    pub exporter_silent_after_secs: u64,
+    /// How often our own metrics are exported over OTLP.
+    pub self_metrics_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 9995))],
+            workers: 0,
+            recv_buffer_bytes: 8 * 1024 * 1024,
+            rollup_interval_secs: 60,
+            top_k: None,
+            rollup_specs: Vec::new(),
+            profile: Profile::Default,
+            sinks: vec![SinkKind::Otlp],
+            prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            otlp: OtlpConfig::default(),
+            resource: ResourceConfig::default(),
+            geoip: GeoIpConfig::default(),
+            log_level: "info".to_owned(),
+            tee_logs: false,
+            shutdown_grace_secs: 10,
+            exporter_report_interval_secs: 300,
+            exporter_silent_after_secs: 120,
+            self_metrics_interval_secs: 60,
+        }
+    }
+}
+
+/// The OTLP/gRPC destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// `http://host:port` or `https://host:port` (TLS).
+    pub endpoint: String,
+    /// Extra gRPC metadata, e.g. `authorization: Basic …`.
+    pub headers: BTreeMap<String, String>,
+    pub compression: Compression,
+    /// Deadline of one export request.
+    pub timeout_secs: u64,
+    /// PEM CA bundle to verify the server (default: the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM client key for mutual TLS.
+    pub client_key_file: Option<PathBuf>,
+    /// Windows held while the endpoint is unreachable; beyond it the oldest is dropped (counted).
+    pub queue_max_windows: usize,
+    /// Data points per export request; larger windows are split.
+    pub max_points_per_request: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            endpoint: "http://localhost:4317".to_owned(),
+            headers: BTreeMap::new(),
+            compression: Compression::Gzip,
+            timeout_secs: 10,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            queue_max_windows: 64,
+            max_points_per_request: 10_000,
+        }
+    }
+}
+
+/// The OTLP resource of everything we send (flow series, own metrics, own logs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceConfig {
+    /// `service.name`; default `flowtel` (`ktranslate` with the ktranslate profile).
+    pub service_name: Option<String>,
+    /// Extra resource attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// MaxMind-format databases for enrichment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoIpConfig {
+    /// Country database (e.g. GeoLite2-Country.mmdb).
+    pub country_db: Option<PathBuf>,
+    /// ASN database (e.g. GeoLite2-ASN.mmdb).
+    pub asn_db: Option<PathBuf>,
+}
+
+/// Flags of `flowtel run` (and of plain `flowtel`). Each overrides the file and the environment.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct RunArgs {
+    /// YAML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read this capture instead of listening (offline pipeline); exits at end of file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// UDP address to receive flows on (repeatable) [default: 0.0.0.0:9995].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// Receive workers; 0 = one per core.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Requested receive buffer per socket, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub recv_buffer_bytes: Option<usize>,
+    /// Rollup window length in seconds [default: 60].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rollup_interval: Option<u64>,
+    /// Series kept per rollup and window; the rest goes into one overflow series.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub top_k: Option<u64>,
+    /// A rollup in ktranslate's spec syntax (repeatable).
+    #[arg(long = "rollup-spec", value_name = "SPEC")]
+    pub rollup_specs: Vec<String>,
+    /// Output naming profile.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Where windows go (repeatable) [default: otlp].
+    #[arg(long = "sink", value_enum, value_name = "SINK")]
+    pub sinks: Vec<SinkKind>,
+    /// Address of the Prometheus endpoint [default: 0.0.0.0:9464].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub prometheus_listen: Option<SocketAddr>,
+    /// OTLP/gRPC endpoint [default: http://localhost:4317].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Extra OTLP header `KEY=VALUE` (repeatable).
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub otlp_headers: Vec<(String, String)>,
+    /// OTLP compression.
+    #[arg(long, value_enum)]
+    pub otlp_compression: Option<Compression>,
+    /// Deadline of one export request, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub otlp_timeout: Option<u64>,
+    /// PEM CA bundle for the OTLP endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub otlp_ca_file: Option<PathBuf>,
+    /// PEM client certificate (mTLS).
+    #[arg(long, value_name = "FILE")]
+    pub otlp_client_cert: Option<PathBuf>,
+    /// PEM client key (mTLS).
+    #[arg(long, value_name = "FILE")]
+    pub otlp_client_key: Option<PathBuf>,
+    /// Windows held while the endpoint is unreachable.
+    #[arg(long, value_name = "N")]
+    pub queue_max_windows: Option<usize>,
+    /// Data points per export request.
+    #[arg(long, value_name = "N")]
+    pub max_points_per_request: Option<usize>,
+    /// Resource `service.name`.
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
+    /// Extra resource attribute `KEY=VALUE` (repeatable).
+    #[arg(long = "resource-attribute", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub resource_attributes: Vec<(String, String)>,
+    /// MaxMind-format country database.
+    #[arg(long, value_name = "FILE")]
+    pub geoip_country_db: Option<PathBuf>,
+    /// MaxMind-format ASN database.
+    #[arg(long, value_name = "FILE")]
+    pub geoip_asn_db: Option<PathBuf>,
+    /// Log level or filter (RUST_LOG overrides it).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Also send our own log events as OTLP logs.
+    #[arg(long)]
+    pub tee_logs: bool,
+    /// Grace period on SIGINT/SIGTERM, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+    /// Seconds between per-exporter rate log lines (0 = never).
+    #[arg(long, value_name = "SECS")]
+    pub exporter_report_interval: Option<u64>,
+    /// Seconds between exports of our own metrics.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub self_metrics_interval: Option<u64>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Read and parse a configuration file. Errors name the file, and for unknown keys or wrong
+/// types the key and its line (`otlp: unknown field `endpiont` … at line 3 column 3`).
+pub fn load_file(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse_yaml(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Parse YAML text into a [`Config`]; an empty document is the default configuration.
+pub fn parse_yaml(text: &str) -> anyhow::Result<Config> {
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let config: Config = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
+}
+
+/// Environment lookup, injectable so tests need not touch the process environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, with empty variables treated as unset (as the OTel spec asks).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Build the effective configuration: defaults < file < environment < flags.
+pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => load_file(path)?,
+        None => Config::default(),
+    };
+    apply_env(&mut config, env)?;
+    apply_flags(&mut config, args);
+    finish(&mut config);
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Settings whose default depends on other settings.
+fn finish(config: &mut Config) {
+    if config.resource.service_name.is_none() {
+        config.resource.service_name = Some(config.profile.default_service_name().to_owned());
+    }
+}
+
+fn otlp_var(env: Env<'_>, suffix: &str) -> Option<String> {
+    env(&format!("OTEL_EXPORTER_OTLP_METRICS_{suffix}"))
+        .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
+}
+
+/// The OpenTelemetry SDK environment variables (opentelemetry-specification,
+/// "OpenTelemetry Environment Variable Specification" and "OTLP Exporter Configuration").
+fn apply_env(config: &mut Config, env: Env<'_>) -> anyhow::Result<()> {
+    if let Some(endpoint) = otlp_var(env, "ENDPOINT") {
+        config.otlp.endpoint = endpoint.trim().to_owned();
+    }
+    if let Some(headers) = otlp_var(env, "HEADERS") {
+        for (k, v) in parse_w3c_list(&headers).context("OTEL_EXPORTER_OTLP_HEADERS")? {
+            config.otlp.headers.insert(k, v);
+        }
+    }
+    if let Some(c) = otlp_var(env, "COMPRESSION") {
+        config.otlp.compression = Compression::parse(&c).with_context(|| {
+            format!("OTEL_EXPORTER_OTLP_COMPRESSION: expected gzip or none, got {c:?}")
+        })?;
+    }
+    if let Some(t) = otlp_var(env, "TIMEOUT") {
+        // The variable is in milliseconds; our setting in whole seconds (at least 1).
+        let ms: u64 = t.trim().parse().with_context(|| {
+            format!("OTEL_EXPORTER_OTLP_TIMEOUT: expected milliseconds, got {t:?}")
+        })?;
+        config.otlp.timeout_secs = ms.div_ceil(1000).max(1);
+    }
+    if let Some(p) = otlp_var(env, "CERTIFICATE") {
+        config.otlp.ca_file = Some(PathBuf::from(p));
+    }
+    if let Some(p) = otlp_var(env, "CLIENT_CERTIFICATE") {
+        config.otlp.client_cert_file = Some(PathBuf::from(p));
+    }
+    if let Some(p) = otlp_var(env, "CLIENT_KEY") {
+        config.otlp.client_key_file = Some(PathBuf::from(p));
+    }
+    if let Some(attrs) = env("OTEL_RESOURCE_ATTRIBUTES") {
+        for (k, v) in parse_w3c_list(&attrs).context("OTEL_RESOURCE_ATTRIBUTES")? {
+            if k == "service.name" {
+                config.resource.service_name = Some(v);
+            } else {
+                config.resource.attributes.insert(k, v);
+            }
+        }
+    }
+    if let Some(name) = env("OTEL_SERVICE_NAME") {
+        config.resource.service_name = Some(name.trim().to_owned());
+    }
+    Ok(())
+}
+
+/// `key1=value1,key2=value2` with percent-encoded values (W3C Baggage syntax, as the OTel
+/// spec uses for `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`).
+fn parse_w3c_list(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in s.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("expected key=value, got {item:?}");
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            bail!("empty key in {item:?}");
+        }
+        let v = percent_encoding::percent_decode_str(v.trim())
+            .decode_utf8()
+            .with_context(|| format!("value of {k} is not UTF-8 after percent-decoding"))?;
+        out.push((k.to_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
+fn apply_flags(config: &mut Config, a: &RunArgs) {
+    fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+        if let Some(v) = v {
+            *slot = v.clone();
+        }
+    }
+    fn set_opt<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+        if v.is_some() {
+            slot.clone_from(v);
+        }
+    }
+    if !a.listen.is_empty() {
+        config.listen = a.listen.clone();
+    }
+    set(&mut config.workers, &a.workers);
+    set(&mut config.recv_buffer_bytes, &a.recv_buffer_bytes);
+    set(&mut config.rollup_interval_secs, &a.rollup_interval);
+    if let Some(k) = a.top_k {
+        config.top_k = Some(usize::try_from(k).unwrap_or(usize::MAX));
+    }
+    if !a.rollup_specs.is_empty() {
+        config.rollup_specs = a.rollup_specs.clone();
+    }
+    set(&mut config.profile, &a.profile);
+    if !a.sinks.is_empty() {
+        config.sinks = a.sinks.clone();
+    }
+    set(&mut config.prometheus_listen, &a.prometheus_listen);
+    set(&mut config.otlp.endpoint, &a.otlp_endpoint);
+    for (k, v) in &a.otlp_headers {
+        config.otlp.headers.insert(k.clone(), v.clone());
+    }
+    set(&mut config.otlp.compression, &a.otlp_compression);
+    set(&mut config.otlp.timeout_secs, &a.otlp_timeout);
+    set_opt(&mut config.otlp.ca_file, &a.otlp_ca_file);
+    set_opt(&mut config.otlp.client_cert_file, &a.otlp_client_cert);
+    set_opt(&mut config.otlp.client_key_file, &a.otlp_client_key);
+    set(&mut config.otlp.queue_max_windows, &a.queue_max_windows);
+    set(
+        &mut config.otlp.max_points_per_request,
+        &a.max_points_per_request,
+    );
+    set_opt(&mut config.resource.service_name, &a.service_name);
+    for (k, v) in &a.resource_attributes {
+        if k == "service.name" {
+            config.resource.service_name = Some(v.clone());
+        } else {
+            config.resource.attributes.insert(k.clone(), v.clone());
+        }
+    }
+    set_opt(&mut config.geoip.country_db, &a.geoip_country_db);
+    set_opt(&mut config.geoip.asn_db, &a.geoip_asn_db);
+    set(&mut config.log_level, &a.log_level);
+    if a.tee_logs {
+        config.tee_logs = true;
+    }
+    set(&mut config.shutdown_grace_secs, &a.shutdown_grace);
+    set(
+        &mut config.exporter_report_interval_secs,
+        &a.exporter_report_interval,
+    );
+    set(
+        &mut config.self_metrics_interval_secs,
+        &a.self_metrics_interval,
+    );
+}
+
+fn validate(c: &Config) -> anyhow::Result<()> {
+    if c.listen.is_empty() {
+        bail!("listen: at least one address is required");
+    }
+    if c.rollup_interval_secs == 0 {
+        bail!("rollup_interval_secs: must be an integer >= 1");
+    }
+    if c.top_k == Some(0) {
+        bail!("top_k: must be >= 1");
+    }
+    if c.sinks.is_empty() {
+        bail!("sinks: at least one of otlp, stdout, prometheus is required");
+    }
+    if c.self_metrics_interval_secs == 0 {
+        bail!("self_metrics_interval_secs: must be >= 1");
+    }
+    if c.otlp.queue_max_windows == 0 {
+        bail!("otlp.queue_max_windows: must be >= 1");
+    }
+    if c.otlp.max_points_per_request == 0 {
+        bail!("otlp.max_points_per_request: must be >= 1");
+    }
+    let e = c.otlp.endpoint.as_str();
+    if !(e.starts_with("http://") || e.starts_with("https://")) {
+        bail!("otlp.endpoint: expected http://HOST:PORT or https://HOST:PORT, got {e:?}");
+    }
+    if c.otlp.client_cert_file.is_some() != c.otlp.client_key_file.is_some() {
+        bail!("otlp: client_cert_file and client_key_file must be given together");
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The effective configuration as YAML (what `check-config` prints).
+    pub fn to_yaml(&self) -> anyhow::Result<String> {
+        Ok(serde_yaml::to_string(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn resolve_text(text: &str, args: RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
+        let mut c = parse_yaml(text)?;
+        apply_env(&mut c, env)?;
+        apply_flags(&mut c, &args);
+        finish(&mut c);
+        validate(&c)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = parse_yaml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen, vec!["0.0.0.0:9995".parse().unwrap()]);
+        assert_eq!(c.sinks, vec![SinkKind::Otlp]);
+        assert_eq!(c.otlp.endpoint, "http://localhost:4317");
+        assert_eq!(c.prometheus_listen, "0.0.0.0:9464".parse().unwrap());
+        assert_eq!(c.resource.service_name, None);
+        let c = resolve_text("", RunArgs::default(), &no_env).unwrap();
+        assert_eq!(c.resource.service_name.as_deref(), Some("flowtel"));
+        assert_eq!(c.shutdown_grace_secs, 10);
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named_with_its_line() {
+        let err =
+            parse_yaml("listen: [\"127.0.0.1:2055\"]\nrollup_interval_secs: 30\nlisten_addr: x\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("unknown field `listen_addr`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_named_with_its_line() {
+        let text =
+            "sinks: [otlp]\notlp:\n  endpoint: http://alloy:4317\n  endpiont: http://x:4317\n";
+        let err = parse_yaml(text).unwrap_err().to_string();
+        assert!(err.contains("unknown field `endpiont`"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_line() {
+        let err = parse_yaml("workers: 2\nrollup_interval_secs: soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rollup_interval_secs"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_sink_is_rejected() {
+        let err = parse_yaml("sinks: [otlp, kafka]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka"), "{err}");
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let text = "\
+listen: [\"127.0.0.1:2055\", \"[::1]:6343\"]
+workers: 2
+recv_buffer_bytes: 1048576
+rollup_interval_secs: 10
+top_k: 50
+sinks: [stdout, prometheus]
+prometheus_listen: 127.0.0.1:9999
+profile: ktranslate
+otlp:
+  endpoint: https://alloy.example:4317
+  headers: {authorization: Basic abc}
+  compression: none
+  ca_file: /etc/ssl/ca.pem
+resource:
+  service_name: edge-collector
+  attributes: {deployment.environment: prod}
+tee_logs: true
+";
+        let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1], "[::1]:6343".parse().unwrap());
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.rollup_interval_secs, 10);
+        assert_eq!(c.top_k, Some(50));
+        assert_eq!(c.sinks, vec![SinkKind::Stdout, SinkKind::Prometheus]);
+        assert_eq!(c.profile, Profile::Ktranslate);
+        assert_eq!(c.otlp.compression, Compression::None);
+        assert_eq!(c.otlp.headers["authorization"], "Basic abc");
+        assert_eq!(
+            c.resource.service_name.as_deref().unwrap(),
+            "edge-collector"
+        );
+        assert_eq!(c.resource.attributes["deployment.environment"], "prod");
+        assert!(c.tee_logs);
+    }
+
+    #[test]
+    fn precedence_is_flags_then_env_then_file_then_defaults() {
+        let text =
+            "otlp:\n  endpoint: http://file:4317\n  compression: none\nrollup_interval_secs: 30\n";
+        // file only
+        let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://file:4317");
+        assert_eq!(c.otlp.compression, Compression::None);
+        assert_eq!(c.rollup_interval_secs, 30);
+        // env over file
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]);
+        let c = resolve_text(text, RunArgs::default(), &env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://env:4317");
+        assert_eq!(c.otlp.compression, Compression::Gzip);
+        // flags over env
+        let args = RunArgs {
+            otlp_endpoint: Some("http://flag:4317".into()),
+            rollup_interval: Some(1),
+            ..RunArgs::default()
+        };
+        let c = resolve_text(text, args, &env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://flag:4317");
+        assert_eq!(c.rollup_interval_secs, 1);
+        assert_eq!(c.otlp.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn metrics_specific_variable_beats_the_generic_one() {
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+        ]);
+        let c = resolve_text("", RunArgs::default(), &env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://metrics:4317");
+    }
+
+    #[test]
+    fn headers_and_resource_attributes_are_percent_decoded_and_merged() {
+        let env = env_of(&[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Basic%20dXNlcjpwYXNz, x-scope-orgid=tenant1",
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=from-attrs,deployment.environment=lab,site=paris%2Deast",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]);
+        let text = "otlp:\n  headers: {x-scope-orgid: file, keep: me}\nresource:\n  attributes: {site: file, rack: r1}\n";
+        let args = RunArgs {
+            resource_attributes: vec![("rack".into(), "r2".into())],
+            ..RunArgs::default()
+        };
+        let c = resolve_text(text, args, &env).unwrap();
+        assert_eq!(c.otlp.headers["authorization"], "Basic dXNlcjpwYXNz");
+        assert_eq!(c.otlp.headers["x-scope-orgid"], "tenant1");
+        assert_eq!(c.otlp.headers["keep"], "me");
+        assert_eq!(c.resource.attributes["site"], "paris-east");
+        assert_eq!(c.resource.attributes["rack"], "r2");
+        assert!(!c.resource.attributes.contains_key("service.name"));
+        assert_eq!(c.resource.service_name.as_deref().unwrap(), "from-attrs");
+        assert_eq!(c.otlp.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(c.otlp.client_key_file.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(c.otlp.timeout_secs, 3);
+    }
+
+    #[test]
+    fn otel_service_name_beats_resource_attributes_and_profile_default() {
+        let env = env_of(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=a"),
+            ("OTEL_SERVICE_NAME", "b"),
+        ]);
+        let c = resolve_text("profile: ktranslate\n", RunArgs::default(), &env).unwrap();
+        assert_eq!(c.resource.service_name.as_deref().unwrap(), "b");
+        let c = resolve_text("profile: ktranslate\n", RunArgs::default(), &no_env).unwrap();
+        assert_eq!(c.resource.service_name.as_deref().unwrap(), "ktranslate");
+    }
+
+    #[test]
+    fn bad_environment_values_are_errors_naming_the_variable() {
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]);
+        let err = resolve_text("", RunArgs::default(), &env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("OTEL_EXPORTER_OTLP_COMPRESSION"),
+            "{err:#}"
+        );
+        let env = env_of(&[("OTEL_RESOURCE_ATTRIBUTES", "novalue")]);
+        let err = resolve_text("", RunArgs::default(), &env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("OTEL_RESOURCE_ATTRIBUTES"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        for (text, needle) in [
+            ("rollup_interval_secs: 0\n", "rollup_interval_secs"),
+            ("listen: []\n", "listen"),
+            ("sinks: []\n", "sinks"),
+            ("top_k: 0\n", "top_k"),
+            ("otlp:\n  endpoint: alloy:4317\n", "otlp.endpoint"),
+            ("otlp:\n  client_key_file: /k.pem\n", "client_cert_file"),
+        ] {
+            let err = resolve_text(text, RunArgs::default(), &no_env).unwrap_err();
+            assert!(err.to_string().contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn printed_config_parses_back_to_the_same_config() {
+        let text = "listen: [\"[::]:2055\"]\nsinks: [prometheus, otlp]\ntop_k: 7\notlp:\n  headers: {a: b}\n";
+        let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
+        let printed = c.to_yaml().unwrap();
+        assert_eq!(parse_yaml(&printed).unwrap(), c);
+    }
+
+    #[test]
+    fn run_flags_parse_with_clap() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let t = T::try_parse_from([
+            "flowtel",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--sink",
+            "stdout",
+            "--sink",
+            "prometheus",
+            "--rollup-interval",
+            "1",
+            "--top-k",
+            "5",
+            "--otlp-endpoint",
+            "http://127.0.0.1:1",
+            "--otlp-header",
+            "authorization=Bearer x",
+        ])
+        .unwrap();
+        assert_eq!(t.run.listen.len(), 2);
+        assert_eq!(t.run.sinks, vec![SinkKind::Stdout, SinkKind::Prometheus]);
+        assert_eq!(t.run.rollup_interval, Some(1));
+        assert_eq!(t.run.top_k, Some(5));
+        assert_eq!(
+            t.run.otlp_headers,
+            vec![("authorization".into(), "Bearer x".into())]
+        );
+        assert!(T::try_parse_from(["flowtel", "--rollup-interval", "0"]).is_err());
+        assert!(T::try_parse_from(["flowtel", "--rollup-interval", "1.5"]).is_err());
+        assert!(T::try_parse_from(["flowtel", "--sink", "kafka"]).is_err());
+    }
+}
