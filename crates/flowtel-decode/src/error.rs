@@ -10,17 +10,58 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// The datagram or a structure inside it ends early.
     Truncated,
+    /// An sFlow v5 datagram, which this build does not decode yet.
+    SflowUnsupported,
+    /// A length field disagrees with the bytes present (IPFIX message length, v5 count).
+    BadLength,
+    /// A set/flowset length is shorter than its header or runs past the datagram.
+    BadSetLength,
+    /// A set id in the reserved range (IPFIX 4..=255, NetFlow v9 2..=255).
+    ReservedSetId,
+    /// A template or options template is malformed (id below 256, no fields, zero-length
+    /// records, scope count larger than the field count).
+    InvalidTemplate,
+    /// A data set could not be decoded because its template is unknown and it could not be
+    /// held for later (the pending buffer is disabled).
+    MissingTemplate,
+    /// A new exporter scope was refused: `max_exporters` reached.
+    ExporterLimit,
+    /// A template was refused: `max_templates_per_exporter` reached for its scope.
+    TemplateLimit,
+    /// A template was refused: more fields than `max_fields_per_template`.
+    FieldLimit,
 }
 
 impl ErrorKind {
     /// Every kind, for pre-registering counters.
-    pub const ALL: &'static [ErrorKind] = &[ErrorKind::UnsupportedVersion, ErrorKind::Truncated];
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::Truncated,
+        ErrorKind::SflowUnsupported,
+        ErrorKind::BadLength,
+        ErrorKind::BadSetLength,
+        ErrorKind::ReservedSetId,
+        ErrorKind::InvalidTemplate,
+        ErrorKind::MissingTemplate,
+        ErrorKind::ExporterLimit,
+        ErrorKind::TemplateLimit,
+        ErrorKind::FieldLimit,
+    ];
 
     /// Stable snake_case name, used as the `reason` label.
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorKind::UnsupportedVersion => "unsupported_version",
             ErrorKind::Truncated => "truncated",
+            ErrorKind::SflowUnsupported => "sflow_unsupported",
+            ErrorKind::BadLength => "bad_length",
+            ErrorKind::BadSetLength => "bad_set_length",
+            ErrorKind::ReservedSetId => "reserved_set_id",
+            ErrorKind::InvalidTemplate => "invalid_template",
+            ErrorKind::MissingTemplate => "missing_template",
+            ErrorKind::ExporterLimit => "exporter_limit",
+            ErrorKind::TemplateLimit => "template_limit",
+            ErrorKind::FieldLimit => "field_limit",
         }
     }
 }
@@ -47,5 +88,18 @@ impl DecodeError {
             offset,
             context,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_kinds_have_distinct_names() {
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
     }
 }

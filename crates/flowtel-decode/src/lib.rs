@@ -7,6 +7,73 @@
 //! any input: every problem becomes a counted, typed error.
 //!
 //! The crate has no async runtime and does no I/O beyond reading capture files in [`pcap`].
+//!
+//! # Format detection
+//!
+//! The first 16 bits are the version: 5 NetFlow v5, 9 NetFlow v9, 10 IPFIX. sFlow v5 starts
+//! with a 32-bit version 5 (`00 00 00 05`), which never collides with NetFlow v5 (`00 05`).
+//! Anything else is [`ErrorKind::UnsupportedVersion`].
+//!
+//! # Templates (NetFlow v9, IPFIX)
+//!
+//! Templates are scoped by (exporter address, protocol version, NetFlow v9 source id or
+//! IPFIX observation domain, template id) — RFC 3954 §5.1 and RFC 7011 §3.1 make the
+//! template id unique only within a source id / observation domain, and one address can
+//! send several (pmacct corpus test 102). With [`DecoderConfig::scope_includes_port`] the
+//! exporter's UDP source port is part of the scope too. A template is compiled once into a
+//! flat plan (one `(length, slot)` step per field, see `template.rs`); data records are read
+//! with bounds-checked slice reads into the output record, without allocation per record.
+//! Re-sending an identical template changes nothing; a different definition under the same
+//! id replaces the old one (RFC 7011 §8, RFC 3954 §5.2, exporter reboot). IPFIX withdrawals
+//! (field count 0) remove one template, or all data / options templates for the reserved
+//! ids 2 / 3 (RFC 7011 §8.1). Variable-length fields use the 1- or 3-byte length prefix
+//! (RFC 7011 §7); integers may use reduced-size encoding (RFC 7011 §6.2); enterprise
+//! elements carry their PEN (RFC 7011 §3.2). Unknown elements are skipped by length and
+//! kept in [`FlowRecord::unknown_fields`] only when [`DecoderConfig::keep_unknown_fields`].
+//!
+//! # Order independence and the pending buffer
+//!
+//! Sets are applied in datagram order, but a data set whose template is not yet known is
+//! deferred to the end of the datagram, so a template later in the same datagram is used
+//! (Juniper MX sends data before its template). If the template is still unknown, the set is
+//! copied into a bounded pending buffer and decoded when a later datagram brings the
+//! template ([`DecoderStats::pending_released`]), or discarded when it waited longer than
+//! [`DecoderConfig::pending_timeout_ns`] of receive time (`pending_expired`) or when the
+//! buffer is full (oldest first, `pending_dropped`). A missing template only affects its own
+//! set: the other sets of the datagram are decoded.
+//!
+//! # Sampling
+//!
+//! [`FlowRecord::sampling_rate`] is resolved, in order, from: the record itself (IE 34
+//! samplingInterval, 50 samplerRandomInterval, 305/306 samplingPacketInterval/Space,
+//! 309/310 samplingSize/Population — Huawei NetStream); options data of the same template
+//! scope keyed by the record's sampler id (IE 48 samplerId / FLOW_SAMPLER_ID, 302
+//! selectorId), falling back to the scope's rate learnt without a sampler id; the NetFlow v5
+//! header's `sampling_interval` (low 14 bits); otherwise it stays `None` and is counted in
+//! [`DecoderStats::sampling_rate_unknown`]. Bytes and packets are never multiplied here.
+//!
+//! # Options data
+//!
+//! Besides sampling rates, options records give the exporter's systemInitTimeMilliseconds
+//! (IE 160, for IPFIX IE 21/22 uptimes) and names kept per (exporter address, domain):
+//! interface names/descriptions (IE 82/83 keyed by IE 10 or the v9 Interface scope) and VRF
+//! names (IE 236 keyed by IE 234/235), see [`Decoder::interface_name`] and
+//! [`Decoder::vrf_name`].
+//!
+//! # Biflows
+//!
+//! RFC 5103 reverse counters (PEN 29305, IE 1/2/85/86) turn one record into two: the forward
+//! record and, when its reverse counters are not both zero, a reverse record with swapped
+//! addresses, ports, interfaces, AS numbers, prefix lengths and MACs.
+//!
+//! # Limits
+//!
+//! Everything an exporter controls is bounded by [`DecoderConfig`]: template scopes tracked
+//! (`max_exporters`; a new scope is refused), templates per scope, fields per template,
+//! pending sets (over all exporters) and options entries per scope
+//! (`max_templates_per_exporter * 16`). Each refusal is counted in
+//! [`DecoderStats::limit_hits`] (and, when it loses data of the datagram, reported as an
+//! error).
 
 pub mod pcap;
 pub mod record;
@@ -17,12 +84,21 @@ pub use record::{
 };
 
 mod error;
+mod ie;
+mod ipfix;
+mod netflow_v5;
+mod netflow_v9;
+mod options;
+mod pending;
+mod sets;
 mod stats;
+mod template;
 
 pub use error::{DecodeError, ErrorKind};
-pub use stats::DecoderStats;
+pub use stats::{DecoderStats, Limit};
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 /// Limits and options for a [`Decoder`]. Every limit bounds state an exporter controls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +168,13 @@ pub struct DatagramReport {
 pub struct Decoder {
     config: DecoderConfig,
     stats: DecoderStats,
+    scopes: HashMap<sets::ScopeKey, sets::Scope>,
+    names: HashMap<(IpAddr, u32), options::Names>,
+    pending: pending::Pending,
+    /// Reused per datagram: data sets waiting for a template later in the datagram.
+    deferred: Vec<(usize, usize, u16)>,
+    /// Reused per datagram: templates learnt, to release pending sets.
+    learnt: Vec<(sets::ScopeKey, u16)>,
 }
 
 impl Decoder {
@@ -99,6 +182,11 @@ impl Decoder {
         Decoder {
             config,
             stats: DecoderStats::default(),
+            scopes: HashMap::new(),
+            names: HashMap::new(),
+            pending: pending::Pending::default(),
+            deferred: Vec::new(),
+            learnt: Vec::new(),
         }
     }
 
@@ -120,14 +208,107 @@ impl Decoder {
         received_ns: u64,
         out: &mut DecodeOutput,
     ) -> DatagramReport {
-        let _ = (exporter, datagram, received_ns, out);
-        let err = DecodeError::new(ErrorKind::UnsupportedVersion, 0, "datagram header");
-        self.stats.count_error(err.kind);
-        DatagramReport {
-            protocol: None,
-            records: 0,
-            counters: 0,
-            errors: vec![err],
+        let mut report = DatagramReport::default();
+        self.stats.datagrams += 1;
+        let expired = self
+            .pending
+            .expire(received_ns, self.config.pending_timeout_ns);
+        self.stats.pending_expired += expired;
+        match datagram {
+            [0, 0, 0, 5, ..] => {
+                report.protocol = Some(FlowProtocol::SflowV5);
+                report.errors.push(DecodeError::new(
+                    ErrorKind::SflowUnsupported,
+                    0,
+                    "sflow v5 datagram header",
+                ));
+            }
+            [0, 5, ..] => {
+                report.protocol = Some(FlowProtocol::NetflowV5);
+                report.records = netflow_v5::decode(
+                    exporter,
+                    datagram,
+                    received_ns,
+                    &mut out.flows,
+                    &mut report.errors,
+                    &mut self.stats.sampling_rate_unknown,
+                );
+            }
+            [0, 9, ..] => {
+                report.protocol = Some(FlowProtocol::NetflowV9);
+                self.decode_v9(exporter, datagram, received_ns, out, &mut report);
+                self.release_pending(out, &mut report);
+            }
+            [0, 10, ..] => {
+                report.protocol = Some(FlowProtocol::Ipfix);
+                self.decode_ipfix(exporter, datagram, received_ns, out, &mut report);
+                self.release_pending(out, &mut report);
+            }
+            _ => {
+                let kind = if datagram.len() < 2 {
+                    ErrorKind::Truncated
+                } else {
+                    ErrorKind::UnsupportedVersion
+                };
+                report
+                    .errors
+                    .push(DecodeError::new(kind, 0, "datagram header"));
+            }
         }
+        if let Some(p) = report.protocol {
+            *self
+                .stats
+                .datagrams_by_protocol
+                .entry(p.as_str())
+                .or_default() += 1;
+            *self.stats.records.entry(p.as_str()).or_default() += report.records as u64;
+        }
+        for e in &report.errors {
+            self.stats.count_error(e.kind);
+        }
+        report
+    }
+
+    /// The interface name (IE 82 interfaceName) `exporter` announced in options data for
+    /// `if_index` in observation domain / source id `domain`.
+    pub fn interface_name(&self, exporter: IpAddr, domain: u32, if_index: u32) -> Option<&str> {
+        self.names
+            .get(&(exporter, domain))?
+            .if_names
+            .get(&if_index)
+            .map(|s| &**s)
+    }
+
+    /// The interface description (IE 83 interfaceDescription) for `if_index`.
+    pub fn interface_description(
+        &self,
+        exporter: IpAddr,
+        domain: u32,
+        if_index: u32,
+    ) -> Option<&str> {
+        self.names
+            .get(&(exporter, domain))?
+            .if_descriptions
+            .get(&if_index)
+            .map(|s| &**s)
+    }
+
+    /// The VRF name (IE 236 VRFname) announced for `vrf_id` (IE 234/235).
+    pub fn vrf_name(&self, exporter: IpAddr, domain: u32, vrf_id: u32) -> Option<&str> {
+        self.names
+            .get(&(exporter, domain))?
+            .vrf_names
+            .get(&vrf_id)
+            .map(|s| &**s)
+    }
+
+    /// Templates currently known, over all exporters.
+    pub fn template_count(&self) -> usize {
+        self.scopes.values().map(|s| s.templates.len()).sum()
+    }
+
+    /// Data sets currently held waiting for their template.
+    pub fn pending_sets(&self) -> usize {
+        self.pending.len()
     }
 }

@@ -4,12 +4,76 @@ use std::collections::BTreeMap;
 
 use crate::{ErrorKind, FlowProtocol};
 
+/// A bound on exporter-controlled state (see [`crate::DecoderConfig`]). Closed set: used as a
+/// metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `max_exporters`: a new template scope was refused.
+    Exporters,
+    /// `max_templates_per_exporter`: a new template was refused.
+    TemplatesPerExporter,
+    /// `max_fields_per_template`: a template was refused.
+    FieldsPerTemplate,
+    /// `max_pending_sets`: the oldest pending data set was dropped to make room.
+    PendingSets,
+    /// Options-derived entries (sampler rates, interface and VRF names) per exporter scope: a
+    /// new entry was refused. The bound is `max_templates_per_exporter * 16`.
+    OptionsEntries,
+}
+
+impl Limit {
+    /// Every limit, for pre-registering counters.
+    pub const ALL: &'static [Limit] = &[
+        Limit::Exporters,
+        Limit::TemplatesPerExporter,
+        Limit::FieldsPerTemplate,
+        Limit::PendingSets,
+        Limit::OptionsEntries,
+    ];
+
+    /// Stable snake_case name, used as the `limit` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Limit::Exporters => "exporters",
+            Limit::TemplatesPerExporter => "templates_per_exporter",
+            Limit::FieldsPerTemplate => "fields_per_template",
+            Limit::PendingSets => "pending_sets",
+            Limit::OptionsEntries => "options_entries",
+        }
+    }
+}
+
 /// Counters a [`crate::Decoder`] keeps since it was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecoderStats {
+    /// Datagrams passed to [`crate::Decoder::decode`].
     pub datagrams: u64,
+    /// Datagrams per detected protocol ([`FlowProtocol::as_str`]); unrecognised ones are only
+    /// in `datagrams` and `errors`.
+    pub datagrams_by_protocol: BTreeMap<&'static str, u64>,
+    /// Errors by reason (each [`crate::DecodeError`] reported once).
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Flow records produced per protocol ([`FlowProtocol::as_str`]).
     pub records: BTreeMap<&'static str, u64>,
+    /// Options data records applied (sampling rates, interface/VRF names).
+    pub options_records: u64,
+    /// Templates and options templates learnt (including replacements of an existing id).
+    pub templates_learnt: u64,
+    /// Templates removed by an IPFIX withdrawal (RFC 7011 §8.1), one per template removed.
+    pub templates_withdrawn: u64,
+    /// Data sets put in the pending buffer to wait for their template.
+    pub pending_held: u64,
+    /// Pending data sets decoded once their template arrived.
+    pub pending_released: u64,
+    /// Pending data sets discarded because their template did not arrive in time.
+    pub pending_expired: u64,
+    /// Pending data sets discarded because the buffer was full (oldest first).
+    pub pending_dropped: u64,
+    /// Times each limit refused something.
+    pub limit_hits: BTreeMap<Limit, u64>,
+    /// Flow records whose sampling rate could not be resolved.
+    pub sampling_rate_unknown: u64,
 }
 
 impl DecoderStats {
@@ -17,8 +81,35 @@ impl DecoderStats {
         *self.errors.entry(kind).or_default() += 1;
     }
 
+    pub(crate) fn count_limit(&mut self, limit: Limit) {
+        *self.limit_hits.entry(limit).or_default() += 1;
+    }
+
     /// Records decoded for `protocol`.
     pub fn records_for(&self, protocol: FlowProtocol) -> u64 {
         self.records.get(protocol.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Datagrams detected as `protocol`.
+    pub fn datagrams_for(&self, protocol: FlowProtocol) -> u64 {
+        self.datagrams_by_protocol
+            .get(protocol.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Errors counted for `kind`.
+    pub fn errors_for(&self, kind: ErrorKind) -> u64 {
+        self.errors.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Times `limit` was hit.
+    pub fn limit_hits_for(&self, limit: Limit) -> u64 {
+        self.limit_hits.get(&limit).copied().unwrap_or(0)
+    }
+
+    /// Total errors over all reasons.
+    pub fn total_errors(&self) -> u64 {
+        self.errors.values().sum()
     }
 }

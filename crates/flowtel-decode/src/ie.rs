@@ -1,0 +1,187 @@
+//! Information element -> [`FlowRecord`](crate::FlowRecord) slot table.
+//!
+//! NetFlow v9 field types 1..=127 (RFC 3954 §8) are the same numbers as the IANA IPFIX
+//! information elements (RFC 7012 and the IANA "IPFIX Information Elements" registry), so one
+//! table serves both. A field whose length does not fit the slot (say, a 3-byte IPv4 address)
+//! maps to [`Slot::Unknown`] and is skipped by length like any unknown element.
+
+/// PEN of the RFC 5103 reverse information elements.
+pub(crate) const REVERSE_PEN: u32 = 29305;
+
+/// What the compiled plan does with one field's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Not mapped: skipped by length (kept as a raw field when configured).
+    Unknown,
+    /// Explicitly ignored (padding, RFC 7011 IE 210 `paddingOctets`).
+    Ignore,
+    Octets,
+    Packets,
+    OctetsTotal,
+    PacketsTotal,
+    PostOctets,
+    PostPackets,
+    ReverseOctets,
+    ReversePackets,
+    Protocol,
+    Tos,
+    TcpFlags,
+    SrcPort,
+    DstPort,
+    SrcV4,
+    DstV4,
+    SrcV6,
+    DstV6,
+    SrcMask,
+    DstMask,
+    InIf,
+    OutIf,
+    NextHopV4,
+    NextHopV6,
+    BgpNextHopV4,
+    BgpNextHopV6,
+    SrcAs,
+    DstAs,
+    EndSysUpMs,
+    StartSysUpMs,
+    StartSecs,
+    EndSecs,
+    StartMillis,
+    EndMillis,
+    StartNtp,
+    EndNtp,
+    StartDeltaMicros,
+    EndDeltaMicros,
+    SysInitMillis,
+    SrcMac,
+    DstMac,
+    PostSrcMac,
+    PostDstMac,
+    Vlan,
+    PostVlan,
+    Dot1qVlan,
+    MplsTopLabel,
+    IcmpTypeCode,
+    IcmpType,
+    IcmpCode,
+    Direction,
+    SamplerId,
+    SamplingInterval,
+    SamplerRandomInterval,
+    SamplingPacketInterval,
+    SamplingPacketSpace,
+    SamplingSize,
+    SamplingPopulation,
+    InterfaceName,
+    InterfaceDescription,
+    IngressVrfId,
+    EgressVrfId,
+    VrfName,
+}
+
+/// The slot for IANA element `id` (or enterprise element `(enterprise, id)`) of `len` bytes;
+/// `len == VARLEN` means variable length (RFC 7011 §7).
+pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
+    use Slot::*;
+    let int = (1..=8).contains(&len);
+    let small = |max: u16| (1..=max).contains(&len);
+    if enterprise == REVERSE_PEN {
+        // RFC 5103 §6.1: reverse IEs are the forward IE numbers under PEN 29305.
+        return match id {
+            1 | 85 if int => ReverseOctets,
+            2 | 86 if int => ReversePackets,
+            _ => Unknown,
+        };
+    }
+    if enterprise != 0 {
+        return Unknown;
+    }
+    match id {
+        1 if int => Octets,
+        2 if int => Packets,
+        85 if int => OctetsTotal,
+        86 if int => PacketsTotal,
+        23 | 171 if int => PostOctets,
+        24 | 172 if int => PostPackets,
+        4 if len == 1 => Protocol,
+        5 if len == 1 => Tos,
+        6 if small(2) => TcpFlags,
+        7 if small(2) => SrcPort,
+        11 if small(2) => DstPort,
+        8 if len == 4 => SrcV4,
+        12 if len == 4 => DstV4,
+        27 if len == 16 => SrcV6,
+        28 if len == 16 => DstV6,
+        9 | 29 if len == 1 => SrcMask,
+        13 | 30 if len == 1 => DstMask,
+        10 if small(4) => InIf,
+        14 if small(4) => OutIf,
+        15 if len == 4 => NextHopV4,
+        62 if len == 16 => NextHopV6,
+        18 if len == 4 => BgpNextHopV4,
+        63 if len == 16 => BgpNextHopV6,
+        16 if small(4) => SrcAs,
+        17 if small(4) => DstAs,
+        21 if small(4) => EndSysUpMs,
+        22 if small(4) => StartSysUpMs,
+        150 if small(4) => StartSecs,
+        151 if small(4) => EndSecs,
+        152 if int => StartMillis,
+        153 if int => EndMillis,
+        154 | 156 if len == 8 => StartNtp,
+        155 | 157 if len == 8 => EndNtp,
+        158 if small(4) => StartDeltaMicros,
+        159 if small(4) => EndDeltaMicros,
+        160 if int => SysInitMillis,
+        56 if len == 6 => SrcMac,
+        80 if len == 6 => DstMac,
+        81 if len == 6 => PostSrcMac,
+        57 if len == 6 => PostDstMac,
+        58 if small(2) => Vlan,
+        59 if small(2) => PostVlan,
+        243 if small(2) => Dot1qVlan,
+        70 if len == 3 => MplsTopLabel,
+        32 | 139 if len == 2 => IcmpTypeCode,
+        176 | 178 if len == 1 => IcmpType,
+        177 | 179 if len == 1 => IcmpCode,
+        61 if len == 1 => Direction,
+        48 | 302 if int => SamplerId,
+        34 if small(4) => SamplingInterval,
+        50 if small(4) => SamplerRandomInterval,
+        305 if small(4) => SamplingPacketInterval,
+        306 if small(4) => SamplingPacketSpace,
+        309 if small(4) => SamplingSize,
+        310 if small(4) => SamplingPopulation,
+        82 => InterfaceName,
+        83 => InterfaceDescription,
+        234 if small(4) => IngressVrfId,
+        235 if small(4) => EgressVrfId,
+        236 => VrfName,
+        210 => Ignore,
+        _ => Unknown,
+    }
+}
+
+/// Slot for a NetFlow v9 options scope field (RFC 3954 §6.1: 1 System, 2 Interface,
+/// 3 Line Card, 4 Cache, 5 Template). Only the interface scope carries something we key on.
+pub(crate) fn v9_scope_slot(scope_type: u16, len: u16) -> Slot {
+    match scope_type {
+        2 if (1..=4).contains(&len) => Slot::InIf,
+        _ => Slot::Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_outside_the_slot_fall_back_to_unknown() {
+        assert_eq!(slot(0, 8, 4), Slot::SrcV4);
+        assert_eq!(slot(0, 8, 3), Slot::Unknown);
+        assert_eq!(slot(0, 1, 9), Slot::Unknown);
+        assert_eq!(slot(0, 1, 3), Slot::Octets);
+        assert_eq!(slot(REVERSE_PEN, 1, 8), Slot::ReverseOctets);
+        assert_eq!(slot(2636, 1, 8), Slot::Unknown);
+    }
+}

@@ -1,0 +1,108 @@
+//! State learnt from options data: sampling rates per sampler, the exporter's system init
+//! time, and interface / VRF names.
+//!
+//! Sampling rates are kept per template scope (exporter, version, domain) and sampler id:
+//! RFC 7011 §4.1/§4.2-style options records carry a rate (IE 34 samplingInterval, 50
+//! samplerRandomInterval, 305/306 samplingPacketInterval/Space, 309/310 samplingSize/
+//! Population) with an optional sampler id (IE 48 samplerId, 302 selectorId; NetFlow v9
+//! FLOW_SAMPLER_ID 48). A record without a sampler id sets the scope's default rate.
+//! Names are kept per (exporter address, domain) for enrichment: IE 82 interfaceName and 83
+//! interfaceDescription keyed by IE 10 ingressInterface (or the v9 Interface scope), IE 236
+//! VRFname keyed by IE 234 ingressVRFID (or 235 egressVRFID).
+
+use std::collections::HashMap;
+
+use crate::template::Scratch;
+
+/// Options state of one template scope.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeOptions {
+    /// Sampler id (None: the scope default) -> 1-in-N rate.
+    pub sampling: HashMap<Option<u64>, u32>,
+    /// systemInitTimeMilliseconds (IE 160), for IPFIX IE 21/22 relative times.
+    pub sys_init_ms: Option<u64>,
+}
+
+impl ScopeOptions {
+    /// The rate for a data record's sampler id: exact match first, then the scope default.
+    pub(crate) fn rate_for(&self, sampler_id: Option<u64>) -> Option<u32> {
+        if self.sampling.is_empty() {
+            return None;
+        }
+        self.sampling
+            .get(&sampler_id)
+            .copied()
+            .or_else(|| sampler_id.and_then(|_| self.sampling.get(&None).copied()))
+    }
+}
+
+/// Interface and VRF names of one (exporter address, domain).
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    pub if_names: HashMap<u32, Box<str>>,
+    pub if_descriptions: HashMap<u32, Box<str>>,
+    pub vrf_names: HashMap<u32, Box<str>>,
+}
+
+impl Names {
+    pub(crate) fn len(&self) -> usize {
+        self.if_names.len() + self.if_descriptions.len() + self.vrf_names.len()
+    }
+}
+
+/// Options strings are often NUL padded to a fixed length; keep the text before the padding.
+pub(crate) fn text(v: &[u8]) -> Box<str> {
+    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+    let s = v.get(..end).unwrap_or_default();
+    String::from_utf8_lossy(s).trim_end().into()
+}
+
+/// Insert `value` under `key` unless that would grow `map` past `room` entries. Returns
+/// false when refused.
+fn bounded_insert<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    room: bool,
+) -> bool {
+    if room || map.contains_key(&key) {
+        map.insert(key, value);
+        true
+    } else {
+        false
+    }
+}
+
+/// Apply one options data record. `if_index` is the record's interface (IE 10 or the v9
+/// Interface scope). Returns false when an entry was refused by `max_entries`.
+pub(crate) fn apply(
+    scope: &mut ScopeOptions,
+    names: &mut Names,
+    s: &Scratch<'_>,
+    if_index: Option<u32>,
+    max_entries: usize,
+) -> bool {
+    let mut ok = true;
+    if let Some(rate) = s.sampling_rate() {
+        let room = scope.sampling.len() < max_entries;
+        ok &= bounded_insert(&mut scope.sampling, s.sampler_id, rate, room);
+    }
+    if s.sys_init_ms.is_some() {
+        scope.sys_init_ms = s.sys_init_ms;
+    }
+    if let Some(idx) = if_index {
+        if let Some(name) = s.if_name {
+            let room = names.len() < max_entries;
+            ok &= bounded_insert(&mut names.if_names, idx, text(name), room);
+        }
+        if let Some(desc) = s.if_description {
+            let room = names.len() < max_entries;
+            ok &= bounded_insert(&mut names.if_descriptions, idx, text(desc), room);
+        }
+    }
+    if let (Some(vrf), Some(name)) = (s.ingress_vrf.or(s.egress_vrf), s.vrf_name) {
+        let room = names.len() < max_entries;
+        ok &= bounded_insert(&mut names.vrf_names, vrf, text(name), room);
+    }
+    ok
+}

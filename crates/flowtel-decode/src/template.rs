@@ -1,0 +1,395 @@
+//! Templates compiled into flat decode plans, and the data-record reader that runs them.
+//!
+//! A template (NetFlow v9 RFC 3954 §5.2, IPFIX RFC 7011 §3.4.1) is compiled once into a
+//! [`Template`]: one [`Op`] per field holding its length and the [`Slot`] it fills. Reading a
+//! data record is then a loop of bounds-checked slice reads into a stack [`Scratch`] and the
+//! output [`FlowRecord`]; nothing is allocated per record unless unknown fields are kept.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::ie::{self, Slot};
+use crate::record::{FlowDirection, FlowRecord, RawField};
+
+/// Field length meaning "variable length" (RFC 7011 §7).
+pub(crate) const VARLEN: u16 = 0xFFFF;
+
+/// One field specifier as it appeared on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSpec {
+    /// Private Enterprise Number; 0 for IANA elements and NetFlow v9.
+    pub enterprise: u32,
+    pub id: u16,
+    pub len: u16,
+    /// NetFlow v9 options scope field (its `id` is a scope type, not an element id).
+    pub v9_scope: bool,
+}
+
+/// One step of a compiled plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub len: u16,
+    pub slot: Slot,
+    pub enterprise: u32,
+    pub id: u16,
+}
+
+/// A compiled template or options template.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Template {
+    pub options: bool,
+    pub fields: Box<[FieldSpec]>,
+    pub ops: Box<[Op]>,
+    /// Smallest possible record: fixed lengths plus one byte per variable-length field.
+    /// Always at least 1, so a data set loop always advances.
+    pub min_len: usize,
+}
+
+impl Template {
+    /// Compile `fields`; `None` when no record could be read with it (zero minimum length).
+    pub(crate) fn compile(options: bool, fields: Vec<FieldSpec>) -> Option<Template> {
+        let mut min_len = 0usize;
+        let ops: Box<[Op]> = fields
+            .iter()
+            .map(|f| {
+                min_len += if f.len == VARLEN {
+                    1
+                } else {
+                    usize::from(f.len)
+                };
+                let slot = if f.v9_scope {
+                    ie::v9_scope_slot(f.id, f.len)
+                } else {
+                    ie::slot(f.enterprise, f.id, f.len)
+                };
+                Op {
+                    len: f.len,
+                    slot,
+                    enterprise: f.enterprise,
+                    id: f.id,
+                }
+            })
+            .collect();
+        (min_len > 0).then(|| Template {
+            options,
+            fields: fields.into_boxed_slice(),
+            ops,
+            min_len,
+        })
+    }
+}
+
+/// Values a record carries that are not final [`FlowRecord`] fields: counters with
+/// precedence, times needing the header, sampling and options-data values.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Scratch<'a> {
+    pub octets: Option<u64>,
+    pub packets: Option<u64>,
+    pub octets_total: Option<u64>,
+    pub packets_total: Option<u64>,
+    pub post_octets: Option<u64>,
+    pub post_packets: Option<u64>,
+    pub rev_octets: Option<u64>,
+    pub rev_packets: Option<u64>,
+    pub start_sysup_ms: Option<u32>,
+    pub end_sysup_ms: Option<u32>,
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    pub start_delta_us: Option<u64>,
+    pub end_delta_us: Option<u64>,
+    pub sys_init_ms: Option<u64>,
+    pub post_src_mac: Option<[u8; 6]>,
+    pub post_dst_mac: Option<[u8; 6]>,
+    pub post_vlan: Option<u16>,
+    pub dot1q_vlan: Option<u16>,
+    pub sampler_id: Option<u64>,
+    pub sampling_interval: Option<u64>,
+    pub random_interval: Option<u64>,
+    pub packet_interval: Option<u64>,
+    pub packet_space: Option<u64>,
+    pub sampling_size: Option<u64>,
+    pub sampling_population: Option<u64>,
+    pub if_name: Option<&'a [u8]>,
+    pub if_description: Option<&'a [u8]>,
+    pub ingress_vrf: Option<u32>,
+    pub egress_vrf: Option<u32>,
+    pub vrf_name: Option<&'a [u8]>,
+}
+
+impl Scratch<'_> {
+    /// A 1-in-N rate carried by the record itself, in order of preference: samplingInterval
+    /// (IE 34), samplerRandomInterval (IE 50), samplingPacketInterval/Space (IE 305/306,
+    /// rate = (interval + space) / interval), samplingSize/Population (IE 309/310).
+    pub(crate) fn sampling_rate(&self) -> Option<u32> {
+        let nonzero = |v: Option<u64>| v.filter(|&r| r > 0);
+        let rate = nonzero(self.sampling_interval)
+            .or(nonzero(self.random_interval))
+            .or_else(|| {
+                let interval = nonzero(self.packet_interval)?;
+                let space = self.packet_space.unwrap_or(0);
+                Some(interval.saturating_add(space) / interval)
+            })
+            .or_else(|| {
+                let size = nonzero(self.sampling_size)?;
+                Some(nonzero(self.sampling_population)? / size)
+            })?;
+        u32::try_from(rate).ok().filter(|&r| r > 0)
+    }
+}
+
+/// A data record could not be read (it runs past the end of its set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTruncated;
+
+/// Big-endian unsigned integer of 1..=8 bytes (reduced-size encoding, RFC 7011 §6.2).
+#[inline]
+pub(crate) fn uint(v: &[u8]) -> u64 {
+    if let Ok(a) = <[u8; 4]>::try_from(v) {
+        return u64::from(u32::from_be_bytes(a));
+    }
+    if let Ok(a) = <[u8; 2]>::try_from(v) {
+        return u64::from(u16::from_be_bytes(a));
+    }
+    if let Ok(a) = <[u8; 8]>::try_from(v) {
+        return u64::from_be_bytes(a);
+    }
+    v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+#[inline]
+fn u32_of(v: &[u8]) -> u32 {
+    uint(v) as u32
+}
+
+#[inline]
+fn u16_of(v: &[u8]) -> u16 {
+    uint(v) as u16
+}
+
+fn mac(v: &[u8]) -> Option<[u8; 6]> {
+    <[u8; 6]>::try_from(v).ok()
+}
+
+fn v4(v: &[u8]) -> Option<IpAddr> {
+    <[u8; 4]>::try_from(v)
+        .ok()
+        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+}
+
+fn v6(v: &[u8]) -> Option<IpAddr> {
+    <[u8; 16]>::try_from(v)
+        .ok()
+        .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+}
+
+/// Seconds between the NTP era 0 epoch (1900) and the Unix epoch.
+const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
+
+/// RFC 7011 §6.1.9/§6.1.10: dateTimeMicroseconds/Nanoseconds use the NTP 64-bit timestamp
+/// format (RFC 5905 §6), seconds since 1900 plus a 32-bit binary fraction.
+fn ntp_to_unix_ns(v: &[u8]) -> Option<u64> {
+    let raw = uint(v);
+    let secs = (raw >> 32).checked_sub(NTP_UNIX_OFFSET_SECS)?;
+    let frac_ns = ((raw & 0xFFFF_FFFF) * 1_000_000_000) >> 32;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(frac_ns))
+}
+
+/// Read one data record at the start of `data` with `template` into `rec` and `scratch`.
+/// Returns the bytes consumed.
+#[inline]
+pub(crate) fn read_record<'a>(
+    template: &Template,
+    data: &'a [u8],
+    rec: &mut FlowRecord,
+    scratch: &mut Scratch<'a>,
+    keep_unknown: bool,
+) -> Result<usize, RecordTruncated> {
+    let mut pos = 0usize;
+    for op in template.ops.iter() {
+        let len = if op.len == VARLEN {
+            // RFC 7011 §7: one length byte, or 255 followed by a two-byte length.
+            let first = *data.get(pos).ok_or(RecordTruncated)?;
+            if first < 255 {
+                pos += 1;
+                usize::from(first)
+            } else {
+                let b = data.get(pos + 1..pos + 3).ok_or(RecordTruncated)?;
+                pos += 3;
+                usize::from(u16_of(b))
+            }
+        } else {
+            usize::from(op.len)
+        };
+        let v = data.get(pos..pos + len).ok_or(RecordTruncated)?;
+        pos += len;
+        apply(op, v, rec, scratch, keep_unknown);
+    }
+    Ok(pos)
+}
+
+#[inline]
+fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, keep_unknown: bool) {
+    match op.slot {
+        Slot::Unknown => {
+            if keep_unknown {
+                rec.unknown_fields.push(RawField {
+                    enterprise: op.enterprise,
+                    id: op.id,
+                    value: v.to_vec(),
+                });
+            }
+        }
+        Slot::Ignore => {}
+        Slot::Octets => s.octets = Some(uint(v)),
+        Slot::Packets => s.packets = Some(uint(v)),
+        Slot::OctetsTotal => s.octets_total = Some(uint(v)),
+        Slot::PacketsTotal => s.packets_total = Some(uint(v)),
+        Slot::PostOctets => s.post_octets = Some(uint(v)),
+        Slot::PostPackets => s.post_packets = Some(uint(v)),
+        Slot::ReverseOctets => s.rev_octets = Some(uint(v)),
+        Slot::ReversePackets => s.rev_packets = Some(uint(v)),
+        Slot::Protocol => rec.ip_protocol = uint(v) as u8,
+        Slot::Tos => rec.tos = uint(v) as u8,
+        Slot::TcpFlags => rec.tcp_flags = u16_of(v),
+        Slot::SrcPort => rec.src_port = u16_of(v),
+        Slot::DstPort => rec.dst_port = u16_of(v),
+        Slot::SrcV4 => rec.src_addr = v4(v),
+        Slot::DstV4 => rec.dst_addr = v4(v),
+        Slot::SrcV6 => rec.src_addr = v6(v),
+        Slot::DstV6 => rec.dst_addr = v6(v),
+        Slot::SrcMask => rec.src_prefix_len = Some(uint(v) as u8),
+        Slot::DstMask => rec.dst_prefix_len = Some(uint(v) as u8),
+        Slot::InIf => rec.in_if = Some(u32_of(v)),
+        Slot::OutIf => rec.out_if = Some(u32_of(v)),
+        Slot::NextHopV4 => rec.next_hop = v4(v),
+        Slot::NextHopV6 => rec.next_hop = v6(v),
+        Slot::BgpNextHopV4 => rec.bgp_next_hop = v4(v),
+        Slot::BgpNextHopV6 => rec.bgp_next_hop = v6(v),
+        Slot::SrcAs => rec.src_as = Some(u32_of(v)),
+        Slot::DstAs => rec.dst_as = Some(u32_of(v)),
+        Slot::EndSysUpMs => s.end_sysup_ms = Some(u32_of(v)),
+        Slot::StartSysUpMs => s.start_sysup_ms = Some(u32_of(v)),
+        Slot::StartSecs => s.start_ns = Some(uint(v).saturating_mul(1_000_000_000)),
+        Slot::EndSecs => s.end_ns = Some(uint(v).saturating_mul(1_000_000_000)),
+        Slot::StartMillis => s.start_ns = Some(uint(v).saturating_mul(1_000_000)),
+        Slot::EndMillis => s.end_ns = Some(uint(v).saturating_mul(1_000_000)),
+        Slot::StartNtp => s.start_ns = ntp_to_unix_ns(v),
+        Slot::EndNtp => s.end_ns = ntp_to_unix_ns(v),
+        Slot::StartDeltaMicros => s.start_delta_us = Some(uint(v)),
+        Slot::EndDeltaMicros => s.end_delta_us = Some(uint(v)),
+        Slot::SysInitMillis => s.sys_init_ms = Some(uint(v)),
+        Slot::SrcMac => rec.src_mac = mac(v),
+        Slot::DstMac => rec.dst_mac = mac(v),
+        Slot::PostSrcMac => s.post_src_mac = mac(v),
+        Slot::PostDstMac => s.post_dst_mac = mac(v),
+        Slot::Vlan => rec.vlan = Some(u16_of(v) & 0x0FFF),
+        Slot::PostVlan => s.post_vlan = Some(u16_of(v) & 0x0FFF),
+        Slot::Dot1qVlan => s.dot1q_vlan = Some(u16_of(v) & 0x0FFF),
+        Slot::MplsTopLabel => rec.mpls_top_label = Some(u32_of(v) >> 4),
+        Slot::IcmpTypeCode => {
+            let tc = u16_of(v);
+            rec.icmp_type = Some((tc >> 8) as u8);
+            rec.icmp_code = Some(tc as u8);
+        }
+        Slot::IcmpType => rec.icmp_type = Some(uint(v) as u8),
+        Slot::IcmpCode => rec.icmp_code = Some(uint(v) as u8),
+        Slot::Direction => {
+            // IE 61 flowDirection: 0 ingress, 1 egress.
+            rec.direction = match uint(v) {
+                0 => Some(FlowDirection::Ingress),
+                1 => Some(FlowDirection::Egress),
+                _ => None,
+            }
+        }
+        Slot::SamplerId => s.sampler_id = Some(uint(v)),
+        Slot::SamplingInterval => s.sampling_interval = Some(uint(v)),
+        Slot::SamplerRandomInterval => s.random_interval = Some(uint(v)),
+        Slot::SamplingPacketInterval => s.packet_interval = Some(uint(v)),
+        Slot::SamplingPacketSpace => s.packet_space = Some(uint(v)),
+        Slot::SamplingSize => s.sampling_size = Some(uint(v)),
+        Slot::SamplingPopulation => s.sampling_population = Some(uint(v)),
+        Slot::InterfaceName => s.if_name = Some(v),
+        Slot::InterfaceDescription => s.if_description = Some(v),
+        Slot::IngressVrfId => s.ingress_vrf = Some(u32_of(v)),
+        Slot::EgressVrfId => s.egress_vrf = Some(u32_of(v)),
+        Slot::VrfName => s.vrf_name = Some(v),
+    }
+}
+
+/// Header times a data record's relative times are resolved against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeBase {
+    /// Export time of the message in Unix nanoseconds (v9 unix_secs, IPFIX Export Time).
+    pub export_ns: u64,
+    /// NetFlow v9 header sysUpTime in milliseconds (RFC 3954 §5.1); `None` for IPFIX.
+    pub sys_uptime_ms: Option<u32>,
+    /// systemInitTimeMilliseconds (IE 160) learnt from options data for this scope.
+    pub sys_init_ms: Option<u64>,
+}
+
+/// Fill the record fields that depend on several values: counters by precedence, times,
+/// post-NAT/post-VLAN fallbacks.
+pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
+    rec.bytes = s.octets.or(s.octets_total).or(s.post_octets).unwrap_or(0);
+    rec.packets = s
+        .packets
+        .or(s.packets_total)
+        .or(s.post_packets)
+        .unwrap_or(0);
+    if rec.vlan.is_none() {
+        rec.vlan = s.dot1q_vlan.or(s.post_vlan);
+    }
+    if rec.src_mac.is_none() {
+        rec.src_mac = s.post_src_mac;
+    }
+    if rec.dst_mac.is_none() {
+        rec.dst_mac = s.post_dst_mac;
+    }
+    rec.sampler_id = s.sampler_id;
+    let sysup = |t: u32| -> Option<u64> {
+        if let Some(up) = base.sys_uptime_ms {
+            // RFC 3954 §8 FIRST_SWITCHED/LAST_SWITCHED: sysUpTime in ms of the exporter.
+            let ago_ms = u64::from(up.wrapping_sub(t));
+            Some(base.export_ns.saturating_sub(ago_ms * 1_000_000))
+        } else {
+            // IPFIX IE 21/22 are relative to systemInitTimeMilliseconds (IE 160).
+            let init = s.sys_init_ms.or(base.sys_init_ms)?;
+            Some(init.saturating_add(u64::from(t)).saturating_mul(1_000_000))
+        }
+    };
+    rec.flow_start_ns = s
+        .start_ns
+        .or_else(|| s.start_sysup_ms.and_then(sysup))
+        .or_else(|| {
+            s.start_delta_us
+                .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
+        });
+    rec.flow_end_ns = s
+        .end_ns
+        .or_else(|| s.end_sysup_ms.and_then(sysup))
+        .or_else(|| {
+            s.end_delta_us
+                .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
+        });
+}
+
+/// The RFC 5103 reverse direction of a biflow record, when it carries reverse counters
+/// that are not both zero.
+pub(crate) fn reverse(rec: &FlowRecord, s: &Scratch<'_>) -> Option<FlowRecord> {
+    let bytes = s.rev_octets.unwrap_or(0);
+    let packets = s.rev_packets.unwrap_or(0);
+    if bytes == 0 && packets == 0 {
+        return None;
+    }
+    let mut r = rec.clone();
+    r.bytes = bytes;
+    r.packets = packets;
+    std::mem::swap(&mut r.src_addr, &mut r.dst_addr);
+    std::mem::swap(&mut r.src_port, &mut r.dst_port);
+    std::mem::swap(&mut r.in_if, &mut r.out_if);
+    std::mem::swap(&mut r.src_as, &mut r.dst_as);
+    std::mem::swap(&mut r.src_prefix_len, &mut r.dst_prefix_len);
+    std::mem::swap(&mut r.src_mac, &mut r.dst_mac);
+    r.tcp_flags = 0;
+    r.direction = None;
+    Some(r)
+}
