@@ -57,7 +57,7 @@ const IPPROTO_UDP: u8 = 17;
 #[non_exhaustive]
 pub enum PcapError {
     /// The capture file could not be opened.
-    #[error("cannot open capture: {0}")]
+    #[error("cannot open capture")]
     Open(#[source] io::Error),
     /// The input is empty.
     #[error("capture is empty")]

@@ -1,36 +1,31 @@
-//! The `flowtel` binary.
+//! The `flowtel` binary: one subcommand per module, dispatched from here; the clap types are
+//! in [`cli`].
+//!
+//! - `flowtel decode FILE` ([`decode_cmd`]): print what the exporters in a capture send.
+//! - `flowtel check-config` ([`config`], [`ktranslate`]): print the effective configuration.
 
+mod cli;
 mod config;
+mod decode_cmd;
 mod ktranslate;
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "flowtel",
-    version,
-    about = "NetFlow v5/v9, IPFIX and sFlow v5 to OpenTelemetry metrics"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowtel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Validate a configuration file and print the effective configuration (file, then the
-    /// OTEL_* environment, then any flags given here) as YAML.
-    CheckConfig {
-        /// The YAML configuration file.
-        file: Option<PathBuf>,
-        #[command(flatten)]
-        run: config::RunArgs,
-    },
-}
-
-fn main() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().collect();
     // `flowtel check-config <ktranslate flags>` shows what a ktranslate command line becomes.
     if args.get(1).map(String::as_str) == Some("check-config")
@@ -46,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Decode(args) => decode_cmd::run(&args),
         Command::CheckConfig { file, mut run } => {
             if file.is_some() {
                 run.config = file;

@@ -1,0 +1,58 @@
+//! Command-line types (clap derive). Each subcommand's arguments live here; its code lives in
+//! its own module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowtel",
+    version,
+    about = "NetFlow v5/v9, IPFIX and sFlow v5 to OpenTelemetry metrics"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode the flow exports in a pcap/pcapng capture and print every record.
+    Decode(DecodeArgs),
+    /// Validate a configuration file and print the effective configuration (file, then the
+    /// OTEL_* environment, then any flags given here) as YAML.
+    CheckConfig {
+        /// The YAML configuration file.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        run: config::RunArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Capture file (pcap or pcapng) holding NetFlow v5/v9, IPFIX or sFlow v5 datagrams.
+    pub file: PathBuf,
+    /// Output format on stdout; a summary always goes to stderr.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+    /// Decode only UDP datagrams sent to this port (repeatable); default: every datagram.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Scope templates by exporter address and source port, not the address alone.
+    #[arg(long)]
+    pub scope_includes_port: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per record (flows and sFlow counters), one per line.
+    Json,
+    /// One block per datagram, one aligned line per record, for reading.
+    Text,
+}

@@ -1,0 +1,525 @@
+//! `flowtel decode FILE`: decode every UDP datagram of a capture and print its records.
+//!
+//! Each datagram is decoded with its sender as the exporter, by one [`Decoder`] for the whole
+//! capture (so templates learnt early decode data later), with unknown fields kept. Records go
+//! to stdout as JSON lines or as readable text; a summary goes to stderr. The exit status is 0
+//! whenever the capture could be opened: decode errors are part of the output, not failures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use flowtel_decode::pcap::{CaptureReader, CaptureStats, CapturedDatagram};
+use flowtel_decode::{
+    CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, FlowRecord,
+};
+use serde_json::Value;
+
+use crate::cli::{DecodeArgs, OutputFormat};
+
+pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
+    let mut reader = CaptureReader::open(&args.file)
+        .with_context(|| format!("cannot read capture {}", args.file.display()))?;
+    let mut decoder = Decoder::new(DecoderConfig {
+        keep_unknown_fields: true,
+        scope_includes_port: args.scope_includes_port,
+        ..DecoderConfig::default()
+    });
+    let mut stdout = BufWriter::new(io::stdout().lock());
+    let mut summary = Summary::default();
+    let mut output = DecodeOutput::default();
+    let mut capture_error = None;
+    let mut stdout_closed = false;
+
+    for item in reader.by_ref() {
+        let datagram = match item {
+            Ok(datagram) => datagram,
+            Err(e) => {
+                capture_error = Some(e);
+                break;
+            }
+        };
+        if !args.ports.is_empty() && !args.ports.contains(&datagram.dst.port()) {
+            summary.filtered += 1;
+            continue;
+        }
+        output.clear();
+        let report = decoder.decode(
+            datagram.src,
+            &datagram.payload,
+            datagram.timestamp_ns,
+            &mut output,
+        );
+        summary.add(&report, &output);
+        let written = match args.format {
+            OutputFormat::Json => write_json(&mut stdout, &output),
+            OutputFormat::Text => write_text(&mut stdout, &datagram, &report, &output),
+        };
+        if let Err(e) = written {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                // `flowtel decode x.pcap | head`: the reader has seen enough.
+                stdout_closed = true;
+                break;
+            }
+            return Err(e).context("cannot write to stdout");
+        }
+    }
+    if !stdout_closed {
+        match stdout.flush() {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                return Err(e).context("cannot write to stdout");
+            }
+            _ => {}
+        }
+    }
+    eprint!(
+        "{}",
+        summary.render(
+            &args.file.display().to_string(),
+            &reader.stats(),
+            decoder.stats()
+        )
+    );
+    if let Some(e) = capture_error {
+        eprintln!("warning: {e}; records before that point are shown above");
+    }
+    Ok(())
+}
+
+/// Totals for the stderr summary.
+#[derive(Debug, Default)]
+struct Summary {
+    datagrams: u64,
+    filtered: u64,
+    datagrams_by_protocol: BTreeMap<&'static str, u64>,
+    unrecognised: u64,
+    flows_by_protocol: BTreeMap<&'static str, u64>,
+    counters: u64,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+impl Summary {
+    fn add(&mut self, report: &DatagramReport, output: &DecodeOutput) {
+        self.datagrams += 1;
+        match report.protocol {
+            Some(p) => *self.datagrams_by_protocol.entry(p.as_str()).or_default() += 1,
+            None => self.unrecognised += 1,
+        }
+        for flow in &output.flows {
+            *self
+                .flows_by_protocol
+                .entry(flow.flow_protocol.as_str())
+                .or_default() += 1;
+        }
+        self.counters += output.counters.len() as u64;
+        for error in &report.errors {
+            *self.errors.entry(error.kind.as_str()).or_default() += 1;
+        }
+    }
+
+    fn render(&self, file: &str, capture: &CaptureStats, decoder: &DecoderStats) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "flowtel decode {file}");
+        let _ = writeln!(
+            s,
+            "  capture    {} packets, {} UDP datagrams; skipped {} non-UDP, {} non-IP, \
+             {} unsupported link type; {} truncated, {} malformed; fragments: {} reassembled, \
+             {} incomplete",
+            capture.packets,
+            capture.udp_datagrams,
+            capture.skipped_non_udp,
+            capture.skipped_non_ip,
+            capture.unsupported_link_type,
+            capture.truncated,
+            capture.malformed,
+            capture.fragments_reassembled,
+            capture.fragments_incomplete,
+        );
+        let mut line = format!("  datagrams  {} decoded", self.datagrams);
+        if self.filtered > 0 {
+            let _ = write!(line, " ({} to other ports ignored)", self.filtered);
+        }
+        let mut by_protocol = self.datagrams_by_protocol.clone();
+        if self.unrecognised > 0 {
+            by_protocol.insert("unrecognised", self.unrecognised);
+        }
+        let _ = write!(line, ": {}", pairs(&by_protocol));
+        let _ = writeln!(s, "{line}");
+        let total: u64 = self.flows_by_protocol.values().sum();
+        let _ = writeln!(
+            s,
+            "  records    {total} flows: {}; {} sFlow counter records",
+            pairs(&self.flows_by_protocol),
+            self.counters
+        );
+        let errors: u64 = self.errors.values().sum();
+        let _ = writeln!(s, "  errors     {errors}: {}", pairs(&self.errors));
+        let _ = writeln!(
+            s,
+            "  decoder    {} datagrams, errors: {}",
+            decoder.datagrams,
+            pairs_by(decoder.errors.iter().map(|(k, v)| (k.as_str(), *v)))
+        );
+        s
+    }
+}
+
+fn pairs(map: &BTreeMap<&'static str, u64>) -> String {
+    pairs_by(map.iter().map(|(k, v)| (*k, *v)))
+}
+
+fn pairs_by<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {
+    let parts: Vec<String> = items.map(|(k, v)| format!("{k}={v}")).collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+fn write_json(out: &mut impl Write, output: &DecodeOutput) -> io::Result<()> {
+    for flow in &output.flows {
+        serde_json::to_writer(&mut *out, &flow_json(flow))?;
+        out.write_all(b"\n")?;
+    }
+    for counters in &output.counters {
+        serde_json::to_writer(&mut *out, &counters_json(counters))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A flow record as JSON: every [`FlowRecord`] field, MACs as `aa:bb:cc:dd:ee:ff` strings, and
+/// `"record": "flow"`.
+fn flow_json(flow: &FlowRecord) -> Value {
+    let mut value = serde_json::to_value(flow).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("record".to_owned(), Value::from("flow"));
+        for (key, mac) in [("src_mac", flow.src_mac), ("dst_mac", flow.dst_mac)] {
+            map.insert(
+                key.to_owned(),
+                mac.map_or(Value::Null, |m| Value::from(mac_str(m))),
+            );
+        }
+    }
+    value
+}
+
+/// An sFlow counter record as JSON, with `"record": "counters"`.
+fn counters_json(counters: &CounterRecord) -> Value {
+    let mut value = serde_json::to_value(counters).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("record".to_owned(), Value::from("counters"));
+    }
+    value
+}
+
+fn mac_str(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text
+// ---------------------------------------------------------------------------------------------
+
+fn write_text(
+    out: &mut impl Write,
+    datagram: &CapturedDatagram,
+    report: &DatagramReport,
+    output: &DecodeOutput,
+) -> io::Result<()> {
+    let protocol = report.protocol.map_or("unrecognised", |p| p.as_str());
+    let mut header = format!(
+        "{}  {} -> {}  {}  {} bytes",
+        utc(datagram.timestamp_ns),
+        datagram.src,
+        datagram.dst,
+        protocol,
+        datagram.payload.len()
+    );
+    if let Some(flow) = output.flows.first() {
+        let _ = write!(header, "  domain {}", flow.observation_domain);
+        if let Some(agent) = flow.agent {
+            let _ = write!(header, "  agent {agent}");
+        }
+    } else if let Some(c) = output.counters.first() {
+        let _ = write!(header, "  domain {}  agent {}", c.sub_agent_id, c.agent);
+    }
+    let _ = write!(header, "  {} records", output.flows.len());
+    if !output.counters.is_empty() {
+        let _ = write!(header, ", {} counter records", output.counters.len());
+    }
+    writeln!(out, "{header}")?;
+    for error in &report.errors {
+        writeln!(out, "  ! {error}")?;
+    }
+
+    let rows: Vec<[String; 7]> = output.flows.iter().map(flow_columns).collect();
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for (row, flow) in rows.iter().zip(&output.flows) {
+        let mut line = String::from(" ");
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            // Numbers right-aligned, text left-aligned.
+            if i == 3 || i == 4 {
+                let _ = write!(line, " {cell:>width$}");
+            } else {
+                let _ = write!(line, " {cell:<width$}");
+            }
+        }
+        let extras = flow_extras(flow);
+        let line = if extras.is_empty() {
+            line.trim_end().to_owned()
+        } else {
+            format!("{line}  {extras}")
+        };
+        writeln!(out, "{line}")?;
+    }
+    for counters in &output.counters {
+        writeln!(out, "  {}", counters_line(counters))?;
+    }
+    Ok(())
+}
+
+/// The aligned columns: `src ->`, dst, protocol, bytes, packets, interfaces, sampling rate.
+fn flow_columns(flow: &FlowRecord) -> [String; 7] {
+    let endpoint = |addr: Option<IpAddr>, port: u16| match addr {
+        Some(ip) => SocketAddr::new(ip, port).to_string(),
+        None => format!("-:{port}"),
+    };
+    let interfaces = match (flow.in_if, flow.out_if) {
+        (None, None) => String::new(),
+        (i, o) => format!("if {}->{}", opt(i), opt(o)),
+    };
+    let rate = match flow.sampling_rate {
+        Some(n) => format!("rate 1/{n}"),
+        None => "rate ?".to_owned(),
+    };
+    [
+        format!("{} ->", endpoint(flow.src_addr, flow.src_port)),
+        endpoint(flow.dst_addr, flow.dst_port),
+        ip_protocol_name(flow.ip_protocol),
+        format!("bytes={}", flow.bytes),
+        format!("pkts={}", flow.packets),
+        interfaces,
+        rate,
+    ]
+}
+
+/// Everything else the record carries, only when present.
+fn flow_extras(flow: &FlowRecord) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if flow.ip_protocol == 6 && flow.tcp_flags != 0 {
+        parts.push(format!("flags={}", tcp_flags(flow.tcp_flags)));
+    }
+    if let Some(t) = flow.icmp_type {
+        parts.push(format!("icmp={t}/{}", opt(flow.icmp_code)));
+    }
+    if flow.tos != 0 {
+        parts.push(format!("tos=0x{:02x}", flow.tos));
+    }
+    if let (Some(start), Some(end)) = (flow.flow_start_ns, flow.flow_end_ns) {
+        parts.push(format!("start={}", utc(start)));
+        let dur = end.saturating_sub(start);
+        parts.push(format!(
+            "dur={}.{:03}s",
+            dur / 1_000_000_000,
+            dur % 1_000_000_000 / 1_000_000
+        ));
+    }
+    if let Some(direction) = flow.direction {
+        parts.push(format!("dir={}", format!("{direction:?}").to_lowercase()));
+    }
+    if flow.src_as.is_some() || flow.dst_as.is_some() {
+        parts.push(format!("as {}->{}", opt(flow.src_as), opt(flow.dst_as)));
+    }
+    if flow.src_prefix_len.is_some() || flow.dst_prefix_len.is_some() {
+        parts.push(format!(
+            "mask /{}->/{}",
+            opt(flow.src_prefix_len),
+            opt(flow.dst_prefix_len)
+        ));
+    }
+    if let Some(nh) = flow.next_hop {
+        parts.push(format!("nh={nh}"));
+    }
+    if let Some(nh) = flow.bgp_next_hop {
+        parts.push(format!("bgp_nh={nh}"));
+    }
+    if let Some(vlan) = flow.vlan {
+        parts.push(format!("vlan={vlan}"));
+    }
+    if let Some(label) = flow.mpls_top_label {
+        parts.push(format!("mpls={label}"));
+    }
+    if flow.src_mac.is_some() || flow.dst_mac.is_some() {
+        let mac = |m: Option<[u8; 6]>| m.map_or_else(|| "-".to_owned(), mac_str);
+        parts.push(format!("mac {}->{}", mac(flow.src_mac), mac(flow.dst_mac)));
+    }
+    if let Some(sampler) = flow.sampler_id {
+        parts.push(format!("sampler={sampler}"));
+    }
+    for field in &flow.unknown_fields {
+        let mut hex = String::with_capacity(field.value.len() * 2);
+        for b in &field.value {
+            let _ = write!(hex, "{b:02x}");
+        }
+        parts.push(format!("{}/{}={hex}", field.enterprise, field.id));
+    }
+    parts.join(" ")
+}
+
+fn counters_line(c: &CounterRecord) -> String {
+    let status = |bit: u32| if c.if_status & bit != 0 { "up" } else { "down" };
+    let mut line = format!(
+        "counters if {} type {} speed {} status {}/{}  in {} B {} ucast {} mcast {} bcast \
+         {} disc {} err  out {} B {} ucast {} mcast {} bcast {} disc {} err",
+        c.if_index,
+        c.if_type,
+        speed(c.if_speed),
+        status(1),
+        status(2),
+        c.in_octets,
+        c.in_ucast_pkts,
+        c.in_multicast_pkts,
+        c.in_broadcast_pkts,
+        c.in_discards,
+        c.in_errors,
+        c.out_octets,
+        c.out_ucast_pkts,
+        c.out_multicast_pkts,
+        c.out_broadcast_pkts,
+        c.out_discards,
+        c.out_errors,
+    );
+    if let Some(eth) = c.ethernet {
+        let _ = write!(
+            line,
+            "  fcs_err {} align_err {}",
+            eth.fcs_errors, eth.alignment_errors
+        );
+    }
+    line
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// IANA protocol numbers a network engineer reads by name.
+fn ip_protocol_name(protocol: u8) -> String {
+    match protocol {
+        1 => "icmp".to_owned(),
+        2 => "igmp".to_owned(),
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        41 => "ipv6".to_owned(),
+        47 => "gre".to_owned(),
+        50 => "esp".to_owned(),
+        51 => "ah".to_owned(),
+        58 => "icmp6".to_owned(),
+        89 => "ospf".to_owned(),
+        103 => "pim".to_owned(),
+        112 => "vrrp".to_owned(),
+        132 => "sctp".to_owned(),
+        n => format!("proto{n}"),
+    }
+}
+
+/// TCP flags as letters, FIN first (RFC 9293 §3.1, ECE/CWR from RFC 3168): `SA` is SYN+ACK.
+fn tcp_flags(flags: u16) -> String {
+    const LETTERS: [(u16, char); 8] = [
+        (0x01, 'F'),
+        (0x02, 'S'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, 'A'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'C'),
+    ];
+    LETTERS
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+fn speed(bits_per_sec: u64) -> String {
+    match bits_per_sec {
+        0 => "?".to_owned(),
+        s if s % 1_000_000_000 == 0 => format!("{}G", s / 1_000_000_000),
+        s if s % 1_000_000 == 0 => format!("{}M", s / 1_000_000),
+        s => format!("{s}b/s"),
+    }
+}
+
+/// Unix nanoseconds as `YYYY-MM-DD HH:MM:SS.mmmuuu` UTC.
+fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let micros = ns % 1_000_000_000 / 1_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000000");
+        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00.000000");
+        assert_eq!(utc(1_700_000_000_123_456_789), "2023-11-14 22:13:20.123456");
+    }
+
+    #[test]
+    fn tcp_flags_read_as_letters() {
+        assert_eq!(tcp_flags(0x12), "SA");
+        assert_eq!(tcp_flags(0x1b), "FSPA");
+        assert_eq!(tcp_flags(0), "");
+    }
+
+    #[test]
+    fn macs_and_speeds_are_human_readable() {
+        assert_eq!(
+            mac_str([0, 0x1b, 0x21, 0xaa, 0xbb, 0xff]),
+            "00:1b:21:aa:bb:ff"
+        );
+        assert_eq!(speed(10_000_000_000), "10G");
+        assert_eq!(speed(100_000_000), "100M");
+        assert_eq!(speed(0), "?");
+    }
+}
