@@ -156,11 +156,28 @@ impl Summary {
         );
         let errors: u64 = self.errors.values().sum();
         let _ = writeln!(s, "  errors     {errors}: {}", pairs(&self.errors));
+        let still_pending = decoder.pending_held.saturating_sub(
+            decoder.pending_released + decoder.pending_expired + decoder.pending_dropped,
+        );
         let _ = writeln!(
             s,
-            "  decoder    {} datagrams, errors: {}",
-            decoder.datagrams,
-            pairs_by(decoder.errors.iter().map(|(k, v)| (k.as_str(), *v)))
+            "  templates  {} learnt, {} withdrawn; {} options records applied",
+            decoder.templates_learnt, decoder.templates_withdrawn, decoder.options_records
+        );
+        let _ = writeln!(
+            s,
+            "  pending    {} data sets held for a template: {} released, {} expired, \
+             {} dropped (buffer full), {still_pending} still waiting at the end",
+            decoder.pending_held,
+            decoder.pending_released,
+            decoder.pending_expired,
+            decoder.pending_dropped
+        );
+        let _ = writeln!(
+            s,
+            "  sampling   {} flow records without a known rate; limits hit: {}",
+            decoder.sampling_rate_unknown,
+            pairs_by(decoder.limit_hits.iter().map(|(k, v)| (k.as_str(), *v)))
         );
         s
     }
@@ -262,29 +279,31 @@ fn write_text(
     }
 
     let rows: Vec<[String; 7]> = output.flows.iter().map(flow_columns).collect();
-    let mut widths = [0usize; 7];
+    let mut w = [0usize; 7];
     for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
+        for (width, cell) in w.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     for (row, flow) in rows.iter().zip(&output.flows) {
-        let mut line = String::from(" ");
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            // Numbers right-aligned, text left-aligned.
-            if i == 3 || i == 4 {
-                let _ = write!(line, " {cell:>width$}");
-            } else {
-                let _ = write!(line, " {cell:<width$}");
-            }
-        }
+        let [src, dst, proto, bytes, pkts, ifs, rate] = row;
+        let mut line = format!(
+            "  {src:>w0$} -> {dst:<w1$} {proto:<w2$} bytes={bytes:>w3$} pkts={pkts:>w4$} \
+             {ifs:<w5$} {rate:<w6$}",
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4],
+            w5 = w[5],
+            w6 = w[6],
+        );
         let extras = flow_extras(flow);
-        let line = if extras.is_empty() {
-            line.trim_end().to_owned()
-        } else {
-            format!("{line}  {extras}")
-        };
-        writeln!(out, "{line}")?;
+        if !extras.is_empty() {
+            line.push_str("  ");
+            line.push_str(&extras);
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     for counters in &output.counters {
         writeln!(out, "  {}", counters_line(counters))?;
@@ -292,7 +311,7 @@ fn write_text(
     Ok(())
 }
 
-/// The aligned columns: `src ->`, dst, protocol, bytes, packets, interfaces, sampling rate.
+/// The aligned columns: src, dst, protocol, bytes, packets, interfaces, sampling rate.
 fn flow_columns(flow: &FlowRecord) -> [String; 7] {
     let endpoint = |addr: Option<IpAddr>, port: u16| match addr {
         Some(ip) => SocketAddr::new(ip, port).to_string(),
@@ -307,11 +326,11 @@ fn flow_columns(flow: &FlowRecord) -> [String; 7] {
         None => "rate ?".to_owned(),
     };
     [
-        format!("{} ->", endpoint(flow.src_addr, flow.src_port)),
+        endpoint(flow.src_addr, flow.src_port),
         endpoint(flow.dst_addr, flow.dst_port),
         ip_protocol_name(flow.ip_protocol),
-        format!("bytes={}", flow.bytes),
-        format!("pkts={}", flow.packets),
+        flow.bytes.to_string(),
+        flow.packets.to_string(),
         interfaces,
         rate,
     ]
