@@ -100,7 +100,8 @@ pub(crate) fn apply(
             ok &= bounded_insert(&mut names.if_descriptions, idx, text(desc), room);
         }
     }
-    if let (Some(vrf), Some(name)) = (s.ingress_vrf.or(s.egress_vrf), s.vrf_name) {
+    let vrf = s.ingress_vrf.filter(|&v| v != 0).or(s.egress_vrf);
+    if let (Some(vrf), Some(name)) = (vrf, s.vrf_name) {
         let room = names.len() < max_entries;
         ok &= bounded_insert(&mut names.vrf_names, vrf, text(name), room);
     }

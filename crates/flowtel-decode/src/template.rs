@@ -97,6 +97,8 @@ pub(crate) struct Scratch<'a> {
     pub start_delta_us: Option<u64>,
     pub end_delta_us: Option<u64>,
     pub sys_init_ms: Option<u64>,
+    pub phys_in_if: Option<u32>,
+    pub phys_out_if: Option<u32>,
     pub post_src_mac: Option<[u8; 6]>,
     pub post_dst_mac: Option<[u8; 6]>,
     pub post_vlan: Option<u16>,
@@ -117,20 +119,22 @@ pub(crate) struct Scratch<'a> {
 
 impl Scratch<'_> {
     /// A 1-in-N rate carried by the record itself, in order of preference: samplingInterval
-    /// (IE 34), samplerRandomInterval (IE 50), samplingPacketInterval/Space (IE 305/306,
-    /// rate = (interval + space) / interval), samplingSize/Population (IE 309/310).
+    /// (IE 34), samplerRandomInterval (IE 50), samplingPopulation / samplingSize (IE 310 /
+    /// 309, RFC 5477 §8.2.2-8.2.3), then (samplingPacketInterval + samplingPacketSpace) /
+    /// samplingPacketInterval (IE 305/306, RFC 5477 §8.2.1), only when the space is present:
+    /// IOS-XR sends interval 1 without a space next to the real size/population.
     pub(crate) fn sampling_rate(&self) -> Option<u32> {
         let nonzero = |v: Option<u64>| v.filter(|&r| r > 0);
         let rate = nonzero(self.sampling_interval)
             .or(nonzero(self.random_interval))
             .or_else(|| {
-                let interval = nonzero(self.packet_interval)?;
-                let space = self.packet_space.unwrap_or(0);
-                Some(interval.saturating_add(space) / interval)
-            })
-            .or_else(|| {
                 let size = nonzero(self.sampling_size)?;
                 Some(nonzero(self.sampling_population)? / size)
+            })
+            .or_else(|| {
+                let interval = nonzero(self.packet_interval)?;
+                let space = self.packet_space?;
+                Some(interval.saturating_add(space) / interval)
             })?;
         u32::try_from(rate).ok().filter(|&r| r > 0)
     }
@@ -179,6 +183,15 @@ fn v6(v: &[u8]) -> Option<IpAddr> {
     <[u8; 16]>::try_from(v)
         .ok()
         .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+}
+
+/// Templates often carry both the IPv4 and the IPv6 form of an address, the unused one
+/// zeroed: an unspecified address never replaces one already read.
+#[inline]
+fn set_addr(slot: &mut Option<IpAddr>, v: Option<IpAddr>) {
+    if slot.is_none() || v.is_some_and(|a| !a.is_unspecified()) {
+        *slot = v;
+    }
 }
 
 /// Seconds between the NTP era 0 epoch (1900) and the Unix epoch.
@@ -252,18 +265,20 @@ fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, ke
         Slot::TcpFlags => rec.tcp_flags = u16_of(v),
         Slot::SrcPort => rec.src_port = u16_of(v),
         Slot::DstPort => rec.dst_port = u16_of(v),
-        Slot::SrcV4 => rec.src_addr = v4(v),
-        Slot::DstV4 => rec.dst_addr = v4(v),
-        Slot::SrcV6 => rec.src_addr = v6(v),
-        Slot::DstV6 => rec.dst_addr = v6(v),
+        Slot::SrcV4 => set_addr(&mut rec.src_addr, v4(v)),
+        Slot::DstV4 => set_addr(&mut rec.dst_addr, v4(v)),
+        Slot::SrcV6 => set_addr(&mut rec.src_addr, v6(v)),
+        Slot::DstV6 => set_addr(&mut rec.dst_addr, v6(v)),
         Slot::SrcMask => rec.src_prefix_len = Some(uint(v) as u8),
         Slot::DstMask => rec.dst_prefix_len = Some(uint(v) as u8),
         Slot::InIf => rec.in_if = Some(u32_of(v)),
         Slot::OutIf => rec.out_if = Some(u32_of(v)),
-        Slot::NextHopV4 => rec.next_hop = v4(v),
-        Slot::NextHopV6 => rec.next_hop = v6(v),
-        Slot::BgpNextHopV4 => rec.bgp_next_hop = v4(v),
-        Slot::BgpNextHopV6 => rec.bgp_next_hop = v6(v),
+        Slot::PhysInIf => s.phys_in_if = Some(u32_of(v)),
+        Slot::PhysOutIf => s.phys_out_if = Some(u32_of(v)),
+        Slot::NextHopV4 => set_addr(&mut rec.next_hop, v4(v)),
+        Slot::NextHopV6 => set_addr(&mut rec.next_hop, v6(v)),
+        Slot::BgpNextHopV4 => set_addr(&mut rec.bgp_next_hop, v4(v)),
+        Slot::BgpNextHopV6 => set_addr(&mut rec.bgp_next_hop, v6(v)),
         Slot::SrcAs => rec.src_as = Some(u32_of(v)),
         Slot::DstAs => rec.dst_as = Some(u32_of(v)),
         Slot::EndSysUpMs => s.end_sysup_ms = Some(u32_of(v)),
@@ -345,6 +360,15 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
         rec.dst_mac = s.post_dst_mac;
     }
     rec.sampler_id = s.sampler_id;
+    // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
+    rec.in_if = rec.in_if.or(s.phys_in_if);
+    rec.out_if = rec.out_if.or(s.phys_out_if);
+    // NetFlow exporters without ICMP type fields put type << 8 | code in the destination
+    // port of ICMP and ICMPv6 flows.
+    if rec.icmp_type.is_none() && matches!(rec.ip_protocol, 1 | 58) && rec.src_port == 0 {
+        rec.icmp_type = Some((rec.dst_port >> 8) as u8);
+        rec.icmp_code = Some(rec.dst_port as u8);
+    }
     let sysup = |t: u32| -> Option<u64> {
         if let Some(up) = base.sys_uptime_ms {
             // RFC 3954 §8 FIRST_SWITCHED/LAST_SWITCHED: sysUpTime in ms of the exporter.
