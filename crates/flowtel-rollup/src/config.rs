@@ -1,0 +1,382 @@
+//! Rollup and enrichment configuration: plain serde structs the daemon's YAML embeds.
+//!
+//! ```yaml
+//! enrichment:
+//!   devices: { 192.0.2.1: edge-1 }
+//!   sampling: { default_rate: 1, exporters: { 192.0.2.1: 1000 } }
+//!   geoip_country_db: /var/lib/GeoIP/GeoLite2-Country.mmdb
+//! rollups:
+//!   - name: bytes_by_flow
+//!     value: bytes
+//!     direction: both
+//!     dimensions: [device_name, src_addr, dst_addr, src_port, dst_port, transport,
+//!                  application, src_country, dst_country]
+//!     top_k: 1000
+//!     interval_secs: 60
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a rollup sums per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueKind {
+    /// Octets (unit `By`).
+    Bytes,
+    /// Packets (unit `{packet}`).
+    Packets,
+    /// Flow records (unit `{flow}`): each record counts 1 (× sampling rate when corrected).
+    Flows,
+}
+
+impl ValueKind {
+    /// The UCUM unit of the emitted metric.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            ValueKind::Bytes => "By",
+            ValueKind::Packets => "{packet}",
+            ValueKind::Flows => "{flow}",
+        }
+    }
+}
+
+/// Which records a rollup counts, by the exporter's flow direction.
+///
+/// A record counts as `in` when the exporter marked it ingress or did not say (NetFlow and
+/// IPFIX meter ingress unless `flowDirection`, IE 61, says egress); `out` when marked egress.
+/// `both` counts every record, which is ktranslate's `in_bytes+out_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    In,
+    Out,
+    #[default]
+    Both,
+}
+
+/// Attribute names and value types of the emitted series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// OTel network semantic-convention names (`network.local.address`, …), the names the
+    /// Grafana Netflow integration's dashboard queries after its Alloy transform. Numeric
+    /// dimensions (ports, AS numbers, interface indexes, VLAN, ToS) are integer attributes;
+    /// Prometheus renders them as the same decimal label strings ktranslate's string
+    /// attributes produce.
+    #[default]
+    Default,
+    /// ktranslate's names (`src_addr`, `dst_port`, …), every value a string, metric
+    /// `kentik.rollup.<rollup name>`: an untouched Alloy config from the integration keeps
+    /// producing the same Prometheus series.
+    Ktranslate,
+}
+
+/// One dimension a rollup groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The exporter's configured name, else its address (sFlow: agent address).
+    DeviceName,
+    /// The exporter's address (sFlow: agent address), never renamed.
+    ExporterAddress,
+    SrcAddr,
+    DstAddr,
+    SrcPort,
+    DstPort,
+    /// IP protocol as a lower-case IANA keyword (`tcp`, `udp`, `icmp`, `ipv6-icmp`, …).
+    Transport,
+    /// IANA service name of the service side of the flow (see the crate docs).
+    Application,
+    /// Host name of the source; flowtel does no reverse DNS, so always empty. Kept so the
+    /// ktranslate spec's `custom_str.src_host` maps to the same attribute set.
+    SrcHost,
+    DstHost,
+    SrcCountry,
+    DstCountry,
+    SrcAs,
+    DstAs,
+    InIf,
+    OutIf,
+    InIfName,
+    OutIfName,
+    Vlan,
+    Tos,
+}
+
+impl Dimension {
+    /// The attribute name under `profile`.
+    pub const fn attribute_name(self, profile: Profile) -> &'static str {
+        use Dimension::*;
+        match (profile, self) {
+            (Profile::Default, SrcAddr) => "network.local.address",
+            (Profile::Default, DstAddr) => "network.peer.address",
+            (Profile::Default, SrcPort) => "network.local.port",
+            (Profile::Default, DstPort) => "network.peer.port",
+            (Profile::Default, Transport) => "network.transport",
+            (Profile::Default, Application) => "network.protocol.name",
+            (Profile::Default, SrcCountry) => "network.local.country",
+            (Profile::Default, DstCountry) => "network.peer.country",
+            (Profile::Ktranslate, SrcAddr) => "src_addr",
+            (Profile::Ktranslate, DstAddr) => "dst_addr",
+            (Profile::Ktranslate, SrcPort) => "src_port",
+            (Profile::Ktranslate, DstPort) => "dst_port",
+            (Profile::Ktranslate, Transport) => "protocol",
+            (Profile::Ktranslate, Application) => "application",
+            (Profile::Ktranslate, SrcCountry) => "src_country",
+            (Profile::Ktranslate, DstCountry) => "dst_country",
+            (_, DeviceName) => "device_name",
+            (_, ExporterAddress) => "exporter_address",
+            (_, SrcHost) => "src_host",
+            (_, DstHost) => "dst_host",
+            (_, SrcAs) => "src_as",
+            (_, DstAs) => "dst_as",
+            (_, InIf) => "in_if",
+            (_, OutIf) => "out_if",
+            (_, InIfName) => "in_if_name",
+            (_, OutIfName) => "out_if_name",
+            (_, Vlan) => "vlan",
+            (_, Tos) => "tos",
+        }
+    }
+
+    /// Whether the enricher must look up interface names for this dimension.
+    pub const fn needs_interface_names(self) -> bool {
+        matches!(self, Dimension::InIfName | Dimension::OutIfName)
+    }
+}
+
+/// The default rollup's dimensions: the Grafana Netflow integration's.
+pub const DEFAULT_DIMENSIONS: [Dimension; 9] = [
+    Dimension::DeviceName,
+    Dimension::SrcAddr,
+    Dimension::DstAddr,
+    Dimension::SrcPort,
+    Dimension::DstPort,
+    Dimension::Transport,
+    Dimension::Application,
+    Dimension::SrcCountry,
+    Dimension::DstCountry,
+];
+
+/// Default number of series kept per window before the overflow series.
+pub const DEFAULT_TOP_K: usize = 1000;
+/// Default cap on distinct keys tracked per window and per rollup instance.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Default window length.
+pub const DEFAULT_INTERVAL_SECS: u64 = 60;
+
+fn default_name() -> String {
+    "bytes_by_flow".to_owned()
+}
+fn default_dimensions() -> Vec<Dimension> {
+    DEFAULT_DIMENSIONS.to_vec()
+}
+fn default_top_k() -> usize {
+    DEFAULT_TOP_K
+}
+fn default_max_keys() -> usize {
+    DEFAULT_MAX_KEYS
+}
+fn default_interval_secs() -> u64 {
+    DEFAULT_INTERVAL_SECS
+}
+fn default_true() -> bool {
+    true
+}
+fn default_value() -> ValueKind {
+    ValueKind::Bytes
+}
+
+/// One rollup: windowed sums of `value` grouped by `dimensions`, top-K plus overflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupConfig {
+    /// Rollup name; unique within a configuration. ktranslate profile metric:
+    /// `kentik.rollup.<name>`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Metric name override. Default: `network.io.by_flow` for a bytes rollup in the default
+    /// profile, `flowtel.rollup.<name>` for other default-profile rollups,
+    /// `kentik.rollup.<name>` in the ktranslate profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default = "default_value")]
+    pub value: ValueKind,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Multiply each record's value by its sampling rate (ktranslate `s_sum`). `false` is
+    /// ktranslate's plain `sum`.
+    #[serde(default = "default_true")]
+    pub sample_adjust: bool,
+    #[serde(default = "default_dimensions")]
+    pub dimensions: Vec<Dimension>,
+    /// Series kept per window; the rest are summed into one overflow series.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Distinct keys tracked per window before the heavy-hitter eviction starts.
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+    #[serde(default)]
+    pub profile: Profile,
+    /// Ports at or above this value are reported as this value (ephemeral-port collapsing,
+    /// as Kentik does for client ports). Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_ports_from: Option<u16>,
+}
+
+impl Default for RollupConfig {
+    /// The Grafana Netflow integration's rollup: sampling-corrected bytes in+out by
+    /// device, addresses, ports, transport, application and countries, every 60 s.
+    fn default() -> Self {
+        RollupConfig {
+            name: default_name(),
+            metric: None,
+            value: ValueKind::Bytes,
+            direction: Direction::Both,
+            sample_adjust: true,
+            dimensions: default_dimensions(),
+            top_k: DEFAULT_TOP_K,
+            max_keys: DEFAULT_MAX_KEYS,
+            interval_secs: DEFAULT_INTERVAL_SECS,
+            profile: Profile::Default,
+            collapse_ports_from: None,
+        }
+    }
+}
+
+impl RollupConfig {
+    /// The metric name this rollup emits.
+    pub fn metric_name(&self) -> String {
+        if let Some(m) = &self.metric {
+            return m.clone();
+        }
+        match (self.profile, self.value) {
+            (Profile::Ktranslate, _) => format!("kentik.rollup.{}", self.name),
+            (Profile::Default, ValueKind::Bytes) => "network.io.by_flow".to_owned(),
+            (Profile::Default, _) => format!("flowtel.rollup.{}", self.name),
+        }
+    }
+
+    /// Check one rollup's values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::EmptyName);
+        }
+        if self.interval_secs == 0 || self.interval_secs > 86_400 {
+            return Err(ConfigError::Interval(self.name.clone()));
+        }
+        if self.top_k == 0 {
+            return Err(ConfigError::TopK(self.name.clone()));
+        }
+        if self.max_keys < self.top_k.max(2) {
+            return Err(ConfigError::MaxKeys(self.name.clone()));
+        }
+        let mut seen = BTreeSet::new();
+        for d in &self.dimensions {
+            if !seen.insert(*d) {
+                return Err(ConfigError::DuplicateDimension(self.name.clone(), *d));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Check a set of rollups: each valid, names and metric names unique.
+pub fn validate_rollups(rollups: &[RollupConfig]) -> Result<(), ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut metrics = BTreeSet::new();
+    for r in rollups {
+        r.validate()?;
+        if !names.insert(r.name.as_str()) {
+            return Err(ConfigError::DuplicateName(r.name.clone()));
+        }
+        if !metrics.insert(r.metric_name()) {
+            return Err(ConfigError::DuplicateMetric(r.metric_name()));
+        }
+    }
+    Ok(())
+}
+
+/// A configuration value the rollup cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("a rollup has an empty name")]
+    EmptyName,
+    #[error("rollup {0}: interval_secs must be between 1 and 86400")]
+    Interval(String),
+    #[error("rollup {0}: top_k must be at least 1")]
+    TopK(String),
+    #[error("rollup {0}: max_keys must be at least top_k and at least 2")]
+    MaxKeys(String),
+    #[error("rollup {0}: dimension {1:?} listed twice")]
+    DuplicateDimension(String, Dimension),
+    #[error("two rollups are named {0}")]
+    DuplicateName(String),
+    #[error("two rollups emit the metric {0}")]
+    DuplicateMetric(String),
+}
+
+/// Sampling rates used when a record carries none.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// Rate for exporters not listed below; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_rate: Option<u32>,
+    /// Per-exporter rate, keyed by exporter (sFlow: agent) address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exporters: BTreeMap<IpAddr, u32>,
+}
+
+/// Enrichment settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// Device names keyed by exporter (sFlow: agent) address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<IpAddr, String>,
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+    /// MaxMind-format country (or city) database; the binary reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoip_country_db: Option<PathBuf>,
+    /// MaxMind-format ASN database; the binary reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoip_asn_db: Option<PathBuf>,
+}
+
+/// The rollup section of a configuration file: enrichment plus a list of rollups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    #[serde(default)]
+    pub enrichment: EnrichConfig,
+    /// Rollups run side by side; the default is the integration's single rollup.
+    #[serde(default = "default_rollups")]
+    pub rollups: Vec<RollupConfig>,
+}
+
+fn default_rollups() -> Vec<RollupConfig> {
+    vec![RollupConfig::default()]
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            enrichment: EnrichConfig::default(),
+            rollups: default_rollups(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_rollups(&self.rollups)
+    }
+}

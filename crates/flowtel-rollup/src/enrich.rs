@@ -1,0 +1,377 @@
+//! Enrichment: what a rollup needs beyond the decoded record.
+//!
+//! For each record the [`Enricher`] resolves the device (exporter or sFlow agent, named from
+//! the config map), the sampling rate (record, else per-exporter config, else default, else 1
+//! — counted as unknown), the application (IANA service name of the service side), both
+//! countries (`Private IP` for non-global addresses, else the GeoIP database's ISO code, else
+//! empty), both AS numbers (record, else ASN database) and, when asked, interface names from
+//! an [`InterfaceNames`] lookup (the decoder's options data).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use flowtel_decode::FlowRecord;
+use rustc_hash::FxBuildHasher;
+
+use crate::config::EnrichConfig;
+use crate::geo::{AsnDb, CountryDb};
+use crate::services;
+use crate::special;
+
+/// The country label of an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Country {
+    /// No database configured, or the address is not in it: empty label.
+    #[default]
+    Unknown,
+    /// Not globally reachable (see [`crate::special`]): `Private IP`, the label the
+    /// integration's dashboard filters on.
+    Private,
+    /// ISO 3166-1 alpha-2 code, upper-case ASCII.
+    Iso([u8; 2]),
+}
+
+impl Country {
+    /// The attribute value: `""`, `"Private IP"` or the ISO code.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Country::Unknown => "",
+            Country::Private => "Private IP",
+            Country::Iso(code) => std::str::from_utf8(code).unwrap_or(""),
+        }
+    }
+}
+
+/// Interface names learnt from exporters' options data (NetFlow v9 / IPFIX interface
+/// options, RFC 7011 §4), looked up by the enricher. The decoder implements it.
+pub trait InterfaceNames {
+    fn interface_name(
+        &self,
+        exporter: SocketAddr,
+        observation_domain: u32,
+        if_index: u32,
+    ) -> Option<Arc<str>>;
+}
+
+/// A record with everything the rollup keys on resolved.
+#[derive(Debug, Clone)]
+pub struct Enriched<'a> {
+    pub record: &'a FlowRecord,
+    /// The device's identity: sFlow agent address, else the exporter's IP address.
+    pub device_addr: IpAddr,
+    /// Configured name of the device, else its address.
+    pub device_name: Arc<str>,
+    /// Resolved 1-in-N sampling rate, at least 1.
+    pub sampling_rate: u32,
+    /// Whether [`Self::sampling_rate`] came from the record (else from configuration or 1).
+    pub rate_known: bool,
+    /// Index of the application in the service table (see [`Enriched::application`]).
+    pub(crate) application: Option<u16>,
+    pub src_country: Country,
+    pub dst_country: Country,
+    pub src_as: Option<u32>,
+    pub dst_as: Option<u32>,
+    pub in_if_name: Option<Arc<str>>,
+    pub out_if_name: Option<Arc<str>>,
+}
+
+impl Enriched<'_> {
+    /// IANA service name of the flow's service side, if any.
+    pub fn application(&self) -> Option<&'static str> {
+        self.application
+            .map(|i| services::service_name_at(self.record.ip_protocol, i))
+    }
+}
+
+/// Cumulative enrichment counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnrichStats {
+    /// Records enriched.
+    pub records: u64,
+    /// Records whose sampling rate was unknown (configured default or 1 used).
+    pub unknown_sampling_rate: u64,
+    /// GeoIP country lookups that failed (corrupt database); the country is left empty.
+    pub geo_lookup_errors: u64,
+    /// ASN lookups that failed (corrupt database); the AS is left unknown.
+    pub asn_lookup_errors: u64,
+}
+
+impl EnrichStats {
+    /// Add another worker's counters.
+    pub fn merge(&mut self, other: &EnrichStats) {
+        self.records += other.records;
+        self.unknown_sampling_rate += other.unknown_sampling_rate;
+        self.geo_lookup_errors += other.geo_lookup_errors;
+        self.asn_lookup_errors += other.asn_lookup_errors;
+    }
+}
+
+/// Device names cached beyond the configured ones (formatted addresses).
+const MAX_CACHED_DEVICES: usize = 65_536;
+
+/// Resolves [`Enriched`] fields. One per worker; cheap to clone before first use.
+#[derive(Debug)]
+pub struct Enricher {
+    devices: HashMap<IpAddr, Arc<str>, FxBuildHasher>,
+    configured_devices: usize,
+    default_rate: Option<u32>,
+    exporter_rates: HashMap<IpAddr, u32, FxBuildHasher>,
+    country_db: Option<Arc<CountryDb>>,
+    asn_db: Option<Arc<AsnDb>>,
+    interface_names: bool,
+    stats: EnrichStats,
+}
+
+impl Enricher {
+    /// An enricher for `config`. GeoIP databases are attached with
+    /// [`Enricher::with_country_db`] / [`Enricher::with_asn_db`] (the binary reads the files).
+    pub fn new(config: &EnrichConfig) -> Self {
+        let devices: HashMap<_, _, _> = config
+            .devices
+            .iter()
+            .map(|(a, n)| (*a, Arc::<str>::from(n.as_str())))
+            .collect();
+        Enricher {
+            configured_devices: devices.len(),
+            devices,
+            default_rate: config.sampling.default_rate.filter(|r| *r > 0),
+            exporter_rates: config
+                .sampling
+                .exporters
+                .iter()
+                .filter(|(_, r)| **r > 0)
+                .map(|(a, r)| (*a, *r))
+                .collect(),
+            country_db: None,
+            asn_db: None,
+            interface_names: false,
+            stats: EnrichStats::default(),
+        }
+    }
+
+    pub fn with_country_db(mut self, db: Arc<CountryDb>) -> Self {
+        self.country_db = Some(db);
+        self
+    }
+
+    pub fn with_asn_db(mut self, db: Arc<AsnDb>) -> Self {
+        self.asn_db = Some(db);
+        self
+    }
+
+    /// Look up interface names (only worth it when a rollup uses them, see
+    /// [`crate::RollupSet::needs_interface_names`]).
+    pub fn with_interface_names(mut self, on: bool) -> Self {
+        self.interface_names = on;
+        self
+    }
+
+    pub fn stats(&self) -> &EnrichStats {
+        &self.stats
+    }
+
+    fn device_name(&mut self, addr: IpAddr) -> Arc<str> {
+        if let Some(n) = self.devices.get(&addr) {
+            return Arc::clone(n);
+        }
+        let name: Arc<str> = Arc::from(addr.to_string());
+        if self.devices.len() < self.configured_devices + MAX_CACHED_DEVICES {
+            self.devices.insert(addr, Arc::clone(&name));
+        }
+        name
+    }
+
+    fn country(&mut self, addr: Option<IpAddr>) -> Country {
+        let Some(addr) = addr else {
+            return Country::Unknown;
+        };
+        if !special::is_global(addr) {
+            return Country::Private;
+        }
+        let Some(db) = &self.country_db else {
+            return Country::Unknown;
+        };
+        match db.country(addr) {
+            Ok(Some(code)) => Country::Iso(code),
+            Ok(None) => Country::Unknown,
+            Err(_) => {
+                self.stats.geo_lookup_errors += 1;
+                Country::Unknown
+            }
+        }
+    }
+
+    fn asn(&mut self, from_record: Option<u32>, addr: Option<IpAddr>) -> Option<u32> {
+        // AS 0 is "unknown" in NetFlow/IPFIX (RFC 7102 has no AS 0; RFC 7607 reserves it).
+        if let Some(asn) = from_record.filter(|a| *a != 0) {
+            return Some(asn);
+        }
+        let (Some(db), Some(addr)) = (&self.asn_db, addr) else {
+            return None;
+        };
+        if !special::is_global(addr) {
+            return None;
+        }
+        match db.asn(addr) {
+            Ok(a) => a,
+            Err(_) => {
+                self.stats.asn_lookup_errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Enrich one record. `interface_names` is consulted only when enabled with
+    /// [`Enricher::with_interface_names`].
+    pub fn enrich<'a>(
+        &mut self,
+        record: &'a FlowRecord,
+        interface_names: Option<&dyn InterfaceNames>,
+    ) -> Enriched<'a> {
+        self.stats.records += 1;
+        let device_addr = record.agent.unwrap_or_else(|| record.exporter.ip());
+        let device_name = self.device_name(device_addr);
+        let (sampling_rate, rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
+            Some(r) => (r, true),
+            None => {
+                self.stats.unknown_sampling_rate += 1;
+                let rate = self
+                    .exporter_rates
+                    .get(&device_addr)
+                    .or_else(|| self.exporter_rates.get(&record.exporter.ip()))
+                    .copied()
+                    .or(self.default_rate)
+                    .unwrap_or(1);
+                (rate, false)
+            }
+        };
+        let application =
+            services::application_index(record.ip_protocol, record.src_port, record.dst_port);
+        let src_country = self.country(record.src_addr);
+        let dst_country = self.country(record.dst_addr);
+        let src_as = self.asn(record.src_as, record.src_addr);
+        let dst_as = self.asn(record.dst_as, record.dst_addr);
+        let (in_if_name, out_if_name) = match (self.interface_names, interface_names) {
+            (true, Some(names)) => {
+                let name = |ifx: Option<u32>| {
+                    ifx.and_then(|i| {
+                        names.interface_name(record.exporter, record.observation_domain, i)
+                    })
+                };
+                (name(record.in_if), name(record.out_if))
+            }
+            _ => (None, None),
+        };
+        Enriched {
+            record,
+            device_addr,
+            device_name,
+            sampling_rate,
+            rate_known,
+            application,
+            src_country,
+            dst_country,
+            src_as,
+            dst_as,
+            in_if_name,
+            out_if_name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SamplingConfig;
+    use crate::geo::tests::fixture;
+    use flowtel_decode::FlowProtocol;
+
+    fn rec(src: &str, dst: &str) -> FlowRecord {
+        let mut r = FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 0);
+        r.src_addr = Some(src.parse().unwrap());
+        r.dst_addr = Some(dst.parse().unwrap());
+        r.ip_protocol = 6;
+        r.src_port = 51000;
+        r.dst_port = 443;
+        r
+    }
+
+    struct Names;
+    impl InterfaceNames for Names {
+        fn interface_name(&self, _: SocketAddr, domain: u32, if_index: u32) -> Option<Arc<str>> {
+            (domain == 7).then(|| Arc::from(format!("xe-0/0/{if_index}")))
+        }
+    }
+
+    #[test]
+    fn device_sampling_application_and_private_countries() {
+        let mut config = EnrichConfig::default();
+        config
+            .devices
+            .insert("192.0.2.1".parse().unwrap(), "edge-1".into());
+        config.sampling = SamplingConfig {
+            default_rate: Some(10),
+            exporters: [("192.0.2.9".parse().unwrap(), 1000)].into(),
+        };
+        let mut e = Enricher::new(&config);
+        let r = rec("10.1.2.3", "100.64.0.1");
+        let x = e.enrich(&r, None);
+        assert_eq!(&*x.device_name, "edge-1");
+        assert_eq!((x.sampling_rate, x.rate_known), (10, false));
+        assert_eq!(x.application(), Some("https"));
+        assert_eq!(x.src_country.as_str(), "Private IP");
+        assert_eq!(x.dst_country.as_str(), "Private IP");
+
+        let mut r = rec("8.8.8.8", "fd00::1");
+        r.exporter = "192.0.2.9:9995".parse().unwrap();
+        let x = e.enrich(&r, None);
+        assert_eq!(&*x.device_name, "192.0.2.9");
+        assert_eq!(x.sampling_rate, 1000);
+        assert_eq!(x.src_country, Country::Unknown, "no database configured");
+        assert_eq!(x.dst_country, Country::Private);
+
+        let mut r = rec("8.8.8.8", "1.1.1.1");
+        r.sampling_rate = Some(512);
+        r.agent = Some("203.0.113.5".parse().unwrap());
+        let x = e.enrich(&r, None);
+        assert_eq!(&*x.device_name, "203.0.113.5", "sFlow agent is the device");
+        assert_eq!((x.sampling_rate, x.rate_known), (512, true));
+        assert_eq!(e.stats().unknown_sampling_rate, 2);
+        assert_eq!(e.stats().records, 3);
+    }
+
+    #[test]
+    fn geoip_country_and_asn() {
+        let country = Arc::new(CountryDb::from_bytes(fixture("country-test.mmdb")).unwrap());
+        let asn = Arc::new(AsnDb::from_bytes(fixture("asn-test.mmdb")).unwrap());
+        let mut e = Enricher::new(&EnrichConfig::default())
+            .with_country_db(country)
+            .with_asn_db(asn);
+        let mut r = rec("8.8.8.8", "1.1.1.1");
+        r.dst_as = Some(64500);
+        let x = e.enrich(&r, None);
+        assert_eq!(x.src_country.as_str(), "US");
+        assert_eq!(x.dst_country.as_str(), "AU");
+        assert_eq!(x.src_as, Some(15169), "from the ASN database");
+        assert_eq!(x.dst_as, Some(64500), "the record's AS wins");
+        let r = rec("192.168.1.1", "9.9.9.9");
+        let x = e.enrich(&r, None);
+        assert_eq!(x.src_country.as_str(), "Private IP");
+        assert_eq!(x.dst_country.as_str(), "");
+        assert_eq!((x.src_as, x.dst_as), (None, None));
+    }
+
+    #[test]
+    fn interface_names_only_when_enabled() {
+        let mut r = rec("8.8.8.8", "1.1.1.1");
+        r.observation_domain = 7;
+        r.in_if = Some(3);
+        let mut off = Enricher::new(&EnrichConfig::default());
+        assert_eq!(off.enrich(&r, Some(&Names)).in_if_name, None);
+        let mut on = Enricher::new(&EnrichConfig::default()).with_interface_names(true);
+        let x = on.enrich(&r, Some(&Names));
+        assert_eq!(x.in_if_name.as_deref(), Some("xe-0/0/3"));
+        assert_eq!(x.out_if_name, None);
+    }
+}

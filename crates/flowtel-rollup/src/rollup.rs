@@ -1,0 +1,707 @@
+//! The rollup engine: windows, keyed sums, heavy-hitter eviction, top-K and overflow.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use flowtel_decode::FlowDirection;
+use rustc_hash::FxBuildHasher;
+
+use crate::config::{ConfigError, Dimension, Direction, Profile, RollupConfig, ValueKind};
+use crate::enrich::{Country, Enriched};
+use crate::series::{AttrValue, Point, WindowBatch};
+use crate::services;
+
+/// The attribute marking the overflow series (OpenTelemetry SDK cardinality-limit convention).
+pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
+
+/// A rollup's configuration compiled for the hot path; shared by its windows.
+#[derive(Debug)]
+struct Def {
+    config: RollupConfig,
+    name: Arc<str>,
+    metric: Arc<str>,
+    unit: Arc<str>,
+    attr_names: Vec<Arc<str>>,
+    overflow_name: Arc<str>,
+    interval_ns: u64,
+}
+
+/// Cumulative counters of one rollup (sum them over workers with [`RollupStats::merge`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupStats {
+    /// Records pushed.
+    pub records_in: u64,
+    /// Records not counted because of the rollup's direction filter.
+    pub records_filtered: u64,
+    /// Records older than the oldest window still open, folded into it (see crate docs).
+    pub late_records: u64,
+    /// Sampling-corrected value pushed (saturating).
+    pub value_in: u64,
+    /// Keys evicted by the heavy-hitter compaction (counted when their window is finished);
+    /// their value went to the overflow series.
+    pub keys_evicted: u64,
+    /// Windows whose top-K choice is approximate because keys were evicted.
+    pub windows_approximated: u64,
+    /// Windows emitted.
+    pub windows_emitted: u64,
+    /// Points emitted, overflow points included.
+    pub points_emitted: u64,
+    /// Overflow points emitted.
+    pub overflow_points: u64,
+    /// Tracked keys that were summed into an overflow point instead of their own series.
+    pub keys_overflowed: u64,
+}
+
+impl RollupStats {
+    pub fn merge(&mut self, o: &RollupStats) {
+        self.records_in += o.records_in;
+        self.records_filtered += o.records_filtered;
+        self.late_records += o.late_records;
+        self.value_in = self.value_in.saturating_add(o.value_in);
+        self.keys_evicted += o.keys_evicted;
+        self.windows_approximated += o.windows_approximated;
+        self.windows_emitted += o.windows_emitted;
+        self.points_emitted += o.points_emitted;
+        self.overflow_points += o.overflow_points;
+        self.keys_overflowed += o.keys_overflowed;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    /// Exact value pushed under this key since it was (last) inserted.
+    value: u64,
+    /// Upper bound on the value this key had before it was inserted (evicted earlier or
+    /// pushed to another worker's table): the Space-Saving error term.
+    err: u64,
+}
+
+impl Slot {
+    fn estimate(&self) -> u64 {
+        self.value.saturating_add(self.err)
+    }
+}
+
+/// Rank order: higher estimate first, then higher exact value, then key bytes (total order,
+/// so selection is deterministic whatever the hash map's iteration order).
+fn rank(a: &(Box<[u8]>, Slot), b: &(Box<[u8]>, Slot)) -> Ordering {
+    b.1.estimate()
+        .cmp(&a.1.estimate())
+        .then(b.1.value.cmp(&a.1.value))
+        .then_with(|| a.0.cmp(&b.0))
+}
+
+/// The keyed sums of one window of one rollup instance. Mergeable with the same window of
+/// other instances of the same rollup (per-core workers) before [`WindowAggregate::finish`]
+/// selects the top-K.
+#[derive(Debug)]
+pub struct WindowAggregate {
+    def: Arc<Def>,
+    start_ns: u64,
+    map: HashMap<Box<[u8]>, Slot, FxBuildHasher>,
+    /// Largest estimate evicted so far: the error bound a newly inserted key inherits.
+    floor: u64,
+    /// Exact sampling-corrected total of the window (saturating).
+    total: u64,
+    keys_evicted: u64,
+}
+
+/// Why two aggregates could not be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error("aggregates of different rollups ({0} and {1})")]
+    Rollup(String, String),
+    #[error("aggregates of different windows ({0} and {1})")]
+    Window(u64, u64),
+}
+
+impl WindowAggregate {
+    fn new(def: Arc<Def>, start_ns: u64) -> Self {
+        WindowAggregate {
+            def,
+            start_ns,
+            map: HashMap::default(),
+            floor: 0,
+            total: 0,
+            keys_evicted: 0,
+        }
+    }
+
+    /// The rollup's name.
+    pub fn rollup(&self) -> &str {
+        &self.def.name
+    }
+
+    /// Window start, Unix nanoseconds.
+    pub fn start_time_unix_nano(&self) -> u64 {
+        self.start_ns
+    }
+
+    /// Window end, Unix nanoseconds.
+    pub fn end_time_unix_nano(&self) -> u64 {
+        self.start_ns.saturating_add(self.def.interval_ns)
+    }
+
+    /// Keys held.
+    pub fn keys(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Exact sampling-corrected total of the window.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn add(&mut self, key: &[u8], value: u64) {
+        self.total = self.total.saturating_add(value);
+        if let Some(slot) = self.map.get_mut(key) {
+            slot.value = slot.value.saturating_add(value);
+            return;
+        }
+        if self.map.len() >= self.def.config.max_keys {
+            self.compact();
+        }
+        self.map.insert(
+            key.into(),
+            Slot {
+                value,
+                err: self.floor,
+            },
+        );
+    }
+
+    /// Batched Space-Saving: keep the better-ranked half of the keys, evict the rest. The
+    /// evicted values stay in `total` (and so in the overflow series); new keys inherit the
+    /// largest evicted estimate as their error bound. Amortised O(1) per insert.
+    fn compact(&mut self) {
+        let keep = (self.def.config.max_keys / 2).max(1);
+        if self.map.len() <= keep {
+            return;
+        }
+        let mut entries: Vec<(Box<[u8]>, Slot)> = self.map.drain().collect();
+        entries.select_nth_unstable_by(keep - 1, rank);
+        for (_, slot) in entries.iter().skip(keep) {
+            self.floor = self.floor.max(slot.estimate());
+            self.keys_evicted += 1;
+        }
+        entries.truncate(keep);
+        self.map.extend(entries);
+    }
+
+    /// Merge the same window of another instance of the same rollup into this one.
+    ///
+    /// Counts add up; a key missing from one side gets that side's eviction floor added to
+    /// its error bound (mergeable Space-Saving, Agarwal et al. 2012). The merged aggregate is
+    /// compacted back under `max_keys`.
+    pub fn merge(&mut self, mut other: WindowAggregate) -> Result<(), MergeError> {
+        if self.def.name != other.def.name {
+            return Err(MergeError::Rollup(
+                self.def.name.to_string(),
+                other.def.name.to_string(),
+            ));
+        }
+        if self.start_ns != other.start_ns {
+            return Err(MergeError::Window(self.start_ns, other.start_ns));
+        }
+        if other.floor > 0 {
+            for (k, slot) in self.map.iter_mut() {
+                if !other.map.contains_key(k) {
+                    slot.err = slot.err.saturating_add(other.floor);
+                }
+            }
+        }
+        for (k, o) in other.map.drain() {
+            match self.map.get_mut(&k) {
+                Some(slot) => {
+                    slot.value = slot.value.saturating_add(o.value);
+                    slot.err = slot.err.saturating_add(o.err);
+                }
+                None => {
+                    self.map.insert(
+                        k,
+                        Slot {
+                            value: o.value,
+                            err: o.err.saturating_add(self.floor),
+                        },
+                    );
+                }
+            }
+        }
+        self.floor = self.floor.saturating_add(other.floor);
+        self.total = self.total.saturating_add(other.total);
+        self.keys_evicted += other.keys_evicted;
+        while self.map.len() > self.def.config.max_keys {
+            self.compact();
+        }
+        Ok(())
+    }
+
+    /// Select the top-K series and sum the rest into the overflow series.
+    ///
+    /// The emitted values, overflow included, add up to [`WindowAggregate::total`] exactly.
+    pub fn finish(self, stats: &mut RollupStats) -> WindowBatch {
+        let def = self.def;
+        let end = self.start_ns.saturating_add(def.interval_ns);
+        let mut entries: Vec<(Box<[u8]>, Slot)> = self.map.into_iter().collect();
+        let top_k = def.config.top_k;
+        let rest = entries.len().saturating_sub(top_k);
+        if rest > 0 {
+            entries.select_nth_unstable_by(top_k - 1, rank);
+            entries.truncate(top_k);
+        }
+        entries.sort_unstable_by(rank);
+        let mut points = Vec::with_capacity(entries.len() + 1);
+        let mut emitted: u64 = 0;
+        for (key, slot) in &entries {
+            emitted = emitted.saturating_add(slot.value);
+            points.push(Point {
+                metric: Arc::clone(&def.metric),
+                unit: Arc::clone(&def.unit),
+                attributes: decode_key(&def, key),
+                value: slot.value,
+                start_time_unix_nano: self.start_ns,
+                time_unix_nano: end,
+            });
+        }
+        let approximated = self.keys_evicted > 0;
+        if rest > 0 || approximated {
+            points.push(Point {
+                metric: Arc::clone(&def.metric),
+                unit: Arc::clone(&def.unit),
+                attributes: vec![(Arc::clone(&def.overflow_name), AttrValue::Bool(true))],
+                value: self.total.saturating_sub(emitted),
+                start_time_unix_nano: self.start_ns,
+                time_unix_nano: end,
+            });
+            stats.overflow_points += 1;
+            stats.keys_overflowed += rest as u64;
+        }
+        if approximated {
+            stats.windows_approximated += 1;
+            stats.keys_evicted += self.keys_evicted;
+        }
+        stats.windows_emitted += 1;
+        stats.points_emitted += points.len() as u64;
+        WindowBatch {
+            rollup: Arc::clone(&def.name),
+            start_time_unix_nano: self.start_ns,
+            time_unix_nano: end,
+            points,
+        }
+    }
+}
+
+/// One rollup instance: push enriched records, take or flush completed windows.
+///
+/// Windows are `[k × interval, (k+1) × interval)` in the records' receive time. One window
+/// is open at a time; see the crate docs for the late-record policy.
+#[derive(Debug)]
+pub struct Rollup {
+    def: Arc<Def>,
+    open: Option<WindowAggregate>,
+    closed: Vec<WindowAggregate>,
+    /// Start of the oldest window that may still receive records.
+    watermark_ns: u64,
+    stats: RollupStats,
+    key: Vec<u8>,
+}
+
+impl Rollup {
+    pub fn new(config: RollupConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let attr_names = config
+            .dimensions
+            .iter()
+            .map(|d| Arc::from(d.attribute_name(config.profile)))
+            .collect();
+        let def = Def {
+            name: Arc::from(config.name.as_str()),
+            metric: Arc::from(config.metric_name()),
+            unit: Arc::from(config.value.unit()),
+            attr_names,
+            overflow_name: Arc::from(OVERFLOW_ATTRIBUTE),
+            interval_ns: config.interval_secs.saturating_mul(1_000_000_000),
+            config,
+        };
+        Ok(Rollup {
+            def: Arc::new(def),
+            open: None,
+            closed: Vec::new(),
+            watermark_ns: 0,
+            stats: RollupStats::default(),
+            key: Vec::with_capacity(128),
+        })
+    }
+
+    pub fn config(&self) -> &RollupConfig {
+        &self.def.config
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    pub fn stats(&self) -> &RollupStats {
+        &self.stats
+    }
+
+    /// Keys held in the open window (never above `max_keys`).
+    pub fn keys_tracked(&self) -> usize {
+        self.open.as_ref().map_or(0, WindowAggregate::keys)
+    }
+
+    fn align(&self, t: u64) -> u64 {
+        t - t % self.def.interval_ns
+    }
+
+    /// Add one record to the window of its receive time.
+    pub fn push(&mut self, e: &Enriched<'_>) {
+        self.stats.records_in += 1;
+        let r = e.record;
+        let counted = match self.def.config.direction {
+            Direction::Both => true,
+            Direction::In => r.direction != Some(FlowDirection::Egress),
+            Direction::Out => r.direction == Some(FlowDirection::Egress),
+        };
+        if !counted {
+            self.stats.records_filtered += 1;
+            return;
+        }
+        let raw = match self.def.config.value {
+            ValueKind::Bytes => r.bytes,
+            ValueKind::Packets => r.packets,
+            ValueKind::Flows => 1,
+        };
+        let value = if self.def.config.sample_adjust {
+            raw.saturating_mul(u64::from(e.sampling_rate))
+        } else {
+            raw
+        };
+        self.stats.value_in = self.stats.value_in.saturating_add(value);
+
+        let mut start = self.align(r.time_received_ns);
+        // The watermark is the open window's start: nothing older can be opened again.
+        if start < self.watermark_ns {
+            self.stats.late_records += 1;
+            start = self.watermark_ns;
+        }
+        let opens_new = self.open.as_ref().is_none_or(|w| start > w.start_ns);
+        if opens_new {
+            if let Some(w) = self.open.take() {
+                self.closed.push(w);
+            }
+            self.watermark_ns = start;
+            self.open = Some(WindowAggregate::new(Arc::clone(&self.def), start));
+        }
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        encode_key(&self.def, e, &mut key);
+        if let Some(w) = self.open.as_mut() {
+            w.add(&key, value);
+        }
+        self.key = key;
+    }
+
+    /// Close the open window if it ended at or before `now_ns`, and return every closed
+    /// window, unfinished (for merging across workers). Records older than `now_ns`'s window
+    /// arriving afterwards are late.
+    pub fn take_closed(&mut self, now_ns: u64) -> Vec<WindowAggregate> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|w| w.end_time_unix_nano() <= now_ns)
+            && let Some(w) = self.open.take()
+        {
+            self.closed.push(w);
+        }
+        self.watermark_ns = self.watermark_ns.max(self.align(now_ns));
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Close and return every window, the open one included (end of input, shutdown).
+    pub fn take_all(&mut self) -> Vec<WindowAggregate> {
+        if let Some(w) = self.open.take() {
+            self.watermark_ns = w.end_time_unix_nano();
+            self.closed.push(w);
+        }
+        std::mem::take(&mut self.closed)
+    }
+
+    /// [`Rollup::take_closed`] and finish each window (single-instance use).
+    pub fn flush(&mut self, now_ns: u64) -> Vec<WindowBatch> {
+        let windows = self.take_closed(now_ns);
+        self.finish(windows)
+    }
+
+    /// [`Rollup::take_all`] and finish each window.
+    pub fn flush_all(&mut self) -> Vec<WindowBatch> {
+        let windows = self.take_all();
+        self.finish(windows)
+    }
+
+    /// Finish aggregates taken from this rollup (or merged into them), counting into its stats.
+    pub fn finish(&mut self, windows: Vec<WindowAggregate>) -> Vec<WindowBatch> {
+        windows
+            .into_iter()
+            .map(|w| w.finish(&mut self.stats))
+            .collect()
+    }
+}
+
+/// Several rollups fed the same records.
+#[derive(Debug)]
+pub struct RollupSet {
+    rollups: Vec<Rollup>,
+}
+
+impl RollupSet {
+    pub fn new(configs: &[RollupConfig]) -> Result<Self, ConfigError> {
+        crate::config::validate_rollups(configs)?;
+        Ok(RollupSet {
+            rollups: configs
+                .iter()
+                .cloned()
+                .map(Rollup::new)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn rollups(&self) -> &[Rollup] {
+        &self.rollups
+    }
+
+    pub fn rollups_mut(&mut self) -> &mut [Rollup] {
+        &mut self.rollups
+    }
+
+    /// Whether any rollup keys on interface names.
+    pub fn needs_interface_names(&self) -> bool {
+        self.rollups.iter().any(|r| {
+            r.config()
+                .dimensions
+                .iter()
+                .any(|d| d.needs_interface_names())
+        })
+    }
+
+    pub fn push(&mut self, e: &Enriched<'_>) {
+        for r in &mut self.rollups {
+            r.push(e);
+        }
+    }
+
+    /// Closed windows of every rollup, unfinished (see [`Rollup::take_closed`]).
+    pub fn take_closed(&mut self, now_ns: u64) -> Vec<WindowAggregate> {
+        self.rollups
+            .iter_mut()
+            .flat_map(|r| r.take_closed(now_ns))
+            .collect()
+    }
+
+    pub fn flush(&mut self, now_ns: u64) -> Vec<WindowBatch> {
+        self.rollups
+            .iter_mut()
+            .flat_map(|r| r.flush(now_ns))
+            .collect()
+    }
+
+    pub fn flush_all(&mut self) -> Vec<WindowBatch> {
+        self.rollups
+            .iter_mut()
+            .flat_map(Rollup::flush_all)
+            .collect()
+    }
+
+    /// Counters of each rollup, by name.
+    pub fn stats(&self) -> Vec<(&str, RollupStats)> {
+        self.rollups.iter().map(|r| (r.name(), r.stats)).collect()
+    }
+}
+
+// Key encoding: the dimensions' values in order, fixed-width where possible, so keys are
+// compared and hashed as bytes and decoded back only for the emitted top-K.
+
+const ADDR_NONE: u8 = 0;
+const ADDR_V4: u8 = 4;
+const ADDR_V6: u8 = 6;
+const COUNTRY_UNKNOWN: [u8; 2] = [0, 0];
+const COUNTRY_PRIVATE: [u8; 2] = [0xff, 0xff];
+
+fn put_addr(out: &mut Vec<u8>, a: Option<IpAddr>) {
+    match a {
+        None => out.push(ADDR_NONE),
+        Some(IpAddr::V4(v4)) => {
+            out.push(ADDR_V4);
+            out.extend_from_slice(&v4.octets());
+        }
+        Some(IpAddr::V6(v6)) => {
+            out.push(ADDR_V6);
+            out.extend_from_slice(&v6.octets());
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Names longer than 255 bytes are cut at a character boundary.
+    let mut end = s.len().min(255);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = s.as_bytes().get(..end).unwrap_or_default();
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
+}
+
+fn put_opt_u32(out: &mut Vec<u8>, v: Option<u32>) {
+    match v {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+}
+
+fn put_country(out: &mut Vec<u8>, c: Country) {
+    out.extend_from_slice(&match c {
+        Country::Unknown => COUNTRY_UNKNOWN,
+        Country::Private => COUNTRY_PRIVATE,
+        Country::Iso(code) => code,
+    });
+}
+
+fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
+    let r = e.record;
+    let port = |p: u16| match def.config.collapse_ports_from {
+        Some(limit) if p >= limit => limit,
+        _ => p,
+    };
+    for d in &def.config.dimensions {
+        match d {
+            Dimension::DeviceName => put_str(out, &e.device_name),
+            Dimension::ExporterAddress => put_addr(out, Some(e.device_addr)),
+            Dimension::SrcAddr => put_addr(out, r.src_addr),
+            Dimension::DstAddr => put_addr(out, r.dst_addr),
+            Dimension::SrcPort => out.extend_from_slice(&port(r.src_port).to_be_bytes()),
+            Dimension::DstPort => out.extend_from_slice(&port(r.dst_port).to_be_bytes()),
+            Dimension::Transport => out.push(r.ip_protocol),
+            Dimension::Application => {
+                out.push(r.ip_protocol);
+                out.extend_from_slice(&e.application.unwrap_or(u16::MAX).to_be_bytes());
+            }
+            Dimension::SrcHost | Dimension::DstHost => {}
+            Dimension::SrcCountry => put_country(out, e.src_country),
+            Dimension::DstCountry => put_country(out, e.dst_country),
+            Dimension::SrcAs => put_opt_u32(out, e.src_as),
+            Dimension::DstAs => put_opt_u32(out, e.dst_as),
+            Dimension::InIf => put_opt_u32(out, r.in_if),
+            Dimension::OutIf => put_opt_u32(out, r.out_if),
+            Dimension::InIfName => put_str(out, e.in_if_name.as_deref().unwrap_or("")),
+            Dimension::OutIfName => put_str(out, e.out_if_name.as_deref().unwrap_or("")),
+            Dimension::Vlan => put_opt_u32(out, r.vlan.map(u32::from)),
+            Dimension::Tos => out.push(r.tos),
+        }
+    }
+}
+
+/// Reads back what [`encode_key`] wrote. Keys are produced only by `encode_key`, but reads
+/// are bounds-checked anyway: a short key decodes to empty values, never a panic.
+struct KeyReader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> KeyReader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        match (self.buf.get(..n), self.buf.get(n..)) {
+            (Some(head), Some(tail)) => {
+                self.buf = tail;
+                head
+            }
+            _ => {
+                self.buf = &[];
+                &[]
+            }
+        }
+    }
+    fn u8(&mut self) -> u8 {
+        self.take(1).first().copied().unwrap_or(0)
+    }
+    fn u16(&mut self) -> u16 {
+        <[u8; 2]>::try_from(self.take(2)).map_or(0, u16::from_be_bytes)
+    }
+    fn u32(&mut self) -> u32 {
+        <[u8; 4]>::try_from(self.take(4)).map_or(0, u32::from_be_bytes)
+    }
+    fn opt_u32(&mut self) -> Option<u32> {
+        (self.u8() == 1).then(|| self.u32())
+    }
+    fn addr(&mut self) -> Option<IpAddr> {
+        match self.u8() {
+            ADDR_V4 => <[u8; 4]>::try_from(self.take(4)).ok().map(IpAddr::from),
+            ADDR_V6 => <[u8; 16]>::try_from(self.take(16)).ok().map(IpAddr::from),
+            _ => None,
+        }
+    }
+    fn str(&mut self) -> &'a str {
+        let n = usize::from(self.u8());
+        std::str::from_utf8(self.take(n)).unwrap_or("")
+    }
+}
+
+fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
+    let mut k = KeyReader { buf: key };
+    let profile = def.config.profile;
+    let s = |v: &str| AttrValue::Str(Arc::from(v));
+    let num = |v: u32| match profile {
+        Profile::Default => AttrValue::Int(i64::from(v)),
+        Profile::Ktranslate => AttrValue::Str(Arc::from(v.to_string())),
+    };
+    let addr = |a: Option<IpAddr>| {
+        AttrValue::Str(a.map_or_else(|| Arc::from(""), |a| Arc::from(a.to_string())))
+    };
+    let country = |c: &[u8]| match c {
+        [0, 0] => s(""),
+        [0xff, 0xff] => s("Private IP"),
+        code => s(std::str::from_utf8(code).unwrap_or("")),
+    };
+    def.config
+        .dimensions
+        .iter()
+        .zip(&def.attr_names)
+        .map(|(d, name)| {
+            let v = match d {
+                Dimension::DeviceName => s(k.str()),
+                Dimension::ExporterAddress | Dimension::SrcAddr | Dimension::DstAddr => {
+                    addr(k.addr())
+                }
+                Dimension::SrcPort | Dimension::DstPort => num(u32::from(k.u16())),
+                Dimension::Transport => {
+                    let p = k.u8();
+                    match services::transport_name(p) {
+                        Some(n) => s(n),
+                        None => s(&p.to_string()),
+                    }
+                }
+                Dimension::Application => {
+                    let proto = k.u8();
+                    match k.u16() {
+                        u16::MAX => s(""),
+                        i => s(services::service_name_at(proto, i)),
+                    }
+                }
+                Dimension::SrcHost | Dimension::DstHost => s(""),
+                Dimension::SrcCountry | Dimension::DstCountry => country(k.take(2)),
+                Dimension::SrcAs
+                | Dimension::DstAs
+                | Dimension::InIf
+                | Dimension::OutIf
+                | Dimension::Vlan => num(k.opt_u32().unwrap_or(0)),
+                Dimension::InIfName | Dimension::OutIfName => s(k.str()),
+                Dimension::Tos => num(u32::from(k.u8())),
+            };
+            (Arc::clone(name), v)
+        })
+        .collect()
+}

@@ -1,0 +1,154 @@
+//! IANA service names and protocol keywords.
+
+#[path = "services_table.rs"]
+mod table;
+
+use table::SERVICES;
+
+/// IANA "Assigned Internet Protocol Numbers" keyword of `proto`, lower-case; `None` for
+/// numbers without a well-known keyword (the caller prints the number).
+pub fn transport_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        0 => "hopopt",
+        1 => "icmp",
+        2 => "igmp",
+        4 => "ipv4",
+        6 => "tcp",
+        8 => "egp",
+        9 => "igp",
+        17 => "udp",
+        27 => "rdp",
+        33 => "dccp",
+        41 => "ipv6",
+        43 => "ipv6-route",
+        44 => "ipv6-frag",
+        46 => "rsvp",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "ipv6-icmp",
+        59 => "ipv6-nonxt",
+        60 => "ipv6-opts",
+        88 => "eigrp",
+        89 => "ospf",
+        94 => "ipip",
+        97 => "etherip",
+        103 => "pim",
+        112 => "vrrp",
+        115 => "l2tp",
+        132 => "sctp",
+        136 => "udplite",
+        137 => "mpls-in-ip",
+        _ => return None,
+    })
+}
+
+/// Whether `proto` has ports (TCP, UDP, SCTP, DCCP, UDP-Lite).
+pub const fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 33 | 132 | 136)
+}
+
+/// Index into the service table of `port`, if the table names it (for TCP or UDP; see
+/// [`service_name_at`] for which name is used).
+pub(crate) fn service_index(port: u16) -> Option<u16> {
+    let i = SERVICES.binary_search_by_key(&port, |e| e.0).ok()?;
+    // The table holds fewer than 65 536 rows, so the index fits.
+    u16::try_from(i).ok()
+}
+
+/// The name behind [`service_index`] for `proto`: UDP and UDP-Lite use the UDP column, other
+/// port protocols the TCP column; when that column is empty the other one is used (IANA
+/// normally assigns a name to both).
+pub(crate) fn service_name_at(proto: u8, index: u16) -> &'static str {
+    let Some((_, tcp, udp)) = SERVICES.get(usize::from(index)) else {
+        return "";
+    };
+    let (first, second) = if matches!(proto, 17 | 136) {
+        (udp, tcp)
+    } else {
+        (tcp, udp)
+    };
+    if first.is_empty() { second } else { first }
+}
+
+/// The IANA service name of `port` over `proto` (`"https"`, `"domain"`, …).
+pub fn service_name(proto: u8, port: u16) -> Option<&'static str> {
+    service_index(port).map(|i| service_name_at(proto, i))
+}
+
+/// The application of a flow: the service name of its service side, `None` when neither
+/// side is a named service or the protocol has no ports.
+///
+/// The service side is the lower port: servers listen on well-known (0–1023) or registered
+/// (1024–49151) ports while clients pick ephemeral ports (49152–65535 per RFC 6335 §6, or
+/// Linux's 32768–60999), so the lower of the two is the service in practice. When the lower
+/// port has no name the higher one is tried (e.g. a client bound to a low unnamed port).
+/// Returns the table index, cheap to store in a rollup key.
+pub(crate) fn application_index(proto: u8, src_port: u16, dst_port: u16) -> Option<u16> {
+    if !has_ports(proto) {
+        return None;
+    }
+    let (low, high) = if src_port <= dst_port {
+        (src_port, dst_port)
+    } else {
+        (dst_port, src_port)
+    };
+    if low == 0 {
+        return service_index(high);
+    }
+    service_index(low).or_else(|| service_index(high))
+}
+
+/// The application name of a flow (see [`application_index`]).
+pub fn application(proto: u8, src_port: u16, dst_port: u16) -> Option<&'static str> {
+    application_index(proto, src_port, dst_port).map(|i| service_name_at(proto, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_lower_case() {
+        assert!(SERVICES.windows(2).all(|w| w[0].0 < w[1].0));
+        for (_, t, u) in SERVICES {
+            assert_eq!(*t, t.to_lowercase());
+            assert_eq!(*u, u.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn well_known_names() {
+        assert_eq!(service_name(6, 443), Some("https"));
+        assert_eq!(service_name(17, 53), Some("domain"));
+        assert_eq!(service_name(6, 22), Some("ssh"));
+        // No UDP name in the table for 22: the TCP one is used.
+        assert_eq!(service_name(17, 22), Some("ssh"));
+        assert_eq!(service_name(17, 123), Some("ntp"));
+        assert_eq!(service_name(6, 65000), None);
+        // Different names per transport: 514/tcp shell, 514/udp syslog.
+        assert_eq!(service_name(6, 514), Some("shell"));
+        assert_eq!(service_name(17, 514), Some("syslog"));
+    }
+
+    #[test]
+    fn service_side_is_the_lower_named_port() {
+        assert_eq!(application(6, 51514, 443), Some("https"));
+        assert_eq!(application(6, 443, 51514), Some("https"));
+        assert_eq!(application(17, 53, 33000), Some("domain"));
+        // Lower port unnamed, higher named.
+        assert_eq!(application(6, 1000, 8080), Some("http-alt"));
+        assert_eq!(application(6, 40000, 50000), None);
+        assert_eq!(application(1, 0, 0), None);
+        assert_eq!(application(1, 443, 443), None);
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(transport_name(6), Some("tcp"));
+        assert_eq!(transport_name(17), Some("udp"));
+        assert_eq!(transport_name(1), Some("icmp"));
+        assert_eq!(transport_name(58), Some("ipv6-icmp"));
+        assert_eq!(transport_name(250), None);
+    }
+}

@@ -1,0 +1,406 @@
+//! Rollup behaviour through the public API: attributes, windows, sampling, top-K, overflow,
+//! late records, merging and configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord};
+use flowtel_rollup::{
+    AttrValue, Dimension, Direction, EnrichConfig, Enricher, PipelineConfig, Point, Profile,
+    Rollup, RollupConfig, RollupSet, WindowBatch, parse_spec,
+};
+
+const S: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_040 * S; // a multiple of 60 s
+
+fn rec(t: u64, src: &str, dst: &str, proto: u8, sport: u16, dport: u16, bytes: u64) -> FlowRecord {
+    let mut r = FlowRecord::new(
+        "192.0.2.1:2055".parse().unwrap(),
+        FlowProtocol::NetflowV9,
+        t,
+    );
+    r.src_addr = Some(src.parse().unwrap());
+    r.dst_addr = Some(dst.parse().unwrap());
+    r.ip_protocol = proto;
+    r.src_port = sport;
+    r.dst_port = dport;
+    r.bytes = bytes;
+    r.packets = 1;
+    r
+}
+
+fn run(config: RollupConfig, records: &[FlowRecord]) -> (Vec<WindowBatch>, Rollup) {
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    let mut rollup = Rollup::new(config).unwrap();
+    let mut out = Vec::new();
+    for r in records {
+        let e = enricher.enrich(r, None);
+        rollup.push(&e);
+        out.extend(rollup.flush(r.time_received_ns));
+    }
+    out.extend(rollup.flush_all());
+    (out, rollup)
+}
+
+fn attrs(p: &Point) -> BTreeMap<String, AttrValue> {
+    p.attributes
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn s(v: &str) -> AttrValue {
+    AttrValue::Str(Arc::from(v))
+}
+
+fn total(batches: &[WindowBatch]) -> u64 {
+    batches
+        .iter()
+        .flat_map(|b| &b.points)
+        .map(|p| p.value)
+        .sum()
+}
+
+#[test]
+fn default_rollup_names_types_and_icmp() {
+    let mut https = rec(T0 + S, "10.0.0.5", "8.8.8.8", 6, 51514, 443, 1500);
+    https.sampling_rate = Some(100);
+    let icmp = rec(T0 + 2 * S, "10.0.0.5", "1.1.1.1", 1, 0, 0, 84);
+    let (batches, rollup) = run(RollupConfig::default(), &[https, icmp]);
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(&*b.rollup, "bytes_by_flow");
+    assert_eq!(
+        (b.start_time_unix_nano, b.time_unix_nano),
+        (T0, T0 + 60 * S)
+    );
+    assert_eq!(b.points.len(), 2, "ICMP is kept, no overflow");
+    let p = &b.points[0];
+    assert_eq!(
+        (&*p.metric, &*p.unit, p.value),
+        ("network.io.by_flow", "By", 150_000)
+    );
+    assert_eq!(
+        (p.start_time_unix_nano, p.time_unix_nano),
+        (T0, T0 + 60 * S)
+    );
+    let names: Vec<&str> = p.attributes.iter().map(|(k, _)| &**k).collect();
+    assert_eq!(
+        names,
+        [
+            "device_name",
+            "network.local.address",
+            "network.peer.address",
+            "network.local.port",
+            "network.peer.port",
+            "network.transport",
+            "network.protocol.name",
+            "network.local.country",
+            "network.peer.country"
+        ]
+    );
+    let a = attrs(p);
+    assert_eq!(a["device_name"], s("192.0.2.1"));
+    assert_eq!(a["network.local.address"], s("10.0.0.5"));
+    assert_eq!(a["network.peer.port"], AttrValue::Int(443));
+    assert_eq!(a["network.transport"], s("tcp"));
+    assert_eq!(a["network.protocol.name"], s("https"));
+    assert_eq!(a["network.local.country"], s("Private IP"));
+    assert_eq!(a["network.peer.country"], s(""));
+    let a = attrs(&b.points[1]);
+    assert_eq!(a["network.transport"], s("icmp"));
+    assert_eq!(a["network.peer.port"], AttrValue::Int(0));
+    assert_eq!(a["network.protocol.name"], s(""));
+    assert_eq!(b.points[1].value, 84, "no rate known: 1");
+    let st = rollup.stats();
+    assert_eq!(
+        (st.records_in, st.windows_emitted, st.points_emitted),
+        (2, 1, 2)
+    );
+    assert_eq!(st.value_in, 150_084);
+}
+
+#[test]
+fn ktranslate_profile_from_the_integration_spec() {
+    let config = parse_spec("s_sum,bytes_by_flow,in_bytes+out_bytes,src_addr,dst_addr,l4_src_port,l4_dst_port,protocol,custom_str.application,device_name,custom_str.src_host,custom_str.dst_host,src_geo,dst_geo").unwrap();
+    let mut r = rec(T0, "8.8.8.8", "192.168.1.1", 17, 53, 40000, 100);
+    r.sampling_rate = Some(10);
+    let (batches, _) = run(config, &[r]);
+    let p = &batches[0].points[0];
+    assert_eq!(&*p.metric, "kentik.rollup.bytes_by_flow");
+    assert_eq!(p.value, 1000);
+    let a = attrs(p);
+    assert_eq!(a["src_port"], s("53"), "ktranslate sends strings");
+    assert_eq!(a["dst_port"], s("40000"));
+    assert_eq!(a["protocol"], s("udp"));
+    assert_eq!(a["application"], s("domain"));
+    assert_eq!(a["src_host"], s(""));
+    assert_eq!(a["dst_country"], s("Private IP"));
+    assert_eq!(a.len(), 11);
+}
+
+#[test]
+fn windows_are_aligned_and_emitted_once() {
+    let records = [
+        rec(T0 + 59 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 10),
+        rec(T0 + 60 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 20),
+        rec(T0 + 185 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 40),
+    ];
+    let (batches, _) = run(RollupConfig::default(), &records);
+    let windows: Vec<_> = batches
+        .iter()
+        .map(|b| (b.start_time_unix_nano - T0, b.points[0].value))
+        .collect();
+    assert_eq!(windows, [(0, 10), (60 * S, 20), (180 * S, 40)]);
+}
+
+#[test]
+fn late_records_fold_into_the_open_window() {
+    let mut rollup = Rollup::new(RollupConfig::default()).unwrap();
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    let mut push = |r: FlowRecord, rollup: &mut Rollup| rollup.push(&enricher.enrich(&r, None));
+    push(
+        rec(T0 + 10 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 10),
+        &mut rollup,
+    );
+    let first = rollup.flush(T0 + 61 * S);
+    assert_eq!(first.len(), 1);
+    // Belongs to the emitted window: goes to the next one instead, counted.
+    push(
+        rec(T0 + 30 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 5),
+        &mut rollup,
+    );
+    push(
+        rec(T0 + 70 * S, "10.0.0.1", "10.0.0.2", 6, 1, 2, 7),
+        &mut rollup,
+    );
+    let second = rollup.flush_all();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].start_time_unix_nano, T0 + 60 * S);
+    assert_eq!(second[0].points[0].value, 12);
+    assert_eq!(rollup.stats().late_records, 1);
+}
+
+#[test]
+fn top_k_and_overflow_keep_the_total() {
+    let config = RollupConfig {
+        top_k: 2,
+        ..RollupConfig::default()
+    };
+    let records: Vec<_> = (1..=5u16)
+        .map(|i| {
+            rec(
+                T0,
+                "10.0.0.1",
+                "10.0.0.2",
+                6,
+                1000 + i,
+                443,
+                u64::from(i) * 100,
+            )
+        })
+        .collect();
+    let (batches, rollup) = run(config, &records);
+    let pts = &batches[0].points;
+    assert_eq!(pts.len(), 3);
+    assert_eq!(pts[0].value, 500);
+    assert_eq!(pts[1].value, 400);
+    assert_eq!(pts[2].value, 600);
+    assert_eq!(
+        pts[2].attributes,
+        vec![(Arc::from("otel.metric.overflow"), AttrValue::Bool(true))]
+    );
+    assert_eq!(total(&batches), 1500);
+    let st = rollup.stats();
+    assert_eq!((st.overflow_points, st.keys_overflowed), (1, 3));
+    assert_eq!(st.windows_approximated, 0);
+}
+
+#[test]
+fn heavy_hitter_survives_eviction() {
+    let config = RollupConfig {
+        top_k: 3,
+        max_keys: 16,
+        dimensions: vec![Dimension::SrcAddr],
+        ..RollupConfig::default()
+    };
+    let mut records = Vec::new();
+    for i in 0..2000u32 {
+        let noise = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        records.push(rec(T0, &noise, "10.0.0.2", 6, 1, 2, 10));
+        if i % 10 == 0 {
+            records.push(rec(T0, "192.0.2.77", "10.0.0.2", 6, 1, 2, 50));
+        }
+    }
+    let (batches, rollup) = run(config, &records);
+    let pts = &batches[0].points;
+    assert!(pts.len() <= 4);
+    assert_eq!(attrs(&pts[0])["network.local.address"], s("192.0.2.77"));
+    assert_eq!(total(&batches), 2000 * 10 + 200 * 50);
+    let st = rollup.stats();
+    assert!(st.keys_evicted > 1900, "{st:?}");
+    assert_eq!(st.windows_approximated, 1);
+    assert!(pts.last().unwrap().attributes[0].0.as_ref() == "otel.metric.overflow");
+}
+
+#[test]
+fn direction_filter_and_values() {
+    let mut egress = rec(T0, "10.0.0.1", "10.0.0.2", 6, 1, 2, 10);
+    egress.direction = Some(FlowDirection::Egress);
+    egress.packets = 3;
+    let ingress = rec(T0, "10.0.0.1", "10.0.0.2", 6, 1, 2, 20);
+    let in_bytes = RollupConfig {
+        name: "in".into(),
+        direction: Direction::In,
+        dimensions: vec![],
+        ..RollupConfig::default()
+    };
+    let (b, r) = run(in_bytes, &[egress.clone(), ingress.clone()]);
+    assert_eq!(total(&b), 20);
+    assert_eq!(r.stats().records_filtered, 1);
+    let out_pkts = parse_spec("s_sum,p,out_pkts").unwrap();
+    assert_eq!(
+        total(&run(out_pkts, &[egress.clone(), ingress.clone()]).0),
+        3
+    );
+    let flows = RollupConfig {
+        value: flowtel_rollup::ValueKind::Flows,
+        ..RollupConfig::default()
+    };
+    let (b, _) = run(flows, &[egress, ingress]);
+    assert_eq!(&*b[0].points[0].unit, "{flow}");
+    assert_eq!(&*b[0].points[0].metric, "flowtel.rollup.bytes_by_flow");
+    assert_eq!(total(&b), 2);
+}
+
+#[test]
+fn high_ports_collapse() {
+    let config = RollupConfig {
+        collapse_ports_from: Some(32768),
+        ..RollupConfig::default()
+    };
+    let records = [
+        rec(T0, "10.0.0.1", "8.8.8.8", 6, 40001, 443, 1),
+        rec(T0, "10.0.0.1", "8.8.8.8", 6, 55555, 443, 2),
+    ];
+    let (b, _) = run(config, &records);
+    assert_eq!(b[0].points.len(), 1);
+    assert_eq!(
+        attrs(&b[0].points[0])["network.local.port"],
+        AttrValue::Int(32768)
+    );
+    assert_eq!(b[0].points[0].value, 3);
+}
+
+#[test]
+fn merged_workers_equal_one_instance() {
+    let config = RollupConfig {
+        top_k: 4,
+        ..RollupConfig::default()
+    };
+    let records: Vec<_> = (0..40u16)
+        .map(|i| {
+            rec(
+                T0 + u64::from(i) * S,
+                "10.0.0.1",
+                "8.8.8.8",
+                6,
+                1000 + i % 7,
+                443,
+                u64::from(i) + 1,
+            )
+        })
+        .collect();
+    let (single, _) = run(config.clone(), &records);
+
+    let mut a = RollupSet::new(std::slice::from_ref(&config)).unwrap();
+    let mut b = RollupSet::new(std::slice::from_ref(&config)).unwrap();
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    for (i, r) in records.iter().enumerate() {
+        let e = enricher.enrich(r, None);
+        if i % 2 == 0 { a.push(&e) } else { b.push(&e) }
+    }
+    let now = T0 + 60 * S;
+    let mut wa = a.take_closed(now);
+    let wb = b.take_closed(now);
+    assert_eq!((wa.len(), wb.len()), (1, 1));
+    let mut merged = wa.pop().unwrap();
+    merged.merge(wb.into_iter().next().unwrap()).unwrap();
+    let batch = merged.finish(&mut Default::default());
+    assert_eq!(vec![batch], single);
+}
+
+#[test]
+fn several_rollups_side_by_side() {
+    let configs = [
+        RollupConfig::default(),
+        parse_spec("s_sum,pkts_by_device,in_pkts+out_pkts,device_name").unwrap(),
+    ];
+    let mut set = RollupSet::new(&configs).unwrap();
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    let r = rec(T0, "10.0.0.1", "8.8.8.8", 6, 1, 443, 100);
+    set.push(&enricher.enrich(&r, None));
+    let out = set.flush_all();
+    assert_eq!(out.len(), 2);
+    assert_eq!(&*out[1].points[0].metric, "kentik.rollup.pkts_by_device");
+    assert_eq!(&*out[1].points[0].unit, "{packet}");
+    assert!(!set.needs_interface_names());
+}
+
+#[test]
+fn yaml_config() {
+    let yaml = r#"
+enrichment:
+  devices:
+    192.0.2.1: edge-1
+  sampling:
+    default_rate: 10
+    exporters:
+      192.0.2.9: 1000
+  geoip_country_db: /var/lib/GeoIP/GeoLite2-Country.mmdb
+rollups:
+  - name: bytes_by_flow
+    value: bytes
+    direction: both
+    dimensions: [device_name, src_addr, dst_addr, src_port, dst_port, transport, application, src_country, dst_country]
+    top_k: 500
+    max_keys: 50000
+    interval_secs: 60
+  - name: bytes_by_flow
+    profile: ktranslate
+    dimensions: [src_as, dst_as, in_if_name]
+    collapse_ports_from: 32768
+"#;
+    let c: PipelineConfig = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(c.rollups[0].top_k, 500);
+    assert_eq!(c.rollups[0].dimensions, RollupConfig::default().dimensions);
+    assert_eq!(c.rollups[1].profile, Profile::Ktranslate);
+    assert_eq!(c.rollups[1].interval_secs, 60);
+    assert_eq!(c.enrichment.sampling.default_rate, Some(10));
+    assert!(matches!(
+        c.validate(),
+        Err(flowtel_rollup::ConfigError::DuplicateName(_))
+    ));
+    let set = RollupSet::new(&c.rollups[1..]).unwrap();
+    assert!(set.needs_interface_names());
+
+    let empty: PipelineConfig = serde_yaml::from_str("{}").unwrap();
+    assert_eq!(empty, PipelineConfig::default());
+    assert_eq!(empty.rollups, vec![RollupConfig::default()]);
+
+    let err = serde_yaml::from_str::<PipelineConfig>("rollups: [{name: x, topk: 3}]").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    let err =
+        serde_yaml::from_str::<PipelineConfig>("rollups: [{dimensions: [bogus]}]").unwrap_err();
+    assert!(err.to_string().contains("unknown variant"), "{err}");
+    let bad = RollupConfig {
+        top_k: 0,
+        ..RollupConfig::default()
+    };
+    assert!(Rollup::new(bad).is_err());
+    let bad = RollupConfig {
+        interval_secs: 0,
+        ..RollupConfig::default()
+    };
+    assert!(Rollup::new(bad).is_err());
+}
