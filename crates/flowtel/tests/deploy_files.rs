@@ -1,0 +1,554 @@
+//! Static checks of everything under `deploy/` and `examples/`: no Docker engine or cluster runs
+//! here, so this proves what can be proven without one. Compose and Kubernetes files parse and
+//! reference only files, services, ConfigMap keys and ports that exist; the Alloy pipelines use
+//! only documented components wired to components they define; the Dockerfile has the ports,
+//! healthcheck and entrypoint users rely on; the provisioned dashboard is the integration's
+//! dashboard with only its datasource selection changed; the systemd unit passes
+//! `systemd-analyze verify` where systemd is installed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn read(rel: &str) -> String {
+    let p = repo().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+fn yaml(rel: &str) -> Value {
+    serde_yaml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(&read(rel))
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("missing string {key:?} in {v:?}"))
+}
+
+fn seq_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or_else(|| panic!("missing list {key:?} in {v:?}"))
+}
+
+/// The Alloy components flowtel's configs may use: the ones the Alloy reference documents for
+/// this pipeline (grafana.com/docs/alloy/latest/reference/components/).
+const ALLOY_COMPONENTS: &[&str] = &[
+    "otelcol.receiver.otlp",
+    "otelcol.processor.batch",
+    "otelcol.exporter.prometheus",
+    "prometheus.remote_write",
+    "otelcol.exporter.otlphttp",
+    "otelcol.auth.basic",
+];
+
+/// Components declared in an Alloy file (`name "label" {` at the start of a line), and
+/// references to their exports (`name.label.input`, `.receiver`, `.handler`).
+fn alloy_components(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut declared = BTreeSet::new();
+    let mut referenced = BTreeSet::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("//") {
+            continue;
+        }
+        if let Some((head, rest)) = t.split_once(" \"")
+            && let Some((label, tail)) = rest.split_once('"')
+            && tail.trim() == "{"
+            && head.contains('.')
+        {
+            declared.insert(format!("{head}.{label}"));
+        }
+        for word in t.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
+            for export in [".input", ".receiver", ".handler"] {
+                if let Some(component) = word.strip_suffix(export)
+                    && component.contains('.')
+                {
+                    referenced.insert(component.to_owned());
+                }
+            }
+        }
+    }
+    (declared, referenced)
+}
+
+fn check_alloy(name: &str, text: &str) {
+    let (declared, referenced) = alloy_components(text);
+    assert!(!declared.is_empty(), "{name}: no component found");
+    for c in &declared {
+        let kind = c.rsplit_once('.').map(|(k, _)| k).unwrap_or(c);
+        assert!(
+            ALLOY_COMPONENTS.contains(&kind),
+            "{name}: component {kind} is not one of the documented ones {ALLOY_COMPONENTS:?}"
+        );
+    }
+    for r in &referenced {
+        assert!(
+            declared.contains(r),
+            "{name}: {r} is referenced but not declared (declared: {declared:?})"
+        );
+    }
+    // Every pipeline starts at the OTLP receiver flowtel sends to.
+    assert!(
+        declared
+            .iter()
+            .any(|c| c.starts_with("otelcol.receiver.otlp.")),
+        "{name}: no otelcol.receiver.otlp"
+    );
+    assert!(
+        text.contains(":4317\""),
+        "{name}: the OTLP receiver must listen on 4317"
+    );
+    let braces = text.matches('{').count() == text.matches('}').count();
+    assert!(braces, "{name}: unbalanced braces");
+}
+
+#[test]
+fn alloy_configs_use_only_documented_components() {
+    let local = read("deploy/alloy/local.alloy");
+    check_alloy("local.alloy", &local);
+    for needed in [
+        "otelcol.exporter.prometheus",
+        "prometheus.remote_write",
+        "otelcol.processor.batch",
+    ] {
+        assert!(local.contains(needed), "local.alloy lacks {needed}");
+    }
+    assert!(local.contains("http://prometheus:9090/api/v1/write"));
+
+    let cloud = read("deploy/alloy/grafana-cloud.alloy");
+    check_alloy("grafana-cloud.alloy", &cloud);
+    for needed in [
+        "otelcol.exporter.otlphttp",
+        "otelcol.auth.basic",
+        "sys.env(",
+    ] {
+        assert!(cloud.contains(needed), "grafana-cloud.alloy lacks {needed}");
+    }
+
+    let cm = kubernetes_configmap();
+    check_alloy("configmap config.alloy", &cm["config.alloy"]);
+}
+
+#[test]
+fn alloy_component_parser_catches_unknown_and_dangling_components() {
+    let (declared, referenced) = alloy_components(
+        "otelcol.receiver.otlp \"a\" {\n  output { metrics = [otelcol.processor.batch.b.input] }\n}\n",
+    );
+    assert_eq!(
+        declared,
+        BTreeSet::from(["otelcol.receiver.otlp.a".to_owned()])
+    );
+    assert_eq!(
+        referenced,
+        BTreeSet::from(["otelcol.processor.batch.b".to_owned()])
+    );
+    let bad = "otelcol.receiver.otlp \"a\" {\n grpc { endpoint = \"0.0.0.0:4317\" }\n output { metrics = [otelcol.processor.batch.b.input] }\n}\n";
+    assert!(std::panic::catch_unwind(|| check_alloy("bad", bad)).is_err());
+    let unknown = "otelcol.receiver.otlp \"a\" {\n grpc { endpoint = \"0.0.0.0:4317\" }\n}\nloki.write \"x\" {\n}\n";
+    assert!(std::panic::catch_unwind(|| check_alloy("unknown", unknown)).is_err());
+}
+
+#[test]
+fn dockerfile_builds_locked_and_runs_flowtel_unprivileged() {
+    let text = read("deploy/docker/Dockerfile");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let froms = lines.iter().filter(|l| l.starts_with("FROM ")).count();
+    assert!(froms >= 2, "multi-stage build expected");
+    assert!(text.contains("cargo build --release --locked -p flowtel"));
+    let expose = lines
+        .iter()
+        .find(|l| l.starts_with("EXPOSE "))
+        .expect("EXPOSE");
+    let ports: BTreeSet<&str> = expose.split_whitespace().skip(1).collect();
+    for p in ["9995/udp", "6343/udp", "9464"] {
+        assert!(ports.contains(p), "EXPOSE lacks {p}: {expose}");
+    }
+    let user = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("USER");
+    assert!(!user.contains("root") || user.contains("nonroot"), "{user}");
+    assert!(!user.starts_with("USER 0"), "{user}");
+    assert!(lines.iter().any(|l| l.starts_with("HEALTHCHECK ")));
+    assert!(
+        text.contains("\"healthcheck\"]"),
+        "HEALTHCHECK runs `flowtel healthcheck`"
+    );
+    let entry = lines
+        .iter()
+        .find(|l| l.starts_with("ENTRYPOINT "))
+        .expect("ENTRYPOINT");
+    assert_eq!(*entry, "ENTRYPOINT [\"/usr/local/bin/flowtel\"]");
+    // The build copies the whole repository; the ignore file keeps build outputs out.
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l.trim() == "/target"));
+    for dir in ["crates", "Cargo.toml", "Cargo.lock"] {
+        assert!(repo().join(dir).exists(), "{dir} is needed by the build");
+    }
+}
+
+fn compose() -> Value {
+    yaml("deploy/compose/docker-compose.yml")
+}
+
+#[test]
+fn compose_services_are_pinned_healthy_and_ordered() {
+    let c = compose();
+    let services = c
+        .get("services")
+        .and_then(Value::as_mapping)
+        .expect("services");
+    let names: BTreeSet<&str> = services.keys().filter_map(Value::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["alloy", "flowtel", "generator", "grafana", "prometheus"])
+    );
+    for (name, svc) in services {
+        let name = name.as_str().expect("service name");
+        let image = str_of(svc, "image");
+        if svc.get("build").is_none() {
+            let (_, tag) = image
+                .rsplit_once(':')
+                .unwrap_or_else(|| panic!("{name}: image {image} is not pinned"));
+            assert!(
+                tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+                "{name}: image {image} is not pinned to a version"
+            );
+        }
+        if name != "generator" {
+            let hc = svc
+                .get("healthcheck")
+                .unwrap_or_else(|| panic!("{name}: no healthcheck"));
+            assert!(!seq_of(hc, "test").is_empty());
+        }
+        if let Some(deps) = svc.get("depends_on").and_then(Value::as_mapping) {
+            for (dep, cond) in deps {
+                let dep = dep.as_str().expect("dependency name");
+                assert!(names.contains(dep), "{name} depends on unknown {dep}");
+                assert_eq!(
+                    str_of(cond, "condition"),
+                    "service_healthy",
+                    "{name} -> {dep}"
+                );
+                assert!(
+                    services[dep].get("healthcheck").is_some(),
+                    "{name} waits for {dep} to be healthy but {dep} has no healthcheck"
+                );
+            }
+        }
+    }
+    // The pipeline order: generator -> flowtel -> alloy -> prometheus <- grafana.
+    let dep = |a: &str, b: &str| {
+        services[a]
+            .get("depends_on")
+            .and_then(|d| d.get(b))
+            .is_some()
+    };
+    assert!(dep("generator", "flowtel"));
+    assert!(dep("flowtel", "alloy"));
+    assert!(dep("alloy", "prometheus"));
+    assert!(dep("grafana", "prometheus"));
+
+    let prom: Vec<&str> = seq_of(&services["prometheus"], "command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(prom.contains(&"--web.enable-remote-write-receiver"));
+    let ports: Vec<&str> = seq_of(&services["flowtel"], "ports")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(ports.contains(&"9995:9995/udp"), "{ports:?}");
+    let grafana_ports: Vec<&str> = seq_of(&services["grafana"], "ports")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(grafana_ports.contains(&"3000:3000"));
+}
+
+#[test]
+fn compose_references_only_files_that_exist() {
+    let base = repo().join("deploy/compose");
+    let c = compose();
+    let services = c.get("services").and_then(Value::as_mapping).unwrap();
+    let mut mounts = BTreeMap::new();
+    for (name, svc) in services {
+        let name = name.as_str().unwrap();
+        if let Some(build) = svc.get("build") {
+            let ctx = base.join(str_of(build, "context"));
+            assert!(
+                ctx.join("Cargo.toml").is_file(),
+                "{name}: build context {ctx:?}"
+            );
+            let df = ctx.join(str_of(build, "dockerfile"));
+            assert!(df.is_file(), "{name}: dockerfile {df:?}");
+        }
+        for v in svc
+            .get("volumes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let spec = v.as_str().expect("short volume syntax");
+            let mut parts = spec.split(':');
+            let (src, dst) = (parts.next().unwrap(), parts.next().expect("target"));
+            assert!(
+                src.starts_with('.'),
+                "{name}: {src} should be a repository path"
+            );
+            let path = base.join(src);
+            assert!(
+                path.exists(),
+                "{name}: {spec}: {} does not exist",
+                path.display()
+            );
+            mounts.insert(dst.to_owned(), path);
+        }
+    }
+    // Grafana's provisioning points at what is mounted.
+    let provider = yaml("deploy/grafana/provisioning/dashboards/flowtel.yaml");
+    let dash_path = str_of(
+        seq_of(&provider, "providers")[0].get("options").unwrap(),
+        "path",
+    );
+    let dash_dir = mounts.get(dash_path).expect("dashboards directory mounted");
+    assert!(dash_dir.join("netflow-overview.json").is_file());
+    let home = str_of(
+        services["grafana"].get("environment").unwrap(),
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+    );
+    let home_file = Path::new(home).file_name().unwrap();
+    assert!(dash_dir.join(home_file).is_file(), "{home}");
+    // Alloy runs the mounted local.alloy.
+    let alloy_cmd: Vec<&str> = seq_of(&services["alloy"], "command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let cfg = alloy_cmd.last().unwrap();
+    assert!(mounts[*cfg].ends_with("local.alloy"), "{cfg}");
+    // flowtel runs the mounted config.
+    let flowtel_cmd: Vec<&str> = seq_of(&services["flowtel"], "command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let i = flowtel_cmd.iter().position(|a| *a == "--config").unwrap();
+    assert!(mounts[flowtel_cmd[i + 1]].ends_with("flowtel.yaml"));
+}
+
+#[test]
+fn grafana_datasource_matches_the_dashboard_selection() {
+    let ds = yaml("deploy/grafana/provisioning/datasources/prometheus.yaml");
+    let prom = &seq_of(&ds, "datasources")[0];
+    assert_eq!(str_of(prom, "type"), "prometheus");
+    let uid = str_of(prom, "uid");
+    assert_eq!(str_of(prom, "url"), "http://prometheus:9090");
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/netflow-overview.json")).unwrap();
+    let var = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "prometheus_datasource")
+        .unwrap();
+    assert_eq!(var["current"]["value"], uid);
+}
+
+fn queries(dash: &serde_json::Value) -> Vec<String> {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<String>) {
+        for p in panels.as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push(e.to_owned());
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dash["panels"], &mut out);
+    out
+}
+
+#[test]
+fn provisioned_netflow_dashboard_is_the_integration_dashboard() {
+    let ours: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/netflow-overview.json")).unwrap();
+    assert_eq!(ours["uid"], "netflow-overview");
+    assert!(queries(&ours).len() >= 15);
+    assert!(repo().join("deploy/grafana/dashboards/NOTICE.md").is_file());
+    let reference = repo().join("../shared/reference/grafana-netflow-overview.dashboard.json");
+    let Ok(text) = std::fs::read_to_string(&reference) else {
+        eprintln!("skipping the comparison: {} is absent", reference.display());
+        return;
+    };
+    let mut theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // The one documented change (NOTICE.md): the datasource variable's current selection.
+    let mut ours = ours;
+    for d in [&mut ours, &mut theirs] {
+        for v in d["templating"]["list"].as_array_mut().unwrap() {
+            v.as_object_mut().unwrap().remove("current");
+        }
+    }
+    assert_eq!(ours, theirs);
+}
+
+fn kubernetes_configmap() -> BTreeMap<String, String> {
+    let cm = yaml("deploy/kubernetes/configmap.yaml");
+    assert_eq!(str_of(&cm, "kind"), "ConfigMap");
+    serde_yaml::from_value(cm.get("data").unwrap().clone()).unwrap()
+}
+
+#[test]
+fn kubernetes_manifests_reference_what_exists() {
+    let k = yaml("deploy/kubernetes/kustomization.yaml");
+    let mut kinds = BTreeMap::new();
+    for r in seq_of(&k, "resources") {
+        let rel = format!("deploy/kubernetes/{}", r.as_str().unwrap());
+        for doc in yaml_docs(&rel) {
+            let kind = str_of(&doc, "kind").to_owned();
+            let name = str_of(doc.get("metadata").unwrap(), "name").to_owned();
+            kinds.insert((kind, name), doc);
+        }
+    }
+    let cm = kubernetes_configmap();
+    let dep = &kinds[&("Deployment".to_owned(), "flowtel".to_owned())];
+    let spec = dep.get("spec").unwrap();
+    let pod_labels = spec
+        .get("template")
+        .unwrap()
+        .get("metadata")
+        .unwrap()
+        .get("labels");
+    assert_eq!(spec.get("selector").unwrap().get("matchLabels"), pod_labels);
+    let pod = spec.get("template").unwrap().get("spec").unwrap();
+    // Volumes from the ConfigMap name existing keys.
+    let mut volumes = BTreeSet::new();
+    for v in seq_of(pod, "volumes") {
+        volumes.insert(str_of(v, "name").to_owned());
+        if let Some(c) = v.get("configMap") {
+            assert!(kinds.contains_key(&("ConfigMap".to_owned(), str_of(c, "name").to_owned())));
+            for item in seq_of(c, "items") {
+                let key = str_of(item, "key");
+                assert!(cm.contains_key(key), "ConfigMap has no key {key}");
+            }
+        }
+    }
+    let containers = seq_of(pod, "containers");
+    let names: Vec<&str> = containers.iter().map(|c| str_of(c, "name")).collect();
+    assert_eq!(names, ["flowtel", "alloy"]);
+    let mut port_names = BTreeMap::new();
+    for c in containers {
+        for m in c
+            .get("volumeMounts")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            assert!(volumes.contains(str_of(m, "name")), "{m:?}");
+        }
+        let res = c.get("resources").unwrap();
+        assert!(res.get("requests").unwrap().get("cpu").is_some());
+        assert!(res.get("requests").unwrap().get("memory").is_some());
+        for p in c
+            .get("ports")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            port_names.insert(
+                str_of(p, "name").to_owned(),
+                (
+                    p.get("containerPort").unwrap().as_u64().unwrap(),
+                    p.get("protocol")
+                        .and_then(Value::as_str)
+                        .unwrap_or("TCP")
+                        .to_owned(),
+                ),
+            );
+        }
+    }
+    let flowtel = &containers[0];
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let get = flowtel.get(probe).unwrap().get("httpGet").unwrap();
+        let port = str_of(get, "port");
+        assert_eq!(port_names[port], (9464, "TCP".to_owned()), "{probe}");
+        assert!(["/healthz", "/readyz"].contains(&str_of(get, "path")));
+    }
+    // The sidecar runs the ConfigMap's config.alloy.
+    let alloy_args: Vec<&str> = seq_of(&containers[1], "args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(alloy_args.last(), Some(&"/etc/alloy/config.alloy"));
+    assert!(cm["flowtel.yaml"].contains("http://127.0.0.1:4317"));
+    // The Service exposes UDP ports the pod declares.
+    let svc = &kinds[&("Service".to_owned(), "flowtel".to_owned())];
+    let sspec = svc.get("spec").unwrap();
+    assert_eq!(sspec.get("selector"), pod_labels);
+    assert_eq!(str_of(sspec, "sessionAffinity"), "ClientIP");
+    assert_eq!(str_of(sspec, "externalTrafficPolicy"), "Local");
+    for p in seq_of(sspec, "ports") {
+        let target = str_of(p, "targetPort");
+        let (_, proto) = &port_names[target];
+        assert_eq!(proto, "UDP");
+        assert_eq!(str_of(p, "protocol"), "UDP");
+    }
+    assert!(repo().join("deploy/kubernetes/README.md").is_file());
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_verifies() {
+    let text = read("deploy/systemd/flowtel.service");
+    for directive in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "ProtectSystem=strict",
+        "ReadOnlyPaths=/etc/flowtel",
+        "ExecStart=/usr/local/bin/flowtel run --config /etc/flowtel/flowtel.yaml",
+    ] {
+        assert!(text.contains(directive), "missing {directive:?}");
+    }
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipping `systemd-analyze verify`: systemd-analyze is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = std::env::temp_dir().join(format!("flowtel-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = dir.join("flowtel.service");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/local/bin/flowtel", env!("CARGO_BIN_EXE_flowtel")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Unknown or misspelt directives are only warnings: fail on any.
+    assert!(stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
