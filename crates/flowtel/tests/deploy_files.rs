@@ -552,3 +552,99 @@ fn systemd_unit_is_hardened_and_verifies() {
     // Unknown or misspelt directives are only warnings: fail on any.
     assert!(stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
 }
+
+/// YAML files under `deploy/` that are not flowtel configurations (compose, Kubernetes,
+/// Prometheus, Grafana provisioning). Every other YAML there and in `examples/` must be one.
+const NOT_FLOWTEL_CONFIGS: &[&str] = &[
+    "deploy/compose/docker-compose.yml",
+    "deploy/compose/prometheus.yml",
+    "deploy/grafana/provisioning/dashboards/flowtel.yaml",
+    "deploy/grafana/provisioning/datasources/prometheus.yaml",
+    "deploy/kubernetes/configmap.yaml",
+    "deploy/kubernetes/deployment.yaml",
+    "deploy/kubernetes/kustomization.yaml",
+    "deploy/kubernetes/namespace.yaml",
+    "deploy/kubernetes/service.yaml",
+];
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+}
+
+/// `flowtel check-config FILE`: the daemon's own loader (unknown keys rejected, values
+/// validated), run by the real binary. The OTEL_* variables are cleared so the files alone are
+/// checked.
+fn check_config(path: &Path) -> Result<String, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtel"));
+    cmd.arg("check-config").arg(path);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("run flowtel check-config");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn every_flowtel_yaml_passes_check_config() {
+    let root = repo();
+    let mut files = Vec::new();
+    yaml_files(&root.join("examples"), &mut files);
+    yaml_files(&root.join("deploy"), &mut files);
+    files.sort();
+    let mut checked = 0;
+    for f in &files {
+        let rel = f.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
+        if NOT_FLOWTEL_CONFIGS.contains(&rel.as_str()) {
+            continue;
+        }
+        let printed = check_config(f).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(printed.contains("listen:"), "{rel}: {printed}");
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} flowtel configs found");
+    for rel in NOT_FLOWTEL_CONFIGS {
+        assert!(root.join(rel).is_file(), "{rel} is listed but absent");
+    }
+    // The configuration embedded in the Kubernetes ConfigMap.
+    let dir = std::env::temp_dir().join(format!("flowtel-cm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flowtel.yaml");
+    std::fs::write(&file, &kubernetes_configmap()["flowtel.yaml"]).unwrap();
+    let res = check_config(&file);
+    let _ = std::fs::remove_dir_all(&dir);
+    res.unwrap_or_else(|e| panic!("configmap flowtel.yaml: {e}"));
+}
+
+#[test]
+fn check_config_rejects_what_the_examples_must_not_contain() {
+    // The same path the examples take, shown to fail on an unknown key: the test above cannot
+    // pass by accident.
+    let dir = std::env::temp_dir().join(format!("flowtel-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "listen: [\"0.0.0.0:9995\"]\notlp:\n  endpiont: http://x:4317\n",
+    )
+    .unwrap();
+    let res = check_config(&file);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = res.expect_err("unknown key accepted");
+    assert!(err.contains("endpiont"), "{err}");
+}
