@@ -10,8 +10,6 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// The datagram or a structure inside it ends early.
     Truncated,
-    /// An sFlow v5 datagram, which this build does not decode yet.
-    SflowUnsupported,
     /// A length field disagrees with the bytes present (IPFIX message length, v5 count).
     BadLength,
     /// A set/flowset length is shorter than its header or runs past the datagram.
@@ -30,6 +28,12 @@ pub enum ErrorKind {
     TemplateLimit,
     /// A template was refused: more fields than `max_fields_per_template`.
     FieldLimit,
+    /// sFlow: the agent address type is neither 0 (unknown), 1 (IPv4) nor 2 (IPv6); the
+    /// datagram cannot be read past it.
+    SflowAgentAddress,
+    /// sFlow: a sample's or record's length runs past its container, or a record is shorter
+    /// than its fixed layout; that sample or record is skipped.
+    SflowBadLength,
 }
 
 impl ErrorKind {
@@ -37,7 +41,6 @@ impl ErrorKind {
     pub const ALL: &'static [ErrorKind] = &[
         ErrorKind::UnsupportedVersion,
         ErrorKind::Truncated,
-        ErrorKind::SflowUnsupported,
         ErrorKind::BadLength,
         ErrorKind::BadSetLength,
         ErrorKind::ReservedSetId,
@@ -46,6 +49,8 @@ impl ErrorKind {
         ErrorKind::ExporterLimit,
         ErrorKind::TemplateLimit,
         ErrorKind::FieldLimit,
+        ErrorKind::SflowAgentAddress,
+        ErrorKind::SflowBadLength,
     ];
 
     /// Stable snake_case name, used as the `reason` label.
@@ -53,7 +58,6 @@ impl ErrorKind {
         match self {
             ErrorKind::UnsupportedVersion => "unsupported_version",
             ErrorKind::Truncated => "truncated",
-            ErrorKind::SflowUnsupported => "sflow_unsupported",
             ErrorKind::BadLength => "bad_length",
             ErrorKind::BadSetLength => "bad_set_length",
             ErrorKind::ReservedSetId => "reserved_set_id",
@@ -62,6 +66,8 @@ impl ErrorKind {
             ErrorKind::ExporterLimit => "exporter_limit",
             ErrorKind::TemplateLimit => "template_limit",
             ErrorKind::FieldLimit => "field_limit",
+            ErrorKind::SflowAgentAddress => "sflow_agent_address",
+            ErrorKind::SflowBadLength => "sflow_bad_length",
         }
     }
 }

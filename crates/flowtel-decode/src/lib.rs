@@ -80,8 +80,10 @@ pub mod record;
 
 pub use record::{
     CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, RawField,
-    SamplingSource,
+    SamplingSource, SflowInterface, SflowSample,
 };
+
+pub mod sflow;
 
 mod error;
 mod ie;
@@ -217,11 +219,15 @@ impl Decoder {
         match datagram {
             [0, 0, 0, 5, ..] => {
                 report.protocol = Some(FlowProtocol::SflowV5);
-                report.errors.push(DecodeError::new(
-                    ErrorKind::SflowUnsupported,
-                    0,
-                    "sflow v5 datagram header",
-                ));
+                sflow::decode(
+                    &self.config,
+                    exporter,
+                    datagram,
+                    received_ns,
+                    out,
+                    &mut report,
+                    &mut self.stats.sampling_rate_unknown,
+                );
             }
             [0, 5, ..] => {
                 report.protocol = Some(FlowProtocol::NetflowV5);

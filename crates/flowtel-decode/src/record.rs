@@ -102,6 +102,18 @@ pub struct FlowRecord {
     /// The resolved 1-in-N sampling rate; `None` when unknown.
     pub sampling_rate: Option<u32>,
     pub sampling_source: SamplingSource,
+    /// sFlow flow-sample details with no NetFlow equivalent (sequence, sample pool, drops,
+    /// interface encodings); `None` for NetFlow/IPFIX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sflow: Option<SflowSample>,
+    /// BGP AS path to the destination (sFlow extended gateway), flattened over its segments.
+    /// Kept only with [`crate::DecoderConfig::keep_unknown_fields`], so it never allocates on
+    /// the hot path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub as_path: Vec<u32>,
+    /// BGP communities (sFlow extended gateway); kept like [`FlowRecord::as_path`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bgp_communities: Vec<u32>,
     /// Fields flowtel does not map, kept only when [`crate::DecoderConfig::keep_unknown_fields`]
     /// is set (for `flowtel decode`). Empty otherwise, and then it never allocates.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -165,6 +177,9 @@ impl FlowRecord {
             sampler_id: None,
             sampling_rate: None,
             sampling_source: SamplingSource::Unknown,
+            sflow: None,
+            as_path: Vec::new(),
+            bgp_communities: Vec::new(),
             unknown_fields: Vec::new(),
         }
     }
@@ -225,4 +240,90 @@ pub struct EthernetCounters {
     pub frame_too_longs: u32,
     pub internal_mac_receive_errors: u32,
     pub symbol_errors: u32,
+}
+
+/// Per-sample details of an sFlow v5 flow sample (sFlow v5 §"Flow sample").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SflowSample {
+    /// Datagram sequence number (per agent and sub-agent).
+    pub datagram_sequence: u32,
+    /// Agent uptime in milliseconds when the datagram was sent.
+    pub uptime_ms: u32,
+    /// Flow sample sequence number (per data source).
+    pub sequence: u32,
+    /// Data source type: 0 ifIndex, 1 smonVlanDataSource, 2 entPhysicalEntry.
+    pub source_id_type: u32,
+    /// Data source index (e.g. the ifIndex of the sampling interface).
+    pub source_id_index: u32,
+    /// Packets that could have been sampled (sampled or not) since the source started.
+    pub sample_pool: u32,
+    /// Packets the agent dropped for lack of resources.
+    pub drops: u32,
+    pub input: SflowInterface,
+    pub output: SflowInterface,
+}
+
+/// An sFlow v5 `interface` value, compact (2-bit format + 30-bit value) or expanded
+/// (format and value words) (sFlow v5 §"Flow sample", `interface` / `interface_expanded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SflowInterface {
+    /// Format 0: an ifIndex; 0 means unknown.
+    Index(u32),
+    /// Format 0 with the value 0x3FFFFFFF: the packet came from or went to the agent itself.
+    Internal,
+    /// Format 1: the packet was dropped; the value is the reason (ICMP unreachable codes,
+    /// 256 unknown, 257 TTL exceeded, 258 ACL, 259 no buffer space, 260 RED, ...).
+    Discarded(u32),
+    /// Format 2: the packet went to several interfaces; the value is their count (0 unknown).
+    Multiple(u32),
+    /// A format this version of the spec does not define.
+    Unknown { format: u32, value: u32 },
+}
+
+impl SflowInterface {
+    /// The value "internal to the agent" in the ifIndex format.
+    pub const INTERNAL: u32 = 0x3fff_ffff;
+
+    /// The ifIndex to report as `in_if` / `out_if`: only a known, real interface.
+    pub const fn if_index(self) -> Option<u32> {
+        match self {
+            SflowInterface::Index(0) => None,
+            SflowInterface::Index(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// From the expanded encoding's `format` and `value` words.
+    pub const fn from_expanded(format: u32, value: u32) -> Self {
+        match format {
+            0 if value == Self::INTERNAL => SflowInterface::Internal,
+            0 => SflowInterface::Index(value),
+            1 => SflowInterface::Discarded(value),
+            2 => SflowInterface::Multiple(value),
+            _ => SflowInterface::Unknown { format, value },
+        }
+    }
+
+    /// From the compact encoding: the top 2 bits are the format, the low 30 the value.
+    pub const fn from_compact(word: u32) -> Self {
+        Self::from_expanded(word >> 30, word & 0x3fff_ffff)
+    }
+
+    /// The expanded encoding's `(format, value)`.
+    pub const fn to_expanded(self) -> (u32, u32) {
+        match self {
+            SflowInterface::Index(i) => (0, i),
+            SflowInterface::Internal => (0, Self::INTERNAL),
+            SflowInterface::Discarded(r) => (1, r),
+            SflowInterface::Multiple(n) => (2, n),
+            SflowInterface::Unknown { format, value } => (format, value),
+        }
+    }
+
+    /// The compact encoding (values above 30 bits are truncated: use the expanded form).
+    pub const fn to_compact(self) -> u32 {
+        let (format, value) = self.to_expanded();
+        (format << 30) | (value & 0x3fff_ffff)
+    }
 }

@@ -110,7 +110,8 @@ fn dispatch_reports_sflow_and_unknown_versions_without_records() {
     let (r, flows) = decode(&mut dec, &[0, 0, 0, 5, 0, 0, 0, 1, 1, 2, 3, 4]);
     assert!(flows.is_empty());
     assert_eq!(r.protocol, Some(FlowProtocol::SflowV5));
-    assert_eq!(kinds(&r), [ErrorKind::SflowUnsupported]);
+    // Version 5, IPv4 agent 1.2.3.4, then the header ends: decoded as sFlow, truncated.
+    assert_eq!(kinds(&r), [ErrorKind::Truncated]);
     let (r, _) = decode(&mut dec, &[0, 7, 0, 0]);
     assert_eq!(
         (r.protocol, kinds(&r)),

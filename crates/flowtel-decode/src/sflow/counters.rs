@@ -1,0 +1,110 @@
+//! Counter records inside a counter sample (sFlow v5 §"Counter Data Types":
+//! `if_counters` (0,1) and `ethernet_counters` (0,2)).
+
+use super::datagram::Ctx;
+use super::xdr::Xdr;
+use super::{InterfaceCounters, format};
+use crate::{CounterRecord, ErrorKind, EthernetCounters};
+
+/// Generic interface counters as read, before the sample's identity is attached.
+#[derive(Debug, Default)]
+pub(crate) struct Acc {
+    interface: Option<InterfaceCounters>,
+    ethernet: Option<EthernetCounters>,
+}
+
+fn generic(x: &mut Xdr<'_>) -> Option<InterfaceCounters> {
+    Some(InterfaceCounters {
+        if_index: x.u32()?,
+        if_type: x.u32()?,
+        if_speed: x.u64()?,
+        if_direction: x.u32()?,
+        if_status: x.u32()?,
+        in_octets: x.u64()?,
+        in_ucast_pkts: x.u32()?,
+        in_multicast_pkts: x.u32()?,
+        in_broadcast_pkts: x.u32()?,
+        in_discards: x.u32()?,
+        in_errors: x.u32()?,
+        in_unknown_protos: x.u32()?,
+        out_octets: x.u64()?,
+        out_ucast_pkts: x.u32()?,
+        out_multicast_pkts: x.u32()?,
+        out_broadcast_pkts: x.u32()?,
+        out_discards: x.u32()?,
+        out_errors: x.u32()?,
+        promiscuous_mode: x.u32()?,
+    })
+}
+
+fn ethernet(x: &mut Xdr<'_>) -> Option<EthernetCounters> {
+    Some(EthernetCounters {
+        alignment_errors: x.u32()?,
+        fcs_errors: x.u32()?,
+        single_collision_frames: x.u32()?,
+        multiple_collision_frames: x.u32()?,
+        sqe_test_errors: x.u32()?,
+        deferred_transmissions: x.u32()?,
+        late_collisions: x.u32()?,
+        excessive_collisions: x.u32()?,
+        internal_mac_transmit_errors: x.u32()?,
+        carrier_sense_errors: x.u32()?,
+        frame_too_longs: x.u32()?,
+        internal_mac_receive_errors: x.u32()?,
+        symbol_errors: x.u32()?,
+    })
+}
+
+pub(crate) fn record(ctx: &mut Ctx<'_>, data_format: u32, mut x: Xdr<'_>, acc: &mut Acc) {
+    let at = x.offset();
+    let ok = match data_format {
+        format::GENERIC_INTERFACE => generic(&mut x).map(|g| acc.interface = Some(g)),
+        format::ETHERNET_INTERFACE => ethernet(&mut x).map(|e| acc.ethernet = Some(e)),
+        _ => Some(()),
+    };
+    if ok.is_none() {
+        ctx.error(ErrorKind::SflowBadLength, at, "sFlow counter record");
+    }
+}
+
+impl Acc {
+    pub(crate) fn finish(
+        self,
+        ctx: &Ctx<'_>,
+        sequence: u32,
+        source_id_type: u32,
+        source_id_index: u32,
+    ) -> Option<CounterRecord> {
+        let g = self.interface?;
+        Some(CounterRecord {
+            exporter: ctx.exporter,
+            agent: ctx
+                .agent
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            sub_agent_id: ctx.sub_agent_id,
+            time_received_ns: ctx.received_ns,
+            sequence,
+            source_id: (source_id_type << 24) | (source_id_index & 0x00ff_ffff),
+            if_index: g.if_index,
+            if_type: g.if_type,
+            if_speed: g.if_speed,
+            if_direction: g.if_direction,
+            if_status: g.if_status,
+            in_octets: g.in_octets,
+            in_ucast_pkts: g.in_ucast_pkts,
+            in_multicast_pkts: g.in_multicast_pkts,
+            in_broadcast_pkts: g.in_broadcast_pkts,
+            in_discards: g.in_discards,
+            in_errors: g.in_errors,
+            in_unknown_protos: g.in_unknown_protos,
+            out_octets: g.out_octets,
+            out_ucast_pkts: g.out_ucast_pkts,
+            out_multicast_pkts: g.out_multicast_pkts,
+            out_broadcast_pkts: g.out_broadcast_pkts,
+            out_discards: g.out_discards,
+            out_errors: g.out_errors,
+            promiscuous_mode: g.promiscuous_mode,
+            ethernet: self.ethernet,
+        })
+    }
+}
