@@ -83,6 +83,7 @@ pub use record::{
     SamplingSource, SflowInterface, SflowSample,
 };
 
+pub mod encode;
 pub mod sflow;
 
 mod error;
