@@ -11,17 +11,23 @@ use crate::config;
 #[command(
     name = "flowtel",
     version,
-    about = "NetFlow v5/v9, IPFIX and sFlow v5 to OpenTelemetry metrics"
+    about = "NetFlow v5/v9, IPFIX and sFlow v5 to OpenTelemetry metrics",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Without a subcommand, flowtel runs the daemon (`flowtel run`) with these flags.
+    #[command(flatten)]
+    pub run: config::RunArgs,
 }
 
 // Parsed once per process: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Receive flows over UDP, roll them up and export them (the default command).
+    Run(config::RunArgs),
     /// Decode the flow exports in a pcap/pcapng capture and print every record.
     Decode(DecodeArgs),
     /// Validate a configuration file and print the effective configuration (file, then the

@@ -529,6 +529,19 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 }
 
 impl Config {
+    /// Receive workers to start: the configured number, or one per core.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    pub fn has_sink(&self, sink: SinkKind) -> bool {
+        self.sinks.contains(&sink)
+    }
+
     /// The effective configuration as YAML (what `check-config` prints).
     pub fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_yaml::to_string(self)?)

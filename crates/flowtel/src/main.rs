@@ -1,13 +1,18 @@
 //! The `flowtel` binary: one subcommand per module, dispatched from here; the clap types are
 //! in [`cli`].
 //!
+//! - `flowtel run` and plain `flowtel` ([`daemon`], [`config`]): the daemon; ktranslate's
+//!   command line ([`ktranslate`]) is translated into it.
 //! - `flowtel decode FILE` ([`decode_cmd`]): print what the exporters in a capture send.
 //! - `flowtel check-config` ([`config`], [`ktranslate`]): print the effective configuration.
 
 mod cli;
 mod config;
+mod daemon;
 mod decode_cmd;
 mod ktranslate;
+mod prometheus;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -27,6 +32,18 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let mut ktranslate_warnings = Vec::new();
+    // ktranslate's command line (Grafana's Netflow integration) runs the daemon with the
+    // equivalent settings and the ktranslate output profile.
+    if ktranslate::is_ktranslate_command_line(rest) {
+        let t = ktranslate::translate(rest);
+        ktranslate_warnings = t.warnings;
+        ktranslate_warnings.extend(t.notes.into_iter().map(|n| format!("note: {n}")));
+        let mut rewritten = vec![args[0].clone()];
+        rewritten.extend(t.args);
+        args = rewritten;
+    }
     // `flowtel check-config <ktranslate flags>` shows what a ktranslate command line becomes.
     if args.get(1).map(String::as_str) == Some("check-config")
         && ktranslate::is_ktranslate_command_line(args.get(2..).unwrap_or_default())
@@ -41,8 +58,10 @@ fn run() -> anyhow::Result<()> {
     }
     let cli = Cli::parse_from(args);
     match cli.command {
-        Command::Decode(args) => decode_cmd::run(&args),
-        Command::CheckConfig { file, mut run } => {
+        None => run_daemon(&cli.run, &ktranslate_warnings),
+        Some(Command::Run(run)) => run_daemon(&run, &ktranslate_warnings),
+        Some(Command::Decode(args)) => decode_cmd::run(&args),
+        Some(Command::CheckConfig { file, mut run }) => {
             if file.is_some() {
                 run.config = file;
             }
@@ -51,4 +70,13 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_daemon(run: &config::RunArgs, ktranslate_warnings: &[String]) -> anyhow::Result<()> {
+    let config = config::resolve(run, &config::process_env)?;
+    telemetry::init_logging(&config)?;
+    for w in ktranslate_warnings {
+        tracing::warn!("{w}");
+    }
+    daemon::run(config)
 }

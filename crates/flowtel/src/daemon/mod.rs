@@ -1,0 +1,609 @@
+//! The daemon behind `flowtel run`: UDP listeners, receive workers, the flush loop, sinks and
+//! shutdown.
+//!
+//! # Threading model
+//!
+//! - **Receive workers** are plain OS threads (one per core by default), each owning one
+//!   SO_REUSEPORT socket per listen address, its own decoder and its own rollup state. A worker
+//!   blocks in `recvmmsg` for at most [`listener::RECV_TIMEOUT`], decodes and rolls up each
+//!   datagram synchronously, and between batches answers its control channel. Nothing on the
+//!   per-datagram path takes a lock or waits on another thread; counters are merged into the
+//!   worker's shared copy once per batch. Template state stays correct across workers by routing
+//!   datagrams by exporter (see [`worker`]).
+//! - **The flush loop** (a tokio task) wakes shortly after each window boundary, asks every
+//!   worker for the windows that closed, merges them and hands the result to the sinks.
+//! - **Sinks** never block the flush loop: stdout writes a few lines per window, the Prometheus
+//!   sink swaps the last window under a lock held only to replace or render it, and the OTLP sink
+//!   pushes into a bounded queue drained by its own task (full queue: the oldest window is
+//!   dropped and counted). The receive path never waits on any of them.
+//! - **The HTTP endpoint** (`/metrics`, `/healthz`, `/readyz`) and the self-telemetry exporter
+//!   run as tokio tasks on a small runtime.
+//!
+//! # Shutdown
+//!
+//! On SIGINT or SIGTERM: `/readyz` turns 503, workers stop receiving, drain what was handed
+//! over, flush every open window including the partial one, the sinks get it, and the export
+//! queue is drained within `shutdown_grace_secs`; the process then exits 0.
+
+pub mod listener;
+pub mod pipeline;
+pub mod stats;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use flowtel_decode::{DecoderConfig, ErrorKind, Limit};
+use flowtel_rollup::WindowBatch;
+use tracing::{info, warn};
+
+use crate::config::{Config, SinkKind};
+use crate::telemetry::{Family, Kind};
+use stats::{DropReason, ProtocolLabel, WorkerStats};
+use worker::{Control, FlushReply, Routing, Worker, now_ns};
+
+/// State shared by the flush loop, the HTTP endpoint and the telemetry exporter.
+#[derive(Debug)]
+pub struct Shared {
+    workers: Vec<Arc<Mutex<WorkerStats>>>,
+    routing: Arc<Routing>,
+    /// Last complete window of every rollup (for the Prometheus sink).
+    last_windows: RwLock<BTreeMap<Arc<str>, WindowBatch>>,
+    /// Windows and series emitted per rollup.
+    emitted: Mutex<BTreeMap<Arc<str>, (u64, u64)>>,
+    serve_flow_series: bool,
+    silent_after_ns: u64,
+}
+
+impl Shared {
+    /// Sum of every worker's counters.
+    pub fn totals(&self) -> WorkerStats {
+        let mut total = WorkerStats::default();
+        for w in &self.workers {
+            let w = w.lock().unwrap_or_else(|p| p.into_inner());
+            total.merge(&w);
+        }
+        total
+    }
+
+    /// Every `flowtel.*` metric, read now.
+    pub fn self_metrics(&self) -> Vec<Family> {
+        let t = self.totals();
+        let now = now_ns();
+        let exporter_label =
+            |ip: &Option<IpAddr>| ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
+
+        let mut datagrams = Family::new(
+            "flowtel.datagrams",
+            "{datagram}",
+            Kind::Counter,
+            "UDP datagrams received, by exporter address and detected protocol.",
+        );
+        let mut received = Family::new(
+            "flowtel.received",
+            "By",
+            Kind::Counter,
+            "UDP payload bytes received, by exporter address and detected protocol.",
+        );
+        let mut exporters: Vec<_> = t.exporters.iter().collect();
+        exporters.sort_by_key(|(ip, _)| **ip);
+        let mut active = 0u64;
+        for (ip, e) in exporters {
+            for p in ProtocolLabel::ALL {
+                let c = e.by_protocol[p as usize];
+                if c.datagrams == 0 {
+                    continue;
+                }
+                let labels = vec![
+                    ("exporter", exporter_label(ip)),
+                    ("protocol", p.as_str().to_owned()),
+                ];
+                datagrams.push(labels.clone(), c.datagrams);
+                received.push(labels, c.bytes);
+            }
+            if now.saturating_sub(e.last_seen_ns) < self.silent_after_ns {
+                active += 1;
+            }
+        }
+        let mut records = Family::new(
+            "flowtel.records",
+            "{record}",
+            Kind::Counter,
+            "Flow records decoded, by protocol.",
+        );
+        for p in ProtocolLabel::ALL {
+            if p != ProtocolLabel::Unknown {
+                records.push(
+                    vec![("protocol", p.as_str().to_owned())],
+                    t.records[p as usize],
+                );
+            }
+        }
+        let d = &t.decoder;
+        let mut errors = Family::new(
+            "flowtel.decode.errors",
+            "{error}",
+            Kind::Counter,
+            "Decode problems by reason; the rest of the datagram is still decoded where possible.",
+        );
+        for k in ErrorKind::ALL {
+            errors.push(
+                vec![("reason", k.as_str().to_owned())],
+                d.stats.errors.get(k).copied().unwrap_or(0),
+            );
+        }
+        let mut limits = Family::new(
+            "flowtel.decode.limit_hits",
+            "{event}",
+            Kind::Counter,
+            "Times a bound on exporter-controlled state refused something, by limit.",
+        );
+        for l in Limit::ALL {
+            limits.push(
+                vec![("limit", l.as_str().to_owned())],
+                d.stats.limit_hits.get(l).copied().unwrap_or(0),
+            );
+        }
+        let mut dropped = Family::new(
+            "flowtel.datagrams.dropped",
+            "{datagram}",
+            Kind::Counter,
+            "Datagrams received but not decoded, by reason.",
+        );
+        for r in DropReason::ALL {
+            dropped.push(
+                vec![("reason", r.as_str().to_owned())],
+                t.dropped.get(&r).copied().unwrap_or(0),
+            );
+        }
+        let mut windows = Family::new(
+            "flowtel.windows.emitted",
+            "{window}",
+            Kind::Counter,
+            "Rollup windows handed to the sinks, by rollup.",
+        );
+        let mut series = Family::new(
+            "flowtel.series.emitted",
+            "{series}",
+            Kind::Counter,
+            "Series points emitted (overflow series included), by rollup.",
+        );
+        for (rollup, (w, s)) in self
+            .emitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            windows.push(vec![("rollup", rollup.to_string())], *w);
+            series.push(vec![("rollup", rollup.to_string())], *s);
+        }
+        let gauge =
+            |name, unit, help, v: u64| Family::new(name, unit, Kind::Gauge, help).with(vec![], v);
+        let counter =
+            |name, unit, help, v: u64| Family::new(name, unit, Kind::Counter, help).with(vec![], v);
+        vec![
+            datagrams,
+            received,
+            records,
+            counter(
+                "flowtel.counter_records",
+                "{record}",
+                "sFlow counter samples decoded.",
+                t.counter_records,
+            ),
+            errors,
+            limits,
+            counter(
+                "flowtel.sampling.unknown",
+                "{record}",
+                "Flow records whose sampling rate could not be resolved (a default was applied).",
+                d.stats.sampling_rate_unknown,
+            ),
+            gauge(
+                "flowtel.templates",
+                "{template}",
+                "Templates currently known, over all exporters.",
+                d.templates as u64,
+            ),
+            counter(
+                "flowtel.templates.learnt",
+                "{template}",
+                "Templates and options templates learnt.",
+                d.stats.templates_learnt,
+            ),
+            gauge(
+                "flowtel.pending.sets",
+                "{set}",
+                "Data sets waiting for their template.",
+                d.pending_sets as u64,
+            ),
+            counter(
+                "flowtel.pending.expired",
+                "{set}",
+                "Data sets discarded because their template never came.",
+                d.stats.pending_expired,
+            ),
+            counter(
+                "flowtel.pending.dropped",
+                "{set}",
+                "Data sets discarded because the pending buffer was full.",
+                d.stats.pending_dropped,
+            ),
+            gauge(
+                "flowtel.exporters.active",
+                "{exporter}",
+                "Exporters that sent a datagram recently.",
+                active,
+            ),
+            gauge(
+                "flowtel.exporters.known",
+                "{exporter}",
+                "Exporters in the ownership table.",
+                self.routing.exporters() as u64,
+            ),
+            counter(
+                "flowtel.datagrams.handed_over",
+                "{datagram}",
+                "Datagrams passed to the worker that owns their exporter's templates.",
+                t.handed_over,
+            ),
+            dropped,
+            counter(
+                "flowtel.socket.drops",
+                "{datagram}",
+                "Datagrams the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL).",
+                t.socket_drops,
+            ),
+            counter(
+                "flowtel.receive.errors",
+                "{error}",
+                "Failed receive system calls.",
+                t.recv_errors,
+            ),
+            windows,
+            series,
+        ]
+    }
+
+    /// The `/metrics` body.
+    pub fn metrics_body(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if self.serve_flow_series {
+            let windows = self.last_windows.read().unwrap_or_else(|p| p.into_inner());
+            crate::prometheus::render_windows(windows.values(), &mut out);
+        }
+        crate::prometheus::render_families(&self.self_metrics(), &mut out);
+        out
+    }
+}
+
+/// Bound sockets, grouped by worker.
+fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<Vec<Vec<socket2::Socket>>> {
+    let mut per_worker: Vec<Vec<socket2::Socket>> = (0..workers).map(|_| Vec::new()).collect();
+    for &addr in &config.listen {
+        let first = listener::bind(addr, config.recv_buffer_bytes)
+            .with_context(|| format!("cannot listen on udp {addr}"))?;
+        let local = first.local;
+        if listener::buffer_capped(config.recv_buffer_bytes, first.recv_buffer_bytes) {
+            warn!(
+                listen = %local,
+                requested_bytes = config.recv_buffer_bytes,
+                granted_bytes = first.recv_buffer_bytes,
+                "receive buffer capped by the kernel; raise net.core.rmem_max to avoid drops"
+            );
+        }
+        info!(listen = %local, workers, recv_buffer_bytes = first.recv_buffer_bytes, "listening for NetFlow v5/v9, IPFIX and sFlow");
+        let mut sockets = vec![first.socket];
+        for _ in 1..workers {
+            let s = listener::bind(local, config.recv_buffer_bytes)
+                .with_context(|| format!("cannot listen on udp {local}"))?;
+            sockets.push(s.socket);
+        }
+        for (w, s) in sockets.into_iter().enumerate() {
+            if let Some(v) = per_worker.get_mut(w) {
+                v.push(s);
+            }
+        }
+    }
+    Ok(per_worker)
+}
+
+/// Run the daemon until SIGINT/SIGTERM.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("flowtel-io")
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let n = config.effective_workers();
+    let sockets = bind_sockets(&config, n)?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut handover_tx = Vec::with_capacity(n);
+    let mut handover_rx = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = std::sync::mpsc::sync_channel(worker::HANDOVER_CAPACITY);
+        handover_tx.push(tx);
+        handover_rx.push(rx);
+    }
+    let routing = Arc::new(Routing::new(handover_tx));
+    let stop_receiving = Arc::new(AtomicBool::new(false));
+    let worker_stats: Vec<_> = (0..n)
+        .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
+        .collect();
+    let shared = Arc::new(Shared {
+        workers: worker_stats.clone(),
+        routing: Arc::clone(&routing),
+        last_windows: RwLock::new(BTreeMap::new()),
+        emitted: Mutex::new(BTreeMap::new()),
+        serve_flow_series: config.has_sink(SinkKind::Prometheus),
+        silent_after_ns: config
+            .exporter_silent_after_secs
+            .saturating_mul(1_000_000_000),
+    });
+
+    // HTTP endpoint first, so probes answer while the workers start.
+    let metrics_shared = Arc::clone(&shared);
+    let (http_addr, http) = crate::prometheus::bind(
+        config.prometheus_listen,
+        crate::prometheus::Endpoint {
+            metrics: Box::new(move || metrics_shared.metrics_body()),
+            ready: Arc::clone(&ready),
+        },
+    )
+    .await?;
+    info!(listen = %http_addr, "serving /metrics, /healthz and /readyz");
+    let http_task = tokio::spawn(http);
+
+    let mut controls = Vec::with_capacity(n);
+    let mut threads = Vec::with_capacity(n);
+    for (id, (socks, hrx)) in sockets.into_iter().zip(handover_rx).enumerate() {
+        let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
+        controls.push(ctl_tx);
+        let w = Worker {
+            id,
+            sockets: socks,
+            pipeline: pipeline::WorkerPipeline::new(DecoderConfig::default()),
+            routing: Arc::clone(&routing),
+            handover_rx: hrx,
+            control_rx: ctl_rx,
+            stop_receiving: Arc::clone(&stop_receiving),
+            shared: Arc::clone(&worker_stats[id]),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("flowtel-rx-{id}"))
+            .spawn(move || w.run())
+            .context("cannot start a receive worker")?;
+        threads.push(t);
+    }
+    ready.store(true, Ordering::Relaxed);
+
+    let mut sinks = Sinks::new(&config, Arc::clone(&shared));
+    let interval_ns = config.rollup_interval_secs.saturating_mul(1_000_000_000);
+    // Flush shortly after each boundary so datagrams received just before it are counted.
+    let flush_delay_ns = (interval_ns / 10).min(1_000_000_000);
+    let mut reporter = ExporterReporter::new(&config);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_flush = (now_ns() / interval_ns + 1) * interval_ns + flush_delay_ns;
+    loop {
+        let until_flush = Duration::from_nanos(next_flush.saturating_sub(now_ns()));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => reporter.report(&shared.totals(), now_ns()),
+            _ = tokio::time::sleep(until_flush) => {
+                let now = now_ns();
+                let batches = flush_workers(&controls, n, now, false).await;
+                sinks.emit(batches);
+                next_flush = (now / interval_ns + 1) * interval_ns + flush_delay_ns;
+            }
+        }
+    }
+
+    info!("shutting down: flushing the open window");
+    ready.store(false, Ordering::Relaxed);
+    stop_receiving.store(true, Ordering::Relaxed);
+    let batches = flush_workers(&controls, n, now_ns(), true).await;
+    sinks.emit(batches);
+    for t in threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    http_task.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// Ask every worker for its closed windows (all windows with `last`) and merge them.
+async fn flush_workers(
+    controls: &[std::sync::mpsc::Sender<Control>],
+    n: usize,
+    now: u64,
+    last: bool,
+) -> Vec<WindowBatch> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FlushReply>();
+    let mut expected = 0;
+    for c in controls {
+        if c.send(Control::Flush {
+            now_ns: now,
+            last,
+            reply: tx.clone(),
+        })
+        .is_ok()
+        {
+            expected += 1;
+        }
+    }
+    drop(tx);
+    let mut replies = Vec::with_capacity(n);
+    let wait = listener::RECV_TIMEOUT * 40;
+    while replies.len() < expected {
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(r)) => replies.push(r),
+            Ok(None) => break,
+            Err(_) => {
+                warn!(
+                    answered = replies.len(),
+                    expected, "a receive worker did not answer the flush in time"
+                );
+                break;
+            }
+        }
+    }
+    // Deterministic merge order whatever the answer order.
+    replies.sort_by_key(|r| r.worker);
+    replies.into_iter().flat_map(|r| r.batches).collect()
+}
+
+/// The configured sinks.
+#[derive(Debug)]
+struct Sinks {
+    stdout: bool,
+    prometheus: bool,
+    shared: Arc<Shared>,
+}
+
+impl Sinks {
+    fn new(config: &Config, shared: Arc<Shared>) -> Self {
+        Sinks {
+            stdout: config.has_sink(SinkKind::Stdout),
+            prometheus: config.has_sink(SinkKind::Prometheus),
+            shared,
+        }
+    }
+
+    fn emit(&mut self, batches: Vec<WindowBatch>) {
+        if batches.is_empty() {
+            return;
+        }
+        {
+            let mut emitted = self
+                .shared
+                .emitted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for b in &batches {
+                let e = emitted.entry(Arc::clone(&b.rollup)).or_default();
+                e.0 += 1;
+                e.1 += b.points.len() as u64;
+            }
+        }
+        if self.stdout {
+            use std::io::Write;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for b in &batches {
+                for p in &b.points {
+                    if let Ok(line) = serde_json::to_string(p) {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+            }
+            let _ = out.flush();
+        }
+        if self.prometheus {
+            let mut last = self
+                .shared
+                .last_windows
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for b in batches {
+                let newer = last
+                    .get(&b.rollup)
+                    .is_none_or(|old| old.time_unix_nano <= b.time_unix_nano);
+                if newer {
+                    last.insert(Arc::clone(&b.rollup), b);
+                }
+            }
+        }
+    }
+}
+
+/// Per-exporter log lines: first seen (logged by the owning worker), silent, back, and a
+/// periodic rate report.
+#[derive(Debug)]
+struct ExporterReporter {
+    silent_after_ns: u64,
+    report_every_ns: u64,
+    silent: std::collections::HashSet<Option<IpAddr>>,
+    last_report_ns: u64,
+    last_counts: std::collections::HashMap<Option<IpAddr>, (u64, u64)>,
+}
+
+impl ExporterReporter {
+    fn new(config: &Config) -> Self {
+        ExporterReporter {
+            silent_after_ns: config
+                .exporter_silent_after_secs
+                .saturating_mul(1_000_000_000),
+            report_every_ns: config
+                .exporter_report_interval_secs
+                .saturating_mul(1_000_000_000),
+            silent: Default::default(),
+            last_report_ns: now_ns(),
+            last_counts: Default::default(),
+        }
+    }
+
+    fn report(&mut self, totals: &WorkerStats, now: u64) {
+        for (ip, e) in &totals.exporters {
+            let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
+            let quiet = now.saturating_sub(e.last_seen_ns) >= self.silent_after_ns;
+            if quiet && self.silent.insert(*ip) {
+                warn!(exporter = %label, silent_secs = self.silent_after_ns / 1_000_000_000, "exporter went silent");
+            } else if !quiet && self.silent.remove(ip) {
+                info!(exporter = %label, "exporter is sending again");
+            }
+        }
+        if self.report_every_ns == 0
+            || now.saturating_sub(self.last_report_ns) < self.report_every_ns
+        {
+            return;
+        }
+        let secs = (now.saturating_sub(self.last_report_ns) as f64 / 1e9).max(1e-9);
+        for (ip, e) in &totals.exporters {
+            let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
+            let (d0, r0) = self.last_counts.get(ip).copied().unwrap_or((0, 0));
+            let (d, r) = (e.datagrams(), e.records);
+            info!(
+                exporter = %label,
+                datagrams_per_sec = format!("{:.1}", d.saturating_sub(d0) as f64 / secs),
+                records_per_sec = format!("{:.1}", r.saturating_sub(r0) as f64 / secs),
+                "exporter rates"
+            );
+            self.last_counts.insert(*ip, (d, r));
+        }
+        self.last_report_ns = now;
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
