@@ -34,8 +34,9 @@ use std::path::Path;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{Block, Linktype, PcapBlockOwned};
 
-/// Initial read buffer: holds a 256 KiB snap-length packet and its record header.
-const INITIAL_BUFFER_BYTES: usize = 1 << 20;
+/// Initial read buffer; it doubles when a block does not fit (GRO/TSO captures hold frames
+/// larger than 64 KiB).
+const INITIAL_BUFFER_BYTES: usize = 1 << 16;
 /// Largest capture block accepted; anything larger is a corrupt length field.
 const MAX_BUFFER_BYTES: usize = 16 << 20;
 /// Datagrams being reassembled at once; the oldest is dropped beyond this.
@@ -430,14 +431,26 @@ impl Iterator for CaptureReader {
                     }
                 }
                 Step::Grow => {
-                    if let Err(e) = self.grow() {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
+                    // The block is larger than the buffer. Read on first: if the input ends
+                    // before the buffer is full, the block is cut short, and growing (up to
+                    // MAX_BUFFER_BYTES for a corrupt length) would only waste memory.
+                    let before = self.inner.data().len();
                     if self.inner.refill().is_err() {
                         self.done = true;
                         let offset = self.inner.consumed();
                         return Some(Err(PcapError::Read { offset }));
+                    }
+                    if self.inner.reader_exhausted() {
+                        self.done = true;
+                        self.reassembly.finish(&mut self.stats);
+                        let offset = self.inner.consumed();
+                        return Some(Err(PcapError::Truncated { offset }));
+                    }
+                    if self.inner.data().len() == before
+                        && let Err(e) = self.grow()
+                    {
+                        self.done = true;
+                        return Some(Err(e));
                     }
                 }
                 Step::Fail(e) => {
@@ -1382,6 +1395,28 @@ mod tests {
         let results: Vec<_> = CaptureReader::new(Cursor::new(bytes)).unwrap().collect();
         assert_eq!(results.len(), 1);
         assert!(results[0].is_err());
+    }
+
+    #[test]
+    fn records_larger_than_the_initial_buffer_are_read_whole() {
+        let payload: Vec<u8> = (0..60_000u32).map(|i| (i % 253) as u8).collect();
+        let mut frame = ethernet(0x0800, &[], &ipv4(17, &udp(5, 6, &payload)));
+        frame.resize(300_000, 0xee);
+        let small = ethernet(0x0800, &[], &ipv4(17, &udp(5, 6, b"after")));
+        let (dgrams, _) = read(pcap(1, &[(1, 0, frame.clone()), (2, 0, small.clone())]));
+        assert_eq!(dgrams.len(), 2);
+        assert_eq!(dgrams[0].payload, payload);
+        assert_eq!(dgrams[1].payload, b"after");
+        let ng = [
+            ng_shb(),
+            ng_idb(1, None),
+            ng_epb(0, 1, &frame),
+            ng_epb(0, 2, &small),
+        ]
+        .concat();
+        let (dgrams, _) = read(ng);
+        assert_eq!(dgrams.len(), 2);
+        assert_eq!(dgrams[0].payload, payload);
     }
 
     /// A capture with every shape the reader handles, to mutate.
