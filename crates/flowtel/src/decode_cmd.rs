@@ -14,6 +14,7 @@ use anyhow::Context;
 use flowtel_decode::pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use flowtel_decode::{
     CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, FlowRecord,
+    SflowInterface,
 };
 use serde_json::Value;
 
@@ -389,6 +390,18 @@ fn flow_extras(flow: &FlowRecord) -> String {
     if let Some(sampler) = flow.sampler_id {
         parts.push(format!("sampler={sampler}"));
     }
+    if let Some(sample) = &flow.sflow {
+        parts.push(format!(
+            "sflow in={} out={} source={}:{} seq={} pool={} drops={}",
+            sflow_interface(sample.input),
+            sflow_interface(sample.output),
+            sample.source_id_type,
+            sample.source_id_index,
+            sample.sequence,
+            sample.sample_pool,
+            sample.drops
+        ));
+    }
     for field in &flow.unknown_fields {
         let mut hex = String::with_capacity(field.value.len() * 2);
         for b in &field.value {
@@ -397,6 +410,18 @@ fn flow_extras(flow: &FlowRecord) -> String {
         parts.push(format!("{}/{}={hex}", field.enterprise, field.id));
     }
     parts.join(" ")
+}
+
+/// sFlow v5 flow sample `interface` values as a network engineer reads them.
+fn sflow_interface(interface: SflowInterface) -> String {
+    match interface {
+        SflowInterface::Index(0) => "?".to_owned(),
+        SflowInterface::Index(i) => i.to_string(),
+        SflowInterface::Internal => "internal".to_owned(),
+        SflowInterface::Discarded(reason) => format!("discarded({reason})"),
+        SflowInterface::Multiple(n) => format!("multiple({n})"),
+        SflowInterface::Unknown { format, value } => format!("format{format}:{value}"),
+    }
 }
 
 fn counters_line(c: &CounterRecord) -> String {

@@ -118,3 +118,8 @@ fn golden_pmacct_nfprobe_v9() {
 fn golden_pmacct_nfprobe_v10() {
     golden("pmacct-nfprobe-v10", "ipfix");
 }
+
+#[test]
+fn golden_pmacct_sfprobe_sr10() {
+    golden("pmacct-sfprobe-sr10", "sflow_v5");
+}

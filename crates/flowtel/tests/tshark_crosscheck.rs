@@ -1,6 +1,6 @@
 //! Cross-check with tshark, an independent decoder: for every NetFlow/IPFIX fixture, the
 //! number of flow records and the sums of bytes and packets `flowtel decode` prints must equal
-//! tshark's. flowtel is compared with the
+//! tshark's; for the sFlow fixture, the number of flow samples. flowtel is compared with the
 //! totals committed in `tests/fixtures/tshark-totals.txt` (written by regenerate.sh) always,
 //! and with a live tshark run, made exactly as `../shared/tools/make-captures.sh` makes it,
 //! when tshark is installed.
@@ -20,6 +20,7 @@ const NETFLOW: &[(&str, u16)] = &[
     ("pmacct-nfprobe-v9", 21009),
     ("pmacct-nfprobe-v10", 21010),
 ];
+const SFLOW: (&str, u16) = ("pmacct-sfprobe-sr10", 26343);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Totals {
@@ -54,6 +55,22 @@ fn committed_netflow(name: &str) -> Totals {
         octets: n(1),
         packets: n(2),
     }
+}
+
+/// `samples=N estimated_frame_bytes=M` of the sFlow line in tshark-totals.txt.
+fn committed_sflow(name: &str) -> (u64, u64) {
+    let totals = committed_totals();
+    let words = totals
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not in tshark-totals.txt"));
+    let value = |key: &str| -> u64 {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{key}N in tshark-totals.txt"))
+    };
+    (value("samples="), value("estimated_frame_bytes="))
 }
 
 fn flowtel_totals(name: &str, protocol: &str) -> Totals {
@@ -147,5 +164,59 @@ fn netflow_and_ipfix_totals_equal_tsharks() {
                 "{name}: flowtel (left) differs from tshark (right)"
             );
         }
+    }
+}
+
+/// Flow samples, and the sum of sampled frame length times sampling rate.
+fn flowtel_sflow(name: &str) -> (u64, u64) {
+    let (json, _) = common::decode_fixture(name, "json");
+    let (mut samples, mut estimated) = (0, 0);
+    for line in json.lines() {
+        let value: Value = serde_json::from_str(line).expect("JSON line");
+        if value["record"] != "flow" {
+            continue;
+        }
+        assert_eq!(value["flow_protocol"], "sflow_v5", "{name}: {line}");
+        samples += 1;
+        let rate = value["sampling_rate"]
+            .as_u64()
+            .expect("sFlow samples carry a rate");
+        estimated += value["bytes"].as_u64().expect("bytes") * rate;
+    }
+    (samples, estimated)
+}
+
+#[test]
+fn sflow_samples_and_estimated_bytes_equal_tsharks() {
+    let (name, port) = SFLOW;
+    let flowtel = flowtel_sflow(name);
+    let committed = committed_sflow(name);
+    assert!(committed.0 > 0);
+    assert_eq!(
+        flowtel, committed,
+        "{name}: flowtel (left) vs tshark-totals.txt (samples, estimated frame bytes)"
+    );
+    // make-captures.sh: one sampled header (frame_length) per flow sample, each times the
+    // sample's sampling_rate.
+    let fields = [
+        "sflow_245.header.frame_length",
+        "sflow.flow_sample.sampling_rate",
+    ];
+    if let Some(lines) = tshark_fields(name, port, "sflow", &fields) {
+        let (mut samples, mut estimated) = (0u64, 0u64);
+        for line in lines {
+            let (frames, rates) = line.split_once(';').unwrap_or((&line, ""));
+            let rates: Vec<&str> = rates.split(',').collect();
+            for (i, frame) in frames.split(',').filter(|s| !s.is_empty()).enumerate() {
+                samples += 1;
+                let rate: u64 = rates.get(i).and_then(|r| r.parse().ok()).unwrap_or(0);
+                estimated += frame.parse::<u64>().unwrap_or(0) * rate;
+            }
+        }
+        assert_eq!(
+            flowtel,
+            (samples, estimated),
+            "{name}: flowtel (left) vs tshark (right)"
+        );
     }
 }
