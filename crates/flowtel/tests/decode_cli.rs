@@ -122,3 +122,132 @@ fn unknown_formats_are_rejected_by_the_parser() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'xml'"));
 }
+
+/// A pcapng capture (link type RAW, IPv6) of one UDP datagram from `[2001:db8::7]:6343`.
+fn pcapng_with_udp_payload(payload: &[u8]) -> Vec<u8> {
+    fn block(block_type: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        while !body.len().is_multiple_of(4) {
+            body.push(0);
+        }
+        let len = (body.len() + 12) as u32;
+        [
+            block_type.to_le_bytes().as_slice(),
+            &len.to_le_bytes(),
+            &body,
+            &len.to_le_bytes(),
+        ]
+        .concat()
+    }
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&6343u16.to_be_bytes());
+    udp.extend_from_slice(&6343u16.to_be_bytes());
+    udp.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[17, 64]);
+    ip.extend_from_slice(
+        &"2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    ip.extend_from_slice(
+        &"2001:db8::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    ip.extend_from_slice(&udp);
+    let shb = [
+        0x1a2b_3c4du32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &0u16.to_le_bytes(),
+        &(-1i64).to_le_bytes(),
+    ]
+    .concat();
+    let idb = [
+        101u16.to_le_bytes().as_slice(),
+        &[0, 0],
+        &0u32.to_le_bytes(),
+    ]
+    .concat();
+    // 2023-11-14 22:13:20 UTC in microseconds.
+    let ts: u64 = 1_700_000_000_000_000;
+    let epb = [
+        0u32.to_le_bytes().as_slice(),
+        &((ts >> 32) as u32).to_le_bytes(),
+        &(ts as u32).to_le_bytes(),
+        &(ip.len() as u32).to_le_bytes(),
+        &(ip.len() as u32).to_le_bytes(),
+        &ip,
+    ]
+    .concat();
+    [block(0x0a0d_0d0a, &shb), block(1, &idb), block(6, &epb)].concat()
+}
+
+#[test]
+fn sflow_counter_samples_print_as_counter_records() {
+    use flowtel_decode::sflow::{CounterData, CounterSample, Datagram, InterfaceCounters, Sample};
+    let datagram = Datagram {
+        agent: Some("192.0.2.9".parse().unwrap()),
+        sub_agent_id: 3,
+        sequence: 7,
+        uptime_ms: 1000,
+        samples: vec![Sample::Counters(CounterSample {
+            expanded: false,
+            sequence: 11,
+            source_id_type: 0,
+            source_id_index: 5,
+            records: vec![CounterData::Interface(InterfaceCounters {
+                if_index: 5,
+                if_type: 6,
+                if_speed: 10_000_000_000,
+                if_status: 3,
+                in_octets: 123_456,
+                out_octets: 654_321,
+                in_errors: 2,
+                ..InterfaceCounters::default()
+            })],
+        })],
+    };
+    let path = std::env::temp_dir().join(format!("flowtel-counters-{}.pcapng", std::process::id()));
+    std::fs::write(&path, pcapng_with_udp_payload(&datagram.to_bytes())).unwrap();
+    let path_str = path.to_str().unwrap().to_owned();
+    let json = common::flowtel(&["decode", &path_str]);
+    let text = common::flowtel(&["decode", &path_str, "--format", "text"]);
+    std::fs::remove_file(&path).unwrap();
+
+    let stdout = String::from_utf8(json.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let c = &lines[0];
+    assert_eq!(c["record"], "counters");
+    assert_eq!(c["exporter"], "[2001:db8::7]:6343");
+    assert_eq!(c["agent"], "192.0.2.9");
+    assert_eq!(c["sub_agent_id"], 3);
+    assert_eq!(c["if_index"], 5);
+    assert_eq!(c["in_octets"], 123_456);
+    assert_eq!(c["out_octets"], 654_321);
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert!(stderr.contains("1 sFlow counter records"), "{stderr}");
+
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!(
+            "2023-11-14 22:13:20.000000  [2001:db8::7]:6343 -> [2001:db8::1]:6343  sflow_v5  \
+             {} bytes  domain 3  agent 192.0.2.9  0 records, 1 counter records",
+            datagram.to_bytes().len()
+        )
+    );
+    assert!(
+        text.contains("counters if 5 type 6 speed 10G status up/up  in 123456 B"),
+        "{text}"
+    );
+}
