@@ -38,6 +38,11 @@ pub enum Command {
         #[command(flatten)]
         run: config::RunArgs,
     },
+    /// Simulate exporters sending NetFlow v9, IPFIX and sFlow v5 to a collector (demo and
+    /// load generator).
+    Generate(crate::generate_cmd::GenerateArgs),
+    /// Probe a running flowtel's /healthz; exit 0 when healthy (container HEALTHCHECK).
+    Healthcheck(crate::healthcheck_cmd::HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]

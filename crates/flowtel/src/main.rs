@@ -5,11 +5,15 @@
 //!   command line ([`ktranslate`]) is translated into it.
 //! - `flowtel decode FILE` ([`decode_cmd`]): print what the exporters in a capture send.
 //! - `flowtel check-config` ([`config`], [`ktranslate`]): print the effective configuration.
+//! - `flowtel generate` ([`generate_cmd`]): simulated exporters, for demos and load tests.
+//! - `flowtel healthcheck` ([`healthcheck_cmd`]): probe `/healthz` (container HEALTHCHECK).
 
 mod cli;
 mod config;
 mod daemon;
 mod decode_cmd;
+mod generate_cmd;
+mod healthcheck_cmd;
 mod ktranslate;
 mod prometheus;
 mod telemetry;
@@ -61,6 +65,8 @@ fn run() -> anyhow::Result<()> {
         None => run_daemon(&cli.run, &ktranslate_warnings),
         Some(Command::Run(run)) => run_daemon(&run, &ktranslate_warnings),
         Some(Command::Decode(args)) => decode_cmd::run(&args),
+        Some(Command::Generate(args)) => generate_cmd::run(&args),
+        Some(Command::Healthcheck(args)) => healthcheck_cmd::run(&args),
         Some(Command::CheckConfig { file, mut run }) => {
             if file.is_some() {
                 run.config = file;

@@ -648,3 +648,40 @@ fn check_config_rejects_what_the_examples_must_not_contain() {
     let err = res.expect_err("unknown key accepted");
     assert!(err.contains("endpiont"), "{err}");
 }
+
+#[test]
+fn compose_generator_command_runs_against_a_local_socket() {
+    let c = compose();
+    let args: Vec<String> = seq_of(&c["services"]["generator"], "command")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(args[0], "generate");
+    assert!(
+        args.iter().any(|a| a == "--target=flowtel:9995"),
+        "{args:?}"
+    );
+    // The same command, aimed at a socket here and bounded.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = format!("--target={}", sock.local_addr().unwrap());
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("--target=") {
+                target.clone()
+            } else {
+                a
+            }
+        })
+        .chain(["--count=20".to_owned()])
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowtel"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(sock.recv_from(&mut buf).is_ok(), "nothing received");
+}
