@@ -43,26 +43,35 @@ pub enum SinkKind {
     Prometheus,
 }
 
-/// Output naming: flowtel's OTel-semconv names, or ktranslate's names for an untouched
-/// Grafana integration pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// `network.io.by_flow` with `network.*` attributes.
-    #[default]
-    Default,
-    /// `kentik.rollup.<name>` with ktranslate's attribute names.
-    Ktranslate,
+pub use flowtel_rollup::Profile;
+
+/// `service.name` when nothing else sets it: what each profile's original reports.
+fn default_service_name(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Default => "flowtel",
+        Profile::Ktranslate => "ktranslate",
+    }
 }
 
-impl Profile {
-    /// `service.name` when nothing else sets it.
-    pub fn default_service_name(self) -> &'static str {
-        match self {
-            Profile::Default => "flowtel",
-            Profile::Ktranslate => "ktranslate",
-        }
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    match s {
+        "default" => Ok(Profile::Default),
+        "ktranslate" => Ok(Profile::Ktranslate),
+        _ => Err(format!("expected default or ktranslate, got {s:?}")),
     }
+}
+
+/// How flow series are written to OTLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Temporality {
+    /// A gauge per window with start and end times (what the Netflow integration expects).
+    #[default]
+    Gauge,
+    /// A monotonic delta sum per window.
+    Delta,
+    /// A monotonic cumulative sum per series.
+    Cumulative,
 }
 
 /// OTLP request compression.
@@ -95,15 +104,26 @@ pub struct Config {
     pub workers: usize,
     /// Requested SO_RCVBUF per socket; the kernel may cap it (a warning says so).
     pub recv_buffer_bytes: usize,
-    /// Rollup window length in seconds (integer >= 1).
-    pub rollup_interval_secs: u64,
+    /// Window length in seconds (integer >= 1) of every rollup; when absent each rollup's own
+    /// `interval_secs` (default 60) applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollup_interval_secs: Option<u64>,
     /// Series kept per rollup and window (the rest is summed into the overflow series);
-    /// overrides every rollup's own top-K when set.
+    /// overrides every rollup's own `top_k` when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
-    /// Rollups in ktranslate's spec syntax (`s_sum,bytes_by_flow,in_bytes+out_bytes,src_addr,…`).
+    /// Output naming profile of every rollup (`default` or `ktranslate`); when absent each
+    /// rollup's own `profile` applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// Rollups in ktranslate's spec syntax (`s_sum,bytes_by_flow,in_bytes+out_bytes,src_addr,…`);
+    /// when given they replace `rollups` (and use the ktranslate profile).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rollup_specs: Vec<String>,
-    /// Output naming profile.
-    pub profile: Profile,
+    /// The rollups; default: the Grafana Netflow integration's `bytes_by_flow`.
+    pub rollups: Vec<flowtel_rollup::RollupConfig>,
+    /// Device names and sampling-rate defaults per exporter.
+    pub enrichment: flowtel_rollup::EnrichConfig,
     /// Where windows go.
     pub sinks: Vec<SinkKind>,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
@@ -131,10 +151,12 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 9995))],
             workers: 0,
             recv_buffer_bytes: 8 * 1024 * 1024,
-            rollup_interval_secs: 60,
+            rollup_interval_secs: None,
             top_k: None,
+            profile: None,
             rollup_specs: Vec::new(),
-            profile: Profile::Default,
+            rollups: vec![flowtel_rollup::RollupConfig::default()],
+            enrichment: flowtel_rollup::EnrichConfig::default(),
             sinks: vec![SinkKind::Otlp],
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
@@ -159,6 +181,8 @@ pub struct OtlpConfig {
     /// Extra gRPC metadata, e.g. `authorization: Basic …`.
     pub headers: BTreeMap<String, String>,
     pub compression: Compression,
+    /// How flow series are written: `gauge` (default), `delta` or `cumulative`.
+    pub temporality: Temporality,
     /// Deadline of one export request.
     pub timeout_secs: u64,
     /// PEM CA bundle to verify the server (default: the system roots).
@@ -179,6 +203,7 @@ impl Default for OtlpConfig {
             endpoint: "http://localhost:4317".to_owned(),
             headers: BTreeMap::new(),
             compression: Compression::Gzip,
+            temporality: Temporality::Gauge,
             timeout_secs: 10,
             ca_file: None,
             client_cert_file: None,
@@ -236,8 +261,8 @@ pub struct RunArgs {
     /// A rollup in ktranslate's spec syntax (repeatable).
     #[arg(long = "rollup-spec", value_name = "SPEC")]
     pub rollup_specs: Vec<String>,
-    /// Output naming profile.
-    #[arg(long, value_enum)]
+    /// Output naming profile: default or ktranslate.
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
     pub profile: Option<Profile>,
     /// Where windows go (repeatable) [default: otlp].
     #[arg(long = "sink", value_enum, value_name = "SINK")]
@@ -254,6 +279,9 @@ pub struct RunArgs {
     /// OTLP compression.
     #[arg(long, value_enum)]
     pub otlp_compression: Option<Compression>,
+    /// How flow series are written to OTLP.
+    #[arg(long, value_enum)]
+    pub otlp_temporality: Option<Temporality>,
     /// Deadline of one export request, in seconds.
     #[arg(long, value_name = "SECS")]
     pub otlp_timeout: Option<u64>,
@@ -341,16 +369,48 @@ pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
     };
     apply_env(&mut config, env)?;
     apply_flags(&mut config, args);
-    finish(&mut config);
+    finish(&mut config)?;
     validate(&config)?;
     Ok(config)
 }
 
-/// Settings whose default depends on other settings.
-fn finish(config: &mut Config) {
-    if config.resource.service_name.is_none() {
-        config.resource.service_name = Some(config.profile.default_service_name().to_owned());
+/// Resolve settings that depend on others: ktranslate specs become rollups, the top-level
+/// interval, top-K and profile are applied to every rollup, GeoIP paths move into the
+/// enrichment settings, and `service.name` takes the profile's default.
+fn finish(config: &mut Config) -> anyhow::Result<()> {
+    if !config.rollup_specs.is_empty() {
+        config.rollups =
+            flowtel_rollup::parse_specs(config.rollup_specs.iter().map(String::as_str))
+                .context("rollup_specs")?;
+        config.rollup_specs.clear();
+        // A ktranslate spec means ktranslate's names, unless the profile says otherwise.
+        if config.profile.is_none() {
+            config.profile = Some(Profile::Ktranslate);
+        }
     }
+    for r in &mut config.rollups {
+        if let Some(i) = config.rollup_interval_secs {
+            r.interval_secs = i;
+        }
+        if let Some(k) = config.top_k {
+            r.top_k = k;
+            r.max_keys = r.max_keys.max(k.saturating_mul(2));
+        }
+        if let Some(p) = config.profile {
+            r.profile = p;
+        }
+    }
+    if let Some(p) = &config.geoip.country_db {
+        config.enrichment.geoip_country_db = Some(p.clone());
+    }
+    if let Some(p) = &config.geoip.asn_db {
+        config.enrichment.geoip_asn_db = Some(p.clone());
+    }
+    if config.resource.service_name.is_none() {
+        let profile = config.profile.unwrap_or(Profile::Default);
+        config.resource.service_name = Some(default_service_name(profile).to_owned());
+    }
+    Ok(())
 }
 
 fn otlp_var(env: Env<'_>, suffix: &str) -> Option<String> {
@@ -445,14 +505,14 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     }
     set(&mut config.workers, &a.workers);
     set(&mut config.recv_buffer_bytes, &a.recv_buffer_bytes);
-    set(&mut config.rollup_interval_secs, &a.rollup_interval);
+    set_opt(&mut config.rollup_interval_secs, &a.rollup_interval);
     if let Some(k) = a.top_k {
         config.top_k = Some(usize::try_from(k).unwrap_or(usize::MAX));
     }
     if !a.rollup_specs.is_empty() {
         config.rollup_specs = a.rollup_specs.clone();
     }
-    set(&mut config.profile, &a.profile);
+    set_opt(&mut config.profile, &a.profile);
     if !a.sinks.is_empty() {
         config.sinks = a.sinks.clone();
     }
@@ -462,6 +522,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         config.otlp.headers.insert(k.clone(), v.clone());
     }
     set(&mut config.otlp.compression, &a.otlp_compression);
+    set(&mut config.otlp.temporality, &a.otlp_temporality);
     set(&mut config.otlp.timeout_secs, &a.otlp_timeout);
     set_opt(&mut config.otlp.ca_file, &a.otlp_ca_file);
     set_opt(&mut config.otlp.client_cert_file, &a.otlp_client_cert);
@@ -500,12 +561,17 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     if c.listen.is_empty() {
         bail!("listen: at least one address is required");
     }
-    if c.rollup_interval_secs == 0 {
+    if c.rollup_interval_secs == Some(0) {
         bail!("rollup_interval_secs: must be an integer >= 1");
     }
+
     if c.top_k == Some(0) {
         bail!("top_k: must be >= 1");
     }
+    if c.rollups.is_empty() {
+        bail!("rollups: at least one rollup is required");
+    }
+    flowtel_rollup::config::validate_rollups(&c.rollups).context("rollups")?;
     if c.sinks.is_empty() {
         bail!("sinks: at least one of otlp, stdout, prometheus is required");
     }
@@ -542,6 +608,16 @@ impl Config {
         self.sinks.contains(&sink)
     }
 
+    /// The shortest rollup window: the flush loop's period.
+    pub fn flush_interval_secs(&self) -> u64 {
+        self.rollups
+            .iter()
+            .map(|r| r.interval_secs)
+            .min()
+            .unwrap_or(60)
+            .max(1)
+    }
+
     /// The effective configuration as YAML (what `check-config` prints).
     pub fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_yaml::to_string(self)?)
@@ -568,7 +644,7 @@ mod tests {
         let mut c = parse_yaml(text)?;
         apply_env(&mut c, env)?;
         apply_flags(&mut c, &args);
-        finish(&mut c);
+        finish(&mut c)?;
         validate(&c)?;
         Ok(c)
     }
@@ -648,10 +724,13 @@ tee_logs: true
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1], "[::1]:6343".parse().unwrap());
         assert_eq!(c.workers, 2);
-        assert_eq!(c.rollup_interval_secs, 10);
+        assert_eq!(c.rollup_interval_secs, Some(10));
+        assert_eq!(c.rollups[0].interval_secs, 10);
+        assert_eq!(c.rollups[0].top_k, 50);
         assert_eq!(c.top_k, Some(50));
         assert_eq!(c.sinks, vec![SinkKind::Stdout, SinkKind::Prometheus]);
-        assert_eq!(c.profile, Profile::Ktranslate);
+        assert_eq!(c.profile, Some(Profile::Ktranslate));
+        assert_eq!(c.rollups[0].metric_name(), "kentik.rollup.bytes_by_flow");
         assert_eq!(c.otlp.compression, Compression::None);
         assert_eq!(c.otlp.headers["authorization"], "Basic abc");
         assert_eq!(
@@ -670,7 +749,7 @@ tee_logs: true
         let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
         assert_eq!(c.otlp.endpoint, "http://file:4317");
         assert_eq!(c.otlp.compression, Compression::None);
-        assert_eq!(c.rollup_interval_secs, 30);
+        assert_eq!(c.rollup_interval_secs, Some(30));
         // env over file
         let env = env_of(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
@@ -687,7 +766,8 @@ tee_logs: true
         };
         let c = resolve_text(text, args, &env).unwrap();
         assert_eq!(c.otlp.endpoint, "http://flag:4317");
-        assert_eq!(c.rollup_interval_secs, 1);
+        assert_eq!(c.rollup_interval_secs, Some(1));
+        assert_eq!(c.rollups[0].interval_secs, 1);
         assert_eq!(c.otlp.compression, Compression::Gzip);
     }
 

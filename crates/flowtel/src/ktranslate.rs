@@ -596,10 +596,16 @@ mod tests {
         argv.extend(translate(&grafana_command_line()).args);
         let Cmd::Run(run) = T::try_parse_from(argv).unwrap().cmd;
         let config = crate::config::resolve(&run, &|_| None).unwrap();
-        assert_eq!(config.profile, crate::config::Profile::Ktranslate);
+        assert_eq!(config.profile, Some(crate::config::Profile::Ktranslate));
         assert_eq!(config.otlp.endpoint, "http://localhost:4317");
-        assert_eq!(config.rollup_interval_secs, 60);
-        assert_eq!(config.rollup_specs, vec![GRAFANA_ROLLUP.to_owned()]);
+        assert_eq!(config.rollup_interval_secs, Some(60));
+        assert_eq!(config.rollups.len(), 1);
+        assert_eq!(
+            config.rollups[0].metric_name(),
+            "kentik.rollup.bytes_by_flow"
+        );
+        assert_eq!(config.rollups[0].interval_secs, 60);
+        assert!(config.rollups[0].sample_adjust);
         assert!(config.tee_logs);
         assert_eq!(config.resource.service_name.as_deref(), Some("ktranslate"));
         assert_eq!(config.listen, vec!["0.0.0.0:9995".parse().unwrap()]);

@@ -96,7 +96,14 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
 
 #[test]
 fn one_exporter_sending_from_many_ports_is_decoded_by_one_worker() {
-    let d = Daemon::start(&["--rollup-interval", "1", "--workers", "4"]);
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--workers",
+        "4",
+        "--sink",
+        "stdout",
+    ]);
     let flows = [V5Flow {
         src: [10, 1, 0, 1],
         dst: [10, 2, 0, 1],

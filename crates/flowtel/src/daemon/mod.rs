@@ -38,8 +38,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowtel_decode::{DecoderConfig, ErrorKind, Limit};
-use flowtel_rollup::WindowBatch;
-use tracing::{info, warn};
+use flowtel_otlp::{ExportStatsSnapshot, FailureReason};
+use flowtel_rollup::{RollupStats, WindowAggregate, WindowBatch};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, SinkKind};
 use crate::telemetry::{Family, Kind};
@@ -53,8 +54,10 @@ pub struct Shared {
     routing: Arc<Routing>,
     /// Last complete window of every rollup (for the Prometheus sink).
     last_windows: RwLock<BTreeMap<Arc<str>, WindowBatch>>,
-    /// Windows and series emitted per rollup.
-    emitted: Mutex<BTreeMap<Arc<str>, (u64, u64)>>,
+    /// Counters of the flush loop's finishing of merged windows, per rollup.
+    finished: Mutex<BTreeMap<Arc<str>, RollupStats>>,
+    /// The OTLP exporter's counters, when the otlp sink runs.
+    export: Option<Arc<flowtel_otlp::ExportStats>>,
     serve_flow_series: bool,
     silent_after_ns: u64,
 }
@@ -123,7 +126,8 @@ impl Shared {
                 );
             }
         }
-        let d = &t.decoder;
+        let snap = t.snapshot.clone().unwrap_or_default();
+        let d = &snap.decoder;
         let mut errors = Family::new(
             "flowtel.decode.errors",
             "{error}",
@@ -160,27 +164,13 @@ impl Shared {
                 t.dropped.get(&r).copied().unwrap_or(0),
             );
         }
-        let mut windows = Family::new(
-            "flowtel.windows.emitted",
-            "{window}",
-            Kind::Counter,
-            "Rollup windows handed to the sinks, by rollup.",
-        );
-        let mut series = Family::new(
-            "flowtel.series.emitted",
-            "{series}",
-            Kind::Counter,
-            "Series points emitted (overflow series included), by rollup.",
-        );
-        for (rollup, (w, s)) in self
-            .emitted
+        let finished = self
+            .finished
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            windows.push(vec![("rollup", rollup.to_string())], *w);
-            series.push(vec![("rollup", rollup.to_string())], *s);
-        }
+            .clone();
+        let rollups = rollup_families(&snap.rollups, &finished);
+        let export = self.export.as_ref().map(|e| export_families(&e.snapshot()));
         let gauge =
             |name, unit, help, v: u64| Family::new(name, unit, Kind::Gauge, help).with(vec![], v);
         let counter =
@@ -201,7 +191,7 @@ impl Shared {
                 "flowtel.sampling.unknown",
                 "{record}",
                 "Flow records whose sampling rate could not be resolved (a default was applied).",
-                d.stats.sampling_rate_unknown,
+                snap.enrich.unknown_sampling_rate,
             ),
             gauge(
                 "flowtel.templates",
@@ -264,9 +254,23 @@ impl Shared {
                 "Failed receive system calls.",
                 t.recv_errors,
             ),
-            windows,
-            series,
+            gauge(
+                "flowtel.rollup.keys",
+                "{key}",
+                "Keys held by the rollups' open windows, over all workers.",
+                snap.keys_tracked,
+            ),
+            counter(
+                "flowtel.enrich.geo_errors",
+                "{lookup}",
+                "GeoIP country or ASN lookups that failed (corrupt database).",
+                snap.enrich.geo_lookup_errors + snap.enrich.asn_lookup_errors,
+            ),
         ]
+        .into_iter()
+        .chain(rollups)
+        .chain(export.into_iter().flatten())
+        .collect()
     }
 
     /// The `/metrics` body.
@@ -279,6 +283,175 @@ impl Shared {
         crate::prometheus::render_families(&self.self_metrics(), &mut out);
         out
     }
+}
+
+/// `flowtel.rollup.*`: per rollup, from the workers (records in) and the flush loop (windows).
+fn rollup_families(
+    workers: &[(Arc<str>, RollupStats)],
+    finished: &BTreeMap<Arc<str>, RollupStats>,
+) -> Vec<Family> {
+    let mut records = Family::new(
+        "flowtel.rollup.records",
+        "{record}",
+        Kind::Counter,
+        "Records pushed into each rollup.",
+    );
+    let mut filtered = Family::new(
+        "flowtel.rollup.filtered",
+        "{record}",
+        Kind::Counter,
+        "Records a rollup did not count because of its direction filter.",
+    );
+    let mut late = Family::new(
+        "flowtel.rollup.late",
+        "{record}",
+        Kind::Counter,
+        "Records older than the oldest open window, added to it (never dropped).",
+    );
+    for (name, s) in workers {
+        let l = || vec![("rollup", name.to_string())];
+        records.push(l(), s.records_in);
+        filtered.push(l(), s.records_filtered);
+        late.push(l(), s.late_records);
+    }
+    let mut windows = Family::new(
+        "flowtel.windows.emitted",
+        "{window}",
+        Kind::Counter,
+        "Windows handed to the sinks, by rollup.",
+    );
+    let mut series = Family::new(
+        "flowtel.series.emitted",
+        "{series}",
+        Kind::Counter,
+        "Points emitted (one per series per window, overflow included), by rollup.",
+    );
+    let mut overflow = Family::new(
+        "flowtel.rollup.overflow",
+        "{series}",
+        Kind::Counter,
+        "Series beyond top-K summed into the overflow series (otel.metric.overflow=true), by rollup.",
+    );
+    let mut evicted = Family::new(
+        "flowtel.rollup.evicted",
+        "{key}",
+        Kind::Counter,
+        "Keys evicted by the bounded key table (their value went to the overflow series), by rollup.",
+    );
+    for (name, s) in finished {
+        let l = || vec![("rollup", name.to_string())];
+        windows.push(l(), s.windows_emitted);
+        series.push(l(), s.points_emitted);
+        overflow.push(l(), s.keys_overflowed);
+        evicted.push(l(), s.keys_evicted);
+    }
+    vec![records, filtered, late, windows, series, overflow, evicted]
+}
+
+/// `flowtel.export.*` and `flowtel.queue.depth` from the OTLP exporter.
+fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
+    let mut failed = Family::new(
+        "flowtel.export.failed",
+        "{request}",
+        Kind::Counter,
+        "Failed export attempts, by gRPC status (or timeout).",
+    );
+    for r in FailureReason::ALL {
+        failed.push(vec![("reason", r.as_str().to_owned())], e.failed(r));
+    }
+    let mut dropped = Family::new(
+        "flowtel.export.windows.dropped",
+        "{window}",
+        Kind::Counter,
+        "Windows dropped before export, by reason.",
+    );
+    dropped.push(
+        vec![("reason", "queue_full".to_owned())],
+        e.batches_dropped_queue_full,
+    );
+    dropped.push(
+        vec![("reason", "shutdown".to_owned())],
+        e.batches_dropped_shutdown,
+    );
+    let c = |name, unit, help, v: u64| Family::new(name, unit, Kind::Counter, help).with(vec![], v);
+    vec![
+        c(
+            "flowtel.export.requests",
+            "{request}",
+            "Export requests answered OK.",
+            e.requests_ok,
+        ),
+        failed,
+        c(
+            "flowtel.export.retries",
+            "{request}",
+            "Export attempts made after a retryable failure.",
+            e.retries,
+        ),
+        c(
+            "flowtel.export.points.sent",
+            "{point}",
+            "Data points in requests answered OK.",
+            e.points_sent,
+        ),
+        c(
+            "flowtel.export.points.rejected",
+            "{point}",
+            "Data points the receiver rejected in a partial success.",
+            e.points_rejected,
+        ),
+        c(
+            "flowtel.export.points.failed",
+            "{point}",
+            "Data points given up on (non-retryable error or shutdown).",
+            e.points_failed,
+        ),
+        c(
+            "flowtel.export.windows.queued",
+            "{window}",
+            "Windows accepted by the export queue.",
+            e.batches_queued,
+        ),
+        dropped,
+        Family::new(
+            "flowtel.queue.depth",
+            "{window}",
+            Kind::Gauge,
+            "Windows waiting in the export queue.",
+        )
+        .with(vec![], e.queue_depth),
+    ]
+}
+
+/// Merge the same window of every worker, then finish each (top-K over the merged window).
+/// Output order: window start, then rollup name.
+pub fn merge_windows(
+    aggregates: Vec<WindowAggregate>,
+    finished: &mut BTreeMap<Arc<str>, RollupStats>,
+) -> Vec<WindowBatch> {
+    let mut groups: BTreeMap<(u64, String), WindowAggregate> = BTreeMap::new();
+    for a in aggregates {
+        let key = (a.start_time_unix_nano(), a.rollup().to_owned());
+        match groups.remove(&key) {
+            None => {
+                groups.insert(key, a);
+            }
+            Some(mut merged) => {
+                if let Err(e) = merged.merge(a) {
+                    // Same key means same rollup and window: a bug, never input.
+                    error!(error = %e, "cannot merge worker windows");
+                }
+                groups.insert(key, merged);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((_, name), a)| {
+            let stats = finished.entry(Arc::from(name.as_str())).or_default();
+            a.finish(stats)
+        })
+        .collect()
 }
 
 /// Bound sockets, grouped by worker.
@@ -322,8 +495,137 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
+/// Read the GeoIP databases once; every worker shares them.
+fn pipeline_spec(config: &Config) -> anyhow::Result<pipeline::PipelineSpec> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read GeoIP database {}", p.display()))
+    };
+    let country_db = match &config.enrichment.geoip_country_db {
+        Some(p) => Some(Arc::new(
+            flowtel_rollup::CountryDb::from_bytes(read(p)?)
+                .with_context(|| format!("invalid GeoIP database {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let asn_db = match &config.enrichment.geoip_asn_db {
+        Some(p) => Some(Arc::new(
+            flowtel_rollup::AsnDb::from_bytes(read(p)?)
+                .with_context(|| format!("invalid ASN database {}", p.display()))?,
+        )),
+        None => None,
+    };
+    Ok(pipeline::PipelineSpec {
+        decoder: DecoderConfig::default(),
+        enrichment: config.enrichment.clone(),
+        rollups: config.rollups.clone(),
+        country_db,
+        asn_db,
+    })
+}
+
+/// The OTLP resource: `service.name`, `service.version`, `service.instance.id`, `host.name`,
+/// then the configured attributes (`OTEL_RESOURCE_ATTRIBUTES`, `resource.attributes`).
+pub fn resource(config: &Config) -> flowtel_otlp::ResourceConfig {
+    flowtel_otlp::ResourceConfig {
+        service_name: config
+            .resource
+            .service_name
+            .clone()
+            .unwrap_or_else(|| "flowtel".to_owned()),
+        service_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        service_instance_id: Some(instance_id()),
+        host_name: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok()),
+        extra: config
+            .resource
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// A random UUID (version 4) for `service.instance.id`, from the standard library's
+/// per-process random hash keys.
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt ^ now_ns());
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    let (a, b) = (word(1), word(2));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4 (RFC 9562 §5.4)
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // variant 10
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn exporter_config(config: &Config) -> anyhow::Result<flowtel_otlp::queue::ExporterConfig> {
+    let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        match p {
+            Some(p) => Ok(Some(std::fs::read(p).with_context(|| {
+                format!("cannot read the OTLP {what} {}", p.display())
+            })?)),
+            None => Ok(None),
+        }
+    };
+    let o = &config.otlp;
+    Ok(flowtel_otlp::queue::ExporterConfig {
+        client: flowtel_otlp::ClientConfig {
+            endpoint: o.endpoint.clone(),
+            gzip: o.compression == crate::config::Compression::Gzip,
+            timeout: Duration::from_secs(o.timeout_secs.max(1)),
+            headers: o
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            tls: flowtel_otlp::TlsConfig {
+                ca_pem: read(&o.ca_file, "CA file")?,
+                client_cert_pem: read(&o.client_cert_file, "client certificate")?,
+                client_key_pem: read(&o.client_key_file, "client key")?,
+                domain_name: None,
+            },
+            ..flowtel_otlp::ClientConfig::default()
+        },
+        convert: flowtel_otlp::ConvertConfig {
+            resource: resource(config),
+            temporality: match o.temporality {
+                crate::config::Temporality::Gauge => flowtel_otlp::Temporality::Gauge,
+                crate::config::Temporality::Delta => flowtel_otlp::Temporality::DeltaSum,
+                crate::config::Temporality::Cumulative => flowtel_otlp::Temporality::CumulativeSum,
+            },
+            max_points_per_request: o.max_points_per_request,
+            ..flowtel_otlp::ConvertConfig::default()
+        },
+        queue_capacity: o.queue_max_windows,
+    })
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let n = config.effective_workers();
+    let spec = pipeline_spec(&config)?;
+    let exporter = if config.has_sink(SinkKind::Otlp) {
+        let e = flowtel_otlp::Exporter::start(&exporter_config(&config)?)
+            .context("cannot set up the OTLP exporter")?;
+        info!(endpoint = %config.otlp.endpoint, "exporting over OTLP/gRPC");
+        Some(e)
+    } else {
+        None
+    };
     let sockets = bind_sockets(&config, n)?;
 
     let ready = Arc::new(AtomicBool::new(false));
@@ -343,7 +645,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         workers: worker_stats.clone(),
         routing: Arc::clone(&routing),
         last_windows: RwLock::new(BTreeMap::new()),
-        emitted: Mutex::new(BTreeMap::new()),
+        finished: Mutex::new(BTreeMap::new()),
+        export: exporter.as_ref().map(|e| Arc::clone(e.stats())),
         serve_flow_series: config.has_sink(SinkKind::Prometheus),
         silent_after_ns: config
             .exporter_silent_after_secs
@@ -371,7 +674,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let w = Worker {
             id,
             sockets: socks,
-            pipeline: pipeline::WorkerPipeline::new(DecoderConfig::default()),
+            pipeline: pipeline::WorkerPipeline::new(&spec)?,
             routing: Arc::clone(&routing),
             handover_rx: hrx,
             control_rx: ctl_rx,
@@ -386,8 +689,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     ready.store(true, Ordering::Relaxed);
 
-    let mut sinks = Sinks::new(&config, Arc::clone(&shared));
-    let interval_ns = config.rollup_interval_secs.saturating_mul(1_000_000_000);
+    let mut sinks = Sinks {
+        stdout: config.has_sink(SinkKind::Stdout),
+        prometheus: config.has_sink(SinkKind::Prometheus),
+        otlp: exporter.as_ref().map(flowtel_otlp::Exporter::queue),
+        shared: Arc::clone(&shared),
+    };
+    let interval_ns = config.flush_interval_secs().saturating_mul(1_000_000_000);
     // Flush shortly after each boundary so datagrams received just before it are counted.
     let flush_delay_ns = (interval_ns / 10).min(1_000_000_000);
     let mut reporter = ExporterReporter::new(&config);
@@ -403,33 +711,50 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             _ = tick.tick() => reporter.report(&shared.totals(), now_ns()),
             _ = tokio::time::sleep(until_flush) => {
                 let now = now_ns();
-                let batches = flush_workers(&controls, n, now, false).await;
-                sinks.emit(batches);
+                let windows = flush_workers(&controls, n, now, false).await;
+                sinks.emit(windows);
                 next_flush = (now / interval_ns + 1) * interval_ns + flush_delay_ns;
             }
         }
     }
 
-    info!("shutting down: flushing the open window");
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let deadline = tokio::time::Instant::now() + grace;
+    info!(
+        grace_secs = config.shutdown_grace_secs,
+        "shutting down: flushing the open window"
+    );
     ready.store(false, Ordering::Relaxed);
     stop_receiving.store(true, Ordering::Relaxed);
-    let batches = flush_workers(&controls, n, now_ns(), true).await;
-    sinks.emit(batches);
+    let windows = flush_workers(&controls, n, now_ns(), true).await;
+    sinks.emit(windows);
     for t in threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    if let Some(e) = exporter {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let report = e.shutdown(left).await;
+        if report.flushed {
+            info!("export queue drained");
+        } else {
+            warn!(
+                windows_dropped = report.batches_dropped,
+                "export queue not drained within the grace period"
+            );
+        }
     }
     http_task.abort();
     info!("stopped");
     Ok(())
 }
 
-/// Ask every worker for its closed windows (all windows with `last`) and merge them.
+/// Ask every worker for its closed windows (all windows with `last`), merge and finish them.
 async fn flush_workers(
     controls: &[std::sync::mpsc::Sender<Control>],
     n: usize,
     now: u64,
     last: bool,
-) -> Vec<WindowBatch> {
+) -> Vec<WindowAggregate> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FlushReply>();
     let mut expected = 0;
     for c in controls {
@@ -461,51 +786,39 @@ async fn flush_workers(
     }
     // Deterministic merge order whatever the answer order.
     replies.sort_by_key(|r| r.worker);
-    replies.into_iter().flat_map(|r| r.batches).collect()
+    replies.into_iter().flat_map(|r| r.windows).collect()
 }
 
-/// The configured sinks.
+/// The configured sinks. None of them blocks: stdout writes a few lines, the Prometheus sink
+/// swaps a map entry, the OTLP sink pushes into a bounded queue.
 #[derive(Debug)]
 struct Sinks {
     stdout: bool,
     prometheus: bool,
+    otlp: Option<flowtel_otlp::ExportQueue>,
     shared: Arc<Shared>,
 }
 
 impl Sinks {
-    fn new(config: &Config, shared: Arc<Shared>) -> Self {
-        Sinks {
-            stdout: config.has_sink(SinkKind::Stdout),
-            prometheus: config.has_sink(SinkKind::Prometheus),
-            shared,
-        }
-    }
-
-    fn emit(&mut self, batches: Vec<WindowBatch>) {
-        if batches.is_empty() {
+    fn emit(&mut self, windows: Vec<WindowAggregate>) {
+        if windows.is_empty() {
             return;
         }
-        {
-            let mut emitted = self
+        let batches = {
+            let mut finished = self
                 .shared
-                .emitted
+                .finished
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for b in &batches {
-                let e = emitted.entry(Arc::clone(&b.rollup)).or_default();
-                e.0 += 1;
-                e.1 += b.points.len() as u64;
-            }
-        }
+            merge_windows(windows, &mut finished)
+        };
         if self.stdout {
             use std::io::Write;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             for b in &batches {
                 for p in &b.points {
-                    if let Ok(line) = serde_json::to_string(p) {
-                        let _ = writeln!(out, "{line}");
-                    }
+                    let _ = writeln!(out, "{}", point_json(p));
                 }
             }
             let _ = out.flush();
@@ -516,16 +829,48 @@ impl Sinks {
                 .last_windows
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            for b in batches {
+            for b in &batches {
                 let newer = last
                     .get(&b.rollup)
                     .is_none_or(|old| old.time_unix_nano <= b.time_unix_nano);
                 if newer {
-                    last.insert(Arc::clone(&b.rollup), b);
+                    last.insert(Arc::clone(&b.rollup), b.clone());
+                }
+            }
+        }
+        if let Some(q) = &self.otlp {
+            for b in batches {
+                if q.try_push(b) == flowtel_otlp::PushOutcome::QueuedDroppedOldest {
+                    warn!("export queue full: dropped the oldest window");
                 }
             }
         }
     }
+}
+
+/// One stdout line: `{"metric", "unit", "attributes": {…}, "value", "start_time_unix_nano",
+/// "time_unix_nano"}`, the offline pipeline's format.
+pub fn point_json(p: &flowtel_rollup::Point) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = p
+        .attributes
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                flowtel_rollup::AttrValue::Str(s) => serde_json::Value::from(&**s),
+                flowtel_rollup::AttrValue::Int(i) => serde_json::Value::from(*i),
+                flowtel_rollup::AttrValue::Bool(b) => serde_json::Value::from(*b),
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    serde_json::json!({
+        "metric": &*p.metric,
+        "unit": &*p.unit,
+        "attributes": attributes,
+        "value": p.value,
+        "start_time_unix_nano": p.start_time_unix_nano,
+        "time_unix_nano": p.time_unix_nano,
+    })
 }
 
 /// Per-exporter log lines: first seen (logged by the owning worker), silent, back, and a

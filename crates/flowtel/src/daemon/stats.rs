@@ -8,7 +8,36 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
 use flowtel_decode::{DecoderStats, FlowProtocol};
+use flowtel_rollup::{EnrichStats, RollupStats};
+
+/// A worker pipeline's cumulative counters and current state sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineSnapshot {
+    pub decoder: DecoderSnapshot,
+    pub enrich: EnrichStats,
+    /// Per rollup, in configuration order.
+    pub rollups: Vec<(Arc<str>, RollupStats)>,
+    /// Keys held by the rollups' open windows.
+    pub keys_tracked: u64,
+}
+
+impl PipelineSnapshot {
+    /// Sum of several workers' snapshots.
+    pub fn add(&mut self, o: &PipelineSnapshot) {
+        self.decoder.add(&o.decoder);
+        self.enrich.merge(&o.enrich);
+        for (name, s) in &o.rollups {
+            match self.rollups.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mine)) => mine.merge(s),
+                None => self.rollups.push((Arc::clone(name), *s)),
+            }
+        }
+        self.keys_tracked += o.keys_tracked;
+    }
+}
 
 /// A decoder's cumulative counters plus its current state sizes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,8 +192,8 @@ pub struct WorkerStats {
     pub records: [u64; 5],
     /// sFlow counter records decoded.
     pub counter_records: u64,
-    /// The decoder's cumulative counters and gauges (latest snapshot).
-    pub decoder: DecoderSnapshot,
+    /// The worker's pipeline counters (latest snapshot, cumulative).
+    pub snapshot: Option<PipelineSnapshot>,
     /// Datagrams handed to the worker that owns their exporter.
     pub handed_over: u64,
     /// Datagrams not decoded, by reason.
@@ -211,7 +240,9 @@ impl WorkerStats {
             *a += b;
         }
         self.counter_records += other.counter_records;
-        self.decoder.add(&other.decoder);
+        if let Some(o) = &other.snapshot {
+            self.snapshot.get_or_insert_with(Default::default).add(o);
+        }
         self.handed_over += other.handed_over;
         for (k, v) in &other.dropped {
             *self.dropped.entry(*k).or_default() += v;
@@ -224,13 +255,13 @@ impl WorkerStats {
     /// `socket_drops` and `decoder` are cumulative snapshots: the latest replaces.
     pub fn drain_into(&mut self, shared: &mut WorkerStats) {
         let socket_drops = std::mem::take(&mut self.socket_drops);
-        let decoder = std::mem::take(&mut self.decoder);
+        let snapshot = self.snapshot.take();
         shared.merge(self);
         if socket_drops > 0 {
             shared.socket_drops = socket_drops;
         }
-        if decoder.stats.datagrams > 0 {
-            shared.decoder = decoder;
+        if snapshot.is_some() {
+            shared.snapshot = snapshot;
         }
         self.exporters.clear();
         self.records = [0; 5];

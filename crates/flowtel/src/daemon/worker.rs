@@ -20,7 +20,7 @@ use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, TryRecvError, TrySend
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flowtel_rollup::WindowBatch;
+use flowtel_rollup::WindowAggregate;
 use socket2::Socket;
 use tracing::{info, warn};
 
@@ -51,11 +51,11 @@ pub enum Control {
     },
 }
 
-/// A worker's answer to [`Control::Flush`].
+/// A worker's answer to [`Control::Flush`]: its closed windows, unfinished.
 #[derive(Debug)]
 pub struct FlushReply {
     pub worker: usize,
-    pub batches: Vec<WindowBatch>,
+    pub windows: Vec<WindowAggregate>,
 }
 
 /// Which worker owns which exporter, and how to reach each worker.
@@ -130,10 +130,10 @@ impl Worker {
                         // Decode what was already handed over before closing the window.
                         self.drain_handover(&mut delta);
                     }
-                    let batches = self.pipeline.flush(now_ns, last, &mut delta);
+                    let windows = self.pipeline.flush(now_ns, last, &mut delta);
                     let _ = reply.send(FlushReply {
                         worker: self.id,
-                        batches,
+                        windows,
                     });
                     if last {
                         self.publish(&mut delta);
@@ -186,9 +186,9 @@ impl Worker {
                             }
                         }
                         _ => {
-                            let known = owner.is_some();
+                            let label = owner.map(|_| ip);
                             self.pipeline
-                                .process(meta.from, known, payload, now, &mut delta);
+                                .process(meta.from, label, payload, now, &mut delta);
                         }
                     }
                 }
@@ -208,9 +208,11 @@ impl Worker {
     fn drain_handover(&mut self, delta: &mut WorkerStats) {
         for _ in 0..HANDOVER_CAPACITY {
             match self.handover_rx.try_recv() {
-                Ok(h) => self
-                    .pipeline
-                    .process(h.from, true, &h.data, h.received_ns, delta),
+                Ok(h) => {
+                    let label = Some(h.from.ip());
+                    self.pipeline
+                        .process(h.from, label, &h.data, h.received_ns, delta)
+                }
                 Err(_) => break,
             }
         }

@@ -43,11 +43,24 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     Ok((status, body.to_owned()))
 }
 
-/// A running `flowtel` process, killed on drop.
+/// A running `flowtel` process, killed on drop. Its stdout and stderr go to files (a pipe
+/// nobody reads could fill up and stall it).
 pub struct Daemon {
     pub child: Option<Child>,
     pub listen: SocketAddr,
     pub http: SocketAddr,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+fn output_file(kind: &str) -> (std::path::PathBuf, std::fs::File) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("flowtel-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{kind}.log", N.fetch_add(1, Ordering::Relaxed)));
+    let file = std::fs::File::create(&path).unwrap();
+    (path, file)
 }
 
 pub fn flowtel_command() -> Command {
@@ -73,14 +86,24 @@ impl Daemon {
         let http = free_tcp_addr();
         cmd.args(args)
             .args(["--listen", &listen.to_string()])
-            .args(["--prometheus-listen", &http.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(["--prometheus-listen", &http.to_string()]);
+        Self::spawn(cmd, listen, http)
+    }
+
+    /// Start `cmd` as is (its arguments must make it listen on `listen` and serve HTTP on
+    /// `http`); wait until ready.
+    pub fn spawn(mut cmd: Command, listen: SocketAddr, http: SocketAddr) -> Daemon {
+        let (stdout, out_file) = output_file("stdout");
+        let (stderr, err_file) = output_file("stderr");
+        cmd.stdout(Stdio::from(out_file))
+            .stderr(Stdio::from(err_file));
         let child = cmd.spawn().expect("start flowtel");
         let mut d = Daemon {
             child: Some(child),
             listen,
             http,
+            stdout,
+            stderr,
         };
         d.wait_ready();
         d
@@ -95,11 +118,7 @@ impl Daemon {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                let out = self.child.take().unwrap().wait_with_output().unwrap();
-                panic!(
-                    "flowtel exited early with {status}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                panic!("flowtel exited early with {status}: {}", self.stderr_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -128,18 +147,22 @@ impl Daemon {
         }
     }
 
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
     /// Send SIGTERM and wait: (exit status, stdout, stderr).
     pub fn terminate(mut self) -> (ExitStatus, String, String) {
-        let child = self.child.take().unwrap();
+        let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let status = child.wait().unwrap();
+        (status, self.stdout_text(), self.stderr_text())
     }
 }
 
@@ -214,4 +237,264 @@ pub fn netflow_v5(
         d.extend_from_slice(&[0, 0]); // pad2
     }
     d
+}
+
+// ---------------------------------------------------------------------------------------------
+// An in-process OTLP/gRPC receiver standing in for Alloy.
+
+use std::sync::{Arc, Mutex};
+
+use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use flowtel_otlp::opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+
+/// What the receiver got.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub requests: Vec<ExportMetricsServiceRequest>,
+    /// Calls refused with UNAVAILABLE (see [`Alloy::refuse_first`]).
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Service {
+    state: Arc<Mutex<Received>>,
+    refuse: Arc<Mutex<u64>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Service {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        {
+            let mut refuse = self.refuse.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                self.state.lock().unwrap().refused += 1;
+                return Err(tonic::Status::unavailable("starting up"));
+            }
+        }
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// A tonic `MetricsServiceServer` on 127.0.0.1, on its own runtime.
+pub struct Alloy {
+    pub addr: SocketAddr,
+    service: Service,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Alloy {
+    pub fn start() -> Alloy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(listener)
+    }
+
+    /// Serve on an address chosen earlier (for "Alloy comes up later").
+    pub fn start_at(addr: SocketAddr) -> Alloy {
+        Self::start_on(std::net::TcpListener::bind(addr).unwrap())
+    }
+
+    fn start_on(listener: std::net::TcpListener) -> Alloy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let service = Service::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = MetricsServiceServer::new(service.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = rx.await;
+                    },
+                )
+                .await
+                .unwrap();
+        });
+        Alloy {
+            addr,
+            service,
+            runtime,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answer the next `n` calls with UNAVAILABLE.
+    pub fn refuse_first(&self, n: u64) {
+        *self.service.refuse.lock().unwrap() = n;
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&Received) -> R) -> R {
+        f(&self.service.state.lock().unwrap())
+    }
+
+    /// Every data point received so far.
+    pub fn points(&self) -> Vec<FlatPoint> {
+        self.with(|r| flatten(&r.requests))
+    }
+
+    /// Wait until `pred` holds on the received points.
+    pub fn points_until(&self, what: &str, pred: impl Fn(&[FlatPoint]) -> bool) -> Vec<FlatPoint> {
+        let start = Instant::now();
+        loop {
+            let p = self.points();
+            if pred(&p) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what}; got {} points",
+                p.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Alloy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = &self.runtime;
+    }
+}
+
+/// One received data point with its context, attributes as strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatPoint {
+    pub resource: Vec<(String, String)>,
+    pub scope: String,
+    pub metric: String,
+    pub unit: String,
+    pub gauge: bool,
+    pub attributes: Vec<(String, String)>,
+    pub value: i64,
+    pub start: u64,
+    pub time: u64,
+}
+
+impl FlatPoint {
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn resource_attr(&self, k: &str) -> Option<&str> {
+        self.resource
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn any_to_string(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn flatten(requests: &[ExportMetricsServiceRequest]) -> Vec<FlatPoint> {
+    let mut out = Vec::new();
+    for req in requests {
+        for rm in &req.resource_metrics {
+            let resource: Vec<(String, String)> = rm
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .map(|kv| (kv.key.clone(), any_to_string(&kv.value)))
+                .collect();
+            for sm in &rm.scope_metrics {
+                let scope = sm
+                    .scope
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                for m in &sm.metrics {
+                    let (gauge, points) = match &m.data {
+                        Some(metric::Data::Gauge(g)) => (true, &g.data_points),
+                        Some(metric::Data::Sum(s)) => (false, &s.data_points),
+                        _ => continue,
+                    };
+                    for p in points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsInt(i)) => i,
+                            Some(number_data_point::Value::AsDouble(d)) => d as i64,
+                            None => 0,
+                        };
+                        out.push(FlatPoint {
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                            metric: m.name.clone(),
+                            unit: m.unit.clone(),
+                            gauge,
+                            attributes: p
+                                .attributes
+                                .iter()
+                                .map(|kv| (kv.key.clone(), any_to_string(&kv.value)))
+                                .collect(),
+                            value,
+                            start: p.start_time_unix_nano,
+                            time: p.time_unix_nano,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sum of the values of `metric`.
+pub fn total(points: &[FlatPoint], metric: &str) -> i64 {
+    points
+        .iter()
+        .filter(|p| p.metric == metric)
+        .map(|p| p.value)
+        .sum()
+}
+
+/// Panics when a series has two points in the same window.
+pub fn assert_one_point_per_series_per_window(points: &[FlatPoint]) {
+    let mut seen = std::collections::HashSet::new();
+    for p in points {
+        let mut attrs = p.attributes.clone();
+        attrs.sort();
+        assert!(
+            seen.insert((p.metric.clone(), p.start, p.time, attrs)),
+            "two points for one series in one window: {p:?}"
+        );
+    }
 }

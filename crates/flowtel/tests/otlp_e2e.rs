@@ -1,0 +1,410 @@
+//! The daemon end to end over OTLP: the real binary receives real NetFlow v5, NetFlow v9,
+//! IPFIX and sFlow v5 datagrams on loopback and exports to an in-process tonic
+//! `MetricsServiceServer` standing in for Alloy. Waits are bounded polls on counters; nothing
+//! asserts on wall-clock time.
+
+mod daemon_support;
+
+use std::net::{SocketAddr, UdpSocket};
+
+use daemon_support::{
+    Alloy, Daemon, FlatPoint, V5Flow, assert_one_point_per_series_per_window, flowtel_command,
+    free_tcp_addr, free_udp_addr, netflow_v5, sample, total,
+};
+use flowtel_decode::encode::{ExportVersion, FlowExporter, SamplerSpec};
+use flowtel_decode::sflow::{Datagram, FlowData, FlowSample, Sample};
+use flowtel_decode::{FlowProtocol, FlowRecord, SflowInterface};
+
+const V5_FLOWS: [V5Flow; 2] = [
+    V5Flow {
+        src: [10, 0, 0, 1],
+        dst: [192, 0, 2, 7],
+        src_port: 51000,
+        dst_port: 443,
+        proto: 6,
+        packets: 10,
+        bytes: 1500,
+    },
+    V5Flow {
+        src: [10, 0, 0, 2],
+        dst: [192, 0, 2, 8],
+        src_port: 0,
+        dst_port: 0,
+        proto: 1,
+        packets: 1,
+        bytes: 84,
+    },
+];
+/// NetFlow v5 header sampling field: mode 1 (packet interval), 1 in 10.
+const V5_SAMPLING: u16 = 0x4000 | 10;
+
+fn record(src: &str, dst: &str, sport: u16, dport: u16, proto: u8, bytes: u64) -> FlowRecord {
+    let mut r = FlowRecord::new("127.0.0.1:1".parse().unwrap(), FlowProtocol::Ipfix, 0);
+    r.src_addr = Some(src.parse().unwrap());
+    r.dst_addr = Some(dst.parse().unwrap());
+    r.src_port = sport;
+    r.dst_port = dport;
+    r.ip_protocol = proto;
+    r.bytes = bytes;
+    r.packets = 1 + bytes / 1000;
+    r
+}
+
+/// Sends one datagram of each protocol from four sockets; returns the exact
+/// sampling-corrected byte total they carry.
+fn send_all_protocols(to: SocketAddr) -> i64 {
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let mut expected = 0i64;
+
+    let v5 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    v5.send_to(
+        &netflow_v5(&V5_FLOWS, 0, (now_ms / 1000) as u32, V5_SAMPLING),
+        to,
+    )
+    .unwrap();
+    expected += (1500 + 84) * 10;
+
+    // NetFlow v9: templates, sampling options (1 in 100) and data in one packet.
+    let v9_records = [
+        record("10.1.0.1", "198.51.100.1", 40000, 53, 17, 300),
+        record("2001:db8::1", "2001:db8::2", 40001, 22, 6, 7000),
+    ];
+    let mut v9 =
+        FlowExporter::new(ExportVersion::NetflowV9, 1, now_ms - 60_000).with_sampler(SamplerSpec {
+            sampler_id: 1,
+            interval: 100,
+        });
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&v9.datagram(now_ms, true, &v9_records), to)
+        .unwrap();
+    expected += (300 + 7000) * 100;
+
+    // IPFIX, observation domain 7, 1 in 1000.
+    let ipfix_records = [record("172.16.5.5", "203.0.113.9", 443, 50123, 6, 123_456)];
+    let mut ipfix =
+        FlowExporter::new(ExportVersion::Ipfix, 7, now_ms - 60_000).with_sampler(SamplerSpec {
+            sampler_id: 1,
+            interval: 1000,
+        });
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&ipfix.datagram(now_ms, true, &ipfix_records), to)
+        .unwrap();
+    expected += 123_456 * 1000;
+
+    // sFlow v5: one expanded flow sample, 1 in 512, an IPv4 record of a 1500-byte packet.
+    let sflow = Datagram {
+        agent: Some("192.0.2.200".parse().unwrap()),
+        sub_agent_id: 0,
+        sequence: 1,
+        uptime_ms: 1000,
+        samples: vec![Sample::Flow(FlowSample {
+            expanded: true,
+            sequence: 1,
+            source_id_type: 0,
+            source_id_index: 3,
+            sampling_rate: 512,
+            sample_pool: 512,
+            drops: 0,
+            input: SflowInterface::Index(3),
+            output: SflowInterface::Index(4),
+            records: vec![FlowData::Ip {
+                length: 1500,
+                protocol: 6,
+                src: "10.20.0.1".parse().unwrap(),
+                dst: "8.8.8.8".parse().unwrap(),
+                src_port: 55555,
+                dst_port: 443,
+                tcp_flags: 0x18,
+                tos: 0,
+            }],
+        })],
+    };
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&sflow.to_bytes(), to).unwrap();
+    expected += 1500 * 512;
+    expected
+}
+
+fn wait_for_four_protocols(d: &Daemon) {
+    d.metrics_until("a datagram of each protocol", |b| {
+        ["netflow_v5", "netflow_v9", "ipfix", "sflow_v5"]
+            .iter()
+            .all(|p| {
+                sample(b, &format!("flowtel_records_total{{protocol=\"{p}\"}}")).unwrap_or(0.0)
+                    > 0.0
+            })
+    });
+}
+
+fn find<'a>(points: &'a [FlatPoint], key: &str, value: &str) -> &'a FlatPoint {
+    points
+        .iter()
+        .find(|p| p.attr(key) == Some(value))
+        .unwrap_or_else(|| panic!("no point with {key}={value}: {points:#?}"))
+}
+
+#[test]
+fn every_protocol_arrives_over_otlp_with_exact_sampling_corrected_totals() {
+    let alloy = Alloy::start();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--workers",
+        "2",
+        "--otlp-endpoint",
+        &alloy.endpoint(),
+    ]);
+    let expected = send_all_protocols(d.listen);
+    wait_for_four_protocols(&d);
+    // SIGTERM flushes the partial window and drains the queue before exiting.
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("export queue drained"), "{stderr}");
+
+    let points = alloy.points();
+    let flows: Vec<FlatPoint> = points
+        .into_iter()
+        .filter(|p| p.metric == "network.io.by_flow")
+        .collect();
+    assert_eq!(total(&flows, "network.io.by_flow"), expected);
+    assert_one_point_per_series_per_window(&flows);
+    for p in &flows {
+        assert_eq!(p.unit, "By");
+        assert!(p.gauge);
+        assert_eq!(p.scope, "flowtel");
+        assert_eq!(p.time - p.start, 1_000_000_000, "one-second windows");
+        assert_eq!(p.start % 1_000_000_000, 0, "aligned windows");
+        assert_eq!(p.resource_attr("service.name"), Some("flowtel"));
+        assert_eq!(
+            p.resource_attr("service.version"),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        assert!(
+            p.resource_attr("service.instance.id")
+                .is_some_and(|v| v.len() == 36)
+        );
+        assert!(p.resource_attr("host.name").is_some());
+    }
+    let https = find(&flows, "network.local.address", "10.0.0.1");
+    assert_eq!(https.attr("network.peer.address"), Some("192.0.2.7"));
+    assert_eq!(https.attr("network.peer.port"), Some("443"));
+    assert_eq!(https.attr("network.transport"), Some("tcp"));
+    assert_eq!(https.attr("network.protocol.name"), Some("https"));
+    assert_eq!(https.attr("device_name"), Some("127.0.0.1"));
+    assert_eq!(https.attr("network.local.country"), Some("Private IP"));
+    assert_eq!(https.value, 15_000);
+    // ICMP is kept (ktranslate drops it).
+    let icmp = find(&flows, "network.local.address", "10.0.0.2");
+    assert_eq!(icmp.attr("network.transport"), Some("icmp"));
+    assert_eq!(icmp.value, 840);
+    assert_eq!(
+        find(&flows, "network.local.address", "2001:db8::1").value,
+        700_000
+    );
+    assert_eq!(
+        find(&flows, "network.local.address", "172.16.5.5").value,
+        123_456_000
+    );
+    let sflow = find(&flows, "network.local.address", "10.20.0.1");
+    assert_eq!(
+        sflow.attr("device_name"),
+        Some("192.0.2.200"),
+        "sFlow device = agent address"
+    );
+    assert_eq!(sflow.value, 1500 * 512);
+}
+
+#[test]
+fn grafanas_ktranslate_command_line_produces_kentik_names() {
+    let alloy = Alloy::start();
+    let listen = free_udp_addr();
+    let http = free_tcp_addr();
+    let mut cmd = flowtel_command();
+    cmd.args([
+        "--format=otel",
+        "--otel.protocol=grpc",
+        &format!("--otel.endpoint=http://{}/", alloy.addr),
+        "--nf.source=auto",
+        "--nf.addr=127.0.0.1",
+        &format!("--nf.port={}", listen.port()),
+        "--sinks=otel",
+        "--metrics=jchf",
+        "--rollup_interval=60",
+        "--tee_logs=true",
+        "--service_name=flow",
+        "--max_flows_per_message=100",
+        "--rollups=s_sum,bytes_by_flow,in_bytes+out_bytes,src_addr,dst_addr,l4_src_port,l4_dst_port,protocol,custom_str.application,device_name,custom_str.src_host,custom_str.dst_host,src_geo,dst_geo",
+        "--rollup_keep_undefined=true",
+        &format!("--prom_listen={http}"),
+    ]);
+    let d = Daemon::spawn(cmd, listen, http);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 0, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+    d.metrics_until("the v5 records", |b| {
+        sample(b, "flowtel_records_total{protocol=\"netflow_v5\"}") == Some(2.0)
+    });
+    // The window is 60 s: SIGTERM flushes it early.
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("not implemented"),
+        "Grafana's flags all map: {stderr}"
+    );
+
+    let points: Vec<FlatPoint> = alloy
+        .points()
+        .into_iter()
+        .filter(|p| p.metric == "kentik.rollup.bytes_by_flow")
+        .collect();
+    assert_eq!(
+        total(&points, "kentik.rollup.bytes_by_flow"),
+        (1500 + 84) * 10
+    );
+    let p = find(&points, "src_addr", "10.0.0.1");
+    let mut names: Vec<&str> = p.attributes.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "application",
+            "device_name",
+            "dst_addr",
+            "dst_country",
+            "dst_host",
+            "dst_port",
+            "protocol",
+            "src_addr",
+            "src_country",
+            "src_host",
+            "src_port"
+        ]
+    );
+    assert_eq!(p.attr("dst_port"), Some("443"));
+    assert_eq!(p.attr("protocol"), Some("tcp"));
+    assert_eq!(p.attr("application"), Some("https"));
+    assert_eq!(p.resource_attr("service.name"), Some("ktranslate"));
+    assert!(p.gauge);
+}
+
+#[test]
+fn windows_wait_while_alloy_is_down_and_arrive_once_it_is_up() {
+    // Alloy's port is chosen now and served only later.
+    let alloy_addr = free_tcp_addr();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--otlp-endpoint",
+        &format!("http://{alloy_addr}"),
+    ]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 0, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+    d.metrics_until("a failed export", |b| {
+        sample(b, "flowtel_export_failed_total{reason=\"unavailable\"}").unwrap_or(0.0) > 0.0
+    });
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 2, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+    let alloy = Alloy::start_at(alloy_addr);
+    // The first answers are UNAVAILABLE too: retried, nothing lost, nothing twice.
+    alloy.refuse_first(2);
+    let expected = 2 * (1500 + 84) * 10;
+    alloy.points_until("both datagrams' bytes", |p| {
+        total(p, "network.io.by_flow") >= expected
+    });
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    let points = alloy.points();
+    assert_eq!(total(&points, "network.io.by_flow"), expected);
+    assert_one_point_per_series_per_window(&points);
+    assert_eq!(alloy.with(|r| r.refused), 2);
+}
+
+#[test]
+fn prometheus_and_stdout_sinks_agree_with_the_dashboard_labels() {
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--sink",
+        "stdout",
+        "--sink",
+        "prometheus",
+    ]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 0, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+    let body = d.metrics_until("a flow window", |b| b.contains("network_io_by_flow_bytes{"));
+    let (status, stdout, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+
+    let prom: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("network_io_by_flow_bytes{"))
+        .collect();
+    let line = prom
+        .iter()
+        .find(|l| l.contains("network_local_address=\"10.0.0.1\""))
+        .unwrap_or_else(|| panic!("{body}"));
+    for label in [
+        "device_name=\"127.0.0.1\"",
+        "network_peer_address=\"192.0.2.7\"",
+        "network_protocol_name=\"https\"",
+        "network_local_country=\"Private IP\"",
+        "network_peer_country=\"Private IP\"",
+        "network_transport=\"tcp\"",
+        "network_peer_port=\"443\"",
+    ] {
+        assert!(line.contains(label), "{label} missing in {line}");
+    }
+    // Same window on both sinks: every Prometheus sample is a stdout point with equal value.
+    let points: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!points.is_empty());
+    for l in prom {
+        let mut parts = l.rsplitn(3, ' ');
+        let ts_ms: u64 = parts.next().unwrap().parse().unwrap();
+        let value: u64 = parts.next().unwrap().parse().unwrap();
+        let labels = parts.next().unwrap();
+        let local = labels
+            .split("network_local_address=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let matching: Vec<_> = points
+            .iter()
+            .filter(|p| {
+                p["time_unix_nano"].as_u64() == Some(ts_ms * 1_000_000)
+                    && p["attributes"]["network.local.address"].as_str() == Some(local)
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "{l}");
+        assert_eq!(matching[0]["value"].as_u64(), Some(value), "{l}");
+        assert_eq!(matching[0]["metric"], "network.io.by_flow");
+    }
+}
