@@ -2,11 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::datagram::Ctx;
 use super::samples::raw_field;
 use super::xdr::Xdr;
 use super::{format, header};
-use crate::{ErrorKind, FlowRecord};
+use crate::FlowRecord;
 
 /// Values resolved once all records of a sample are read (records come in any order).
 #[derive(Debug, Default)]
@@ -39,33 +38,30 @@ impl Lengths {
     }
 }
 
-/// Decode one flow record into `rec`. A record shorter than its layout is counted and ignored
-/// (whatever it had already set stays: the fields read were inside its bounds).
+/// Decode one flow record into `rec`; `None` when the record is shorter than its layout (the
+/// caller counts it; whatever it had already set stays: the fields read were inside its
+/// bounds). Unknown records are kept verbatim when `keep_unknown` is set.
 pub(crate) fn record(
-    ctx: &mut Ctx<'_>,
+    keep_unknown: bool,
     data_format: u32,
     mut x: Xdr<'_>,
     rec: &mut FlowRecord,
     acc: &mut Lengths,
-) {
-    let at = x.offset();
-    let ok = match data_format {
+) -> Option<()> {
+    match data_format {
         format::RAW_HEADER => raw_header(&mut x, rec, acc),
         format::ETHERNET => ethernet(&mut x, rec, acc),
         format::IPV4 => ipv4(&mut x, rec, acc),
         format::IPV6 => ipv6(&mut x, rec, acc),
         format::SWITCH => switch(&mut x, acc),
         format::ROUTER => router(&mut x, rec),
-        format::GATEWAY => gateway(&mut x, rec, ctx.keep_unknown),
+        format::GATEWAY => gateway(&mut x, rec, keep_unknown),
         _ => {
-            if ctx.keep_unknown {
+            if keep_unknown {
                 rec.unknown_fields.push(raw_field(data_format, x));
             }
             Some(())
         }
-    };
-    if ok.is_none() {
-        ctx.error(ErrorKind::SflowBadLength, at, "sFlow flow record");
     }
 }
 

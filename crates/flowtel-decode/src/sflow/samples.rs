@@ -93,20 +93,30 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
         return;
     };
 
-    let mut rec = FlowRecord::new(ctx.exporter, FlowProtocol::SflowV5, ctx.received_ns);
-    rec.agent = ctx.agent;
-    rec.observation_domain = ctx.sub_agent_id;
-    rec.packets = 1;
-    // A rate of 0 is meaningless (1-in-0): report it as unknown rather than zeroing totals.
-    if rate > 0 {
-        rec.sampling_rate = Some(rate);
-        rec.sampling_source = SamplingSource::Sample;
-    } else {
+    // Built in place in the output (a FlowRecord is a few hundred bytes: no moves).
+    ctx.out.flows.push(FlowRecord::new(
+        ctx.exporter,
+        FlowProtocol::SflowV5,
+        ctx.received_ns,
+    ));
+    ctx.report.records += 1;
+    let known_rate = rate > 0;
+    if let Some(rec) = ctx.out.flows.last_mut() {
+        rec.agent = ctx.agent;
+        rec.observation_domain = ctx.sub_agent_id;
+        rec.packets = 1;
+        // A rate of 0 is meaningless (1-in-0): report it as unknown rather than zeroing totals.
+        if known_rate {
+            rec.sampling_rate = Some(rate);
+            rec.sampling_source = SamplingSource::Sample;
+        }
+        rec.in_if = sample.input.if_index();
+        rec.out_if = sample.output.if_index();
+        rec.sflow = Some(sample);
+    }
+    if !known_rate {
         *ctx.rate_unknown += 1;
     }
-    rec.in_if = sample.input.if_index();
-    rec.out_if = sample.output.if_index();
-    rec.sflow = Some(sample);
 
     let mut acc = flow::Lengths::default();
     records(
@@ -114,12 +124,20 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
         &mut x,
         "sFlow flow record",
         |ctx, data_format, body| {
-            flow::record(ctx, data_format, body, &mut rec, &mut acc);
+            let at = body.offset();
+            let keep = ctx.keep_unknown;
+            let ok = match ctx.out.flows.last_mut() {
+                Some(rec) => flow::record(keep, data_format, body, rec, &mut acc),
+                None => Some(()),
+            };
+            if ok.is_none() {
+                ctx.error(ErrorKind::SflowBadLength, at, "sFlow flow record");
+            }
         },
     );
-    acc.finish(&mut rec);
-    ctx.out.flows.push(rec);
-    ctx.report.records += 1;
+    if let Some(rec) = ctx.out.flows.last_mut() {
+        acc.finish(rec);
+    }
 }
 
 pub(crate) fn counter_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
