@@ -8,13 +8,12 @@
 /// PEN of the RFC 5103 reverse information elements.
 pub(crate) const REVERSE_PEN: u32 = 29305;
 
-/// What the compiled plan does with one field's bytes.
+/// Integers a record carries that are combined after the whole record is read (counters
+/// with precedence, relative times, sampling and options values). Stored in the scratch's
+/// flat array, so most fields of a plan take the same code path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    /// Not mapped: skipped by length (kept as a raw field when configured).
-    Unknown,
-    /// Explicitly ignored (padding, RFC 7011 IE 210 `paddingOctets`).
-    Ignore,
+#[repr(u8)]
+pub(crate) enum Val {
     Octets,
     Packets,
     OctetsTotal,
@@ -23,6 +22,42 @@ pub(crate) enum Slot {
     PostPackets,
     ReverseOctets,
     ReversePackets,
+    StartSysUpMs,
+    EndSysUpMs,
+    StartNs,
+    EndNs,
+    StartDeltaMicros,
+    EndDeltaMicros,
+    SysInitMillis,
+    PhysInIf,
+    PhysOutIf,
+    PostSrcMac,
+    PostDstMac,
+    PostVlan,
+    Dot1qVlan,
+    SamplerId,
+    SamplingInterval,
+    SamplerRandomInterval,
+    SamplingPacketInterval,
+    SamplingPacketSpace,
+    SamplingSize,
+    SamplingPopulation,
+    IngressVrfId,
+    EgressVrfId,
+}
+
+/// Number of [`Val`] variants.
+pub(crate) const VALS: usize = 30;
+
+/// What the compiled plan does with one field's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Not mapped: skipped by length (kept as a raw field when configured).
+    Unknown,
+    /// Explicitly ignored (padding, RFC 7011 IE 210 `paddingOctets`).
+    Ignore,
+    /// An integer kept in the record scratch (see [`Val`]).
+    Val(Val),
     Protocol,
     Tos,
     TcpFlags,
@@ -36,62 +71,43 @@ pub(crate) enum Slot {
     DstMask,
     InIf,
     OutIf,
-    PhysInIf,
-    PhysOutIf,
     NextHopV4,
     NextHopV6,
     BgpNextHopV4,
     BgpNextHopV6,
     SrcAs,
     DstAs,
-    EndSysUpMs,
-    StartSysUpMs,
     StartSecs,
     EndSecs,
     StartMillis,
     EndMillis,
     StartNtp,
     EndNtp,
-    StartDeltaMicros,
-    EndDeltaMicros,
-    SysInitMillis,
     SrcMac,
     DstMac,
-    PostSrcMac,
-    PostDstMac,
     Vlan,
-    PostVlan,
-    Dot1qVlan,
     MplsTopLabel,
     IcmpTypeCode,
     IcmpType,
     IcmpCode,
     Direction,
-    SamplerId,
-    SamplingInterval,
-    SamplerRandomInterval,
-    SamplingPacketInterval,
-    SamplingPacketSpace,
-    SamplingSize,
-    SamplingPopulation,
     InterfaceName,
     InterfaceDescription,
-    IngressVrfId,
-    EgressVrfId,
     VrfName,
 }
 
 /// The slot for IANA element `id` (or enterprise element `(enterprise, id)`) of `len` bytes;
 /// `len == VARLEN` means variable length (RFC 7011 §7).
 pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
+    use self::Val as V;
     use Slot::*;
     let int = (1..=8).contains(&len);
     let small = |max: u16| (1..=max).contains(&len);
     if enterprise == REVERSE_PEN {
         // RFC 5103 §6.1: reverse IEs are the forward IE numbers under PEN 29305.
         return match id {
-            1 | 85 if int => ReverseOctets,
-            2 | 86 if int => ReversePackets,
+            1 | 85 if int => Val(V::ReverseOctets),
+            2 | 86 if int => Val(V::ReversePackets),
             _ => Unknown,
         };
     }
@@ -99,12 +115,12 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         return Unknown;
     }
     match id {
-        1 if int => Octets,
-        2 if int => Packets,
-        85 if int => OctetsTotal,
-        86 if int => PacketsTotal,
-        23 | 171 if int => PostOctets,
-        24 | 172 if int => PostPackets,
+        1 if int => Val(V::Octets),
+        2 if int => Val(V::Packets),
+        85 if int => Val(V::OctetsTotal),
+        86 if int => Val(V::PacketsTotal),
+        23 | 171 if int => Val(V::PostOctets),
+        24 | 172 if int => Val(V::PostPackets),
         4 if len == 1 => Protocol,
         5 if len == 1 => Tos,
         6 if small(2) => TcpFlags,
@@ -118,48 +134,48 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         13 | 30 if len == 1 => DstMask,
         10 if small(4) => InIf,
         14 if small(4) => OutIf,
-        252 if small(4) => PhysInIf,
-        253 if small(4) => PhysOutIf,
+        252 if small(4) => Val(V::PhysInIf),
+        253 if small(4) => Val(V::PhysOutIf),
         15 if len == 4 => NextHopV4,
         62 if len == 16 => NextHopV6,
         18 if len == 4 => BgpNextHopV4,
         63 if len == 16 => BgpNextHopV6,
         16 if small(4) => SrcAs,
         17 if small(4) => DstAs,
-        21 if small(4) => EndSysUpMs,
-        22 if small(4) => StartSysUpMs,
+        21 if small(4) => Val(V::EndSysUpMs),
+        22 if small(4) => Val(V::StartSysUpMs),
         150 if small(4) => StartSecs,
         151 if small(4) => EndSecs,
         152 if int => StartMillis,
         153 if int => EndMillis,
         154 | 156 if len == 8 => StartNtp,
         155 | 157 if len == 8 => EndNtp,
-        158 if small(4) => StartDeltaMicros,
-        159 if small(4) => EndDeltaMicros,
-        160 if int => SysInitMillis,
+        158 if small(4) => Val(V::StartDeltaMicros),
+        159 if small(4) => Val(V::EndDeltaMicros),
+        160 if int => Val(V::SysInitMillis),
         56 if len == 6 => SrcMac,
         80 if len == 6 => DstMac,
-        81 if len == 6 => PostSrcMac,
-        57 if len == 6 => PostDstMac,
+        81 if len == 6 => Val(V::PostSrcMac),
+        57 if len == 6 => Val(V::PostDstMac),
         58 if small(2) => Vlan,
-        59 if small(2) => PostVlan,
-        243 if small(2) => Dot1qVlan,
+        59 if small(2) => Val(V::PostVlan),
+        243 if small(2) => Val(V::Dot1qVlan),
         70 if len == 3 => MplsTopLabel,
         32 | 139 if len == 2 => IcmpTypeCode,
         176 | 178 if len == 1 => IcmpType,
         177 | 179 if len == 1 => IcmpCode,
         61 if len == 1 => Direction,
-        48 | 302 if int => SamplerId,
-        34 if small(4) => SamplingInterval,
-        50 if small(4) => SamplerRandomInterval,
-        305 if small(4) => SamplingPacketInterval,
-        306 if small(4) => SamplingPacketSpace,
-        309 if small(4) => SamplingSize,
-        310 if small(4) => SamplingPopulation,
+        48 | 302 if int => Val(V::SamplerId),
+        34 if small(4) => Val(V::SamplingInterval),
+        50 if small(4) => Val(V::SamplerRandomInterval),
+        305 if small(4) => Val(V::SamplingPacketInterval),
+        306 if small(4) => Val(V::SamplingPacketSpace),
+        309 if small(4) => Val(V::SamplingSize),
+        310 if small(4) => Val(V::SamplingPopulation),
         82 => InterfaceName,
         83 => InterfaceDescription,
-        234 if small(4) => IngressVrfId,
-        235 if small(4) => EgressVrfId,
+        234 if small(4) => Val(V::IngressVrfId),
+        235 if small(4) => Val(V::EgressVrfId),
         236 => VrfName,
         210 => Ignore,
         _ => Unknown,
@@ -184,8 +200,8 @@ mod tests {
         assert_eq!(slot(0, 8, 4), Slot::SrcV4);
         assert_eq!(slot(0, 8, 3), Slot::Unknown);
         assert_eq!(slot(0, 1, 9), Slot::Unknown);
-        assert_eq!(slot(0, 1, 3), Slot::Octets);
-        assert_eq!(slot(REVERSE_PEN, 1, 8), Slot::ReverseOctets);
+        assert_eq!(slot(0, 1, 3), Slot::Val(Val::Octets));
+        assert_eq!(slot(REVERSE_PEN, 1, 8), Slot::Val(Val::ReverseOctets));
         assert_eq!(slot(2636, 1, 8), Slot::Unknown);
     }
 }

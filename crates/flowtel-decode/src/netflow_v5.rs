@@ -95,6 +95,9 @@ pub(crate) fn decode(
             Some(export_ns.saturating_sub(ago_ms * 1_000_000))
         };
         out.push(FlowRecord {
+            observation_domain: base.observation_domain,
+            sampling_rate: base.sampling_rate,
+            sampling_source: base.sampling_source,
             src_addr: v4(r, 0),
             dst_addr: v4(r, 4),
             next_hop: v4(r, 8),
@@ -113,7 +116,7 @@ pub(crate) fn decode(
             dst_as: Some(u32::from(be16(r, 42))),
             src_prefix_len: Some(r[44]),
             dst_prefix_len: Some(r[45]),
-            ..base.clone()
+            ..FlowRecord::new(exporter, FlowProtocol::NetflowV5, received_ns)
         });
         n += 1;
     }

@@ -85,10 +85,10 @@ pub(crate) fn apply(
     let mut ok = true;
     if let Some(rate) = s.sampling_rate() {
         let room = scope.sampling.len() < max_entries;
-        ok &= bounded_insert(&mut scope.sampling, s.sampler_id, rate, room);
+        ok &= bounded_insert(&mut scope.sampling, s.sampler_id(), rate, room);
     }
-    if s.sys_init_ms.is_some() {
-        scope.sys_init_ms = s.sys_init_ms;
+    if let Some(init) = s.sys_init_ms() {
+        scope.sys_init_ms = Some(init);
     }
     if let Some(idx) = if_index {
         if let Some(name) = s.if_name {
@@ -100,8 +100,7 @@ pub(crate) fn apply(
             ok &= bounded_insert(&mut names.if_descriptions, idx, text(desc), room);
         }
     }
-    let vrf = s.ingress_vrf.filter(|&v| v != 0).or(s.egress_vrf);
-    if let (Some(vrf), Some(name)) = (vrf, s.vrf_name) {
+    if let (Some(vrf), Some(name)) = (s.vrf_id(), s.vrf_name) {
         let room = names.len() < max_entries;
         ok &= bounded_insert(&mut names.vrf_names, vrf, text(name), room);
     }

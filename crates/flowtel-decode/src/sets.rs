@@ -396,10 +396,10 @@ impl Decoder {
         out: &mut DecodeOutput,
         report: &mut DatagramReport,
     ) -> usize {
-        let mut base = FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
-        base.observation_domain = key.domain;
         let mut pos = 0usize;
         if tmpl.options {
+            let mut base = FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
+            base.observation_domain = key.domain;
             let max_entries = self.config.max_templates_per_exporter.saturating_mul(16);
             while data.len() - pos >= tmpl.min_len {
                 let mut rec = base.clone();
@@ -432,39 +432,46 @@ impl Decoder {
             sys_init_ms: scope.and_then(|o| o.sys_init_ms),
             ..meta.base
         };
-        let mut n = 0usize;
+        let first = out.flows.len();
+        let mut s = Scratch::default();
         while data.len() - pos >= tmpl.min_len {
-            let mut rec = base.clone();
-            let mut s = Scratch::default();
+            // The record is built in place in the output to avoid copying it.
+            out.flows.push(FlowRecord::new(
+                meta.exporter,
+                meta.protocol,
+                meta.received_ns,
+            ));
+            let Some(rec) = out.flows.last_mut() else {
+                break;
+            };
+            rec.observation_domain = key.domain;
+            s.reset();
             let rest = data.get(pos..).unwrap_or_default();
-            match template::read_record(tmpl, rest, &mut rec, &mut s, keep) {
+            match template::read_record(tmpl, rest, rec, &mut s, keep) {
                 Ok(used) => pos += used,
                 Err(_) => {
+                    out.flows.pop();
                     err(report, ErrorKind::Truncated, offset + pos, "data record");
                     break;
                 }
             }
-            template::finish(&mut rec, &s, &time_base);
+            template::finish(rec, &s, &time_base);
             // Sampling resolution: the record itself, then options data of this scope.
             if let Some(rate) = s.sampling_rate() {
                 rec.sampling_rate = Some(rate);
                 rec.sampling_source = SamplingSource::Record;
-            } else if let Some(rate) = scope.and_then(|o| o.rate_for(s.sampler_id)) {
+            } else if let Some(rate) = scope.and_then(|o| o.rate_for(s.sampler_id())) {
                 rec.sampling_rate = Some(rate);
                 rec.sampling_source = SamplingSource::Options;
+            } else {
+                self.stats.sampling_rate_unknown += 1;
             }
-            let reverse = template::reverse(&rec, &s);
-            let unknown = u64::from(rec.sampling_rate.is_none());
-            out.flows.push(rec);
-            n += 1;
-            self.stats.sampling_rate_unknown += unknown;
-            if let Some(r) = reverse {
+            if let Some(r) = template::reverse(rec, &s) {
+                self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
                 out.flows.push(r);
-                n += 1;
-                self.stats.sampling_rate_unknown += unknown;
             }
         }
-        n
+        out.flows.len() - first
     }
 
     /// Keep a data set whose template is unknown for later.

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::ie::{self, Slot};
+use crate::ie::{self, Slot, VALS, Val};
 use crate::record::{FlowDirection, FlowRecord, RawField};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
@@ -78,62 +78,100 @@ impl Template {
     }
 }
 
-/// Values a record carries that are not final [`FlowRecord`] fields: counters with
-/// precedence, times needing the header, sampling and options-data values.
-#[derive(Debug, Default, Clone, Copy)]
+/// Values a record carries that are not final [`FlowRecord`] fields: integers in a flat
+/// array with a presence mask (reset per record by clearing the mask), and the strings of
+/// options records.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Scratch<'a> {
-    pub octets: Option<u64>,
-    pub packets: Option<u64>,
-    pub octets_total: Option<u64>,
-    pub packets_total: Option<u64>,
-    pub post_octets: Option<u64>,
-    pub post_packets: Option<u64>,
-    pub rev_octets: Option<u64>,
-    pub rev_packets: Option<u64>,
-    pub start_sysup_ms: Option<u32>,
-    pub end_sysup_ms: Option<u32>,
-    pub start_ns: Option<u64>,
-    pub end_ns: Option<u64>,
-    pub start_delta_us: Option<u64>,
-    pub end_delta_us: Option<u64>,
-    pub sys_init_ms: Option<u64>,
-    pub phys_in_if: Option<u32>,
-    pub phys_out_if: Option<u32>,
-    pub post_src_mac: Option<[u8; 6]>,
-    pub post_dst_mac: Option<[u8; 6]>,
-    pub post_vlan: Option<u16>,
-    pub dot1q_vlan: Option<u16>,
-    pub sampler_id: Option<u64>,
-    pub sampling_interval: Option<u64>,
-    pub random_interval: Option<u64>,
-    pub packet_interval: Option<u64>,
-    pub packet_space: Option<u64>,
-    pub sampling_size: Option<u64>,
-    pub sampling_population: Option<u64>,
+    present: u32,
+    vals: [u64; VALS],
     pub if_name: Option<&'a [u8]>,
     pub if_description: Option<&'a [u8]>,
-    pub ingress_vrf: Option<u32>,
-    pub egress_vrf: Option<u32>,
     pub vrf_name: Option<&'a [u8]>,
 }
 
-impl Scratch<'_> {
+impl Default for Scratch<'_> {
+    fn default() -> Self {
+        Scratch {
+            present: 0,
+            vals: [0; VALS],
+            if_name: None,
+            if_description: None,
+            vrf_name: None,
+        }
+    }
+}
+
+impl<'a> Scratch<'a> {
+    /// Forget the previous record's values.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.present = 0;
+        self.if_name = None;
+        self.if_description = None;
+        self.vrf_name = None;
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, k: Val) -> Option<u64> {
+        if self.present & (1 << k as u32) == 0 {
+            return None;
+        }
+        self.vals.get(k as usize).copied()
+    }
+
+    #[inline]
+    fn set(&mut self, k: Val, v: u64) {
+        if let Some(slot) = self.vals.get_mut(k as usize) {
+            *slot = v;
+            self.present |= 1 << k as u32;
+        }
+    }
+
+    #[inline]
+    fn set_opt(&mut self, k: Val, v: Option<u64>) {
+        match v {
+            Some(v) => self.set(k, v),
+            None => self.present &= !(1 << k as u32),
+        }
+    }
+
+    pub(crate) fn sampler_id(&self) -> Option<u64> {
+        self.get(Val::SamplerId)
+    }
+
+    pub(crate) fn sys_init_ms(&self) -> Option<u64> {
+        self.get(Val::SysInitMillis)
+    }
+
+    pub(crate) fn vrf_id(&self) -> Option<u32> {
+        let ingress = self.get(Val::IngressVrfId).filter(|&v| v != 0);
+        ingress.or(self.get(Val::EgressVrfId)).map(|v| v as u32)
+    }
+
     /// A 1-in-N rate carried by the record itself, in order of preference: samplingInterval
     /// (IE 34), samplerRandomInterval (IE 50), samplingPopulation / samplingSize (IE 310 /
     /// 309, RFC 5477 §8.2.2-8.2.3), then (samplingPacketInterval + samplingPacketSpace) /
     /// samplingPacketInterval (IE 305/306, RFC 5477 §8.2.1), only when the space is present:
     /// IOS-XR sends interval 1 without a space next to the real size/population.
     pub(crate) fn sampling_rate(&self) -> Option<u32> {
-        let nonzero = |v: Option<u64>| v.filter(|&r| r > 0);
-        let rate = nonzero(self.sampling_interval)
-            .or(nonzero(self.random_interval))
+        const ANY: u32 = 1 << Val::SamplingInterval as u32
+            | 1 << Val::SamplerRandomInterval as u32
+            | 1 << Val::SamplingSize as u32
+            | 1 << Val::SamplingPacketInterval as u32;
+        if self.present & ANY == 0 {
+            return None;
+        }
+        let nonzero = |k: Val| self.get(k).filter(|&r| r > 0);
+        let rate = nonzero(Val::SamplingInterval)
+            .or(nonzero(Val::SamplerRandomInterval))
             .or_else(|| {
-                let size = nonzero(self.sampling_size)?;
-                Some(nonzero(self.sampling_population)? / size)
+                let size = nonzero(Val::SamplingSize)?;
+                Some(nonzero(Val::SamplingPopulation)? / size)
             })
             .or_else(|| {
-                let interval = nonzero(self.packet_interval)?;
-                let space = self.packet_space?;
+                let interval = nonzero(Val::SamplingPacketInterval)?;
+                let space = self.get(Val::SamplingPacketSpace)?;
                 Some(interval.saturating_add(space) / interval)
             })?;
         u32::try_from(rate).ok().filter(|&r| r > 0)
@@ -147,16 +185,13 @@ pub(crate) struct RecordTruncated;
 /// Big-endian unsigned integer of 1..=8 bytes (reduced-size encoding, RFC 7011 §6.2).
 #[inline]
 pub(crate) fn uint(v: &[u8]) -> u64 {
-    if let Ok(a) = <[u8; 4]>::try_from(v) {
-        return u64::from(u32::from_be_bytes(a));
+    match *v {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        _ => v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
     }
-    if let Ok(a) = <[u8; 2]>::try_from(v) {
-        return u64::from(u16::from_be_bytes(a));
-    }
-    if let Ok(a) = <[u8; 8]>::try_from(v) {
-        return u64::from_be_bytes(a);
-    }
-    v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 #[inline]
@@ -252,14 +287,7 @@ fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, ke
             }
         }
         Slot::Ignore => {}
-        Slot::Octets => s.octets = Some(uint(v)),
-        Slot::Packets => s.packets = Some(uint(v)),
-        Slot::OctetsTotal => s.octets_total = Some(uint(v)),
-        Slot::PacketsTotal => s.packets_total = Some(uint(v)),
-        Slot::PostOctets => s.post_octets = Some(uint(v)),
-        Slot::PostPackets => s.post_packets = Some(uint(v)),
-        Slot::ReverseOctets => s.rev_octets = Some(uint(v)),
-        Slot::ReversePackets => s.rev_packets = Some(uint(v)),
+        Slot::Val(k) => s.set(k, uint(v)),
         Slot::Protocol => rec.ip_protocol = uint(v) as u8,
         Slot::Tos => rec.tos = uint(v) as u8,
         Slot::TcpFlags => rec.tcp_flags = u16_of(v),
@@ -273,32 +301,21 @@ fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, ke
         Slot::DstMask => rec.dst_prefix_len = Some(uint(v) as u8),
         Slot::InIf => rec.in_if = Some(u32_of(v)),
         Slot::OutIf => rec.out_if = Some(u32_of(v)),
-        Slot::PhysInIf => s.phys_in_if = Some(u32_of(v)),
-        Slot::PhysOutIf => s.phys_out_if = Some(u32_of(v)),
         Slot::NextHopV4 => set_addr(&mut rec.next_hop, v4(v)),
         Slot::NextHopV6 => set_addr(&mut rec.next_hop, v6(v)),
         Slot::BgpNextHopV4 => set_addr(&mut rec.bgp_next_hop, v4(v)),
         Slot::BgpNextHopV6 => set_addr(&mut rec.bgp_next_hop, v6(v)),
         Slot::SrcAs => rec.src_as = Some(u32_of(v)),
         Slot::DstAs => rec.dst_as = Some(u32_of(v)),
-        Slot::EndSysUpMs => s.end_sysup_ms = Some(u32_of(v)),
-        Slot::StartSysUpMs => s.start_sysup_ms = Some(u32_of(v)),
-        Slot::StartSecs => s.start_ns = Some(uint(v).saturating_mul(1_000_000_000)),
-        Slot::EndSecs => s.end_ns = Some(uint(v).saturating_mul(1_000_000_000)),
-        Slot::StartMillis => s.start_ns = Some(uint(v).saturating_mul(1_000_000)),
-        Slot::EndMillis => s.end_ns = Some(uint(v).saturating_mul(1_000_000)),
-        Slot::StartNtp => s.start_ns = ntp_to_unix_ns(v),
-        Slot::EndNtp => s.end_ns = ntp_to_unix_ns(v),
-        Slot::StartDeltaMicros => s.start_delta_us = Some(uint(v)),
-        Slot::EndDeltaMicros => s.end_delta_us = Some(uint(v)),
-        Slot::SysInitMillis => s.sys_init_ms = Some(uint(v)),
+        Slot::StartSecs => s.set(Val::StartNs, uint(v).saturating_mul(1_000_000_000)),
+        Slot::EndSecs => s.set(Val::EndNs, uint(v).saturating_mul(1_000_000_000)),
+        Slot::StartMillis => s.set(Val::StartNs, uint(v).saturating_mul(1_000_000)),
+        Slot::EndMillis => s.set(Val::EndNs, uint(v).saturating_mul(1_000_000)),
+        Slot::StartNtp => s.set_opt(Val::StartNs, ntp_to_unix_ns(v)),
+        Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
-        Slot::PostSrcMac => s.post_src_mac = mac(v),
-        Slot::PostDstMac => s.post_dst_mac = mac(v),
         Slot::Vlan => rec.vlan = Some(u16_of(v) & 0x0FFF),
-        Slot::PostVlan => s.post_vlan = Some(u16_of(v) & 0x0FFF),
-        Slot::Dot1qVlan => s.dot1q_vlan = Some(u16_of(v) & 0x0FFF),
         Slot::MplsTopLabel => rec.mpls_top_label = Some(u32_of(v) >> 4),
         Slot::IcmpTypeCode => {
             let tc = u16_of(v);
@@ -315,17 +332,8 @@ fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, ke
                 _ => None,
             }
         }
-        Slot::SamplerId => s.sampler_id = Some(uint(v)),
-        Slot::SamplingInterval => s.sampling_interval = Some(uint(v)),
-        Slot::SamplerRandomInterval => s.random_interval = Some(uint(v)),
-        Slot::SamplingPacketInterval => s.packet_interval = Some(uint(v)),
-        Slot::SamplingPacketSpace => s.packet_space = Some(uint(v)),
-        Slot::SamplingSize => s.sampling_size = Some(uint(v)),
-        Slot::SamplingPopulation => s.sampling_population = Some(uint(v)),
         Slot::InterfaceName => s.if_name = Some(v),
         Slot::InterfaceDescription => s.if_description = Some(v),
-        Slot::IngressVrfId => s.ingress_vrf = Some(u32_of(v)),
-        Slot::EgressVrfId => s.egress_vrf = Some(u32_of(v)),
         Slot::VrfName => s.vrf_name = Some(v),
     }
 }
@@ -344,63 +352,83 @@ pub(crate) struct TimeBase {
 /// Fill the record fields that depend on several values: counters by precedence, times,
 /// post-NAT/post-VLAN fallbacks.
 pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
-    rec.bytes = s.octets.or(s.octets_total).or(s.post_octets).unwrap_or(0);
-    rec.packets = s
-        .packets
-        .or(s.packets_total)
-        .or(s.post_packets)
+    rec.bytes = s
+        .get(Val::Octets)
+        .or_else(|| s.get(Val::OctetsTotal))
+        .or_else(|| s.get(Val::PostOctets))
         .unwrap_or(0);
-    if rec.vlan.is_none() {
-        rec.vlan = s.dot1q_vlan.or(s.post_vlan);
+    rec.packets = s
+        .get(Val::Packets)
+        .or_else(|| s.get(Val::PacketsTotal))
+        .or_else(|| s.get(Val::PostPackets))
+        .unwrap_or(0);
+    rec.sampler_id = s.sampler_id();
+    if s.present == 0 || s.present == 1 << Val::Octets as u32 | 1 << Val::Packets as u32 {
+        finish_common(rec);
+        return;
     }
+    let small = |k: Val| s.get(k).map(|v| v as u16 & 0x0FFF);
+    if rec.vlan.is_none() {
+        rec.vlan = small(Val::Dot1qVlan).or_else(|| small(Val::PostVlan));
+    }
+    let mac48 = |k: Val| {
+        s.get(k).map(|v| {
+            let b = v.to_be_bytes();
+            [b[2], b[3], b[4], b[5], b[6], b[7]]
+        })
+    };
     if rec.src_mac.is_none() {
-        rec.src_mac = s.post_src_mac;
+        rec.src_mac = mac48(Val::PostSrcMac);
     }
     if rec.dst_mac.is_none() {
-        rec.dst_mac = s.post_dst_mac;
+        rec.dst_mac = mac48(Val::PostDstMac);
     }
-    rec.sampler_id = s.sampler_id;
     // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
-    rec.in_if = rec.in_if.or(s.phys_in_if);
-    rec.out_if = rec.out_if.or(s.phys_out_if);
-    // NetFlow exporters without ICMP type fields put type << 8 | code in the destination
-    // port of ICMP and ICMPv6 flows.
-    if rec.icmp_type.is_none() && matches!(rec.ip_protocol, 1 | 58) && rec.src_port == 0 {
-        rec.icmp_type = Some((rec.dst_port >> 8) as u8);
-        rec.icmp_code = Some(rec.dst_port as u8);
-    }
-    let sysup = |t: u32| -> Option<u64> {
+    rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
+    rec.out_if = rec.out_if.or(s.get(Val::PhysOutIf).map(|v| v as u32));
+    let sysup = |t: u64| -> Option<u64> {
+        let t = t as u32;
         if let Some(up) = base.sys_uptime_ms {
             // RFC 3954 §8 FIRST_SWITCHED/LAST_SWITCHED: sysUpTime in ms of the exporter.
             let ago_ms = u64::from(up.wrapping_sub(t));
             Some(base.export_ns.saturating_sub(ago_ms * 1_000_000))
         } else {
             // IPFIX IE 21/22 are relative to systemInitTimeMilliseconds (IE 160).
-            let init = s.sys_init_ms.or(base.sys_init_ms)?;
+            let init = s.sys_init_ms().or(base.sys_init_ms)?;
             Some(init.saturating_add(u64::from(t)).saturating_mul(1_000_000))
         }
     };
+    // RFC 7011 §5: flowStart/EndDeltaMicroseconds (IE 158/159) count back from export time.
+    let delta = |k: Val| {
+        s.get(k)
+            .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
+    };
     rec.flow_start_ns = s
-        .start_ns
-        .or_else(|| s.start_sysup_ms.and_then(sysup))
-        .or_else(|| {
-            s.start_delta_us
-                .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
-        });
+        .get(Val::StartNs)
+        .or_else(|| s.get(Val::StartSysUpMs).and_then(sysup))
+        .or_else(|| delta(Val::StartDeltaMicros));
     rec.flow_end_ns = s
-        .end_ns
-        .or_else(|| s.end_sysup_ms.and_then(sysup))
-        .or_else(|| {
-            s.end_delta_us
-                .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
-        });
+        .get(Val::EndNs)
+        .or_else(|| s.get(Val::EndSysUpMs).and_then(sysup))
+        .or_else(|| delta(Val::EndDeltaMicros));
+    finish_common(rec);
+}
+
+/// NetFlow exporters without ICMP type fields put type << 8 | code in the destination port
+/// of ICMP and ICMPv6 flows.
+#[inline]
+fn finish_common(rec: &mut FlowRecord) {
+    if rec.icmp_type.is_none() && matches!(rec.ip_protocol, 1 | 58) && rec.src_port == 0 {
+        rec.icmp_type = Some((rec.dst_port >> 8) as u8);
+        rec.icmp_code = Some(rec.dst_port as u8);
+    }
 }
 
 /// The RFC 5103 reverse direction of a biflow record, when it carries reverse counters
 /// that are not both zero.
 pub(crate) fn reverse(rec: &FlowRecord, s: &Scratch<'_>) -> Option<FlowRecord> {
-    let bytes = s.rev_octets.unwrap_or(0);
-    let packets = s.rev_packets.unwrap_or(0);
+    let bytes = s.get(Val::ReverseOctets).unwrap_or(0);
+    let packets = s.get(Val::ReversePackets).unwrap_or(0);
     if bytes == 0 && packets == 0 {
         return None;
     }

@@ -1,0 +1,131 @@
+//! Decode throughput per protocol, in flow records per second on one core.
+//!
+//! `cargo bench -p flowtel-decode --bench decode -- --measurement-time 3 --warm-up-time 1`
+
+#[path = "../tests/support/builder.rs"]
+mod builder;
+
+use std::hint::black_box;
+
+use builder::{F, Msg, V5Rec, f, rec};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig};
+
+const EXPORTER: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
+
+/// A typical router template: addresses, ports, protocol, counters, interfaces, times, AS,
+/// masks, next hop, TCP flags, ToS, direction.
+const TEMPLATE: &[F] = &[
+    f(8, 4),
+    f(12, 4),
+    f(7, 2),
+    f(11, 2),
+    f(4, 1),
+    f(6, 1),
+    f(5, 1),
+    f(1, 8),
+    f(2, 8),
+    f(10, 4),
+    f(14, 4),
+    f(16, 4),
+    f(17, 4),
+    f(9, 1),
+    f(13, 1),
+    f(15, 4),
+    f(61, 1),
+    f(22, 4),
+    f(21, 4),
+];
+
+fn record(i: u32) -> Vec<u8> {
+    rec(&[
+        &(0x0a00_0000 | i).to_be_bytes(),
+        &(0xc0a8_0000 | i).to_be_bytes(),
+        &((i % 60000) as u16).to_be_bytes(),
+        &443u16.to_be_bytes(),
+        &[6, 0x1b, 0],
+        &(1500 * u64::from(i)).to_be_bytes(),
+        &u64::from(i).to_be_bytes(),
+        &3u32.to_be_bytes(),
+        &4u32.to_be_bytes(),
+        &64500u32.to_be_bytes(),
+        &64501u32.to_be_bytes(),
+        &[24, 16],
+        &[10, 0, 0, 254],
+        &[0],
+        &1000u32.to_be_bytes(),
+        &2000u32.to_be_bytes(),
+    ])
+}
+
+/// Records per datagram that fit a 1500-byte MTU.
+const PER_DATAGRAM: u32 = 24;
+
+fn bench_template(c: &mut Criterion, name: &str, ipfix: bool) {
+    let new_msg = || {
+        if ipfix {
+            Msg::ipfix(1, 1_700_000_000)
+        } else {
+            Msg::v9(1, 5000, 1_700_000_000)
+        }
+    };
+    let records: Vec<Vec<u8>> = (0..PER_DATAGRAM).map(record).collect();
+    let data = new_msg().data(256, &records).build();
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = DecodeOutput::default();
+    dec.decode(
+        EXPORTER.into(),
+        &new_msg().template(256, TEMPLATE).build(),
+        0,
+        &mut out,
+    );
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(u64::from(PER_DATAGRAM)));
+    g.bench_function("datagram_24_records", |b| {
+        b.iter(|| {
+            out.clear();
+            let r = dec.decode(EXPORTER.into(), black_box(&data), 1, &mut out);
+            black_box(r.records)
+        })
+    });
+    g.finish();
+}
+
+fn v5(c: &mut Criterion) {
+    let recs: Vec<V5Rec> = (0..30u32)
+        .map(|i| V5Rec {
+            src: (0x0a00_0000 | i).to_be_bytes(),
+            dst: [192, 168, 0, 1],
+            packets: i,
+            bytes: 1500 * i,
+            proto: 6,
+            sport: 1000,
+            dport: 443,
+            ..V5Rec::default()
+        })
+        .collect();
+    let data = builder::v5(5000, 1_700_000_000, 0x4000 | 100, &recs);
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = DecodeOutput::default();
+    let mut g = c.benchmark_group("netflow_v5");
+    g.throughput(Throughput::Elements(30));
+    g.bench_function("datagram_30_records", |b| {
+        b.iter(|| {
+            out.clear();
+            let r = dec.decode(EXPORTER.into(), black_box(&data), 1, &mut out);
+            black_box(r.records)
+        })
+    });
+    g.finish();
+}
+
+fn v9(c: &mut Criterion) {
+    bench_template(c, "netflow_v9", false);
+}
+
+fn ipfix(c: &mut Criterion) {
+    bench_template(c, "ipfix", true);
+}
+
+criterion_group!(benches, v5, v9, ipfix);
+criterion_main!(benches);

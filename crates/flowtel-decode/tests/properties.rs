@@ -1,0 +1,248 @@
+//! Property tests: mutated and truncated real datagrams never panic the decoder and keep its
+//! invariants. Base datagrams come from the builders (always) and from the shared corpus
+//! (when `../shared/corpus` exists).
+
+#[path = "support/builder.rs"]
+mod builder;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use builder::{F, FLOW4, Msg, V5Rec, f, fe, flow4, rec};
+use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, ErrorKind, FlowProtocol, pcap};
+use proptest::prelude::*;
+
+const EXPORTER: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
+
+fn var_template() -> Vec<F> {
+    vec![
+        f(8, 4),
+        fe(2636, 137, 0xFFFF),
+        f(1, 2),
+        f(82, 0xFFFF),
+        f(2, 3),
+        fe(29305, 1, 8),
+    ]
+}
+
+/// Template-carrying datagrams: decoded first so that data sets have templates.
+fn templates() -> Vec<Vec<u8>> {
+    vec![
+        Msg::ipfix(1, 1)
+            .template(256, FLOW4)
+            .template(257, &var_template())
+            .options_template(258, &[f(302, 4)], &[f(309, 4), f(310, 4)])
+            .options_template(259, &[f(10, 4)], &[f(82, 0xFFFF)])
+            .build(),
+        Msg::v9(1, 1000, 1)
+            .template(256, FLOW4)
+            .options_template(257, &[f(1, 4)], &[f(48, 1), f(50, 4)])
+            .build(),
+    ]
+}
+
+fn builder_datagrams() -> Vec<Vec<u8>> {
+    let r = flow4([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, 6, 1500, 3);
+    let v = rec(&[
+        &[1, 2, 3, 4],
+        &[2, b'a', b'b'],
+        &9u16.to_be_bytes(),
+        &[255, 0, 3, b'x', b'y', b'z'],
+        &[0, 0, 1],
+        &7u64.to_be_bytes(),
+    ]);
+    let mut all = templates();
+    all.extend([
+        builder::v5(
+            1000,
+            1,
+            0x4064,
+            &[V5Rec {
+                packets: 2,
+                bytes: 100,
+                ..V5Rec::default()
+            }; 4],
+        ),
+        Msg::ipfix(1, 1)
+            .data(256, &[r.clone(), r.clone()])
+            .data(257, &[v.clone(), v])
+            .build(),
+        Msg::ipfix(1, 1)
+            .data(
+                258,
+                &[rec(&[
+                    &1u32.to_be_bytes(),
+                    &1u32.to_be_bytes(),
+                    &100u32.to_be_bytes(),
+                ])],
+            )
+            .data(259, &[rec(&[&3u32.to_be_bytes(), &[4], b"eth0"])])
+            .withdraw(257, false)
+            .build(),
+        Msg::v9(1, 1000, 1)
+            .data(257, &[rec(&[&[0; 4], &[1], &64u32.to_be_bytes()])])
+            .data(256, &[r.clone(), r])
+            .build(),
+    ]);
+    all
+}
+
+fn corpus_datagrams() -> &'static [Vec<u8>] {
+    static CORPUS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let root = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/corpus/akvorado/netflow"
+        ));
+        let Ok(dir) = std::fs::read_dir(root) else {
+            eprintln!(
+                "corpus not found at {}: mutating builder datagrams only",
+                root.display()
+            );
+            return Vec::new();
+        };
+        let mut files: Vec<_> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| pcap::read_all(f).ok())
+            .flatten()
+            .map(|d| d.payload)
+            .collect()
+    })
+}
+
+fn bases() -> Vec<Vec<u8>> {
+    let mut all = builder_datagrams();
+    all.extend(corpus_datagrams().iter().cloned());
+    all
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(usize),
+    Set(usize, u8),
+    Insert(usize, Vec<u8>),
+    Remove(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (any::<usize>(), 1usize..16).prop_map(|(i, n)| Mutation::Remove(i, n)),
+    ]
+}
+
+fn apply(d: &mut Vec<u8>, m: &Mutation) {
+    let at = |i: usize, len: usize| if len == 0 { 0 } else { i % (len + 1) };
+    match m {
+        Mutation::Truncate(i) => d.truncate(at(*i, d.len())),
+        Mutation::Set(i, b) => {
+            if !d.is_empty() {
+                let n = d.len();
+                d[i % n] = *b;
+            }
+        }
+        Mutation::Insert(i, b) => {
+            let p = at(*i, d.len());
+            d.splice(p..p, b.iter().copied());
+        }
+        Mutation::Remove(i, n) => {
+            let p = at(*i, d.len());
+            let end = (p + n).min(d.len());
+            d.drain(p..end);
+        }
+    }
+}
+
+fn check(dec: &mut Decoder, d: &[u8], t: u64) {
+    let mut out = DecodeOutput::default();
+    let from: SocketAddr = EXPORTER.into();
+    let before = dec.stats().clone();
+    let report = dec.decode(from, d, t, &mut out);
+    assert_eq!(report.records, out.flows.len());
+    for e in &report.errors {
+        assert!(ErrorKind::ALL.contains(&e.kind));
+    }
+    for flow in &out.flows {
+        assert_eq!(Some(flow.flow_protocol), report.protocol);
+        assert_eq!(flow.exporter, from);
+        assert!(flow.sampling_rate != Some(0));
+    }
+    if report.protocol == Some(FlowProtocol::NetflowV5) {
+        assert!(out.flows.len() <= d.len().saturating_sub(24) / 48);
+    }
+    let s = dec.stats();
+    assert_eq!(s.datagrams, before.datagrams + 1);
+    let total = |st: &flowtel_decode::DecoderStats| st.records.values().sum::<u64>();
+    assert_eq!(total(s), total(&before) + out.flows.len() as u64);
+    assert_eq!(
+        s.total_errors(),
+        before.total_errors() + report.errors.len() as u64
+    );
+    let cfg = dec.config();
+    assert!(dec.pending_sets() <= cfg.max_pending_sets);
+    assert!(dec.template_count() <= cfg.max_exporters * cfg.max_templates_per_exporter);
+}
+
+fn primed(cfg: DecoderConfig) -> Decoder {
+    let mut dec = Decoder::new(cfg);
+    let mut out = DecodeOutput::default();
+    for t in templates() {
+        dec.decode(EXPORTER.into(), &t, 0, &mut out);
+    }
+    dec
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_datagrams_never_panic(
+        pick in any::<usize>(),
+        muts in prop::collection::vec(mutation(), 1..6),
+        keep in any::<bool>(),
+    ) {
+        let bases = bases();
+        let mut d = bases[pick % bases.len()].clone();
+        for m in &muts {
+            apply(&mut d, m);
+        }
+        let cfg = DecoderConfig {
+            keep_unknown_fields: keep,
+            max_pending_sets: 4,
+            max_templates_per_exporter: 8,
+            max_fields_per_template: 16,
+            max_exporters: 4,
+            ..DecoderConfig::default()
+        };
+        let mut dec = primed(cfg);
+        check(&mut dec, &d, 1);
+        // Decode it again: state changed by the first pass must stay consistent.
+        check(&mut dec, &d, 2);
+    }
+
+    #[test]
+    fn every_prefix_of_a_datagram_is_safe(pick in any::<usize>(), cut in any::<usize>()) {
+        let bases = bases();
+        let d = &bases[pick % bases.len()];
+        let cut = cut % (d.len() + 1);
+        let mut dec = primed(DecoderConfig::default());
+        check(&mut dec, &d[..cut], 1);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_a_version_are_safe(
+        version in prop::sample::select(vec![5u16, 9, 10]),
+        body in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut d = version.to_be_bytes().to_vec();
+        d.extend_from_slice(&body);
+        let mut dec = primed(DecoderConfig::default());
+        check(&mut dec, &d, 1);
+    }
+}
