@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use tokio::sync::Notify;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -203,6 +204,9 @@ struct Inner {
     /// Set while the endpoint fails retryably, so the outage is logged once, not per attempt.
     down: AtomicBool,
     rng: AtomicU64,
+    /// Set by [`OtlpClient::expedite_retries`].
+    hurry: AtomicBool,
+    wake: Notify,
 }
 
 impl OtlpClient {
@@ -262,12 +266,22 @@ impl OtlpClient {
                 endpoint: endpoint_str,
                 down: AtomicBool::new(false),
                 rng: AtomicU64::new(std::collections::hash_map::RandomState::new().hash_one(0u8)),
+                hurry: AtomicBool::new(false),
+                wake: Notify::new(),
             }),
         })
     }
 
     pub fn stats(&self) -> &Arc<ExportStats> {
         &self.inner.stats
+    }
+
+    /// For shutdown: retries waiting in a backoff go now, and later waits are capped at 1 s
+    /// (a server's RetryInfo delay included), so a grace period is spent trying rather than
+    /// sleeping. Irreversible for this client and its clones.
+    pub fn expedite_retries(&self) {
+        self.inner.hurry.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_waiters();
     }
 
     /// Sends one request, retrying per the policy in the module doc. Every attempt is counted
@@ -331,17 +345,24 @@ impl OtlpClient {
                     "OTLP export failed, retrying until the endpoint accepts it"
                 );
             }
-            let wait = match retry_delay {
+            // Register for a wake-up before reading the flag, so an expedite_retries() call
+            // between the two is not missed.
+            let mut woken = std::pin::pin!(inner.wake.notified());
+            woken.as_mut().enable();
+            let mut wait = match retry_delay {
                 Some(d) => d,
                 None => self.jittered(backoff),
             };
+            if inner.hurry.load(Ordering::SeqCst) {
+                wait = wait.min(HURRY_MAX_WAIT);
+            }
             debug!(
                 reason = reason.as_str(),
                 attempts,
                 wait_ms = wait.as_millis() as u64,
                 "retrying OTLP export"
             );
-            tokio::time::sleep(wait).await;
+            let _ = tokio::time::timeout(wait, woken).await;
             inner.stats.retry(retry_delay.is_some());
             backoff = backoff
                 .saturating_mul(inner.retry.multiplier.max(1))
@@ -410,6 +431,9 @@ impl OtlpClient {
         backoff.mul_f64(factor).min(retry.max_backoff)
     }
 }
+
+/// Longest wait between attempts once [`OtlpClient::expedite_retries`] was called.
+const HURRY_MAX_WAIT: Duration = Duration::from_secs(1);
 
 const TIMEOUT_MESSAGE: &str = "flowtel: OTLP request timed out";
 

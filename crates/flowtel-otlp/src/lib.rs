@@ -38,7 +38,8 @@
 //! sender task pops windows oldest first and sends their requests in order; while the endpoint
 //! is down it keeps retrying the window in flight and the others wait, so they are delivered in
 //! order once it returns. [`Exporter::shutdown`] closes the queue and drains it within a
-//! deadline; what is left then is dropped and counted.
+//! deadline, cutting a pending backoff short and capping later waits at 1 s so the grace period
+//! is spent trying; what is left at the deadline is dropped and counted.
 //!
 //! # Retry policy
 //!

@@ -134,6 +134,7 @@ pub struct ShutdownReport {
 #[derive(Debug)]
 pub struct Exporter {
     queue: ExportQueue,
+    client: OtlpClient,
     task: Option<JoinHandle<()>>,
 }
 
@@ -188,9 +189,10 @@ impl Exporter {
             capacity: capacity.max(1),
             stats: client.stats().clone(),
         });
-        let task = tokio::spawn(run(shared.clone(), client, converter));
+        let task = tokio::spawn(run(shared.clone(), client.clone(), converter));
         Self {
             queue: ExportQueue { shared },
+            client,
             task: Some(task),
         }
     }
@@ -204,13 +206,15 @@ impl Exporter {
         self.queue.stats()
     }
 
-    /// Stops accepting windows, sends what is queued, and waits at most `grace` for it. Windows
-    /// still queued or in flight at the deadline are dropped and counted in
-    /// `batches_dropped_shutdown`.
+    /// Stops accepting windows, sends what is queued, and waits at most `grace` for it. A retry
+    /// sleeping in its backoff goes at once and later waits are capped at 1 s
+    /// ([`OtlpClient::expedite_retries`]). Windows still queued or in flight at the deadline
+    /// are dropped and counted in `batches_dropped_shutdown`.
     pub async fn shutdown(mut self, grace: Duration) -> ShutdownReport {
         let shared = self.queue.shared.clone();
         shared.lock().closed = true;
         shared.notify.notify_one();
+        self.client.expedite_retries();
         let Some(mut task) = self.task.take() else {
             return ShutdownReport {
                 flushed: true,

@@ -647,6 +647,38 @@ async fn shutdown_deadline_drops_and_counts_what_is_left() {
     );
 }
 
+#[tokio::test]
+async fn shutdown_cuts_a_long_backoff_short_to_flush() {
+    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+
+    let mut cfg = config(addr);
+    // Far longer than the test bound: only the shutdown's wake-up lets the window go.
+    cfg.retry.initial_backoff = Duration::from_secs(3600);
+    cfg.retry.max_backoff = Duration::from_secs(3600);
+    let (client, stats) = make_client(&cfg);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), 8);
+    exporter.queue().try_push(window(0, 2));
+    wait_for("a first failed attempt", || {
+        snap(&stats).failed_total() >= 1
+    })
+    .await;
+
+    let receiver = Receiver::default();
+    let server = serve_on(
+        TcpListener::bind(addr).await.unwrap(),
+        receiver.clone(),
+        None,
+    )
+    .await;
+    let report = exporter.shutdown(BOUND).await;
+    assert_eq!((report.flushed, report.batches_dropped), (true, 0));
+    assert_eq!(values(&receiver.accepted()), expected_values([0], 2));
+    assert_eq!(snap(&stats).retries, 1);
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // TLS
 
