@@ -199,9 +199,10 @@ pub struct RollupConfig {
     /// `kentik.rollup.<name>`.
     #[serde(default = "default_name")]
     pub name: String,
-    /// Metric name override. Default: `network.io.by_flow` for a bytes rollup in the default
-    /// profile, `flowtel.rollup.<name>` for other default-profile rollups,
-    /// `kentik.rollup.<name>` in the ktranslate profile.
+    /// Metric name override. Default: in the default profile `network.io.by_flow` for the
+    /// integration's bytes rollup (`bytes_by_flow`, the name Alloy's transform renames to it)
+    /// and `flowtel.rollup.<name>` for any other; `kentik.rollup.<name>` in the ktranslate
+    /// profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
     #[serde(default = "default_value")]
@@ -256,10 +257,12 @@ impl RollupConfig {
         if let Some(m) = &self.metric {
             return m.clone();
         }
-        match (self.profile, self.value) {
-            (Profile::Ktranslate, _) => format!("kentik.rollup.{}", self.name),
-            (Profile::Default, ValueKind::Bytes) => "network.io.by_flow".to_owned(),
-            (Profile::Default, _) => format!("flowtel.rollup.{}", self.name),
+        match self.profile {
+            Profile::Ktranslate => format!("kentik.rollup.{}", self.name),
+            Profile::Default if self.name == "bytes_by_flow" && self.value == ValueKind::Bytes => {
+                "network.io.by_flow".to_owned()
+            }
+            Profile::Default => format!("flowtel.rollup.{}", self.name),
         }
     }
 

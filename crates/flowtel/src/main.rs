@@ -3,6 +3,8 @@
 //!
 //! - `flowtel run` and plain `flowtel` ([`daemon`], [`config`]): the daemon; ktranslate's
 //!   command line ([`ktranslate`]) is translated into it.
+//! - `flowtel run --pcap FILE --sink stdout` ([`run_cmd`]): the same pipeline on a capture,
+//!   timed by its timestamps.
 //! - `flowtel decode FILE` ([`decode_cmd`]): print what the exporters in a capture send.
 //! - `flowtel check-config` ([`config`], [`ktranslate`]): print the effective configuration.
 //! - `flowtel generate` ([`generate_cmd`]): simulated exporters, for demos and load tests.
@@ -16,6 +18,7 @@ mod generate_cmd;
 mod healthcheck_cmd;
 mod ktranslate;
 mod prometheus;
+mod run_cmd;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -62,7 +65,9 @@ fn run() -> anyhow::Result<()> {
     }
     let cli = Cli::parse_from(args);
     match cli.command {
+        None if cli.run.pcap.is_some() => run_cmd::run(&cli.run),
         None => run_daemon(&cli.run, &ktranslate_warnings),
+        Some(Command::Run(run)) if run.pcap.is_some() => run_cmd::run(&run),
         Some(Command::Run(run)) => run_daemon(&run, &ktranslate_warnings),
         Some(Command::Decode(args)) => decode_cmd::run(&args),
         Some(Command::Generate(args)) => generate_cmd::run(&args),

@@ -496,7 +496,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Read the GeoIP databases once; every worker shares them.
-fn pipeline_spec(config: &Config) -> anyhow::Result<pipeline::PipelineSpec> {
+pub fn pipeline_spec(config: &Config) -> anyhow::Result<pipeline::PipelineSpec> {
     let read = |p: &std::path::Path| {
         std::fs::read(p).with_context(|| format!("cannot read GeoIP database {}", p.display()))
     };
