@@ -658,8 +658,13 @@ fn compose_generator_command_runs_against_a_local_socket() {
         .collect();
     assert_eq!(args[0], "generate");
     assert!(
-        args.iter().any(|a| a == "--target=flowtel:9995"),
+        args.iter().any(|a| a == "--target=127.0.0.1:9995"),
         "{args:?}"
+    );
+    assert_eq!(
+        str_of(&c["services"]["generator"], "network_mode"),
+        "service:flowtel",
+        "loopback reaches flowtel only from its network namespace"
     );
     // The same command, aimed at a socket here and bounded.
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
