@@ -85,9 +85,5 @@ fn run() -> anyhow::Result<()> {
 
 fn run_daemon(run: &config::RunArgs, ktranslate_warnings: &[String]) -> anyhow::Result<()> {
     let config = config::resolve(run, &config::process_env)?;
-    telemetry::init_logging(&config)?;
-    for w in ktranslate_warnings {
-        tracing::warn!("{w}");
-    }
-    daemon::run(config)
+    daemon::run(config, ktranslate_warnings)
 }

@@ -9,10 +9,29 @@
 //! Names follow OpenTelemetry (`flowtel.datagrams`, unit `{datagram}`); the Prometheus names are
 //! what the OTLP-to-Prometheus translation of Alloy and Mimir produce (`flowtel_datagrams_total`,
 //! `flowtel_received_bytes_total`), see [`prometheus_name`].
+//!
+//! Over OTLP, the families are observable instruments of an `opentelemetry_sdk` meter provider
+//! whose periodic reader exports through `opentelemetry-otlp` to the same endpoint, with the same
+//! resource, headers, TLS and compression as the flow series (the SDK is not used for the flow
+//! series themselves: its cardinality cap and timestamps do not fit windows). With `tee_logs`, our
+//! own log events (targets `flowtel*`) also go out as OTLP logs through the
+//! `opentelemetry-appender-tracing` bridge, for the Netflow dashboard's "Collector logs" panel.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::Config;
+use crate::config::{Compression, Config};
 
 /// Counter or gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,19 +129,212 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
-/// Install the log subscriber: `RUST_LOG` when set, else the configured `log_level`.
-pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+/// Install the log subscriber: `RUST_LOG` when set, else the configured `log_level`; with
+/// `tee`, our own events (targets `flowtel*`) also go to that OTLP logger provider.
+pub fn init_logging(config: &Config, tee: Option<&SdkLoggerProvider>) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v)?,
         _ => EnvFilter::try_new(&config.log_level)?,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(false)
+        .with_ansi(false);
+    // Only our own events: the exporter's own transport (tonic, h2, hyper) must not feed itself.
+    let bridge = tee.map(|p| {
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(p).with_filter(
+            tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("flowtel")),
+        )
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(bridge)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
     Ok(())
+}
+
+/// The resource as OpenTelemetry key-values (same attributes as the flow series').
+pub fn sdk_resource(r: &flowtel_otlp::ResourceConfig) -> opentelemetry_sdk::Resource {
+    let mut attrs = vec![KeyValue::new("service.name", r.service_name.clone())];
+    for (k, v) in [
+        ("service.version", &r.service_version),
+        ("service.instance.id", &r.service_instance_id),
+        ("host.name", &r.host_name),
+    ] {
+        if let Some(v) = v {
+            attrs.push(KeyValue::new(k, v.clone()));
+        }
+    }
+    for (k, v) in &r.extra {
+        attrs.push(KeyValue::new(k.clone(), v.clone()));
+    }
+    opentelemetry_sdk::Resource::builder_empty()
+        .with_attributes(attrs)
+        .build()
+}
+
+/// A lazily connected tonic channel to the configured endpoint, with its TLS settings. Must be
+/// called inside the tokio runtime (the channel's worker task lives there).
+fn channel(config: &Config) -> anyhow::Result<tonic::transport::Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let o = &config.otlp;
+    let mut endpoint = Endpoint::from_shared(o.endpoint.clone())
+        .with_context(|| format!("invalid OTLP endpoint {:?}", o.endpoint))?
+        .timeout(Duration::from_secs(o.timeout_secs.max(1)))
+        .connect_timeout(Duration::from_secs(5));
+    if o.endpoint.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &o.ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let (Some(c), Some(k)) = (&o.client_cert_file, &o.client_key_file) {
+            let cert = std::fs::read(c).with_context(|| format!("cannot read {}", c.display()))?;
+            let key = std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?;
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+fn metadata(config: &Config) -> anyhow::Result<tonic::metadata::MetadataMap> {
+    let mut m = tonic::metadata::MetadataMap::new();
+    for (k, v) in &config.otlp.headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .with_context(|| format!("invalid OTLP header name {k:?}"))?;
+        let value = v
+            .parse()
+            .with_context(|| format!("invalid value for OTLP header {k:?}"))?;
+        m.insert(key, value);
+    }
+    Ok(m)
+}
+
+fn compression(config: &Config) -> Option<opentelemetry_otlp::Compression> {
+    (config.otlp.compression == Compression::Gzip).then_some(opentelemetry_otlp::Compression::Gzip)
+}
+
+/// The OTLP logger provider for `tee_logs`.
+pub fn logger_provider(
+    config: &Config,
+    resource: &flowtel_otlp::ResourceConfig,
+) -> anyhow::Result<SdkLoggerProvider> {
+    let mut b = opentelemetry_otlp::LogExporter::builder()
+        .with_tonic()
+        .with_channel(channel(config)?)
+        .with_timeout(Duration::from_secs(config.otlp.timeout_secs.max(1)))
+        .with_metadata(metadata(config)?);
+    if let Some(c) = compression(config) {
+        b = b.with_compression(c);
+    }
+    let exporter = b.build().context("cannot set up the OTLP log exporter")?;
+    Ok(SdkLoggerProvider::builder()
+        .with_resource(sdk_resource(resource))
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// Collects the families at most once per second, however many instruments ask.
+struct Cache {
+    collect: Box<dyn Fn() -> Vec<Family> + Send + Sync>,
+    last: Mutex<Option<(Instant, Arc<Vec<Family>>)>>,
+}
+
+impl Cache {
+    fn get(&self) -> Arc<Vec<Family>> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, f)) = last.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Arc::clone(f);
+        }
+        let f = Arc::new((self.collect)());
+        *last = Some((Instant::now(), Arc::clone(&f)));
+        f
+    }
+
+    fn observe(&self, name: &str) -> Vec<(u64, Vec<KeyValue>)> {
+        self.get()
+            .iter()
+            .filter(|f| f.name == name)
+            .flat_map(|f| f.samples.iter())
+            .map(|s| {
+                let attrs = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(*k, v.clone()))
+                    .collect();
+                (s.value as u64, attrs)
+            })
+            .collect()
+    }
+}
+
+/// Export the families returned by `collect` every `interval` over OTLP, as observable
+/// counters and gauges of the meter `flowtel`.
+pub fn start_self_metrics(
+    config: &Config,
+    resource: &flowtel_otlp::ResourceConfig,
+    collect: Box<dyn Fn() -> Vec<Family> + Send + Sync>,
+) -> anyhow::Result<SdkMeterProvider> {
+    let mut b = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_channel(channel(config)?)
+        .with_timeout(Duration::from_secs(config.otlp.timeout_secs.max(1)))
+        .with_metadata(metadata(config)?);
+    if let Some(c) = compression(config) {
+        b = b.with_compression(c);
+    }
+    let exporter = b
+        .build()
+        .context("cannot set up the OTLP metric exporter")?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(Duration::from_secs(
+            config.self_metrics_interval_secs.max(1),
+        ))
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_resource(sdk_resource(resource))
+        .with_reader(reader)
+        .build();
+    let meter = provider.meter("flowtel");
+    let cache = Arc::new(Cache {
+        collect,
+        last: Mutex::new(None),
+    });
+    for f in cache.get().iter() {
+        let name = f.name;
+        let c = Arc::clone(&cache);
+        match f.kind {
+            Kind::Counter => {
+                meter
+                    .u64_observable_counter(name)
+                    .with_unit(f.unit)
+                    .with_description(f.help)
+                    .with_callback(move |obs| {
+                        for (v, attrs) in c.observe(name) {
+                            obs.observe(v, &attrs);
+                        }
+                    })
+                    .build();
+            }
+            Kind::Gauge => {
+                meter
+                    .u64_observable_gauge(name)
+                    .with_unit(f.unit)
+                    .with_description(f.help)
+                    .with_callback(move |obs| {
+                        for (v, attrs) in c.observe(name) {
+                            obs.observe(v, &attrs);
+                        }
+                    })
+                    .build();
+            }
+        }
+    }
+    Ok(provider)
 }
 
 #[cfg(test)]

@@ -408,3 +408,100 @@ fn prometheus_and_stdout_sinks_agree_with_the_dashboard_labels() {
         assert_eq!(matching[0]["metric"], "network.io.by_flow");
     }
 }
+
+#[test]
+fn own_metrics_and_tee_logs_go_to_the_same_endpoint() {
+    let alloy = Alloy::start();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--self-metrics-interval",
+        "1",
+        "--tee-logs",
+        "--service-name",
+        "edge-flows",
+        "--otlp-endpoint",
+        &alloy.endpoint(),
+    ]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 0, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+    let points = alloy.points_until("flowtel.datagrams from the exporter", |p| {
+        p.iter().any(|p| {
+            p.metric == "flowtel.datagrams"
+                && p.attr("exporter") == Some("127.0.0.1")
+                && p.attr("protocol") == Some("netflow_v5")
+                && p.value == 1
+        })
+    });
+    let own = points
+        .iter()
+        .find(|p| p.metric == "flowtel.datagrams")
+        .unwrap();
+    assert!(!own.gauge, "a counter is a Sum");
+    assert_eq!(own.unit, "{datagram}");
+    assert_eq!(own.resource_attr("service.name"), Some("edge-flows"));
+    // Same resource instance as the flow series.
+    let flow = alloy
+        .points_until("a flow window", |p| {
+            p.iter().any(|p| p.metric == "network.io.by_flow")
+        })
+        .into_iter()
+        .find(|p| p.metric == "network.io.by_flow")
+        .unwrap();
+    assert_eq!(
+        own.resource_attr("service.instance.id"),
+        flow.resource_attr("service.instance.id")
+    );
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    let logs = alloy.with(|r| r.logs.clone());
+    assert!(
+        logs.iter()
+            .any(|(svc, body)| svc == "edge-flows" && body.contains("new exporter")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn alloy_down_longer_than_the_queue_drops_counted_windows_and_exits_cleanly() {
+    let nowhere = free_tcp_addr();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--queue-max-windows",
+        "1",
+        "--shutdown-grace",
+        "1",
+        "--otlp-endpoint",
+        &format!("http://{nowhere}"),
+    ]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seq = 0;
+    // Keep windows coming until the one-window queue has had to drop some.
+    d.metrics_until("a window dropped from the full queue", |b| {
+        sender
+            .send_to(
+                &netflow_v5(&V5_FLOWS, seq, 1_700_000_000, V5_SAMPLING),
+                d.listen,
+            )
+            .unwrap();
+        seq += 2;
+        sample(
+            b,
+            "flowtel_export_windows_dropped_total{reason=\"queue_full\"}",
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    });
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not drained within the grace period"),
+        "{stderr}"
+    );
+}

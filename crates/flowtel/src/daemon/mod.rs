@@ -485,14 +485,34 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<Vec<Vec<socke
     Ok(per_worker)
 }
 
-/// Run the daemon until SIGINT/SIGTERM.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Run the daemon until SIGINT/SIGTERM. Installs the log subscriber (with the OTLP log bridge
+/// when `tee_logs`), then logs `startup_warnings` (e.g. unimplemented ktranslate flags).
+pub fn run(config: Config, startup_warnings: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("flowtel-io")
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        let resource = resource(&config);
+        let logs = if config.tee_logs && config.has_sink(SinkKind::Otlp) {
+            Some(crate::telemetry::logger_provider(&config, &resource)?)
+        } else {
+            None
+        };
+        crate::telemetry::init_logging(&config, logs.as_ref())?;
+        if config.tee_logs && logs.is_none() {
+            warn!("tee_logs needs the otlp sink; logs go to stderr only");
+        }
+        for w in startup_warnings {
+            warn!("{w}");
+        }
+        let result = serve(config, resource).await;
+        if let Some(p) = logs {
+            let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+        }
+        result
+    })
 }
 
 /// Read the GeoIP databases once; every worker shares them.
@@ -573,7 +593,10 @@ fn instance_id() -> String {
     )
 }
 
-fn exporter_config(config: &Config) -> anyhow::Result<flowtel_otlp::queue::ExporterConfig> {
+fn exporter_config(
+    config: &Config,
+    resource: &flowtel_otlp::ResourceConfig,
+) -> anyhow::Result<flowtel_otlp::queue::ExporterConfig> {
     let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
         match p {
             Some(p) => Ok(Some(std::fs::read(p).with_context(|| {
@@ -602,7 +625,7 @@ fn exporter_config(config: &Config) -> anyhow::Result<flowtel_otlp::queue::Expor
             ..flowtel_otlp::ClientConfig::default()
         },
         convert: flowtel_otlp::ConvertConfig {
-            resource: resource(config),
+            resource: resource.clone(),
             temporality: match o.temporality {
                 crate::config::Temporality::Gauge => flowtel_otlp::Temporality::Gauge,
                 crate::config::Temporality::Delta => flowtel_otlp::Temporality::DeltaSum,
@@ -615,11 +638,11 @@ fn exporter_config(config: &Config) -> anyhow::Result<flowtel_otlp::queue::Expor
     })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow::Result<()> {
     let n = config.effective_workers();
     let spec = pipeline_spec(&config)?;
     let exporter = if config.has_sink(SinkKind::Otlp) {
-        let e = flowtel_otlp::Exporter::start(&exporter_config(&config)?)
+        let e = flowtel_otlp::Exporter::start(&exporter_config(&config, &resource)?)
             .context("cannot set up the OTLP exporter")?;
         info!(endpoint = %config.otlp.endpoint, "exporting over OTLP/gRPC");
         Some(e)
@@ -665,6 +688,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .await?;
     info!(listen = %http_addr, "serving /metrics, /healthz and /readyz");
     let http_task = tokio::spawn(http);
+
+    // Our own metrics over OTLP, to the same endpoint as the flow series.
+    let self_metrics = if config.has_sink(SinkKind::Otlp) {
+        let s = Arc::clone(&shared);
+        Some(crate::telemetry::start_self_metrics(
+            &config,
+            &resource,
+            Box::new(move || s.self_metrics()),
+        )?)
+    } else {
+        None
+    };
 
     let mut controls = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
@@ -742,6 +777,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 "export queue not drained within the grace period"
             );
         }
+    }
+    if let Some(p) = self_metrics {
+        // One last export of our counters (blocking: the SDK's reader thread does the I/O).
+        let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
     }
     http_task.abort();
     info!("stopped");

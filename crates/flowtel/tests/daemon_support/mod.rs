@@ -132,7 +132,7 @@ impl Daemon {
     }
 
     /// Poll `/metrics` until `pred` holds; returns the last body.
-    pub fn metrics_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn metrics_until(&self, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let body = self.metrics();
@@ -244,6 +244,12 @@ pub fn netflow_v5(
 
 use std::sync::{Arc, Mutex};
 
+use flowtel_otlp::opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -257,6 +263,8 @@ use flowtel_otlp::opentelemetry_proto::tonic::metrics::v1::{metric, number_data_
 #[derive(Debug, Default)]
 pub struct Received {
     pub requests: Vec<ExportMetricsServiceRequest>,
+    /// Bodies of the OTLP log records received, with their resource's `service.name`.
+    pub logs: Vec<(String, String)>,
     /// Calls refused with UNAVAILABLE (see [`Alloy::refuse_first`]).
     pub refused: u64,
 }
@@ -290,7 +298,32 @@ impl MetricsService for Service {
     }
 }
 
-/// A tonic `MetricsServiceServer` on 127.0.0.1, on its own runtime.
+#[tonic::async_trait]
+impl LogsService for Service {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let mut st = self.state.lock().unwrap();
+        for rl in request.into_inner().resource_logs {
+            let service = rl
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .map(|kv| any_to_string(&kv.value))
+                .unwrap_or_default();
+            for sl in rl.scope_logs {
+                for r in sl.log_records {
+                    st.logs.push((service.clone(), any_to_string(&r.body)));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// A tonic `MetricsServiceServer` (and `LogsServiceServer`) on 127.0.0.1, on its own runtime.
 pub struct Alloy {
     pub addr: SocketAddr,
     service: Service,
@@ -321,10 +354,13 @@ impl Alloy {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let svc = MetricsServiceServer::new(service.clone())
             .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let logs = LogsServiceServer::new(service.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             tonic::transport::Server::builder()
                 .add_service(svc)
+                .add_service(logs)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     async {
