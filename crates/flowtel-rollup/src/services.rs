@@ -76,14 +76,7 @@ pub fn service_name(proto: u8, port: u16) -> Option<&'static str> {
     service_index(port).map(|i| service_name_at(proto, i))
 }
 
-/// The application of a flow: the service name of its service side, `None` when neither
-/// side is a named service or the protocol has no ports.
-///
-/// The service side is the lower port: servers listen on well-known (0–1023) or registered
-/// (1024–49151) ports while clients pick ephemeral ports (49152–65535 per RFC 6335 §6, or
-/// Linux's 32768–60999), so the lower of the two is the service in practice. When the lower
-/// port has no name the higher one is tried (e.g. a client bound to a low unnamed port).
-/// Returns the table index, cheap to store in a rollup key.
+/// Table index of the flow's application; see [`application`].
 pub(crate) fn application_index(proto: u8, src_port: u16, dst_port: u16) -> Option<u16> {
     if !has_ports(proto) {
         return None;
@@ -99,7 +92,13 @@ pub(crate) fn application_index(proto: u8, src_port: u16, dst_port: u16) -> Opti
     service_index(low).or_else(|| service_index(high))
 }
 
-/// The application name of a flow (see [`application_index`]).
+/// The application of a flow: the service name of its service side, `None` when neither
+/// side is a named service or the protocol has no ports.
+///
+/// The service side is the lower port: servers listen on well-known (0–1023) or registered
+/// (1024–49151) ports while clients pick ephemeral ports (49152–65535 per RFC 6335 §6, or
+/// Linux's 32768–60999), so the lower of the two is the service in practice. When the lower
+/// port has no name the higher one is tried (e.g. a client bound to a low unnamed port).
 pub fn application(proto: u8, src_port: u16, dst_port: u16) -> Option<&'static str> {
     application_index(proto, src_port, dst_port).map(|i| service_name_at(proto, i))
 }
