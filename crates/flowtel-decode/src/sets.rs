@@ -436,11 +436,10 @@ impl Decoder {
         let mut s = Scratch::default();
         while data.len() - pos >= tmpl.min_len {
             // The record is built in place in the output to avoid copying it.
-            out.flows.push(FlowRecord::new(
-                meta.exporter,
-                meta.protocol,
-                meta.received_ns,
-            ));
+            let n = out.flows.len();
+            out.flows.resize_with(n + 1, || {
+                FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns)
+            });
             let Some(rec) = out.flows.last_mut() else {
                 break;
             };

@@ -194,16 +194,6 @@ pub(crate) fn uint(v: &[u8]) -> u64 {
     }
 }
 
-#[inline]
-fn u32_of(v: &[u8]) -> u32 {
-    uint(v) as u32
-}
-
-#[inline]
-fn u16_of(v: &[u8]) -> u16 {
-    uint(v) as u16
-}
-
 fn mac(v: &[u8]) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(v).ok()
 }
@@ -262,20 +252,33 @@ pub(crate) fn read_record<'a>(
             } else {
                 let b = data.get(pos + 1..pos + 3).ok_or(RecordTruncated)?;
                 pos += 3;
-                usize::from(u16_of(b))
+                uint(b) as usize
             }
         } else {
             usize::from(op.len)
         };
         let v = data.get(pos..pos + len).ok_or(RecordTruncated)?;
+        // Integers of 1..=8 bytes (reduced-size encoding) are read as one 8-byte big-endian
+        // load shifted right, when 8 bytes are available; `uint` otherwise.
+        let int = match data.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
+            Some(Ok(w)) if (1..=8).contains(&len) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
+            _ => uint(v),
+        };
         pos += len;
-        apply(op, v, rec, scratch, keep_unknown);
+        apply(op, v, int, rec, scratch, keep_unknown);
     }
     Ok(pos)
 }
 
 #[inline]
-fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, keep_unknown: bool) {
+fn apply<'a>(
+    op: &Op,
+    v: &'a [u8],
+    int: u64,
+    rec: &mut FlowRecord,
+    s: &mut Scratch<'a>,
+    keep_unknown: bool,
+) {
     match op.slot {
         Slot::Unknown => {
             if keep_unknown {
@@ -287,46 +290,46 @@ fn apply<'a>(op: &Op, v: &'a [u8], rec: &mut FlowRecord, s: &mut Scratch<'a>, ke
             }
         }
         Slot::Ignore => {}
-        Slot::Val(k) => s.set(k, uint(v)),
-        Slot::Protocol => rec.ip_protocol = uint(v) as u8,
-        Slot::Tos => rec.tos = uint(v) as u8,
-        Slot::TcpFlags => rec.tcp_flags = u16_of(v),
-        Slot::SrcPort => rec.src_port = u16_of(v),
-        Slot::DstPort => rec.dst_port = u16_of(v),
+        Slot::Val(k) => s.set(k, int),
+        Slot::Protocol => rec.ip_protocol = int as u8,
+        Slot::Tos => rec.tos = int as u8,
+        Slot::TcpFlags => rec.tcp_flags = int as u16,
+        Slot::SrcPort => rec.src_port = int as u16,
+        Slot::DstPort => rec.dst_port = int as u16,
         Slot::SrcV4 => set_addr(&mut rec.src_addr, v4(v)),
         Slot::DstV4 => set_addr(&mut rec.dst_addr, v4(v)),
         Slot::SrcV6 => set_addr(&mut rec.src_addr, v6(v)),
         Slot::DstV6 => set_addr(&mut rec.dst_addr, v6(v)),
-        Slot::SrcMask => rec.src_prefix_len = Some(uint(v) as u8),
-        Slot::DstMask => rec.dst_prefix_len = Some(uint(v) as u8),
-        Slot::InIf => rec.in_if = Some(u32_of(v)),
-        Slot::OutIf => rec.out_if = Some(u32_of(v)),
+        Slot::SrcMask => rec.src_prefix_len = Some(int as u8),
+        Slot::DstMask => rec.dst_prefix_len = Some(int as u8),
+        Slot::InIf => rec.in_if = Some(int as u32),
+        Slot::OutIf => rec.out_if = Some(int as u32),
         Slot::NextHopV4 => set_addr(&mut rec.next_hop, v4(v)),
         Slot::NextHopV6 => set_addr(&mut rec.next_hop, v6(v)),
         Slot::BgpNextHopV4 => set_addr(&mut rec.bgp_next_hop, v4(v)),
         Slot::BgpNextHopV6 => set_addr(&mut rec.bgp_next_hop, v6(v)),
-        Slot::SrcAs => rec.src_as = Some(u32_of(v)),
-        Slot::DstAs => rec.dst_as = Some(u32_of(v)),
-        Slot::StartSecs => s.set(Val::StartNs, uint(v).saturating_mul(1_000_000_000)),
-        Slot::EndSecs => s.set(Val::EndNs, uint(v).saturating_mul(1_000_000_000)),
-        Slot::StartMillis => s.set(Val::StartNs, uint(v).saturating_mul(1_000_000)),
-        Slot::EndMillis => s.set(Val::EndNs, uint(v).saturating_mul(1_000_000)),
+        Slot::SrcAs => rec.src_as = Some(int as u32),
+        Slot::DstAs => rec.dst_as = Some(int as u32),
+        Slot::StartSecs => s.set(Val::StartNs, int.saturating_mul(1_000_000_000)),
+        Slot::EndSecs => s.set(Val::EndNs, int.saturating_mul(1_000_000_000)),
+        Slot::StartMillis => s.set(Val::StartNs, int.saturating_mul(1_000_000)),
+        Slot::EndMillis => s.set(Val::EndNs, int.saturating_mul(1_000_000)),
         Slot::StartNtp => s.set_opt(Val::StartNs, ntp_to_unix_ns(v)),
         Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
-        Slot::Vlan => rec.vlan = Some(u16_of(v) & 0x0FFF),
-        Slot::MplsTopLabel => rec.mpls_top_label = Some(u32_of(v) >> 4),
+        Slot::Vlan => rec.vlan = Some((int as u16) & 0x0FFF),
+        Slot::MplsTopLabel => rec.mpls_top_label = Some((int as u32) >> 4),
         Slot::IcmpTypeCode => {
-            let tc = u16_of(v);
+            let tc = int as u16;
             rec.icmp_type = Some((tc >> 8) as u8);
             rec.icmp_code = Some(tc as u8);
         }
-        Slot::IcmpType => rec.icmp_type = Some(uint(v) as u8),
-        Slot::IcmpCode => rec.icmp_code = Some(uint(v) as u8),
+        Slot::IcmpType => rec.icmp_type = Some(int as u8),
+        Slot::IcmpCode => rec.icmp_code = Some(int as u8),
         Slot::Direction => {
             // IE 61 flowDirection: 0 ingress, 1 egress.
-            rec.direction = match uint(v) {
+            rec.direction = match int {
                 0 => Some(FlowDirection::Ingress),
                 1 => Some(FlowDirection::Egress),
                 _ => None,
