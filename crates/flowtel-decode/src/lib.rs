@@ -20,7 +20,8 @@
 //! IPFIX observation domain, template id) — RFC 3954 §5.1 and RFC 7011 §3.1 make the
 //! template id unique only within a source id / observation domain, and one address can
 //! send several (pmacct corpus test 102). With [`DecoderConfig::scope_includes_port`] the
-//! exporter's UDP source port is part of the scope too. A template is compiled once into a
+//! exporter's UDP source port is part of the scope too. Headers and template records are
+//! parsed with nom, whose types never leave the crate. A template is compiled once into a
 //! flat plan (one `(length, slot)` step per field, see `template.rs`); data records are read
 //! with bounds-checked slice reads into the output record, without allocation per record.
 //! Re-sending an identical template changes nothing; a different definition under the same
@@ -74,6 +75,8 @@
 //! (`max_templates_per_exporter * 16`). Each refusal is counted in
 //! [`DecoderStats::limit_hits`] (and, when it loses data of the datagram, reported as an
 //! error).
+//! The pending buffer holds copies of the waiting sets, so its memory is at most
+//! `max_pending_sets` times the largest set (64 KiB).
 
 pub mod pcap;
 pub mod record;

@@ -297,8 +297,12 @@ fn pmacct_totals_match_per_five_tuple() {
             .collect();
         pcaps.sort();
         let r = run(&pcaps);
-        let unexpected: Vec<_> = r.errors.iter().collect();
-        assert!(unexpected.is_empty(), "{name}: {unexpected:?}");
+        assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+        // 112's capture starts mid-stream: its datagrams 11 and 21 carry data sets 313, 341,
+        // 348 and 342 whose templates were sent before the capture began (pmacct cannot
+        // decode them either). They wait in the pending buffer; every other set decodes.
+        let held = if name.starts_with("112-") { 4 } else { 0 };
+        assert_eq!(r.decoder.stats().pending_held, held, "{name}");
         let renormalize = ["102-", "104-", "106-"].iter().any(|p| name.starts_with(p));
         let got = ours(&r.flows, renormalize);
         let want = pmacct_expected(&dir.join("output-flow-00.json"));
