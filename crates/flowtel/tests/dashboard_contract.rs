@@ -25,7 +25,12 @@ fn repo() -> PathBuf {
 }
 
 /// Children killed when the test ends, however it ends.
-struct Procs(Vec<(&'static str, Child)>);
+struct Procs(Vec<(&'static str, Child)>, PathBuf);
+
+/// A child's stderr goes to a file (a pipe nobody reads could fill up and block it).
+fn log(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+}
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -41,10 +46,8 @@ impl Procs {
     fn check_alive(&mut self) {
         for (name, c) in &mut self.0 {
             if let Ok(Some(status)) = c.try_wait() {
-                let mut err = String::new();
-                if let Some(e) = c.stderr.as_mut() {
-                    let _ = e.read_to_string(&mut err);
-                }
+                let log = self.1.join(format!("{}.log", name.replace(' ', "-")));
+                let err = std::fs::read_to_string(log).unwrap_or_default();
                 panic!("{name} exited early ({status}): {err}");
             }
         }
@@ -260,13 +263,17 @@ impl Stack {
         let prom = free_tcp();
         let country_db = repo().join("crates/flowtel-rollup/testdata/country-test.mmdb");
         let mut stack = Stack {
-            procs: Procs(Vec::new()),
+            procs: Procs(Vec::new(), tmp.clone()),
             prom,
             tmp: tmp.clone(),
         };
 
         let flowtel = Command::new(env!("CARGO_BIN_EXE_flowtel"))
             .args(["run", "--sink", "prometheus", "--rollup-interval", "1"])
+            // An OTLP sink whose endpoint refuses connections: the export metrics exist and
+            // count failures, as when Alloy is down.
+            .args(["--sink", "otlp", "--otlp-endpoint"])
+            .arg(format!("http://{}", free_tcp()))
             .arg("--listen")
             .arg(listen.to_string())
             .arg("--prometheus-listen")
@@ -275,7 +282,7 @@ impl Stack {
             .arg(&country_db)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log(&tmp, "flowtel-run"))
             .spawn()
             .unwrap();
         stack.procs.0.push(("flowtel run", flowtel));
@@ -297,7 +304,7 @@ impl Stack {
             .arg("--target")
             .arg(listen.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log(&tmp, "flowtel-generate"))
             .spawn()
             .unwrap();
         stack.procs.0.push(("flowtel generate", generate));
@@ -319,7 +326,7 @@ impl Stack {
             ))
             .arg(format!("--web.listen-address={prom}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log(&tmp, "prometheus"))
             .spawn()
             .unwrap();
         stack.procs.0.push(("prometheus", prometheus));
@@ -379,7 +386,7 @@ fn every_health_dashboard_query_returns_data_with_its_labels() {
     let dash = read_dashboard(&repo().join("deploy/grafana/dashboards/flowtel-health.json"));
     let (queries, skipped) = panel_queries(&dash);
     assert!(skipped.is_empty());
-    assert!(queries.len() >= 13, "{} queries", queries.len());
+    assert!(queries.len() >= 14, "{} queries", queries.len());
     for q in &queries {
         assert!(q.expr.contains("flowtel_"), "{}", q.expr);
     }
@@ -400,4 +407,42 @@ fn every_health_dashboard_query_returns_data_with_its_labels() {
         .filter_map(|s| s["metric"]["exporter"].as_str())
         .collect();
     assert_eq!(exporters.len(), 6, "{exporters:?}");
+    // The export panels count the refused connections to the OTLP endpoint.
+    stack.expect_data(&PanelQuery {
+        panel: "export failures counted".to_owned(),
+        expr: "sum(flowtel_export_failed_total{job=~\"$job\"}) > 0".to_owned(),
+        labels: BTreeSet::new(),
+    });
+}
+
+#[test]
+fn every_netflow_dashboard_query_returns_data_with_its_labels() {
+    let shared = repo().join("../shared/reference/grafana-netflow-overview.dashboard.json");
+    let path = if shared.is_file() {
+        shared
+    } else {
+        repo().join("deploy/grafana/dashboards/netflow-overview.json")
+    };
+    let (queries, skipped) = panel_queries(&read_dashboard(&path));
+    for s in &skipped {
+        eprintln!("skipping {s}: logs are not Prometheus data");
+    }
+    assert!(queries.len() >= 15, "{} queries", queries.len());
+    let Some(mut stack) = Stack::start("netflow") else {
+        return;
+    };
+    for q in &queries {
+        stack.expect_data(q);
+    }
+    // The country panels see ISO codes from the GeoIP database, not only "Private IP".
+    let countries = stack
+        .query(&substitute(
+            "sum(sum_over_time(network_io_by_flow_bytes{job=~\"$job\",network_peer_country!=\"Private IP\"}[$__range])) by (network_peer_country)",
+        ))
+        .unwrap_or_default();
+    let codes: BTreeSet<&str> = countries
+        .iter()
+        .filter_map(|s| s["metric"]["network_peer_country"].as_str())
+        .collect();
+    assert!(codes.contains("US") && codes.contains("AU"), "{codes:?}");
 }
