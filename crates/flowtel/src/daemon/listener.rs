@@ -6,6 +6,9 @@
 //! caps it at `net.core.rmem_max` (and reports twice the usable size), so a smaller read-back
 //! value than requested is logged as a warning with the fix.
 //!
+//! An IPv6 listen address is IPv6-only (IPV6_V6ONLY), so listing `0.0.0.0:9995` and
+//! `[::]:9995` together gives dual-stack reception.
+//!
 //! On Linux, datagrams are read in batches with `recvmmsg(2)` (through `nix`'s safe wrapper,
 //! since the workspace denies `unsafe`), with `MSG_WAITFORONE` so a batch returns as soon as one
 //! datagram is there, and SO_RXQ_OVFL so every datagram carries the socket's cumulative kernel
@@ -41,6 +44,11 @@ pub struct BoundSocket {
 pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // An IPv6 address means IPv6 only, so `0.0.0.0:P` and `[::]:P` can be listed together
+        // (dual stack) without the IPv6 socket also taking the IPv4 traffic.
+        socket.set_only_v6(true)?;
+    }
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
     socket.set_reuse_port(true)?;
     if recv_buffer_bytes > 0 {
@@ -145,6 +153,11 @@ impl Receiver {
 
         self.meta.clear();
         let mut drops = None;
+        // The kernel shrinks each header's control length to what it wrote (0 without a drop
+        // count), and nix's recvmmsg does not restore it: fresh headers every call, or the
+        // SO_RXQ_OVFL count would be truncated away after the first datagram without one.
+        self.headers =
+            nix::sys::socket::MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
         {
             let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
                 .bufs
@@ -269,6 +282,50 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(r.payload(0), b"v6");
         assert!(r.received()[0].from.is_ipv6());
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_wildcards_share_a_port() {
+        let v4 = bind("0.0.0.0:0".parse().unwrap(), 0).unwrap();
+        let port = v4.local.port();
+        let Ok(v6) = bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)), 0) else {
+            eprintln!("skipping: no IPv6 on this host");
+            return;
+        };
+        assert_eq!(v6.local.port(), port);
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"v4", ("127.0.0.1", port)).unwrap();
+        let mut r = Receiver::new();
+        assert_eq!(r.recv_batch(&v4.socket).unwrap(), 1);
+        assert_eq!(
+            r.recv_batch(&v6.socket).unwrap(),
+            0,
+            "IPv4 traffic stays on the IPv4 socket"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_drops_are_reported_through_so_rxq_ovfl() {
+        // The smallest buffer the kernel allows, then far more than fits.
+        let a = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..2_000 {
+            sender.send_to(&[0u8; 1_000], a.local).unwrap();
+        }
+        let mut r = Receiver::new();
+        let mut got = 0;
+        while let Ok(n) = r.recv_batch(&a.socket) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert!(got < 2_000, "all {got} fitted; the test needs drops");
+        // The count rides on datagrams queued after the drops (socket(7), SO_RXQ_OVFL).
+        sender.send_to(b"after", a.local).unwrap();
+        assert_eq!(r.recv_batch(&a.socket).unwrap(), 1);
+        assert_eq!(r.kernel_drops, 2_000 - got as u64);
     }
 
     #[test]

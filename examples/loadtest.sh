@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Load test: `flowtel generate` blasts flow datagrams at `flowtel run` over loopback; prints what
+# was sent and what the daemon received and decoded, kernel socket drops, and the daemon's RSS.
+#
+#   examples/loadtest.sh [RATE_RECORDS_PER_SEC ...]      (default: 50000 100000 200000 400000)
+#
+# Environment: DURATION (seconds per step, default 10), EXPORTERS (default 12), WORKERS
+# (default: one per core), PROTOCOLS (default v9,ipfix,sflow), FLOWTEL (binary, default
+# target/release/flowtel; built if missing). Only loopback addresses are used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FLOWTEL=${FLOWTEL:-target/release/flowtel}
+DURATION=${DURATION:-10}
+EXPORTERS=${EXPORTERS:-12}
+PROTOCOLS=${PROTOCOLS:-v9,ipfix,sflow}
+WORKERS=${WORKERS:-0}
+RATES=("$@")
+[ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 400000)
+[ -x "$FLOWTEL" ] || cargo build --release -p flowtel
+
+free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
+metric() { # sum of a metric's samples in a /metrics body
+  awk -v m="$1" '$1 ~ "^"m"({|$)" { s += $2 } END { printf "%.0f", s }' <<<"$2"
+}
+
+printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s\n' \
+  rate/s sent_recs recv_recs sent_dgrams recv_dgrams recs/s drops loss% rss_MiB
+for rate in "${RATES[@]}"; do
+  udp=$(free_port SOCK_DGRAM); http=$(free_port SOCK_STREAM)
+  "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
+    --sink prometheus --rollup-interval 5 --workers "$WORKERS" --recv-buffer-bytes 33554432 \
+    --log-level warn 2>/tmp/flowtel-loadtest.log &
+  pid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  gen=$("$FLOWTEL" generate --target "127.0.0.1:$udp" --rate "$rate" --duration "$DURATION" \
+    --exporters "$EXPORTERS" --protocols "$PROTOCOLS" --report-interval 0 2>&1 >/dev/null | tail -n 5)
+  sleep 1
+  body=$(curl -fs "http://127.0.0.1:$http/metrics")
+  rss=$(awk '/VmHWM/ { printf "%.0f", $2/1024 }' "/proc/$pid/status")
+  kill -TERM "$pid"; wait "$pid" || true
+  read -r sent_dgrams sent_recs < <(sed -nE 's/.*total ([0-9]+) datagrams, ([0-9]+) flows.*/\1 \2/p' <<<"$gen" | tail -1)
+  sent_dgrams=${sent_dgrams:-?}; sent_recs=${sent_recs:-?}
+  recv_recs=$(metric flowtel_records_total "$body")
+  recv_dgrams=$(metric flowtel_datagrams_total "$body")
+  drops=$(metric flowtel_socket_drops_total "$body")
+  loss="?"
+  if [[ "$sent_recs" =~ ^[0-9]+$ ]] && [ "$sent_recs" -gt 0 ]; then
+    loss=$(awk -v s="$sent_recs" -v r="$recv_recs" 'BEGIN { printf "%.2f", 100*(s-r)/s }')
+  fi
+  printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s\n' \
+    "$rate" "$sent_recs" "$recv_recs" "$sent_dgrams" "$recv_dgrams" \
+    "$(awk -v r="$recv_recs" -v d="$DURATION" 'BEGIN { printf "%.0f", r/d }')" "$drops" "$loss" "$rss"
+  echo "    generator: $(tail -n 1 <<<"$gen")"
+done
