@@ -690,3 +690,117 @@ fn compose_generator_command_runs_against_a_local_socket() {
     let mut buf = [0u8; 2048];
     assert!(sock.recv_from(&mut buf).is_ok(), "nothing received");
 }
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The demo's flowtel configuration and generator command, run together here with the ports
+/// moved to free loopback ones and a 1 s window: every simulated exporter shows up under the
+/// device name the configuration gives it.
+#[test]
+fn compose_flowtel_config_names_every_generated_exporter() {
+    let free_udp = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = free_udp();
+    let mut cfg = yaml("deploy/compose/flowtel.yaml");
+    let devices: BTreeSet<String> = cfg["enrichment"]["devices"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(devices.len(), 6);
+    let m = cfg.as_mapping_mut().unwrap();
+    m.insert("listen".into(), vec![listen.to_string()].into());
+    m.insert("sinks".into(), vec!["prometheus"].into());
+    m.insert("prometheus_listen".into(), http.to_string().into());
+    m.insert("rollup_interval_secs".into(), 1.into());
+    let dir = std::env::temp_dir().join(format!("flowtel-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flowtel.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _flowtel = Kill(
+        Command::new(env!("CARGO_BIN_EXE_flowtel"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !matches!(http_get(http, "/readyz"), Some((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "flowtel never ready");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let c = compose();
+    let args: Vec<String> = seq_of(&c["services"]["generator"], "command")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .map(|a| {
+            if a.starts_with("--target=") {
+                format!("--target={listen}")
+            } else {
+                a
+            }
+        })
+        .collect();
+    let _generator = Kill(
+        Command::new(env!("CARGO_BIN_EXE_flowtel"))
+            .args(&args)
+            .args(["--duration=60", "--report-interval=0"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    loop {
+        let body = http_get(http, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let seen: BTreeSet<String> = body
+            .lines()
+            .filter(|l| l.starts_with("network_io_by_flow_bytes{"))
+            .filter_map(|l| l.split("device_name=\"").nth(1))
+            .filter_map(|r| r.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        if seen == devices {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "device names seen {seen:?}, configured {devices:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
