@@ -324,9 +324,40 @@ pub struct RunArgs {
     /// Seconds between per-exporter rate log lines (0 = never).
     #[arg(long, value_name = "SECS")]
     pub exporter_report_interval: Option<u64>,
+    /// Seconds without datagrams after which an exporter is reported silent.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub exporter_silent_after: Option<u64>,
+    /// Device name of an exporter, `ADDR=NAME` (repeatable).
+    #[arg(long = "device", value_name = "ADDR=NAME", value_parser = parse_device)]
+    pub devices: Vec<(std::net::IpAddr, String)>,
+    /// Sampling rate of an exporter whose records carry none, `ADDR=N` (repeatable).
+    #[arg(long = "sampling-rate", value_name = "ADDR=N", value_parser = parse_rate)]
+    pub sampling_rates: Vec<(std::net::IpAddr, u32)>,
+    /// Sampling rate of the other exporters whose records carry none [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_sampling_rate: Option<u32>,
     /// Seconds between exports of our own metrics.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub self_metrics_interval: Option<u64>,
+}
+
+fn parse_device(s: &str) -> Result<(std::net::IpAddr, String), String> {
+    let (k, v) = parse_key_value(s)?;
+    let addr = k
+        .parse()
+        .map_err(|_| format!("expected ADDR=NAME, {k:?} is not an IP address"))?;
+    Ok((addr, v))
+}
+
+fn parse_rate(s: &str) -> Result<(std::net::IpAddr, u32), String> {
+    let (k, v) = parse_key_value(s)?;
+    let addr = k
+        .parse()
+        .map_err(|_| format!("expected ADDR=N, {k:?} is not an IP address"))?;
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok((addr, n)),
+        _ => Err(format!("expected ADDR=N with N >= 1, got {v:?}")),
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -555,6 +586,19 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         &mut config.self_metrics_interval_secs,
         &a.self_metrics_interval,
     );
+    set(
+        &mut config.exporter_silent_after_secs,
+        &a.exporter_silent_after,
+    );
+    for (addr, name) in &a.devices {
+        config.enrichment.devices.insert(*addr, name.clone());
+    }
+    for (addr, rate) in &a.sampling_rates {
+        config.enrichment.sampling.exporters.insert(*addr, *rate);
+    }
+    if a.default_sampling_rate.is_some() {
+        config.enrichment.sampling.default_rate = a.default_sampling_rate;
+    }
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -902,6 +946,32 @@ tee_logs: true
             t.run.otlp_headers,
             vec![("authorization".into(), "Bearer x".into())]
         );
+        let t = T::try_parse_from([
+            "flowtel",
+            "--device",
+            "192.0.2.1=edge-1",
+            "--sampling-rate",
+            "192.0.2.1=1000",
+            "--default-sampling-rate",
+            "10",
+            "--exporter-silent-after",
+            "30",
+        ])
+        .unwrap();
+        let c = resolve_text(
+            "enrichment:\n  devices: {192.0.2.9: core}\n",
+            t.run,
+            &no_env,
+        )
+        .unwrap();
+        let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(c.enrichment.devices[&ip], "edge-1");
+        assert_eq!(c.enrichment.devices.len(), 2);
+        assert_eq!(c.enrichment.sampling.exporters[&ip], 1000);
+        assert_eq!(c.enrichment.sampling.default_rate, Some(10));
+        assert_eq!(c.exporter_silent_after_secs, 30);
+        assert!(T::try_parse_from(["flowtel", "--device", "edge=192.0.2.1"]).is_err());
+        assert!(T::try_parse_from(["flowtel", "--sampling-rate", "192.0.2.1=0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "1.5"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--sink", "kafka"]).is_err());

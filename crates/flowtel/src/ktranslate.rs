@@ -79,7 +79,12 @@ const FLOWTEL_FLAGS: &[&str] = &[
     "tee-logs",
     "shutdown-grace",
     "exporter-report-interval",
+    "exporter-silent-after",
     "self-metrics-interval",
+    "device",
+    "sampling-rate",
+    "default-sampling-rate",
+    "otlp-temporality",
     "help",
     "version",
 ];
