@@ -58,7 +58,8 @@ pub struct DecoderStats {
     pub records: BTreeMap<&'static str, u64>,
     /// Options data records applied (sampling rates, interface/VRF names).
     pub options_records: u64,
-    /// Templates and options templates learnt (including replacements of an existing id).
+    /// Templates and options templates learnt: new ids and changed definitions of an existing
+    /// id (RFC 7011 §8 reuse). Periodic re-sends of an identical template are not counted.
     pub templates_learnt: u64,
     /// Templates removed by an IPFIX withdrawal (RFC 7011 §8.1), one per template removed.
     pub templates_withdrawn: u64,
