@@ -258,3 +258,39 @@ fn message_writer_writes_enterprise_fields_and_withdrawals() {
     decode(&mut dec, &w.finish(), 2);
     assert_eq!(dec.template_count(), 0, "withdrawn");
 }
+
+#[test]
+fn netflow_v5_round_trips_ipv4_records_with_the_header_rate() {
+    use flowtel_decode::encode::{V5_MAX_RECORDS, V5Exporter};
+    let mut exp = V5Exporter::new(1, 7, 100, BOOT_MS);
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let flows = sample_flows();
+    let d = exp.datagram(NOW_MS, &flows);
+    assert_eq!(d.len(), 24 + 3 * 48, "the IPv6 record is skipped");
+    let at = NOW_MS * 1_000_000;
+    let (got, n) = decode(&mut dec, &d, at);
+    assert_eq!(n, 3);
+    let want: Vec<FlowRecord> = flows
+        .into_iter()
+        .filter(|r| r.src_addr.unwrap().is_ipv4())
+        .map(|mut r| {
+            r.exporter = exporter();
+            r.time_received_ns = at;
+            r.flow_protocol = FlowProtocol::NetflowV5;
+            r.observation_domain = 1 << 8 | 7;
+            r.sampling_rate = Some(100);
+            r.sampling_source = SamplingSource::Header;
+            // v5 has no direction field and ICMP type/code stay in the destination port.
+            r.direction = None;
+            r.icmp_type = None;
+            r.icmp_code = None;
+            r
+        })
+        .collect();
+    assert_eq!(got, want);
+    // flow_sequence counts the flows sent before the packet; at most 30 records per packet.
+    let many: Vec<_> = sample_flows().into_iter().cycle().take(80).collect();
+    let d2 = exp.datagram(NOW_MS, &many);
+    assert_eq!(be32(&d2, 16), 3);
+    assert_eq!(usize::from(be16(&d2, 2)), V5_MAX_RECORDS);
+}

@@ -1,11 +1,11 @@
-//! `flowtel generate`: simulated exporters sending realistic NetFlow v9, IPFIX and sFlow v5
+//! `flowtel generate`: simulated exporters sending realistic NetFlow v5/v9, IPFIX and sFlow v5
 //! over UDP, for demos (the docker-compose demo runs it) and as a load generator.
 //!
 //! Each exporter has its own UDP socket, hence its own source port; towards a loopback target
 //! exporter `i` also binds its own source address `127.0.0.(10 + i)` (Linux routes all of
 //! 127/8 to `lo`), so they are distinct devices. NetFlow v9 and IPFIX exporters use distinct
-//! source ids / observation domains; sFlow agents announce distinct agent addresses
-//! (`10.255.0.(1 + i)`). Templates and sampling options are re-sent every
+//! source ids / observation domains (NetFlow v5: engine ids); sFlow agents announce distinct
+//! agent addresses (`10.255.0.(1 + i)`). Templates and sampling options are re-sent every
 //! `--template-interval` seconds, as real exporters do, and sFlow agents send interface
 //! counter samples at the same period.
 //!
@@ -14,7 +14,8 @@
 //! that top-K is meaningful), some public clients reach internal servers, some traffic stays
 //! internal, and a share is ICMP echo. Ports are the services' well-known ports and ephemeral
 //! client ports; sizes follow a heavy-tailed distribution. Each exporter has a sampling rate
-//! (1-in-N), announced in options data (NetFlow v9, IPFIX) or in every flow sample (sFlow).
+//! (1-in-N), announced in options data (NetFlow v9, IPFIX), the packet header (NetFlow v5, which
+//! carries IPv4 only) or every flow sample (sFlow).
 //! Everything is derived from `--seed`: each exporter draws its flows from its own generator
 //! seeded with (seed, exporter index), so it sends the same sequence of flows in every run with
 //! that seed (how far into its sequence it gets by the end of a run depends on timing).
@@ -24,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use flowtel_decode::encode::{ExportVersion, FlowExporter, SamplerSpec};
+use flowtel_decode::encode::{
+    ExportVersion, FlowExporter, SamplerSpec, V5_MAX_RECORDS, V5Exporter,
+};
 use flowtel_decode::sflow::{
     CounterData, CounterSample, Datagram, FlowData, FlowSample, InterfaceCounters, PacketHeader,
     Sample,
@@ -34,6 +37,8 @@ use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord, SflowInterface};
 /// Which format a simulated exporter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GenProtocol {
+    /// NetFlow v5 (IPv4 only; sampling in the header).
+    V5,
     /// NetFlow v9 (RFC 3954).
     V9,
     /// IPFIX (RFC 7011).
@@ -260,6 +265,7 @@ struct Exporter {
     index: u32,
     sampling_rate: u32,
     netflow: Option<FlowExporter>,
+    v5: Option<V5Exporter>,
     sflow_sequence: u32,
     sflow_sample_sequence: u32,
     sflow_pool: u32,
@@ -349,14 +355,17 @@ fn exporters(
                     }),
                 )
             }
-            GenProtocol::Sflow => None,
+            GenProtocol::Sflow | GenProtocol::V5 => None,
         };
+        let v5 = (protocol == GenProtocol::V5)
+            .then(|| V5Exporter::new(0, i as u8, sampling_rate as u16, boot));
         out.push(Exporter {
             socket,
             protocol,
             index: i,
             sampling_rate,
             netflow,
+            v5,
             sflow_sequence: 0,
             sflow_sample_sequence: 0,
             sflow_pool: 0,
@@ -419,10 +428,10 @@ fn public_host(rng: &mut Rng, ipv6: bool) -> (IpAddr, u32) {
 }
 
 /// One flow of exporter `site` at `now` (Unix ms): the traffic model.
-fn flow(rng: &mut Rng, site: u32, now: u64) -> FlowRecord {
+fn flow(rng: &mut Rng, site: u32, now: u64, allow_ipv6: bool) -> FlowRecord {
     let placeholder: SocketAddr = (Ipv4Addr::UNSPECIFIED, 0).into();
     let mut r = FlowRecord::new(placeholder, FlowProtocol::NetflowV9, 0);
-    let ipv6 = rng.below(100) < 15;
+    let ipv6 = allow_ipv6 && rng.below(100) < 15;
     let ephemeral = 32_768 + rng.below(28_000) as u16;
     let kind = rng.below(100);
     let private_as = 64_512 + site;
@@ -540,7 +549,8 @@ impl Exporter {
         let max = usize::from(args.max_datagram);
         let site = self.index;
         let rng = &mut self.rng;
-        let flows: Vec<FlowRecord> = (0..n).map(|_| flow(rng, site, now)).collect();
+        let allow_ipv6 = self.protocol != GenProtocol::V5;
+        let flows: Vec<FlowRecord> = (0..n).map(|_| flow(rng, site, now, allow_ipv6)).collect();
         let mut datagrams = Vec::new();
         match self.netflow.as_mut() {
             Some(exp) => {
@@ -555,7 +565,15 @@ impl Exporter {
                     first = false;
                 }
             }
-            None => self.sflow(&flows, refresh, now, max, &mut datagrams),
+            None => match self.v5.as_mut() {
+                // v5 has no templates: a refresh sends nothing extra.
+                Some(v5) => {
+                    for chunk in flows.chunks(V5_MAX_RECORDS) {
+                        datagrams.push(v5.datagram(now, chunk));
+                    }
+                }
+                None => self.sflow(&flows, refresh, now, max, &mut datagrams),
+            },
         }
         totals.flows += n;
         for d in datagrams {

@@ -216,3 +216,34 @@ fn bad_arguments_are_refused() {
         assert!(!out.status.success(), "{args:?} accepted");
     }
 }
+
+#[test]
+fn netflow_v5_exporters_send_ipv4_with_the_header_sampling_rate() {
+    let r = run_generate(&[
+        "--protocols",
+        "v5",
+        "--exporters",
+        "2",
+        "--rate",
+        "2000",
+        "--count",
+        "300",
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(r.errors, 0);
+    assert_eq!(r.flows.len(), 300);
+    assert!(
+        r.flows
+            .iter()
+            .all(|f| f.flow_protocol == FlowProtocol::NetflowV5)
+    );
+    assert!(
+        r.flows
+            .iter()
+            .all(|f| f.src_addr.is_some_and(|a| a.is_ipv4()) && f.sampling_rate.is_some())
+    );
+    let domains: BTreeSet<u32> = r.flows.iter().map(|f| f.observation_domain).collect();
+    assert_eq!(domains.len(), 2, "distinct engine ids");
+    assert!(r.datagrams.iter().all(|(_, d)| d.len() <= 24 + 30 * 48));
+}

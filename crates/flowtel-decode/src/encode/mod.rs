@@ -1,4 +1,5 @@
-//! NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) encoder: writes what the decoder reads.
+//! NetFlow v9 (RFC 3954), IPFIX (RFC 7011) and NetFlow v5 encoder: writes what the decoder
+//! reads.
 //!
 //! Two layers:
 //!
@@ -17,10 +18,13 @@
 //! NetFlow v9 sets are padded to 32 bits (RFC 3954 §5.2, §5.3); IPFIX sets are not padded,
 //! which RFC 7011 §3.3.1 allows.
 //!
-//! The sFlow v5 encoder is [`crate::sflow::Datagram`].
+//! [`V5Exporter`] writes NetFlow v5 packets. The sFlow v5 encoder is
+//! [`crate::sflow::Datagram`].
 
 mod flow;
 mod message;
+mod netflow_v5;
 
 pub use flow::{FlowExporter, SamplerSpec, TemplateIds};
 pub use message::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};
+pub use netflow_v5::{V5_MAX_RECORDS, V5Exporter};
