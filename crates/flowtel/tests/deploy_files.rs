@@ -804,3 +804,24 @@ fn compose_flowtel_config_names_every_generated_exporter() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compose_prometheus_config_passes_promtool() {
+    let file = repo().join("deploy/compose/prometheus.yml");
+    let Ok(out) = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&file)
+        .output()
+    else {
+        eprintln!(
+            "skipping `promtool check config`: promtool (package prometheus) is not installed"
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
