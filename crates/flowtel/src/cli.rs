@@ -41,6 +41,9 @@ pub enum Command {
     /// Simulate exporters sending NetFlow v9, IPFIX and sFlow v5 to a collector (demo and
     /// load generator).
     Generate(crate::generate_cmd::GenerateArgs),
+    /// Run the collector and simulated exporters in one process: a top-conversations table on
+    /// stdout and /metrics over HTTP, no Alloy needed.
+    Demo(crate::demo_cmd::DemoArgs),
     /// Probe a running flowtel's /healthz; exit 0 when healthy (container HEALTHCHECK).
     Healthcheck(crate::healthcheck_cmd::HealthcheckArgs),
 }

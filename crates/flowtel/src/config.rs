@@ -405,6 +405,12 @@ pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// [`finish`] and validate a configuration built in code (`flowtel demo`).
+pub fn finish_and_validate(config: &mut Config) -> anyhow::Result<()> {
+    finish(config)?;
+    validate(config)
+}
+
 /// Resolve settings that depend on others: ktranslate specs become rollups, the top-level
 /// interval, top-K and profile are applied to every rollup, GeoIP paths move into the
 /// enrichment settings, and `service.name` takes the profile's default.

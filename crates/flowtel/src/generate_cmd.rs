@@ -21,6 +21,7 @@
 //! that seed (how far into its sequence it gets by the end of a run depends on timing).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -604,7 +605,7 @@ impl Exporter {
         max: usize,
         out: &mut Vec<Vec<u8>>,
     ) {
-        let agent = IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1 + self.index as u8));
+        let (agent, _) = device_address(GenProtocol::Sflow, self.index);
         let uptime = now.wrapping_sub(self.boot_ms) as u32;
         let mut samples: Vec<Sample> = Vec::new();
         let mut size = 28;
@@ -702,8 +703,29 @@ fn report(label: &str, t: Totals, prev: Totals, secs: f64) {
     );
 }
 
+/// The address the collector sees as exporter `index` (the device), and what kind of device
+/// it is: NetFlow/IPFIX exporters send from `127.0.0.(10 + index)` towards a loopback
+/// collector, sFlow agents announce `10.255.0.(1 + index)` in their datagrams.
+pub fn device_address(protocol: GenProtocol, index: u32) -> (IpAddr, &'static str) {
+    match protocol {
+        GenProtocol::Sflow => (
+            IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1u8.saturating_add(index as u8))),
+            "switch",
+        ),
+        _ => (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10u8.saturating_add(index as u8))),
+            "edge",
+        ),
+    }
+}
+
 /// Run the generator until `--duration` or `--count` is reached (or forever).
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+    run_until(args, &AtomicBool::new(false))
+}
+
+/// [`run`], also stopping when `stop` becomes true (`flowtel demo`).
+pub fn run_until(args: &GenerateArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate: expected a positive number of flows per second");
     }
@@ -733,7 +755,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         let elapsed = now.duration_since(start).as_secs_f64();
         let done_time = args.duration.is_some_and(|d| elapsed >= d);
         let remaining = args.count.map(|c| c.saturating_sub(totals.flows));
-        if done_time || remaining == Some(0) {
+        if done_time || remaining == Some(0) || stop.load(Ordering::Relaxed) {
             break;
         }
         for e in &mut exps {

@@ -8,12 +8,15 @@
 //! - `flowtel decode FILE` ([`decode_cmd`]): print what the exporters in a capture send.
 //! - `flowtel check-config` ([`config`], [`ktranslate`]): print the effective configuration.
 //! - `flowtel generate` ([`generate_cmd`]): simulated exporters, for demos and load tests.
+//! - `flowtel demo` ([`demo_cmd`]): the daemon and the generator in one process, with a
+//!   top-conversations table.
 //! - `flowtel healthcheck` ([`healthcheck_cmd`]): probe `/healthz` (container HEALTHCHECK).
 
 mod cli;
 mod config;
 mod daemon;
 mod decode_cmd;
+mod demo_cmd;
 mod generate_cmd;
 mod healthcheck_cmd;
 mod ktranslate;
@@ -71,6 +74,7 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Run(run)) => run_daemon(&run, &ktranslate_warnings),
         Some(Command::Decode(args)) => decode_cmd::run(&args),
         Some(Command::Generate(args)) => generate_cmd::run(&args),
+        Some(Command::Demo(args)) => demo_cmd::run(&args),
         Some(Command::Healthcheck(args)) => healthcheck_cmd::run(&args),
         Some(Command::CheckConfig { file, mut run }) => {
             if file.is_some() {

@@ -31,7 +31,9 @@ pub mod stats;
 pub mod worker;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -454,13 +456,17 @@ pub fn merge_windows(
         .collect()
 }
 
-/// Bound sockets, grouped by worker.
-fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<Vec<Vec<socket2::Socket>>> {
+/// Bound sockets, grouped by worker, and the local address of each listen address.
+type BoundSockets = (Vec<Vec<socket2::Socket>>, Vec<SocketAddr>);
+
+fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets> {
     let mut per_worker: Vec<Vec<socket2::Socket>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut locals = Vec::with_capacity(config.listen.len());
     for &addr in &config.listen {
         let first = listener::bind(addr, config.recv_buffer_bytes)
             .with_context(|| format!("cannot listen on udp {addr}"))?;
         let local = first.local;
+        locals.push(local);
         if listener::buffer_capped(config.recv_buffer_bytes, first.recv_buffer_bytes) {
             warn!(
                 listen = %local,
@@ -482,12 +488,47 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<Vec<Vec<socke
             }
         }
     }
-    Ok(per_worker)
+    Ok((per_worker, locals))
 }
 
 /// Run the daemon until SIGINT/SIGTERM. Installs the log subscriber (with the OTLP log bridge
 /// when `tee_logs`), then logs `startup_warnings` (e.g. unimplemented ktranslate flags).
 pub fn run(config: Config, startup_warnings: &[String]) -> anyhow::Result<()> {
+    run_with(config, startup_warnings, Hooks::default())
+}
+
+/// [`Hooks::on_listening`].
+pub type OnListening = Box<dyn FnOnce(&[SocketAddr]) -> anyhow::Result<()> + Send>;
+/// [`Hooks::on_windows`].
+pub type OnWindows = Box<dyn FnMut(&[WindowBatch], bool) + Send>;
+/// [`Hooks::stop`].
+pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a command embedding the daemon (`flowtel demo`) adds to it; the default adds nothing.
+#[derive(Default)]
+pub struct Hooks {
+    /// Called once every UDP socket is bound, with the local address of each listen address
+    /// (port 0 resolved to the port the kernel chose), before any datagram is read.
+    pub on_listening: Option<OnListening>,
+    /// Called with the merged windows of every flush, before the sinks get them; `final_flush`
+    /// is true for the shutdown flush, whose windows are partial.
+    pub on_windows: Option<OnWindows>,
+    /// Stops the daemon, as SIGINT/SIGTERM do, when it completes.
+    pub stop: Option<StopFuture>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_listening", &self.on_listening.is_some())
+            .field("on_windows", &self.on_windows.is_some())
+            .field("stop", &self.stop.is_some())
+            .finish()
+    }
+}
+
+/// [`run`] with [`Hooks`].
+pub fn run_with(config: Config, startup_warnings: &[String], hooks: Hooks) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("flowtel-io")
@@ -507,7 +548,7 @@ pub fn run(config: Config, startup_warnings: &[String]) -> anyhow::Result<()> {
         for w in startup_warnings {
             warn!("{w}");
         }
-        let result = serve(config, resource).await;
+        let result = serve(config, resource, hooks).await;
         if let Some(p) = logs {
             let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
         }
@@ -638,7 +679,11 @@ fn exporter_config(
     })
 }
 
-async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    resource: flowtel_otlp::ResourceConfig,
+    mut hooks: Hooks,
+) -> anyhow::Result<()> {
     let n = config.effective_workers();
     let spec = pipeline_spec(&config)?;
     let exporter = if config.has_sink(SinkKind::Otlp) {
@@ -649,7 +694,7 @@ async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow
     } else {
         None
     };
-    let sockets = bind_sockets(&config, n)?;
+    let (sockets, local_addrs) = bind_sockets(&config, n)?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let mut handover_tx = Vec::with_capacity(n);
@@ -701,6 +746,9 @@ async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow
         None
     };
 
+    if let Some(f) = hooks.on_listening.take() {
+        f(&local_addrs)?;
+    }
     let mut controls = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
     for (id, (socks, hrx)) in sockets.into_iter().zip(handover_rx).enumerate() {
@@ -729,12 +777,24 @@ async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow
         prometheus: config.has_sink(SinkKind::Prometheus),
         otlp: exporter.as_ref().map(flowtel_otlp::Exporter::queue),
         shared: Arc::clone(&shared),
+        hook: hooks.on_windows.take(),
     };
     let interval_ns = config.flush_interval_secs().saturating_mul(1_000_000_000);
     // Flush shortly after each boundary so datagrams received just before it are counted.
     let flush_delay_ns = (interval_ns / 10).min(1_000_000_000);
     let mut reporter = ExporterReporter::new(&config);
-    let shutdown = shutdown_signal();
+    let extra_stop = hooks.stop.take();
+    let shutdown = async move {
+        match extra_stop {
+            Some(stop) => {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = stop => {}
+                }
+            }
+            None => shutdown_signal().await,
+        }
+    };
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -747,7 +807,7 @@ async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow
             _ = tokio::time::sleep(until_flush) => {
                 let now = now_ns();
                 let windows = flush_workers(&controls, n, now, false).await;
-                sinks.emit(windows);
+                sinks.emit(windows, false);
                 next_flush = (now / interval_ns + 1) * interval_ns + flush_delay_ns;
             }
         }
@@ -762,7 +822,7 @@ async fn serve(config: Config, resource: flowtel_otlp::ResourceConfig) -> anyhow
     ready.store(false, Ordering::Relaxed);
     stop_receiving.store(true, Ordering::Relaxed);
     let windows = flush_workers(&controls, n, now_ns(), true).await;
-    sinks.emit(windows);
+    sinks.emit(windows, true);
     for t in threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
@@ -830,16 +890,17 @@ async fn flush_workers(
 
 /// The configured sinks. None of them blocks: stdout writes a few lines, the Prometheus sink
 /// swaps a map entry, the OTLP sink pushes into a bounded queue.
-#[derive(Debug)]
 struct Sinks {
     stdout: bool,
     prometheus: bool,
     otlp: Option<flowtel_otlp::ExportQueue>,
     shared: Arc<Shared>,
+    /// [`Hooks::on_windows`].
+    hook: Option<OnWindows>,
 }
 
 impl Sinks {
-    fn emit(&mut self, windows: Vec<WindowAggregate>) {
+    fn emit(&mut self, windows: Vec<WindowAggregate>, final_flush: bool) {
         if windows.is_empty() {
             return;
         }
@@ -851,6 +912,9 @@ impl Sinks {
                 .unwrap_or_else(|p| p.into_inner());
             merge_windows(windows, &mut finished)
         };
+        if let Some(hook) = &mut self.hook {
+            hook(&batches, final_flush);
+        }
         if self.stdout {
             use std::io::Write;
             let stdout = std::io::stdout();

@@ -1,0 +1,434 @@
+//! `flowtel demo`: the daemon and the generator in one process, with a top-conversations table.
+//!
+//! Nothing here re-implements either side: the daemon is [`daemon::run_with`] with the
+//! Prometheus sink, and the simulated exporters are [`generate_cmd::run_until`] on a thread,
+//! aimed at the port the daemon actually bound (the default listen address is
+//! `127.0.0.1:0`, so the demo never collides with a collector already on 9995). The
+//! generator's exporters get device names (`paris-edge-v9`, …) through the same enrichment
+//! settings a configuration file would give.
+//!
+//! After every window the table of its top `--top` series is printed on stdout: window time,
+//! total bytes (overflow included, so the total is exact), then one line per conversation —
+//! device, source → destination, transport, application, countries, bytes. On a terminal each
+//! table replaces the previous one (ANSI clear screen); otherwise tables are appended, one
+//! block per window, so the output can be piped or captured. The default window is 10 s
+//! rather than the daemon's 60 s so something shows quickly; `/metrics` (default
+//! `0.0.0.0:9464`) serves the same windows as `flowtel run --sink prometheus` does.
+//! Logs go to stderr at `warn` unless `--log-level` says otherwise.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use flowtel_rollup::{AttrValue, OVERFLOW_ATTRIBUTE, Point, WindowBatch};
+
+use crate::config::{Config, SinkKind};
+use crate::daemon;
+use crate::generate_cmd::{self, GenProtocol, GenerateArgs};
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Flow records per second over all simulated exporters.
+    #[arg(long, default_value_t = 200.0, value_name = "FLOWS_PER_SEC")]
+    pub rate: f64,
+    /// Simulated exporters, spread over the protocols in turn.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=240))]
+    pub exporters: u16,
+    /// Protocols of the simulated exporters, comma separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "v9,ipfix,sflow"
+    )]
+    pub protocols: Vec<GenProtocol>,
+    /// Window length in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rollup_interval: u64,
+    /// Conversations shown per window.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub top: u64,
+    /// Series kept per window before the overflow series (the daemon's --top-k).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub top_k: u64,
+    /// Exit after this many seconds [default: run until interrupted].
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// UDP address the collector listens on (port 0: any free port); real exporters may send
+    /// here too.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9464")]
+    pub prometheus_listen: SocketAddr,
+    /// Seed of the traffic model.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Log level or filter for stderr (RUST_LOG overrides it).
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: String,
+}
+
+/// Cities of the simulated devices' names, in exporter order (cycled).
+const CITIES: &[&str] = &[
+    "paris", "lyon", "nice", "lille", "nantes", "rennes", "dijon", "metz",
+];
+
+/// The daemon's configuration for the demo: defaults, the Prometheus sink, the demo's window,
+/// and names for the generator's exporters.
+pub fn config(args: &DemoArgs) -> anyhow::Result<Config> {
+    let mut config = Config {
+        listen: vec![args.listen],
+        // Kernel default: the demo's rate needs no large buffer, and asking for one would
+        // warn on machines with a small net.core.rmem_max.
+        recv_buffer_bytes: 0,
+        workers: 1,
+        rollup_interval_secs: Some(args.rollup_interval),
+        top_k: Some(usize::try_from(args.top_k).unwrap_or(usize::MAX)),
+        sinks: vec![SinkKind::Prometheus],
+        prometheus_listen: args.prometheus_listen,
+        log_level: args.log_level.clone(),
+        exporter_report_interval_secs: 0,
+        shutdown_grace_secs: 1,
+        ..Config::default()
+    };
+    if args.protocols.is_empty() {
+        anyhow::bail!("--protocols: at least one of v5, v9, ipfix, sflow");
+    }
+    for i in 0..args.exporters {
+        let protocol = args.protocols[usize::from(i) % args.protocols.len()];
+        let (addr, kind) = generate_cmd::device_address(protocol, u32::from(i));
+        let city = CITIES[usize::from(i) % CITIES.len()];
+        let name = format!("{city}-{kind}-{}", protocol_name(protocol));
+        config.enrichment.devices.insert(addr, name);
+    }
+    crate::config::finish_and_validate(&mut config)?;
+    Ok(config)
+}
+
+fn protocol_name(p: GenProtocol) -> &'static str {
+    match p {
+        GenProtocol::V5 => "v5",
+        GenProtocol::V9 => "v9",
+        GenProtocol::Ipfix => "ipfix",
+        GenProtocol::Sflow => "sflow",
+    }
+}
+
+/// Where the generator sends: the bound address, with a wildcard replaced by loopback.
+fn target_of(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        anyhow::bail!("--rate: expected a positive number of flows per second");
+    }
+    if let Some(d) = args.duration
+        && !(d.is_finite() && d > 0.0)
+    {
+        anyhow::bail!("--duration: expected a positive number of seconds");
+    }
+    let config = config(args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let generator: Arc<Mutex<Option<std::thread::JoinHandle<anyhow::Result<()>>>>> = Arc::default();
+
+    let gen_args = GenerateArgs {
+        target: String::new(),
+        exporters: args.exporters,
+        rate: args.rate,
+        duration: None,
+        count: None,
+        protocols: args.protocols.clone(),
+        seed: args.seed,
+        template_interval: 20.0,
+        max_datagram: 1400,
+        report_interval: 0.0,
+    };
+    let (gen_stop, gen_slot) = (Arc::clone(&stop), Arc::clone(&generator));
+    let prometheus = args.prometheus_listen;
+    let interval = args.rollup_interval;
+    let on_listening = move |locals: &[SocketAddr]| -> anyhow::Result<()> {
+        let local = *locals.first().context("no listen address")?;
+        let target = target_of(local);
+        let mut g = gen_args;
+        g.target = target.to_string();
+        eprintln!(
+            "flowtel demo: {} simulated exporters -> udp {local} at {} flows/s; a table every {interval} s; /metrics on http://{prometheus}/metrics",
+            g.exporters, g.rate,
+        );
+        let handle = std::thread::Builder::new()
+            .name("flowtel-generate".to_owned())
+            .spawn(move || generate_cmd::run_until(&g, &gen_stop))
+            .context("cannot start the generator")?;
+        *gen_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(())
+    };
+
+    let top = usize::try_from(args.top).unwrap_or(usize::MAX);
+    let clear = std::io::stdout().is_terminal();
+    let on_windows = move |batches: &[WindowBatch], final_flush: bool| {
+        let mut out = String::new();
+        for b in batches {
+            render_table(b, top, final_flush, &mut out);
+        }
+        if out.is_empty() {
+            return;
+        }
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        if clear && !final_flush {
+            // Clear the screen and home the cursor (ECMA-48 ED 2, CUP).
+            let _ = lock.write_all(b"\x1b[2J\x1b[H");
+        }
+        let _ = lock.write_all(out.as_bytes());
+        let _ = lock.flush();
+    };
+
+    let hooks = daemon::Hooks {
+        on_listening: Some(Box::new(on_listening)),
+        on_windows: Some(Box::new(on_windows)),
+        stop: args.duration.map(|d| {
+            // Created lazily: the timer needs the daemon's runtime.
+            Box::pin(async move { tokio::time::sleep(Duration::from_secs_f64(d)).await })
+                as daemon::StopFuture
+        }),
+    };
+    let result = daemon::run_with(config, &[], hooks);
+    stop.store(true, Ordering::Relaxed);
+    let handle = generator.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(h) = handle {
+        match h.join() {
+            Ok(r) => r.context("generator")?,
+            Err(_) => anyhow::bail!("the generator thread panicked"),
+        }
+    }
+    result
+}
+
+/// One window's table: header, top `top` series by value, overflow and totals.
+pub fn render_table(b: &WindowBatch, top: usize, partial: bool, out: &mut String) {
+    let total: u64 = b.points.iter().map(|p| p.value).sum();
+    let overflow: u64 = b
+        .points
+        .iter()
+        .filter(|p| is_overflow(p))
+        .map(|p| p.value)
+        .sum();
+    let mut series: Vec<&Point> = b.points.iter().filter(|p| !is_overflow(p)).collect();
+    series.sort_by_key(|p| std::cmp::Reverse(p.value));
+    let metric = b.points.first().map_or("", |p| &*p.metric);
+    let _ = writeln!(
+        out,
+        "{} {} {} - {} UTC{}: {} series, {} bytes total ({} in overflow)",
+        b.rollup,
+        metric,
+        utc(b.start_time_unix_nano),
+        utc(b.time_unix_nano).get(11..).unwrap_or_default(),
+        if partial { " (partial, at exit)" } else { "" },
+        series.len(),
+        total,
+        overflow,
+    );
+    let mut rows: Vec<[String; 6]> = vec![[
+        "DEVICE".to_owned(),
+        "SOURCE -> DESTINATION".to_owned(),
+        "TRANSPORT".to_owned(),
+        "APPLICATION".to_owned(),
+        "COUNTRIES".to_owned(),
+        "BYTES".to_owned(),
+    ]];
+    for p in series.iter().take(top) {
+        let a = |names: &[&str]| attr(p, names);
+        let endpoint = |addr: String, port: String| {
+            if port.is_empty() || port == "0" {
+                addr
+            } else if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            }
+        };
+        let src = endpoint(
+            a(&["network.local.address", "src_addr"]),
+            a(&["network.local.port", "src_port"]),
+        );
+        let dst = endpoint(
+            a(&["network.peer.address", "dst_addr"]),
+            a(&["network.peer.port", "dst_port"]),
+        );
+        let country = |names: &[&str]| {
+            let c = a(names);
+            if c.is_empty() { "-".to_owned() } else { c }
+        };
+        rows.push([
+            a(&["device_name"]),
+            format!("{src} -> {dst}"),
+            a(&["network.transport", "protocol"]),
+            a(&["network.protocol.name", "application"]),
+            format!(
+                "{} -> {}",
+                country(&["network.local.country", "src_country"]),
+                country(&["network.peer.country", "dst_country"])
+            ),
+            p.value.to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in &rows {
+        let [device, conv, transport, app, countries, bytes] = r;
+        let [w0, w1, w2, w3, w4, w5] = widths;
+        let line = format!(
+            "  {device:<w0$}  {conv:<w1$}  {transport:<w2$}  {app:<w3$}  {countries:<w4$}  {bytes:>w5$}"
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if series.len() > top {
+        let rest: u64 = series.iter().skip(top).map(|p| p.value).sum();
+        let _ = writeln!(
+            out,
+            "  ... {} more series: {rest} bytes",
+            series.len() - top
+        );
+    }
+    if overflow > 0 {
+        let _ = writeln!(out, "  overflow series (beyond top-K): {overflow} bytes");
+    }
+    out.push('\n');
+}
+
+fn is_overflow(p: &Point) -> bool {
+    p.attributes
+        .iter()
+        .any(|(k, v)| &**k == OVERFLOW_ATTRIBUTE && *v == AttrValue::Bool(true))
+}
+
+/// The first of `names` the point has, as text ("" when none).
+fn attr(p: &Point, names: &[&str]) -> String {
+    names
+        .iter()
+        .find_map(|n| p.attributes.iter().find(|(k, _)| &**k == *n))
+        .map_or_else(String::new, |(_, v)| match v {
+            AttrValue::Str(s) => s.to_string(),
+            AttrValue::Int(i) => i.to_string(),
+            AttrValue::Bool(b) => b.to_string(),
+        })
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix nanoseconds; days to civil date after H. Hinnant's
+/// `civil_from_days` (proleptic Gregorian calendar).
+fn utc(unix_nano: u64) -> String {
+    let secs = unix_nano / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400 * 1_000_000_000), "2000-02-29 00:00:00");
+        assert_eq!(
+            utc(1_795_000_000 * 1_000_000_000 + 5),
+            "2026-11-18 11:06:40"
+        );
+    }
+
+    fn point(attrs: Vec<(&str, AttrValue)>, value: u64) -> Point {
+        Point {
+            metric: Arc::from("network.io.by_flow"),
+            unit: Arc::from("By"),
+            attributes: attrs.into_iter().map(|(k, v)| (Arc::from(k), v)).collect(),
+            value,
+            start_time_unix_nano: 0,
+            time_unix_nano: 10_000_000_000,
+        }
+    }
+
+    #[test]
+    fn table_lists_top_series_and_exact_totals() {
+        let s = |v: &str| AttrValue::Str(Arc::from(v));
+        let conv = |src: &str, value| {
+            point(
+                vec![
+                    ("device_name", s("paris-edge-v9")),
+                    ("network.local.address", s(src)),
+                    ("network.peer.address", s("142.250.74.1")),
+                    ("network.local.port", AttrValue::Int(50000)),
+                    ("network.peer.port", AttrValue::Int(443)),
+                    ("network.transport", s("tcp")),
+                    ("network.protocol.name", s("https")),
+                    ("network.local.country", s("")),
+                    ("network.peer.country", s("US")),
+                ],
+                value,
+            )
+        };
+        let batch = WindowBatch {
+            rollup: Arc::from("bytes_by_flow"),
+            start_time_unix_nano: 0,
+            time_unix_nano: 10_000_000_000,
+            points: vec![
+                conv("10.0.0.1", 100),
+                conv("10.0.0.2", 300),
+                conv("10.0.0.3", 200),
+                point(vec![(OVERFLOW_ATTRIBUTE, AttrValue::Bool(true))], 50),
+            ],
+        };
+        let mut out = String::new();
+        render_table(&batch, 2, false, &mut out);
+        assert!(
+            out.starts_with(
+                "bytes_by_flow network.io.by_flow 1970-01-01 00:00:00 - 00:00:10 UTC: 3 series, 650 bytes total (50 in overflow)"
+            ),
+            "{out}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[2].contains("10.0.0.2:50000 -> 142.250.74.1:443"),
+            "{out}"
+        );
+        assert!(lines[2].contains("paris-edge-v9"), "{out}");
+        assert!(lines[2].contains("  - -> US  "), "{out}");
+        assert!(lines[2].trim_end().ends_with(" 300"), "{out}");
+        assert!(lines[3].contains("10.0.0.3"), "{out}");
+        assert!(!out.contains("10.0.0.1:"), "{out}");
+        assert!(out.contains("1 more series: 100 bytes"), "{out}");
+        assert!(
+            out.contains("overflow series (beyond top-K): 50 bytes"),
+            "{out}"
+        );
+    }
+}
