@@ -12,6 +12,8 @@
 //! 4. the defaults of [`Config::default`], the one place defaults live.
 //!
 //! Maps (OTLP headers, resource attributes) merge key by key with the same precedence.
+//! The `decoder:` section ([`DecoderSettings`]) is the decoder's template scoping and limits,
+//! shared by the receive workers and `run --pcap` through `daemon::pipeline_spec`.
 //! `RUST_LOG`, when set, overrides `log_level` (see `crate::telemetry`).
 //!
 //! The resource's `service.name` is, in that order: `--service-name`, `OTEL_SERVICE_NAME`,
@@ -124,6 +126,8 @@ pub struct Config {
     pub rollups: Vec<flowtel_rollup::RollupConfig>,
     /// Device names and sampling-rate defaults per exporter.
     pub enrichment: flowtel_rollup::EnrichConfig,
+    /// Template scoping and the bounds on exporter-controlled decoder state.
+    pub decoder: DecoderSettings,
     /// Where windows go.
     pub sinks: Vec<SinkKind>,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
@@ -157,6 +161,7 @@ impl Default for Config {
             rollup_specs: Vec::new(),
             rollups: vec![flowtel_rollup::RollupConfig::default()],
             enrichment: flowtel_rollup::EnrichConfig::default(),
+            decoder: DecoderSettings::default(),
             sinks: vec![SinkKind::Otlp],
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
@@ -168,6 +173,57 @@ impl Default for Config {
             exporter_report_interval_secs: 300,
             exporter_silent_after_secs: 120,
             self_metrics_interval_secs: 60,
+        }
+    }
+}
+
+/// The `decoder:` section: [`flowtel_decode::DecoderConfig`] in configuration units (seconds,
+/// not nanoseconds). Every limit bounds state an exporter controls; a refusal is counted in
+/// `flowtel.decode.limit_hits{limit=…}`, an expiry in `flowtel.pending.expired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderSettings {
+    /// Scope templates by exporter address and UDP source port, not the address alone (for
+    /// several exporting processes behind one address that reuse template ids).
+    pub scope_includes_port: bool,
+    /// Template scopes (exporters) tracked at once; a new one beyond it is refused.
+    pub max_exporters: usize,
+    /// Templates per scope; a new one beyond it is refused.
+    pub max_templates_per_exporter: usize,
+    /// Fields per template; a longer template is refused.
+    pub max_fields_per_template: usize,
+    /// Data sets held while waiting for their template, over all exporters (0: none held).
+    pub max_pending_sets: usize,
+    /// Seconds a data set waits for its template before it is discarded.
+    pub pending_timeout_secs: u64,
+}
+
+impl Default for DecoderSettings {
+    fn default() -> Self {
+        let d = flowtel_decode::DecoderConfig::default();
+        DecoderSettings {
+            scope_includes_port: d.scope_includes_port,
+            max_exporters: d.max_exporters,
+            max_templates_per_exporter: d.max_templates_per_exporter,
+            max_fields_per_template: d.max_fields_per_template,
+            max_pending_sets: d.max_pending_sets,
+            pending_timeout_secs: d.pending_timeout_ns / 1_000_000_000,
+        }
+    }
+}
+
+impl DecoderSettings {
+    /// The decoder's configuration (unknown fields are not kept: the daemon does not print
+    /// them).
+    pub fn to_decoder_config(&self) -> flowtel_decode::DecoderConfig {
+        flowtel_decode::DecoderConfig {
+            scope_includes_port: self.scope_includes_port,
+            keep_unknown_fields: false,
+            max_exporters: self.max_exporters,
+            max_templates_per_exporter: self.max_templates_per_exporter,
+            max_fields_per_template: self.max_fields_per_template,
+            max_pending_sets: self.max_pending_sets,
+            pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
         }
     }
 }
@@ -339,6 +395,25 @@ pub struct RunArgs {
     /// Seconds between exports of our own metrics.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub self_metrics_interval: Option<u64>,
+    /// Scope templates by exporter address and source port, not the address alone.
+    #[arg(long)]
+    pub scope_includes_port: bool,
+    /// Template scopes (exporters) the decoder tracks at once [default: 10000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_exporters: Option<u64>,
+    /// Templates per exporter scope [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_templates_per_exporter: Option<u64>,
+    /// Fields per template [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_fields_per_template: Option<u64>,
+    /// Data sets held while waiting for their template, over all exporters (0: none)
+    /// [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub max_pending_sets: Option<u64>,
+    /// Seconds a data set waits for its template [default: 60].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pending_timeout: Option<u64>,
 }
 
 fn parse_device(s: &str) -> Result<(std::net::IpAddr, String), String> {
@@ -605,6 +680,24 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     if a.default_sampling_rate.is_some() {
         config.enrichment.sampling.default_rate = a.default_sampling_rate;
     }
+    let d = &mut config.decoder;
+    if a.scope_includes_port {
+        d.scope_includes_port = true;
+    }
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    if let Some(n) = a.max_exporters {
+        d.max_exporters = size(n);
+    }
+    if let Some(n) = a.max_templates_per_exporter {
+        d.max_templates_per_exporter = size(n);
+    }
+    if let Some(n) = a.max_fields_per_template {
+        d.max_fields_per_template = size(n);
+    }
+    if let Some(n) = a.max_pending_sets {
+        d.max_pending_sets = size(n);
+    }
+    set(&mut d.pending_timeout_secs, &a.pending_timeout);
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -617,6 +710,19 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 
     if c.top_k == Some(0) {
         bail!("top_k: must be >= 1");
+    }
+    let d = &c.decoder;
+    for (key, v) in [
+        ("max_exporters", d.max_exporters),
+        ("max_templates_per_exporter", d.max_templates_per_exporter),
+        ("max_fields_per_template", d.max_fields_per_template),
+    ] {
+        if v == 0 {
+            bail!("decoder.{key}: must be >= 1");
+        }
+    }
+    if d.pending_timeout_secs == 0 {
+        bail!("decoder.pending_timeout_secs: must be >= 1");
     }
     if c.rollups.is_empty() {
         bail!("rollups: at least one rollup is required");
@@ -792,6 +898,81 @@ tee_logs: true
     }
 
     #[test]
+    fn decoder_section_is_read_overridden_by_flags_and_reaches_the_pipeline() {
+        let defaults = Config::default().decoder.to_decoder_config();
+        assert_eq!(defaults, flowtel_decode::DecoderConfig::default());
+
+        let text = "\
+decoder:
+  scope_includes_port: true
+  max_exporters: 20
+  max_templates_per_exporter: 8
+  max_fields_per_template: 64
+  max_pending_sets: 0
+  pending_timeout_secs: 5
+";
+        let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
+        let d = c.decoder.to_decoder_config();
+        assert!(d.scope_includes_port);
+        assert_eq!(d.max_exporters, 20);
+        assert_eq!(d.max_templates_per_exporter, 8);
+        assert_eq!(d.max_fields_per_template, 64);
+        assert_eq!(d.max_pending_sets, 0);
+        assert_eq!(d.pending_timeout_ns, 5_000_000_000);
+        assert!(!d.keep_unknown_fields);
+        assert_eq!(crate::daemon::pipeline_spec(&c).unwrap().decoder, d);
+
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let args = T::try_parse_from([
+            "run",
+            "--max-exporters",
+            "3",
+            "--max-templates-per-exporter",
+            "4",
+            "--max-fields-per-template",
+            "5",
+            "--max-pending-sets",
+            "6",
+            "--pending-timeout",
+            "7",
+        ])
+        .unwrap()
+        .run;
+        let c = resolve_text(text, args, &no_env).unwrap();
+        assert_eq!(
+            c.decoder,
+            DecoderSettings {
+                scope_includes_port: true,
+                max_exporters: 3,
+                max_templates_per_exporter: 4,
+                max_fields_per_template: 5,
+                max_pending_sets: 6,
+                pending_timeout_secs: 7,
+            }
+        );
+        let flag = T::try_parse_from(["run", "--scope-includes-port"])
+            .unwrap()
+            .run;
+        assert!(
+            resolve_text("", flag, &no_env)
+                .unwrap()
+                .decoder
+                .scope_includes_port
+        );
+
+        let err = parse_yaml("decoder:\n  max_exporter: 3\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_exporter`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn precedence_is_flags_then_env_then_file_then_defaults() {
         let text =
             "otlp:\n  endpoint: http://file:4317\n  compression: none\nrollup_interval_secs: 30\n";
@@ -902,6 +1083,15 @@ tee_logs: true
             ("top_k: 0\n", "top_k"),
             ("otlp:\n  endpoint: alloy:4317\n", "otlp.endpoint"),
             ("otlp:\n  client_key_file: /k.pem\n", "client_cert_file"),
+            ("decoder:\n  max_exporters: 0\n", "decoder.max_exporters"),
+            (
+                "decoder:\n  max_fields_per_template: 0\n",
+                "decoder.max_fields_per_template",
+            ),
+            (
+                "decoder:\n  pending_timeout_secs: 0\n",
+                "decoder.pending_timeout_secs",
+            ),
         ] {
             let err = resolve_text(text, RunArgs::default(), &no_env).unwrap_err();
             assert!(err.to_string().contains(needle), "{text:?}: {err}");

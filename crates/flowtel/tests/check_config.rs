@@ -95,3 +95,32 @@ fn ktranslate_command_line_shows_the_translated_config() {
     assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
     assert!(stderr.contains("--snmp"), "{stderr}");
 }
+
+#[test]
+fn decoder_section_is_printed_with_file_and_flag_values() {
+    let path = write_config(
+        "decoder.yaml",
+        "decoder:\n  scope_includes_port: true\n  max_pending_sets: 10\n",
+    );
+    let out = flowtel()
+        .arg("check-config")
+        .arg(&path)
+        .args(["--max-exporters", "50", "--pending-timeout", "30"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = "decoder:
+  scope_includes_port: true
+  max_exporters: 50
+  max_templates_per_exporter: 1024
+  max_fields_per_template: 256
+  max_pending_sets: 10
+  pending_timeout_secs: 30
+";
+    assert!(stdout.contains(expected), "{stdout}");
+}

@@ -267,3 +267,34 @@ fn refuses_other_sinks_and_bad_specs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unsupported rollup method"), "{stderr}");
 }
+
+/// The `decoder:` limits reach the offline pipeline, from the file and from flags: templates
+/// longer than `max_fields_per_template` are refused, so no record of the capture decodes.
+#[test]
+fn decoder_limits_apply_from_file_and_flags() {
+    let (points, stderr) = run("softflowd-v9", &[]);
+    assert!(!points.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(" 227 flow records (0 decode errors"),
+        "{stderr}"
+    );
+
+    let (points, stderr) = run("softflowd-v9", &["--max-fields-per-template", "3"]);
+    assert!(points.is_empty(), "{stderr}");
+    assert!(stderr.contains(" 0 flow records"), "{stderr}");
+
+    let dir = std::env::temp_dir().join(format!("flowtel-run-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("decoder.yaml");
+    std::fs::write(&config, "decoder:\n  max_fields_per_template: 3\n").unwrap();
+    let config = config.to_str().expect("utf-8 path");
+    let (points, stderr) = run("softflowd-v9", &["--config", config]);
+    assert!(points.is_empty(), "{stderr}");
+    // A flag beats the file.
+    let (points, stderr) = run(
+        "softflowd-v9",
+        &["--config", config, "--max-fields-per-template", "256"],
+    );
+    assert!(stderr.contains(" 227 flow records"), "{stderr}");
+    assert!(!points.is_empty());
+}

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use flowtel_decode::{DecoderConfig, ErrorKind, Limit};
+use flowtel_decode::{ErrorKind, Limit};
 use flowtel_otlp::{ExportStatsSnapshot, FailureReason};
 use flowtel_rollup::{RollupStats, WindowAggregate, WindowBatch};
 use tracing::{error, info, warn};
@@ -576,7 +576,7 @@ pub fn pipeline_spec(config: &Config) -> anyhow::Result<pipeline::PipelineSpec> 
         None => None,
     };
     Ok(pipeline::PipelineSpec {
-        decoder: DecoderConfig::default(),
+        decoder: config.decoder.to_decoder_config(),
         enrichment: config.enrichment.clone(),
         rollups: config.rollups.clone(),
         country_db,
