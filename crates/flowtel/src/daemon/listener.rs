@@ -36,8 +36,11 @@ pub const RECV_TIMEOUT: Duration = Duration::from_millis(50);
 pub struct BoundSocket {
     pub socket: Socket,
     pub local: SocketAddr,
-    /// SO_RCVBUF as read back from the kernel.
+    /// The receive buffer granted, in the unit of the request ([`usable_buffer`] of the
+    /// read-back): equal to the request unless the kernel capped it.
     pub recv_buffer_bytes: usize,
+    /// SO_RCVBUF as read back from the kernel (twice the granted size on Linux).
+    pub kernel_recv_buffer_bytes: usize,
 }
 
 /// Bind one SO_REUSEPORT UDP socket on `addr` with the requested receive buffer.
@@ -66,23 +69,40 @@ pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocke
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
-    let recv_buffer_bytes = socket.recv_buffer_size()?;
+    let kernel_recv_buffer_bytes = socket.recv_buffer_size()?;
     Ok(BoundSocket {
         socket,
         local,
-        recv_buffer_bytes,
+        recv_buffer_bytes: usable_buffer(kernel_recv_buffer_bytes),
+        kernel_recv_buffer_bytes,
     })
 }
 
-/// Whether the kernel granted less than requested. Linux reports twice the usable size
-/// (socket(7), SO_RCVBUF), so the read-back is halved before comparing.
-pub fn buffer_capped(requested: usize, granted: usize) -> bool {
-    let usable = if cfg!(target_os = "linux") {
-        granted / 2
+/// The SO_RCVBUF read-back in the unit of the request. Linux doubles the value set (to allow
+/// for bookkeeping overhead) and reports the doubled value (socket(7), SO_RCVBUF), so a
+/// request of 8 MiB reads back as 16 MiB when granted in full, and as 8 MiB when
+/// `net.core.rmem_max` is 4 MiB; other systems report the value set.
+pub fn usable_buffer(read_back: usize) -> usize {
+    if cfg!(target_os = "linux") {
+        read_back / 2
     } else {
-        granted
-    };
-    requested > 0 && usable < requested
+        read_back
+    }
+}
+
+/// Whether the kernel granted less than requested; `granted` is [`usable_buffer`] of the
+/// read-back (never the raw read-back, which is twice as large on Linux).
+pub fn buffer_capped(requested: usize, granted: usize) -> bool {
+    requested > 0 && granted < requested
+}
+
+/// `net.core.rmem_max`, the cap on SO_RCVBUF for unprivileged requests (Linux).
+pub fn rmem_max() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// One received datagram's metadata; the payload is in the receiver's buffer of the same index.
@@ -336,11 +356,39 @@ mod tests {
     }
 
     #[test]
-    fn capped_buffer_is_detected() {
+    fn capped_buffer_is_detected_in_the_unit_of_the_request() {
         if cfg!(target_os = "linux") {
-            assert!(buffer_capped(8 << 20, 425_984));
-            assert!(!buffer_capped(1 << 20, 2 << 20));
+            // Default rmem_max (208 KiB): 425 984 read back for an 8 MiB request.
+            assert_eq!(usable_buffer(425_984), 212_992);
+            assert!(buffer_capped(8 << 20, usable_buffer(425_984)));
+            // rmem_max 4 MiB: an 8 MiB request reads back as 8 MiB, i.e. 4 MiB granted.
+            assert_eq!(usable_buffer(8 << 20), 4 << 20);
+            assert!(buffer_capped(8 << 20, usable_buffer(8 << 20)));
+            // Granted in full: the read-back is twice the request.
+            assert!(!buffer_capped(8 << 20, usable_buffer(16 << 20)));
+        } else {
+            assert!(!buffer_capped(8 << 20, usable_buffer(8 << 20)));
         }
+        assert!(!buffer_capped(1 << 20, 1 << 20));
+        assert!(buffer_capped(1 << 20, (1 << 20) - 1));
         assert!(!buffer_capped(0, 1));
+    }
+
+    #[test]
+    fn a_request_within_rmem_max_is_granted_and_not_reported_capped() {
+        let Some(max) = rmem_max() else {
+            eprintln!("skipped: /proc/sys/net/core/rmem_max is not readable");
+            return;
+        };
+        let requested = max.min(1 << 20);
+        let s = bind("127.0.0.1:0".parse().unwrap(), requested).unwrap();
+        assert_eq!(s.recv_buffer_bytes, requested);
+        assert_eq!(s.kernel_recv_buffer_bytes, 2 * requested);
+        assert!(!buffer_capped(requested, s.recv_buffer_bytes));
+
+        // Twice rmem_max is capped to rmem_max.
+        let s = bind("127.0.0.1:0".parse().unwrap(), 2 * max).unwrap();
+        assert_eq!(s.recv_buffer_bytes, max);
+        assert!(buffer_capped(2 * max, s.recv_buffer_bytes));
     }
 }

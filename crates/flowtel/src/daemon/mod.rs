@@ -472,7 +472,9 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
                 listen = %local,
                 requested_bytes = config.recv_buffer_bytes,
                 granted_bytes = first.recv_buffer_bytes,
-                "receive buffer capped by the kernel; raise net.core.rmem_max to avoid drops"
+                kernel_reported_bytes = first.kernel_recv_buffer_bytes,
+                rmem_max = %listener::rmem_max().map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
+                "receive buffer capped by the kernel; raise net.core.rmem_max to at least requested_bytes to avoid drops"
             );
         }
         info!(listen = %local, workers, recv_buffer_bytes = first.recv_buffer_bytes, "listening for NetFlow v5/v9, IPFIX and sFlow");
