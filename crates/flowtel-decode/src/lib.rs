@@ -92,6 +92,7 @@ pub mod sflow;
 mod error;
 mod ie;
 mod ipfix;
+mod link;
 mod netflow_v5;
 mod netflow_v9;
 mod options;

@@ -34,6 +34,8 @@ use std::path::Path;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{Block, Linktype, PcapBlockOwned};
 
+use crate::link::{self, Inner, be16};
+
 /// Initial read buffer; it doubles when a block does not fit (GRO/TSO captures hold frames
 /// larger than 64 KiB).
 const INITIAL_BUFFER_BYTES: usize = 1 << 16;
@@ -509,24 +511,6 @@ impl Skip {
     }
 }
 
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let bytes = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
-}
-
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    let bytes = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-const ETHERTYPE_MPLS: u16 = 0x8847;
-const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
-
 /// The IP packet inside a link-layer frame (<https://www.tcpdump.org/linktypes.html>).
 fn link_payload(linktype: Linktype, frame: &[u8]) -> Result<&[u8], Skip> {
     match linktype {
@@ -566,31 +550,11 @@ fn link_payload(linktype: Linktype, frame: &[u8]) -> Result<&[u8], Skip> {
 }
 
 /// Skip VLAN tags and MPLS labels after an ethertype, up to the IP header.
-fn ethertype_payload(mut ethertype: u16, mut rest: &[u8]) -> Result<&[u8], Skip> {
-    // Each tag is at least 4 bytes, so this ends within the frame.
-    loop {
-        match ethertype {
-            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Ok(rest),
-            // IEEE 802.1Q / 802.1ad tag: TCI (2 bytes) then the inner ethertype.
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
-                ethertype = be16(rest, 2).ok_or(Skip::Truncated)?;
-                rest = rest.get(4..).ok_or(Skip::Truncated)?;
-            }
-            // RFC 3032 §2.1: labels until the bottom-of-stack bit; the payload's first
-            // nibble tells IPv4 from IPv6 (RFC 4928).
-            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => loop {
-                let entry = be32(rest, 0).ok_or(Skip::Truncated)?;
-                rest = rest.get(4..).ok_or(Skip::Truncated)?;
-                if entry & 0x100 != 0 {
-                    return match rest.first().map(|b| b >> 4) {
-                        Some(4 | 6) => Ok(rest),
-                        Some(_) => Err(Skip::NotIp),
-                        None => Err(Skip::Truncated),
-                    };
-                }
-            },
-            _ => return Err(Skip::NotIp),
-        }
+fn ethertype_payload(ethertype: u16, rest: &[u8]) -> Result<&[u8], Skip> {
+    match link::walk(ethertype, rest, link::Limits::NONE).inner {
+        Inner::Ipv4(ip) | Inner::Ipv6(ip) => Ok(ip),
+        Inner::ControlWord(_) | Inner::Other => Err(Skip::NotIp),
+        Inner::Truncated => Err(Skip::Truncated),
     }
 }
 

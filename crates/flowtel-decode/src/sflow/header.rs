@@ -9,34 +9,21 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::FlowRecord;
+use crate::link::{self, Inner, Limits, be16};
 
 /// sFlow v5 `header_protocol` values we parse (sFlow v5 §"Sampled header").
 pub(crate) const PROTO_ETHERNET: u32 = 1;
 pub(crate) const PROTO_IPV4: u32 = 11;
 pub(crate) const PROTO_IPV6: u32 = 12;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-const ETHERTYPE_MPLS: u16 = 0x8847;
-const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
-
 /// Bounds on exporter-controlled repetition inside one header (each step also consumes bytes,
 /// so these only make the worst case explicit).
-const MAX_VLAN_TAGS: usize = 4;
-const MAX_MPLS_LABELS: usize = 16;
+const LIMITS: Limits = Limits {
+    vlan_tags: 4,
+    mpls_labels: 16,
+};
 const MAX_IPV6_EXTENSIONS: usize = 8;
 const MAX_PSEUDOWIRE_DEPTH: usize = 2;
-
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
-}
-
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
-}
 
 /// Parse a sampled header of `protocol`; unknown protocols leave the record untouched.
 pub(crate) fn parse(protocol: u32, data: &[u8], rec: &mut FlowRecord) {
@@ -58,60 +45,27 @@ pub(crate) fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize) {
         rec.dst_mac = dst.try_into().ok();
         rec.src_mac = src.try_into().ok();
     }
-    let mut at = 12;
-    let Some(mut ethertype) = be16(data, at) else {
+    let Some(ethertype) = be16(data, 12) else {
         return;
     };
-    at += 2;
-    let mut tags = 0;
-    while matches!(
-        ethertype,
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    ) && tags < MAX_VLAN_TAGS
-    {
-        let Some(tci) = be16(data, at) else { return };
-        if tags == 0 && depth == 0 {
-            rec.vlan = Some(tci & 0x0fff);
+    let walk = link::walk(ethertype, data.get(14..).unwrap_or_default(), LIMITS);
+    if depth == 0 {
+        // Set even when the walk stops early: the tags were read.
+        if walk.vlan.is_some() {
+            rec.vlan = walk.vlan;
         }
-        let Some(next) = be16(data, at + 2) else {
-            return;
-        };
-        ethertype = next;
-        at += 4;
-        tags += 1;
+        if walk.mpls_top_label.is_some() {
+            rec.mpls_top_label = walk.mpls_top_label;
+        }
     }
-    let rest = data.get(at..).unwrap_or_default();
-    match ethertype {
-        ETHERTYPE_IPV4 => parse_ipv4(rest, rec),
-        ETHERTYPE_IPV6 => parse_ipv6(rest, rec),
-        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => parse_mpls(rest, rec, depth),
-        _ => {}
-    }
-}
-
-/// MPLS label stack (RFC 3032 §2.1): the top label is kept; after the bottom-of-stack entry the
-/// payload is guessed from its first nibble (4 IPv4, 6 IPv6, 0 a pseudowire control word
-/// followed by Ethernet, RFC 4385 §3).
-fn parse_mpls(data: &[u8], rec: &mut FlowRecord, depth: usize) {
-    let mut at = 0;
-    for i in 0..MAX_MPLS_LABELS {
-        let Some(entry) = be32(data, at) else { return };
-        if i == 0 && depth == 0 {
-            rec.mpls_top_label = Some(entry >> 12);
+    match walk.inner {
+        Inner::Ipv4(rest) => parse_ipv4(rest, rec),
+        Inner::Ipv6(rest) => parse_ipv6(rest, rec),
+        // MPLS pseudowire (RFC 4385 §3): a zero control word, then the inner Ethernet frame.
+        Inner::ControlWord(rest) if depth < MAX_PSEUDOWIRE_DEPTH => {
+            parse_ethernet(rest.get(4..).unwrap_or_default(), rec, depth + 1)
         }
-        at += 4;
-        if entry & 0x100 != 0 {
-            let rest = data.get(at..).unwrap_or_default();
-            match rest.first().map(|b| b >> 4) {
-                Some(4) => parse_ipv4(rest, rec),
-                Some(6) => parse_ipv6(rest, rec),
-                Some(0) if depth < MAX_PSEUDOWIRE_DEPTH => {
-                    parse_ethernet(rest.get(4..).unwrap_or_default(), rec, depth + 1)
-                }
-                _ => {}
-            }
-            return;
-        }
+        Inner::ControlWord(_) | Inner::Other | Inner::Truncated => {}
     }
 }
 
