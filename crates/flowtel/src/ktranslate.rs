@@ -85,6 +85,12 @@ const FLOWTEL_FLAGS: &[&str] = &[
     "sampling-rate",
     "default-sampling-rate",
     "otlp-temporality",
+    "scope-includes-port",
+    "max-exporters",
+    "max-templates-per-exporter",
+    "max-fields-per-template",
+    "max-pending-sets",
+    "pending-timeout",
     "help",
     "version",
 ];
