@@ -66,8 +66,9 @@ pub struct DemoArgs {
     /// Address of the /metrics, /healthz and /readyz endpoint.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9464")]
     pub prometheus_listen: SocketAddr,
-    /// Seed of the traffic model.
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the traffic model (the default gives every exporter the same sampling rate,
+    /// so each device shows in the table).
+    #[arg(long, default_value_t = 8)]
     pub seed: u64,
     /// Log level or filter for stderr (RUST_LOG overrides it).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
@@ -120,7 +121,7 @@ fn protocol_name(p: GenProtocol) -> &'static str {
     }
 }
 
-/// Where the generator sends: the bound address, with a wildcard replaced by loopback.
+/// Where to reach a bound address from this host: a wildcard replaced by loopback.
 fn target_of(local: SocketAddr) -> SocketAddr {
     let ip = match local.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -156,15 +157,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         report_interval: 0.0,
     };
     let (gen_stop, gen_slot) = (Arc::clone(&stop), Arc::clone(&generator));
-    let prometheus = args.prometheus_listen;
     let interval = args.rollup_interval;
-    let on_listening = move |locals: &[SocketAddr]| -> anyhow::Result<()> {
-        let local = *locals.first().context("no listen address")?;
+    let on_listening = move |bound: &daemon::Listening| -> anyhow::Result<()> {
+        let local = *bound.udp.first().context("no listen address")?;
+        let http = target_of(bound.http);
         let target = target_of(local);
         let mut g = gen_args;
         g.target = target.to_string();
         eprintln!(
-            "flowtel demo: {} simulated exporters -> udp {local} at {} flows/s; a table every {interval} s; /metrics on http://{prometheus}/metrics",
+            "flowtel demo: {} simulated exporters -> udp {local} at {} flows/s; a table every {interval} s; /metrics on http://{http}/metrics",
             g.exporters, g.rate,
         );
         let handle = std::thread::Builder::new()

@@ -499,8 +499,17 @@ pub fn run(config: Config, startup_warnings: &[String]) -> anyhow::Result<()> {
     run_with(config, startup_warnings, Hooks::default())
 }
 
+/// The daemon's bound addresses (port 0 resolved to the port the kernel chose).
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// One per listen address, in configuration order.
+    pub udp: Vec<SocketAddr>,
+    /// The `/metrics`, `/healthz` and `/readyz` endpoint.
+    pub http: SocketAddr,
+}
+
 /// [`Hooks::on_listening`].
-pub type OnListening = Box<dyn FnOnce(&[SocketAddr]) -> anyhow::Result<()> + Send>;
+pub type OnListening = Box<dyn FnOnce(&Listening) -> anyhow::Result<()> + Send>;
 /// [`Hooks::on_windows`].
 pub type OnWindows = Box<dyn FnMut(&[WindowBatch], bool) + Send>;
 /// [`Hooks::stop`].
@@ -509,8 +518,7 @@ pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// What a command embedding the daemon (`flowtel demo`) adds to it; the default adds nothing.
 #[derive(Default)]
 pub struct Hooks {
-    /// Called once every UDP socket is bound, with the local address of each listen address
-    /// (port 0 resolved to the port the kernel chose), before any datagram is read.
+    /// Called once every socket is bound, with their addresses, before any datagram is read.
     pub on_listening: Option<OnListening>,
     /// Called with the merged windows of every flush, before the sinks get them; `final_flush`
     /// is true for the shutdown flush, whose windows are partial.
@@ -749,7 +757,10 @@ async fn serve(
     };
 
     if let Some(f) = hooks.on_listening.take() {
-        f(&local_addrs)?;
+        f(&Listening {
+            udp: local_addrs,
+            http: http_addr,
+        })?;
     }
     let mut controls = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
