@@ -1,11 +1,12 @@
 //! The rollup engine: windows, keyed sums, heavy-hitter eviction, top-K and overflow.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use flowtel_decode::FlowDirection;
+use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use crate::config::{ConfigError, Dimension, Direction, Profile, RollupConfig, ValueKind};
@@ -84,23 +85,52 @@ impl Slot {
     }
 }
 
+/// One tracked key: its sums and where its bytes are in the aggregate's arena.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The key's hash, kept so the table grows without reading keys back.
+    hash: u64,
+    /// The key's bytes are `arena[off..off + len]`.
+    off: usize,
+    len: usize,
+    slot: Slot,
+}
+
+/// The key bytes of `e`; empty if `arena` is not the one `e` was stored in (never the case).
+fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
+    arena
+        .get(e.off..e.off.saturating_add(e.len))
+        .unwrap_or_default()
+}
+
+/// Keys are hashed once per push with the fixed (unseeded) Fx hash, so the same key has the
+/// same hash in every worker's aggregate and merging reuses it.
+fn hash_key(key: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
 /// Rank order: higher estimate first, then higher exact value, then key bytes (total order,
-/// so selection is deterministic whatever the hash map's iteration order).
-fn rank(a: &(Box<[u8]>, Slot), b: &(Box<[u8]>, Slot)) -> Ordering {
-    b.1.estimate()
-        .cmp(&a.1.estimate())
-        .then(b.1.value.cmp(&a.1.value))
-        .then_with(|| a.0.cmp(&b.0))
+/// so selection is deterministic whatever the hash table's iteration order).
+fn rank(arena: &[u8], a: &Entry, b: &Entry) -> Ordering {
+    b.slot
+        .estimate()
+        .cmp(&a.slot.estimate())
+        .then(b.slot.value.cmp(&a.slot.value))
+        .then_with(|| key_of(arena, a).cmp(key_of(arena, b)))
 }
 
 /// The keyed sums of one window of one rollup instance. Mergeable with the same window of
 /// other instances of the same rollup (per-core workers) before [`WindowAggregate::finish`]
 /// selects the top-K.
+///
+/// Keys live back to back in one byte arena and the hash table holds offsets into it, so a
+/// new key costs no allocation of its own; compaction rebuilds the arena with the kept keys.
 #[derive(Debug)]
 pub struct WindowAggregate {
     def: Arc<Def>,
     start_ns: u64,
-    map: HashMap<Box<[u8]>, Slot, FxBuildHasher>,
+    arena: Vec<u8>,
+    table: HashTable<Entry>,
     /// Largest estimate evicted so far: the error bound a newly inserted key inherits.
     floor: u64,
     /// Exact sampling-corrected total of the window (saturating).
@@ -122,7 +152,8 @@ impl WindowAggregate {
         WindowAggregate {
             def,
             start_ns,
-            map: HashMap::default(),
+            arena: Vec::new(),
+            table: HashTable::new(),
             floor: 0,
             total: 0,
             keys_evicted: 0,
@@ -146,7 +177,7 @@ impl WindowAggregate {
 
     /// Keys held.
     pub fn keys(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Exact sampling-corrected total of the window.
@@ -156,20 +187,33 @@ impl WindowAggregate {
 
     fn add(&mut self, key: &[u8], value: u64) {
         self.total = self.total.saturating_add(value);
-        if let Some(slot) = self.map.get_mut(key) {
-            slot.value = slot.value.saturating_add(value);
+        let hash = hash_key(key);
+        let arena = &self.arena;
+        if let Some(e) = self.table.find_mut(hash, |e| key_of(arena, e) == key) {
+            e.slot.value = e.slot.value.saturating_add(value);
             return;
         }
-        if self.map.len() >= self.def.config.max_keys {
+        if self.table.len() >= self.def.config.max_keys {
             self.compact();
         }
-        self.map.insert(
-            key.into(),
-            Slot {
-                value,
-                err: self.floor,
-            },
-        );
+        let slot = Slot {
+            value,
+            err: self.floor,
+        };
+        self.insert_new(hash, key, slot);
+    }
+
+    /// Insert a key known to be absent.
+    fn insert_new(&mut self, hash: u64, key: &[u8], slot: Slot) {
+        let off = self.arena.len();
+        self.arena.extend_from_slice(key);
+        let e = Entry {
+            hash,
+            off,
+            len: key.len(),
+            slot,
+        };
+        self.table.insert_unique(hash, e, |e| e.hash);
     }
 
     /// Batched Space-Saving: keep the better-ranked half of the keys, evict the rest. The
@@ -177,17 +221,22 @@ impl WindowAggregate {
     /// largest evicted estimate as their error bound. Amortised O(1) per insert.
     fn compact(&mut self) {
         let keep = (self.def.config.max_keys / 2).max(1);
-        if self.map.len() <= keep {
+        if self.table.len() <= keep {
             return;
         }
-        let mut entries: Vec<(Box<[u8]>, Slot)> = self.map.drain().collect();
-        entries.select_nth_unstable_by(keep - 1, rank);
-        for (_, slot) in entries.iter().skip(keep) {
-            self.floor = self.floor.max(slot.estimate());
+        let mut entries: Vec<Entry> = self.table.drain().collect();
+        let old = std::mem::take(&mut self.arena);
+        entries.select_nth_unstable_by(keep - 1, |a, b| rank(&old, a, b));
+        for e in entries.iter().skip(keep) {
+            self.floor = self.floor.max(e.slot.estimate());
             self.keys_evicted += 1;
         }
         entries.truncate(keep);
-        self.map.extend(entries);
+        // The kept keys move to a fresh arena; the table keeps its capacity.
+        self.arena = Vec::with_capacity(old.capacity());
+        for e in entries {
+            self.insert_new(e.hash, key_of(&old, &e), e.slot);
+        }
     }
 
     /// Merge the same window of another instance of the same rollup into this one.
@@ -206,33 +255,38 @@ impl WindowAggregate {
             return Err(MergeError::Window(self.start_ns, other.start_ns));
         }
         if other.floor > 0 {
-            for (k, slot) in self.map.iter_mut() {
-                if !other.map.contains_key(k) {
-                    slot.err = slot.err.saturating_add(other.floor);
+            for e in self.table.iter_mut() {
+                let key = key_of(&self.arena, e);
+                if other
+                    .table
+                    .find(e.hash, |o| key_of(&other.arena, o) == key)
+                    .is_none()
+                {
+                    e.slot.err = e.slot.err.saturating_add(other.floor);
                 }
             }
         }
-        for (k, o) in other.map.drain() {
-            match self.map.get_mut(&k) {
-                Some(slot) => {
-                    slot.value = slot.value.saturating_add(o.value);
-                    slot.err = slot.err.saturating_add(o.err);
+        for o in other.table.drain() {
+            let key = key_of(&other.arena, &o);
+            let arena = &self.arena;
+            match self.table.find_mut(o.hash, |e| key_of(arena, e) == key) {
+                Some(e) => {
+                    e.slot.value = e.slot.value.saturating_add(o.slot.value);
+                    e.slot.err = e.slot.err.saturating_add(o.slot.err);
                 }
                 None => {
-                    self.map.insert(
-                        k,
-                        Slot {
-                            value: o.value,
-                            err: o.err.saturating_add(self.floor),
-                        },
-                    );
+                    let slot = Slot {
+                        value: o.slot.value,
+                        err: o.slot.err.saturating_add(self.floor),
+                    };
+                    self.insert_new(o.hash, key, slot);
                 }
             }
         }
         self.floor = self.floor.saturating_add(other.floor);
         self.total = self.total.saturating_add(other.total);
         self.keys_evicted += other.keys_evicted;
-        while self.map.len() > self.def.config.max_keys {
+        while self.table.len() > self.def.config.max_keys {
             self.compact();
         }
         Ok(())
@@ -244,23 +298,24 @@ impl WindowAggregate {
     pub fn finish(self, stats: &mut RollupStats) -> WindowBatch {
         let def = self.def;
         let end = self.start_ns.saturating_add(def.interval_ns);
-        let mut entries: Vec<(Box<[u8]>, Slot)> = self.map.into_iter().collect();
+        let arena = self.arena;
+        let mut entries: Vec<Entry> = self.table.into_iter().collect();
         let top_k = def.config.top_k;
         let rest = entries.len().saturating_sub(top_k);
         if rest > 0 {
-            entries.select_nth_unstable_by(top_k - 1, rank);
+            entries.select_nth_unstable_by(top_k - 1, |a, b| rank(&arena, a, b));
             entries.truncate(top_k);
         }
-        entries.sort_unstable_by(rank);
+        entries.sort_unstable_by(|a, b| rank(&arena, a, b));
         let mut points = Vec::with_capacity(entries.len() + 1);
         let mut emitted: u64 = 0;
-        for (key, slot) in &entries {
-            emitted = emitted.saturating_add(slot.value);
+        for e in &entries {
+            emitted = emitted.saturating_add(e.slot.value);
             points.push(Point {
                 metric: Arc::clone(&def.metric),
                 unit: Arc::clone(&def.unit),
-                attributes: decode_key(&def, key),
-                value: slot.value,
+                attributes: decode_key(&def, key_of(&arena, e)),
+                value: e.slot.value,
                 start_time_unix_nano: self.start_ns,
                 time_unix_nano: end,
             });
