@@ -8,6 +8,7 @@
 //! an [`InterfaceNames`] lookup (the decoder's options data).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -60,8 +61,9 @@ pub struct Enriched<'a> {
     pub record: &'a FlowRecord,
     /// The device's identity: sFlow agent address, else the exporter's IP address.
     pub device_addr: IpAddr,
-    /// Configured name of the device, else its address.
-    pub device_name: Arc<str>,
+    /// Configured name of the device, else its address (borrowed from the enricher's cache,
+    /// so enriching a record allocates nothing once its device has been seen).
+    pub device_name: &'a str,
     /// Resolved 1-in-N sampling rate, at least 1.
     pub sampling_rate: u32,
     /// Whether [`Self::sampling_rate`] came from the record (else from configuration or 1).
@@ -113,8 +115,10 @@ const MAX_CACHED_DEVICES: usize = 65_536;
 /// Resolves [`Enriched`] fields. One per worker; cheap to clone before first use.
 #[derive(Debug)]
 pub struct Enricher {
-    devices: HashMap<IpAddr, Arc<str>, FxBuildHasher>,
+    devices: HashMap<IpAddr, Box<str>, FxBuildHasher>,
     configured_devices: usize,
+    /// The name of a device seen once the cache is full (formatted per record).
+    uncached_device: String,
     default_rate: Option<u32>,
     exporter_rates: HashMap<IpAddr, u32, FxBuildHasher>,
     country_db: Option<Arc<CountryDb>>,
@@ -130,10 +134,11 @@ impl Enricher {
         let devices: HashMap<_, _, _> = config
             .devices
             .iter()
-            .map(|(a, n)| (*a, Arc::<str>::from(n.as_str())))
+            .map(|(a, n)| (*a, Box::<str>::from(n.as_str())))
             .collect();
         Enricher {
             configured_devices: devices.len(),
+            uncached_device: String::new(),
             devices,
             default_rate: config.sampling.default_rate.filter(|r| *r > 0),
             exporter_rates: config
@@ -171,15 +176,18 @@ impl Enricher {
         &self.stats
     }
 
-    fn device_name(&mut self, addr: IpAddr) -> Arc<str> {
-        if let Some(n) = self.devices.get(&addr) {
-            return Arc::clone(n);
+    fn device_name(&mut self, addr: IpAddr) -> &str {
+        if self.devices.len() >= self.configured_devices + MAX_CACHED_DEVICES
+            && !self.devices.contains_key(&addr)
+        {
+            self.uncached_device.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(self.uncached_device, "{addr}");
+            return &self.uncached_device;
         }
-        let name: Arc<str> = Arc::from(addr.to_string());
-        if self.devices.len() < self.configured_devices + MAX_CACHED_DEVICES {
-            self.devices.insert(addr, Arc::clone(&name));
-        }
-        name
+        self.devices
+            .entry(addr)
+            .or_insert_with(|| Box::from(addr.to_string()))
     }
 
     fn country(&mut self, addr: Option<IpAddr>) -> Country {
@@ -225,13 +233,12 @@ impl Enricher {
     /// Enrich one record. `interface_names` is consulted only when enabled with
     /// [`Enricher::with_interface_names`].
     pub fn enrich<'a>(
-        &mut self,
+        &'a mut self,
         record: &'a FlowRecord,
         interface_names: Option<&dyn InterfaceNames>,
     ) -> Enriched<'a> {
         self.stats.records += 1;
         let device_addr = record.agent.unwrap_or_else(|| record.exporter.ip());
-        let device_name = self.device_name(device_addr);
         let (sampling_rate, rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
             Some(r) => (r, true),
             None => {
@@ -263,6 +270,8 @@ impl Enricher {
             }
             _ => (None, None),
         };
+        // Last: the name borrows the enricher until the record is rolled up.
+        let device_name = self.device_name(device_addr);
         Enriched {
             record,
             device_addr,
@@ -317,7 +326,7 @@ mod tests {
         let mut e = Enricher::new(&config);
         let r = rec("10.1.2.3", "100.64.0.1");
         let x = e.enrich(&r, None);
-        assert_eq!(&*x.device_name, "edge-1");
+        assert_eq!(x.device_name, "edge-1");
         assert_eq!((x.sampling_rate, x.rate_known), (10, false));
         assert_eq!(x.application(), Some("https"));
         assert_eq!(x.src_country.as_str(), "Private IP");
@@ -326,7 +335,7 @@ mod tests {
         let mut r = rec("8.8.8.8", "fd00::1");
         r.exporter = "192.0.2.9:9995".parse().unwrap();
         let x = e.enrich(&r, None);
-        assert_eq!(&*x.device_name, "192.0.2.9");
+        assert_eq!(x.device_name, "192.0.2.9");
         assert_eq!(x.sampling_rate, 1000);
         assert_eq!(x.src_country, Country::Unknown, "no database configured");
         assert_eq!(x.dst_country, Country::Private);
@@ -335,7 +344,7 @@ mod tests {
         r.sampling_rate = Some(512);
         r.agent = Some("203.0.113.5".parse().unwrap());
         let x = e.enrich(&r, None);
-        assert_eq!(&*x.device_name, "203.0.113.5", "sFlow agent is the device");
+        assert_eq!(x.device_name, "203.0.113.5", "sFlow agent is the device");
         assert_eq!((x.sampling_rate, x.rate_known), (512, true));
         assert_eq!(e.stats().unknown_sampling_rate, 2);
         assert_eq!(e.stats().records, 3);

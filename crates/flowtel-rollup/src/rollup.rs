@@ -635,7 +635,7 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
     };
     for d in &def.config.dimensions {
         match d {
-            Dimension::DeviceName => put_str(out, &e.device_name),
+            Dimension::DeviceName => put_str(out, e.device_name),
             Dimension::ExporterAddress => put_addr(out, Some(e.device_addr)),
             Dimension::SrcAddr => put_addr(out, r.src_addr),
             Dimension::DstAddr => put_addr(out, r.dst_addr),

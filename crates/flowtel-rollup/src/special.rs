@@ -65,6 +65,27 @@ const V6_NOT_GLOBAL: &[(u128, u8)] = &[
     (0xff00_0000_0000_0000_0000_0000_0000_0000, 8),  // ff00::/8 multicast (RFC 4291 §2.7)
 ];
 
+/// First octets covered by some [`V4_NOT_GLOBAL`] block; an address with any other first
+/// octet is global (the exceptions only matter inside non-global blocks).
+const V4_SPECIAL_FIRST_OCTETS: [bool; 256] = first_octets(V4_NOT_GLOBAL);
+
+const fn first_octets(table: &[(u32, u8)]) -> [bool; 256] {
+    let mut out = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let (net, len) = table[i];
+        let first = (net >> 24) as usize;
+        let span = if len >= 8 { 1 } else { 1 << (8 - len) };
+        let mut j = 0;
+        while j < span && first + j < 256 {
+            out[first + j] = true;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
 fn in_v4(addr: u32, table: &[(u32, u8)]) -> bool {
     table.iter().any(|&(net, len)| {
         let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
@@ -82,6 +103,14 @@ fn in_v6(addr: u128, table: &[(u128, u8)]) -> bool {
 /// Whether an IPv4 address is globally reachable.
 pub fn is_global_v4(addr: Ipv4Addr) -> bool {
     let a = u32::from(addr);
+    // Most addresses share no first octet with a non-global block: skip the table scan.
+    if !V4_SPECIAL_FIRST_OCTETS
+        .get((a >> 24) as usize)
+        .copied()
+        .unwrap_or(true)
+    {
+        return true;
+    }
     in_v4(a, V4_GLOBAL_EXCEPTIONS) || !in_v4(a, V4_NOT_GLOBAL)
 }
 
