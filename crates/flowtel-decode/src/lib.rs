@@ -82,8 +82,8 @@ pub mod pcap;
 pub mod record;
 
 pub use record::{
-    CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, RawField,
-    SamplingSource, SflowInterface, SflowSample,
+    CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters,
+    RawField, SamplingSource, SflowInterface, SflowSample,
 };
 
 pub mod encode;

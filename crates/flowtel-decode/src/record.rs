@@ -199,6 +199,18 @@ pub struct CounterRecord {
     pub sequence: u32,
     /// Source id of the sample (type << 24 | index in the compact form).
     pub source_id: u32,
+    /// Counter record 1; serialized inline, as the counter record's own fields.
+    #[serde(flatten)]
+    pub interface: InterfaceCounters,
+    /// Ethernet counters (counter record 2) when the sample carried them.
+    pub ethernet: Option<EthernetCounters>,
+}
+
+/// sFlow v5 generic interface counters (counter record 1, RFC 2233 ifTable/ifXTable values).
+/// The decoder reads them into [`CounterRecord::interface`]; the sFlow encoder writes them
+/// (`sflow::CounterData::Interface`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct InterfaceCounters {
     pub if_index: u32,
     pub if_type: u32,
     pub if_speed: u64,
@@ -220,8 +232,6 @@ pub struct CounterRecord {
     pub out_discards: u32,
     pub out_errors: u32,
     pub promiscuous_mode: u32,
-    /// Ethernet counters (counter record 2) when the sample carried them.
-    pub ethernet: Option<EthernetCounters>,
 }
 
 /// sFlow v5 ethernet interface counters (counter record 2, dot3 statistics).

@@ -425,27 +425,28 @@ fn sflow_interface(interface: SflowInterface) -> String {
 }
 
 fn counters_line(c: &CounterRecord) -> String {
-    let status = |bit: u32| if c.if_status & bit != 0 { "up" } else { "down" };
+    let i = &c.interface;
+    let status = |bit: u32| if i.if_status & bit != 0 { "up" } else { "down" };
     let mut line = format!(
         "counters if {} type {} speed {} status {}/{}  in {} B {} ucast {} mcast {} bcast \
          {} disc {} err  out {} B {} ucast {} mcast {} bcast {} disc {} err",
-        c.if_index,
-        c.if_type,
-        speed(c.if_speed),
+        i.if_index,
+        i.if_type,
+        speed(i.if_speed),
         status(1),
         status(2),
-        c.in_octets,
-        c.in_ucast_pkts,
-        c.in_multicast_pkts,
-        c.in_broadcast_pkts,
-        c.in_discards,
-        c.in_errors,
-        c.out_octets,
-        c.out_ucast_pkts,
-        c.out_multicast_pkts,
-        c.out_broadcast_pkts,
-        c.out_discards,
-        c.out_errors,
+        i.in_octets,
+        i.in_ucast_pkts,
+        i.in_multicast_pkts,
+        i.in_broadcast_pkts,
+        i.in_discards,
+        i.in_errors,
+        i.out_octets,
+        i.out_ucast_pkts,
+        i.out_multicast_pkts,
+        i.out_broadcast_pkts,
+        i.out_discards,
+        i.out_errors,
     );
     if let Some(eth) = c.ethernet {
         let _ = write!(

@@ -2,9 +2,9 @@
 //! `if_counters` (0,1) and `ethernet_counters` (0,2)).
 
 use super::datagram::Ctx;
+use super::format;
 use super::xdr::Xdr;
-use super::{InterfaceCounters, format};
-use crate::{CounterRecord, ErrorKind, EthernetCounters};
+use crate::{CounterRecord, ErrorKind, EthernetCounters, InterfaceCounters};
 
 /// Generic interface counters as read, before the sample's identity is attached.
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl Acc {
         source_id_type: u32,
         source_id_index: u32,
     ) -> Option<CounterRecord> {
-        let g = self.interface?;
+        let interface = self.interface?;
         Some(CounterRecord {
             exporter: ctx.exporter,
             agent: ctx
@@ -85,25 +85,7 @@ impl Acc {
             time_received_ns: ctx.received_ns,
             sequence,
             source_id: (source_id_type << 24) | (source_id_index & 0x00ff_ffff),
-            if_index: g.if_index,
-            if_type: g.if_type,
-            if_speed: g.if_speed,
-            if_direction: g.if_direction,
-            if_status: g.if_status,
-            in_octets: g.in_octets,
-            in_ucast_pkts: g.in_ucast_pkts,
-            in_multicast_pkts: g.in_multicast_pkts,
-            in_broadcast_pkts: g.in_broadcast_pkts,
-            in_discards: g.in_discards,
-            in_errors: g.in_errors,
-            in_unknown_protos: g.in_unknown_protos,
-            out_octets: g.out_octets,
-            out_ucast_pkts: g.out_ucast_pkts,
-            out_multicast_pkts: g.out_multicast_pkts,
-            out_broadcast_pkts: g.out_broadcast_pkts,
-            out_discards: g.out_discards,
-            out_errors: g.out_errors,
-            promiscuous_mode: g.promiscuous_mode,
+            interface,
             ethernet: self.ethernet,
         })
     }

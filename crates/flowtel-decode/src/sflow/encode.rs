@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::{EthernetCounters, SflowInterface};
+use crate::{EthernetCounters, InterfaceCounters, SflowInterface};
 
 /// One sFlow v5 datagram (§"sample_datagram_v5").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,30 +124,6 @@ pub enum CounterData {
     Ethernet(EthernetCounters),
     /// Any other record, written verbatim.
     Other { data_format: u32, data: Vec<u8> },
-}
-
-/// Generic interface counters (counter record 1, RFC 2233 ifTable/ifXTable values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct InterfaceCounters {
-    pub if_index: u32,
-    pub if_type: u32,
-    pub if_speed: u64,
-    pub if_direction: u32,
-    pub if_status: u32,
-    pub in_octets: u64,
-    pub in_ucast_pkts: u32,
-    pub in_multicast_pkts: u32,
-    pub in_broadcast_pkts: u32,
-    pub in_discards: u32,
-    pub in_errors: u32,
-    pub in_unknown_protos: u32,
-    pub out_octets: u64,
-    pub out_ucast_pkts: u32,
-    pub out_multicast_pkts: u32,
-    pub out_broadcast_pkts: u32,
-    pub out_discards: u32,
-    pub out_errors: u32,
-    pub promiscuous_mode: u32,
 }
 
 fn put32(out: &mut Vec<u8>, v: u32) {

@@ -72,9 +72,9 @@ mod header;
 mod samples;
 mod xdr;
 
+pub use crate::record::InterfaceCounters;
 pub use encode::{
-    AsPathSegment, CounterData, CounterSample, Datagram, FlowData, FlowSample, InterfaceCounters,
-    PacketHeader, Sample,
+    AsPathSegment, CounterData, CounterSample, Datagram, FlowData, FlowSample, PacketHeader, Sample,
 };
 
 pub(crate) use datagram::decode;

@@ -314,34 +314,47 @@ fn counter_samples_round_trip() {
     let c = &out.counters[0];
     assert_eq!(c.agent, ip("10.0.0.1"));
     assert_eq!((c.sub_agent_id, c.sequence, c.source_id), (7, 5, 12));
-    assert_eq!((c.if_index, c.if_type, c.if_speed), (12, 6, 10_000_000_000));
-    assert_eq!((c.if_direction, c.if_status), (1, 3));
-    assert_eq!((c.in_octets, c.out_octets), (0x1_0000_0001, 0x2_0000_0002));
     assert_eq!(
         (
-            c.in_ucast_pkts,
-            c.in_multicast_pkts,
-            c.in_broadcast_pkts,
-            c.in_discards,
-            c.in_errors,
-            c.in_unknown_protos
+            c.interface.if_index,
+            c.interface.if_type,
+            c.interface.if_speed
+        ),
+        (12, 6, 10_000_000_000)
+    );
+    assert_eq!((c.interface.if_direction, c.interface.if_status), (1, 3));
+    assert_eq!(
+        (c.interface.in_octets, c.interface.out_octets),
+        (0x1_0000_0001, 0x2_0000_0002)
+    );
+    assert_eq!(
+        (
+            c.interface.in_ucast_pkts,
+            c.interface.in_multicast_pkts,
+            c.interface.in_broadcast_pkts,
+            c.interface.in_discards,
+            c.interface.in_errors,
+            c.interface.in_unknown_protos
         ),
         (1, 2, 3, 4, 5, 6)
     );
     assert_eq!(
         (
-            c.out_ucast_pkts,
-            c.out_multicast_pkts,
-            c.out_broadcast_pkts,
-            c.out_discards,
-            c.out_errors,
-            c.promiscuous_mode
+            c.interface.out_ucast_pkts,
+            c.interface.out_multicast_pkts,
+            c.interface.out_broadcast_pkts,
+            c.interface.out_discards,
+            c.interface.out_errors,
+            c.interface.promiscuous_mode
         ),
         (7, 8, 9, 10, 11, 0)
     );
     assert_eq!(c.ethernet, Some(eth));
     let c = &out.counters[1];
-    assert_eq!((c.if_index, c.sequence, c.ethernet), (13, 6, None));
+    assert_eq!(
+        (c.interface.if_index, c.sequence, c.ethernet),
+        (13, 6, None)
+    );
 }
 
 #[test]
