@@ -1,10 +1,10 @@
 //! The daemon end to end: the real binary receiving real UDP datagrams on loopback.
 
-mod daemon_support;
+mod common;
 
 use std::net::UdpSocket;
 
-use daemon_support::{Daemon, V5Flow, http_get, netflow_v5, sample};
+use common::{Daemon, V5Flow, http_get, netflow_v5, sample};
 
 #[test]
 fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {

@@ -9,20 +9,17 @@
 //! skipped: they read logs, not metrics. The tests skip, saying why, when `prometheus` is not
 //! installed.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_tcp_addr, free_udp_addr, repo};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .canonicalize()
-        .unwrap()
-}
 
 /// Children killed when the test ends, however it ends.
 struct Procs(Vec<(&'static str, Child)>, PathBuf);
@@ -52,20 +49,6 @@ impl Procs {
             }
         }
     }
-}
-
-fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A plain HTTP/1.0 GET: (status, body).
@@ -258,9 +241,9 @@ impl Stack {
         let tmp = std::env::temp_dir().join(format!("flowtel-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).unwrap();
-        let listen = free_udp();
-        let metrics = free_tcp();
-        let prom = free_tcp();
+        let listen = free_udp_addr();
+        let metrics = free_tcp_addr();
+        let prom = free_tcp_addr();
         let country_db = repo().join("crates/flowtel-rollup/testdata/country-test.mmdb");
         let mut stack = Stack {
             procs: Procs(Vec::new(), tmp.clone()),
@@ -273,7 +256,7 @@ impl Stack {
             // An OTLP sink whose endpoint refuses connections: the export metrics exist and
             // count failures, as when Alloy is down.
             .args(["--sink", "otlp", "--otlp-endpoint"])
-            .arg(format!("http://{}", free_tcp()))
+            .arg(format!("http://{}", free_tcp_addr()))
             .arg("--listen")
             .arg(listen.to_string())
             .arg("--prometheus-listen")

@@ -1,11 +1,11 @@
 //! `flowtel demo` end to end: the real binary runs the collector and the simulated exporters
 //! in one process; its table shows conversations and its /metrics serves the flow series.
 
-mod daemon_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, PATIENCE, flowtel_command, free_tcp_addr, free_udp_addr};
+use common::{Daemon, PATIENCE, flowtel_command, free_tcp_addr, free_udp_addr};
 
 #[test]
 fn demo_prints_top_conversations_and_serves_metrics() {

@@ -6,17 +6,14 @@
 //! dashboard with only its datasource selection changed; the systemd unit passes
 //! `systemd-analyze verify` where systemd is installed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{free_tcp_addr, free_udp_addr, repo};
 use serde_yaml::Value;
-
-fn repo() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .canonicalize()
-        .expect("workspace root")
-}
 
 fn read(rel: &str) -> String {
     let p = repo().join(rel);
@@ -711,17 +708,8 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
 /// device name the configuration gives it.
 #[test]
 fn compose_flowtel_config_names_every_generated_exporter() {
-    let free_udp = || {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let listen = free_udp();
+    let http = free_tcp_addr();
+    let listen = free_udp_addr();
     let mut cfg = yaml("deploy/compose/flowtel.yaml");
     let devices: BTreeSet<String> = cfg["enrichment"]["devices"]
         .as_mapping()

@@ -3,11 +3,11 @@
 //! `MetricsServiceServer` standing in for Alloy. Waits are bounded polls on counters; nothing
 //! asserts on wall-clock time.
 
-mod daemon_support;
+mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 
-use daemon_support::{
+use common::{
     Alloy, Daemon, FlatPoint, V5Flow, assert_one_point_per_series_per_window, flowtel_command,
     free_tcp_addr, free_udp_addr, netflow_v5, sample, total,
 };

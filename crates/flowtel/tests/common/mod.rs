@@ -1,7 +1,21 @@
-//! Shared helpers for the binary's integration tests.
+//! Shared helpers for the binary's integration tests: the real binary (one-shot runs and a
+//! long-running daemon), the fixtures and the workspace root, free loopback ports, plain HTTP,
+//! NetFlow datagrams built byte by byte and an in-process OTLP receiver standing in for Alloy.
+//! Each test binary uses a part of it.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (where `deploy/`, `examples/` and `README.md` are).
+pub fn repo() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .canonicalize()
+        .expect("workspace root")
+}
 
 /// The repository's fixture directory (`tests/fixtures` at the workspace root).
 pub fn fixtures() -> PathBuf {
@@ -29,4 +43,532 @@ pub fn decode_fixture(name: &str, format: &str) -> (String, String) {
         out.status
     );
     (stdout, stderr)
+}
+
+/// Upper bound for any wait in a test; generous so slow CI machines pass.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn free_udp_addr() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+pub fn free_tcp_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: flowtel\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
+}
+
+/// A running `flowtel` process, killed on drop. Its stdout and stderr go to files (a pipe
+/// nobody reads could fill up and stall it).
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub listen: SocketAddr,
+    pub http: SocketAddr,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+fn output_file(kind: &str) -> (std::path::PathBuf, std::fs::File) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("flowtel-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{kind}.log", N.fetch_add(1, Ordering::Relaxed)));
+    let file = std::fs::File::create(&path).unwrap();
+    (path, file)
+}
+
+pub fn flowtel_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtel"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+impl Daemon {
+    /// Start `flowtel` with `args` plus free `--listen` and `--prometheus-listen` ports; wait
+    /// until `/readyz` answers 200.
+    pub fn start(args: &[&str]) -> Daemon {
+        Self::start_with(flowtel_command(), args)
+    }
+
+    pub fn start_with(mut cmd: Command, args: &[&str]) -> Daemon {
+        let listen = free_udp_addr();
+        let http = free_tcp_addr();
+        cmd.args(args)
+            .args(["--listen", &listen.to_string()])
+            .args(["--prometheus-listen", &http.to_string()]);
+        Self::spawn(cmd, listen, http)
+    }
+
+    /// Start `cmd` as is (its arguments must make it listen on `listen` and serve HTTP on
+    /// `http`); wait until ready.
+    pub fn spawn(mut cmd: Command, listen: SocketAddr, http: SocketAddr) -> Daemon {
+        let (stdout, out_file) = output_file("stdout");
+        let (stderr, err_file) = output_file("stderr");
+        cmd.stdout(Stdio::from(out_file))
+            .stderr(Stdio::from(err_file));
+        let child = cmd.spawn().expect("start flowtel");
+        let mut d = Daemon {
+            child: Some(child),
+            listen,
+            http,
+            stdout,
+            stderr,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE {
+            if let Ok((200, _)) = http_get(self.http, "/readyz") {
+                return;
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("flowtel exited early with {status}: {}", self.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("flowtel did not become ready");
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = http_get(self.http, "/metrics").expect("scrape /metrics");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Poll `/metrics` until `pred` holds; returns the last body.
+    pub fn metrics_until(&self, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let body = self.metrics();
+            if pred(&body) {
+                return body;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what}; last /metrics:\n{body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Send SIGTERM and wait: (exit status, stdout, stderr).
+    pub fn terminate(mut self) -> (ExitStatus, String, String) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        (status, self.stdout_text(), self.stderr_text())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Value of the sample `name{labels}` (labels exactly as rendered) in a /metrics body.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        let rest = rest.strip_prefix(' ')?;
+        rest.split(' ').next()?.parse().ok()
+    })
+}
+
+/// One NetFlow v5 flow record (Cisco NetFlow v5 export format).
+#[derive(Debug, Clone, Copy)]
+pub struct V5Flow {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub packets: u32,
+    pub bytes: u32,
+}
+
+/// A NetFlow v5 datagram: 24-byte header, 48-byte records. `sampling_interval` is the raw
+/// header field (top 2 bits mode, low 14 bits interval).
+pub fn netflow_v5(
+    flows: &[V5Flow],
+    sequence: u32,
+    unix_secs: u32,
+    sampling_interval: u16,
+) -> Vec<u8> {
+    let mut d = Vec::with_capacity(24 + 48 * flows.len());
+    d.extend_from_slice(&5u16.to_be_bytes());
+    d.extend_from_slice(&(flows.len() as u16).to_be_bytes());
+    d.extend_from_slice(&1_000u32.to_be_bytes()); // sys_uptime ms
+    d.extend_from_slice(&unix_secs.to_be_bytes());
+    d.extend_from_slice(&0u32.to_be_bytes()); // unix_nsecs
+    d.extend_from_slice(&sequence.to_be_bytes());
+    d.push(0); // engine_type
+    d.push(0); // engine_id
+    d.extend_from_slice(&sampling_interval.to_be_bytes());
+    for f in flows {
+        d.extend_from_slice(&f.src);
+        d.extend_from_slice(&f.dst);
+        d.extend_from_slice(&[0, 0, 0, 0]); // nexthop
+        d.extend_from_slice(&1u16.to_be_bytes()); // input
+        d.extend_from_slice(&2u16.to_be_bytes()); // output
+        d.extend_from_slice(&f.packets.to_be_bytes());
+        d.extend_from_slice(&f.bytes.to_be_bytes());
+        d.extend_from_slice(&500u32.to_be_bytes()); // first
+        d.extend_from_slice(&900u32.to_be_bytes()); // last
+        d.extend_from_slice(&f.src_port.to_be_bytes());
+        d.extend_from_slice(&f.dst_port.to_be_bytes());
+        d.push(0); // pad1
+        d.push(0x18); // tcp_flags
+        d.push(f.proto);
+        d.push(0); // tos
+        d.extend_from_slice(&0u16.to_be_bytes()); // src_as
+        d.extend_from_slice(&0u16.to_be_bytes()); // dst_as
+        d.push(24);
+        d.push(24);
+        d.extend_from_slice(&[0, 0]); // pad2
+    }
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
+// An in-process OTLP/gRPC receiver standing in for Alloy.
+
+use std::sync::{Arc, Mutex};
+
+use flowtel_otlp::opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use flowtel_otlp::opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use flowtel_otlp::opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+
+/// What the receiver got.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub requests: Vec<ExportMetricsServiceRequest>,
+    /// Bodies of the OTLP log records received, with their resource's `service.name`.
+    pub logs: Vec<(String, String)>,
+    /// Calls refused with UNAVAILABLE (see [`Alloy::refuse_first`]).
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Service {
+    state: Arc<Mutex<Received>>,
+    refuse: Arc<Mutex<u64>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Service {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        {
+            let mut refuse = self.refuse.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                self.state.lock().unwrap().refused += 1;
+                return Err(tonic::Status::unavailable("starting up"));
+            }
+        }
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Service {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let mut st = self.state.lock().unwrap();
+        for rl in request.into_inner().resource_logs {
+            let service = rl
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .map(|kv| any_to_string(&kv.value))
+                .unwrap_or_default();
+            for sl in rl.scope_logs {
+                for r in sl.log_records {
+                    st.logs.push((service.clone(), any_to_string(&r.body)));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// A tonic `MetricsServiceServer` (and `LogsServiceServer`) on 127.0.0.1, on its own runtime.
+pub struct Alloy {
+    pub addr: SocketAddr,
+    service: Service,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Alloy {
+    pub fn start() -> Alloy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(listener)
+    }
+
+    /// Serve on an address chosen earlier (for "Alloy comes up later").
+    pub fn start_at(addr: SocketAddr) -> Alloy {
+        Self::start_on(std::net::TcpListener::bind(addr).unwrap())
+    }
+
+    fn start_on(listener: std::net::TcpListener) -> Alloy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let service = Service::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let svc = MetricsServiceServer::new(service.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let logs = LogsServiceServer::new(service.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .add_service(logs)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = rx.await;
+                    },
+                )
+                .await
+                .unwrap();
+        });
+        Alloy {
+            addr,
+            service,
+            runtime,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answer the next `n` calls with UNAVAILABLE.
+    pub fn refuse_first(&self, n: u64) {
+        *self.service.refuse.lock().unwrap() = n;
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&Received) -> R) -> R {
+        f(&self.service.state.lock().unwrap())
+    }
+
+    /// Every data point received so far.
+    pub fn points(&self) -> Vec<FlatPoint> {
+        self.with(|r| flatten(&r.requests))
+    }
+
+    /// Wait until `pred` holds on the received points.
+    pub fn points_until(&self, what: &str, pred: impl Fn(&[FlatPoint]) -> bool) -> Vec<FlatPoint> {
+        let start = Instant::now();
+        loop {
+            let p = self.points();
+            if pred(&p) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what}; got {} points",
+                p.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Alloy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = &self.runtime;
+    }
+}
+
+/// One received data point with its context, attributes as strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatPoint {
+    pub resource: Vec<(String, String)>,
+    pub scope: String,
+    pub metric: String,
+    pub unit: String,
+    pub gauge: bool,
+    pub attributes: Vec<(String, String)>,
+    pub value: i64,
+    pub start: u64,
+    pub time: u64,
+}
+
+impl FlatPoint {
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn resource_attr(&self, k: &str) -> Option<&str> {
+        self.resource
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn any_to_string(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn flatten(requests: &[ExportMetricsServiceRequest]) -> Vec<FlatPoint> {
+    let mut out = Vec::new();
+    for req in requests {
+        for rm in &req.resource_metrics {
+            let resource: Vec<(String, String)> = rm
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .map(|kv| (kv.key.clone(), any_to_string(&kv.value)))
+                .collect();
+            for sm in &rm.scope_metrics {
+                let scope = sm
+                    .scope
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                for m in &sm.metrics {
+                    let (gauge, points) = match &m.data {
+                        Some(metric::Data::Gauge(g)) => (true, &g.data_points),
+                        Some(metric::Data::Sum(s)) => (false, &s.data_points),
+                        _ => continue,
+                    };
+                    for p in points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsInt(i)) => i,
+                            Some(number_data_point::Value::AsDouble(d)) => d as i64,
+                            None => 0,
+                        };
+                        out.push(FlatPoint {
+                            resource: resource.clone(),
+                            scope: scope.clone(),
+                            metric: m.name.clone(),
+                            unit: m.unit.clone(),
+                            gauge,
+                            attributes: p
+                                .attributes
+                                .iter()
+                                .map(|kv| (kv.key.clone(), any_to_string(&kv.value)))
+                                .collect(),
+                            value,
+                            start: p.start_time_unix_nano,
+                            time: p.time_unix_nano,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sum of the values of `metric`.
+pub fn total(points: &[FlatPoint], metric: &str) -> i64 {
+    points
+        .iter()
+        .filter(|p| p.metric == metric)
+        .map(|p| p.value)
+        .sum()
+}
+
+/// Panics when a series has two points in the same window.
+pub fn assert_one_point_per_series_per_window(points: &[FlatPoint]) {
+    let mut seen = std::collections::HashSet::new();
+    for p in points {
+        let mut attrs = p.attributes.clone();
+        attrs.sort();
+        assert!(
+            seen.insert((p.metric.clone(), p.start, p.time, attrs)),
+            "two points for one series in one window: {p:?}"
+        );
+    }
 }
