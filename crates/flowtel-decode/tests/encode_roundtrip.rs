@@ -259,6 +259,45 @@ fn message_writer_writes_enterprise_fields_and_withdrawals() {
     assert_eq!(dec.template_count(), 0, "withdrawn");
 }
 
+/// `end_set` splits records of one kind into sets, `raw_set` writes a set verbatim (here one
+/// with a reserved id, which the decoder reports and skips), and options templates can be
+/// withdrawn.
+#[test]
+fn message_writer_splits_sets_writes_raw_sets_and_withdraws_options_templates() {
+    let header = MessageHeader {
+        export_time_secs: 1_763_800_000,
+        sys_uptime_ms: 0,
+        sequence: 0,
+        domain: 4,
+    };
+    let mut w = MessageWriter::new(ExportVersion::Ipfix, header);
+    w.template(300, &[FieldSpec::new(8, 4)]);
+    w.end_set();
+    w.template(301, &[FieldSpec::new(12, 4)]);
+    w.raw_set(100, &[1, 2, 3, 4]);
+    w.options_template(302, &[FieldSpec::new(10, 4)], &[FieldSpec::new(82, 8)]);
+    let d = w.finish();
+    // Header, then two template sets of 8 + 4 bytes each, the raw set, the options set.
+    assert_eq!(be16(&d, 2) as usize, d.len());
+    assert_eq!((be16(&d, 16), be16(&d, 18)), (2, 12));
+    assert_eq!((be16(&d, 28), be16(&d, 30)), (2, 12));
+    assert_eq!((be16(&d, 40), be16(&d, 42)), (100, 8));
+    assert_eq!(d.get(44..48), Some(&[1, 2, 3, 4][..]));
+    assert_eq!(be16(&d, 48), 3);
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = DecodeOutput::default();
+    let report = dec.decode(exporter(), &d, 1, &mut out);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(dec.template_count(), 3);
+
+    let mut w = MessageWriter::new(ExportVersion::Ipfix, header);
+    w.withdraw_options_template(302);
+    let d = w.finish();
+    assert_eq!((be16(&d, 16), be16(&d, 18), be16(&d, 20)), (3, 8, 302));
+    dec.decode(exporter(), &d, 2, &mut out);
+    assert_eq!(dec.template_count(), 2, "options template withdrawn");
+}
+
 #[test]
 fn netflow_v5_round_trips_ipv4_records_with_the_header_rate() {
     use flowtel_decode::encode::{V5_MAX_RECORDS, V5Exporter};

@@ -84,8 +84,11 @@ pub struct MessageHeader {
 }
 
 /// Writes one message. Sets open and close as the kind of record written changes; consecutive
-/// records of one kind (and, for data, one template) share a set.
-#[derive(Debug)]
+/// records of one kind (and, for data, one template) share a set unless [`end_set`]
+/// separates them.
+///
+/// [`end_set`]: MessageWriter::end_set
+#[derive(Debug, Clone)]
 pub struct MessageWriter {
     version: ExportVersion,
     buf: Vec<u8>,
@@ -243,6 +246,34 @@ impl MessageWriter {
             self.put_field(f);
         }
         self.records = self.records.saturating_add(1);
+    }
+
+    /// An IPFIX options template withdrawal (RFC 7011 §8.1, in an options template set); nothing
+    /// for NetFlow v9.
+    pub fn withdraw_options_template(&mut self, id: u16) {
+        if self.version == ExportVersion::Ipfix {
+            self.set(self.version.options_set_id());
+            put16(&mut self.buf, id);
+            put16(&mut self.buf, 0);
+            self.records = self.records.saturating_add(1);
+        }
+    }
+
+    /// Close the open set: the next record starts a new set even when it is of the same kind
+    /// (exporters that send one template per set, or split data across sets).
+    pub fn end_set(&mut self) {
+        self.close();
+    }
+
+    /// A whole set written verbatim: `set_id`, the set length (header included, no padding)
+    /// and `body` as given. For testing collectors with what this writer does not produce
+    /// (malformed records, reserved or unknown set ids); its records are not counted in the
+    /// NetFlow v9 header.
+    pub fn raw_set(&mut self, set_id: u16, body: &[u8]) {
+        self.close();
+        put16(&mut self.buf, set_id);
+        put16(&mut self.buf, len16(body.len() + 4));
+        self.buf.extend_from_slice(body);
     }
 
     /// One data record of `template_id`, already encoded by the caller in template order

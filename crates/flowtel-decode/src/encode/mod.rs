@@ -5,7 +5,8 @@
 //!
 //! - [`MessageWriter`] writes one export packet / message: the header, template sets, options
 //!   template sets and data sets, with set lengths, record counts and padding computed. The
-//!   caller supplies record bytes; it is the tool for tests of unusual layouts.
+//!   caller supplies record bytes; it is the tool for tests of unusual layouts (sets split
+//!   with `end_set`, verbatim or malformed sets with `raw_set`, template withdrawals).
 //! - [`FlowExporter`] is one simulated exporter (one observation domain / source id): it keeps
 //!   the sequence numbers, owns a standard IPv4 and IPv6 template of the common information
 //!   elements and an options template announcing its sampling rate, and turns

@@ -1,22 +1,20 @@
-//! Builders for NetFlow v5, NetFlow v9 and IPFIX datagrams, used by tests, benches and fuzz
-//! targets (included with `#[path]`). They write exactly the layouts the RFCs specify so the
-//! decoder can be checked against known values.
+//! Datagram builders for tests, benches and fuzz targets (included with `#[path]`). NetFlow v9
+//! and IPFIX messages are written by the public encoder ([`MessageWriter`]); what stays here is
+//! test-specific: one set per call, fixed header values, the [`FLOW4`] template and its records,
+//! and NetFlow v5 datagrams from raw record fields.
 #![allow(dead_code)]
 
-/// A field specifier: IANA element `id` of `len` bytes, or enterprise `pen`'s when non-zero.
-#[derive(Debug, Clone, Copy)]
-pub struct F {
-    pub id: u16,
-    pub len: u16,
-    pub pen: u32,
-}
+pub use flowtel_decode::encode::FieldSpec as F;
+use flowtel_decode::encode::{ExportVersion, MessageHeader, MessageWriter};
 
+/// An IANA (or NetFlow v9) field of `len` bytes.
 pub const fn f(id: u16, len: u16) -> F {
-    F { id, len, pen: 0 }
+    F::new(id, len)
 }
 
+/// Enterprise `pen`'s field `id` of `len` bytes.
 pub const fn fe(pen: u32, id: u16, len: u16) -> F {
-    F { id, len, pen }
+    F::enterprise(id, len, pen)
 }
 
 /// One NetFlow v5 record (Cisco v5 flow record layout).
@@ -80,132 +78,79 @@ pub fn v5(sys_uptime: u32, unix_secs: u32, sampling_interval: u16, recs: &[V5Rec
     d
 }
 
-/// A NetFlow v9 (RFC 3954) or IPFIX (RFC 7011) message under construction.
+/// A NetFlow v9 (RFC 3954) or IPFIX (RFC 7011) message under construction: the public
+/// [`MessageWriter`] with every call in a set of its own and sequence number 7.
 #[derive(Debug, Clone)]
-pub struct Msg {
-    ipfix: bool,
-    domain: u32,
-    time_secs: u32,
-    sys_uptime_ms: u32,
-    sets: Vec<u8>,
-    records: u16,
-}
+pub struct Msg(MessageWriter);
 
 impl Msg {
+    fn new(version: ExportVersion, domain: u32, export_time_secs: u32, sys_uptime_ms: u32) -> Msg {
+        Msg(MessageWriter::new(
+            version,
+            MessageHeader {
+                export_time_secs,
+                sys_uptime_ms,
+                sequence: 7,
+                domain,
+            },
+        ))
+    }
+
     pub fn v9(source_id: u32, sys_uptime_ms: u32, unix_secs: u32) -> Msg {
-        Msg {
-            ipfix: false,
-            domain: source_id,
-            time_secs: unix_secs,
+        Msg::new(
+            ExportVersion::NetflowV9,
+            source_id,
+            unix_secs,
             sys_uptime_ms,
-            sets: Vec::new(),
-            records: 0,
-        }
+        )
     }
 
     pub fn ipfix(domain: u32, export_time: u32) -> Msg {
-        Msg {
-            ipfix: true,
-            domain,
-            time_secs: export_time,
-            sys_uptime_ms: 0,
-            sets: Vec::new(),
-            records: 0,
-        }
-    }
-
-    fn set(&mut self, id: u16, body: &[u8]) -> &mut Msg {
-        self.sets.extend_from_slice(&id.to_be_bytes());
-        self.sets
-            .extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
-        self.sets.extend_from_slice(body);
-        self
-    }
-
-    fn spec(out: &mut Vec<u8>, field: &F) {
-        if field.pen != 0 {
-            out.extend_from_slice(&(field.id | 0x8000).to_be_bytes());
-            out.extend_from_slice(&field.len.to_be_bytes());
-            out.extend_from_slice(&field.pen.to_be_bytes());
-        } else {
-            out.extend_from_slice(&field.id.to_be_bytes());
-            out.extend_from_slice(&field.len.to_be_bytes());
-        }
+        Msg::new(ExportVersion::Ipfix, domain, export_time, 0)
     }
 
     /// A template set (v9 flowset 0, IPFIX set 2) holding one template.
     pub fn template(&mut self, id: u16, fields: &[F]) -> &mut Msg {
-        let mut b = Vec::new();
-        b.extend_from_slice(&id.to_be_bytes());
-        b.extend_from_slice(&(fields.len() as u16).to_be_bytes());
-        for x in fields {
-            Self::spec(&mut b, x);
-        }
-        self.records += 1;
-        self.set(if self.ipfix { 2 } else { 0 }, &b)
+        self.0.end_set();
+        self.0.template(id, fields);
+        self
     }
 
-    /// An options template set (v9 flowset 1, IPFIX set 3). For v9, scope fields are
-    /// (scope type, length) pairs.
+    /// An options template set (v9 flowset 1, IPFIX set 3) holding one options template.
     pub fn options_template(&mut self, id: u16, scope: &[F], fields: &[F]) -> &mut Msg {
-        let mut b = Vec::new();
-        b.extend_from_slice(&id.to_be_bytes());
-        if self.ipfix {
-            b.extend_from_slice(&((scope.len() + fields.len()) as u16).to_be_bytes());
-            b.extend_from_slice(&(scope.len() as u16).to_be_bytes());
-        } else {
-            b.extend_from_slice(&((scope.len() * 4) as u16).to_be_bytes());
-            b.extend_from_slice(&((fields.len() * 4) as u16).to_be_bytes());
-        }
-        for x in scope.iter().chain(fields) {
-            Self::spec(&mut b, x);
-        }
-        // Pad to 4 bytes (RFC 3954 §6.1).
-        while b.len() % 4 != 0 {
-            b.push(0);
-        }
-        self.records += 1;
-        self.set(if self.ipfix { 3 } else { 1 }, &b)
+        self.0.end_set();
+        self.0.options_template(id, scope, fields);
+        self
     }
 
     /// An IPFIX template withdrawal (RFC 7011 §8.1) in a template (or options) set.
     pub fn withdraw(&mut self, id: u16, options: bool) -> &mut Msg {
-        let mut b = Vec::new();
-        b.extend_from_slice(&id.to_be_bytes());
-        b.extend_from_slice(&0u16.to_be_bytes());
-        self.set(if options { 3 } else { 2 }, &b)
+        self.0.end_set();
+        if options {
+            self.0.withdraw_options_template(id);
+        } else {
+            self.0.withdraw_template(id);
+        }
+        self
     }
 
     /// A data set for template `id` holding `records` (each already encoded).
     pub fn data(&mut self, id: u16, records: &[Vec<u8>]) -> &mut Msg {
-        let b: Vec<u8> = records.concat();
-        self.records += records.len() as u16;
-        self.set(id, &b)
+        self.0.end_set();
+        for r in records {
+            self.0.data_record(id, r);
+        }
+        self
     }
 
     /// Raw set bytes (for malformed-input tests).
     pub fn raw_set(&mut self, id: u16, body: &[u8]) -> &mut Msg {
-        self.set(id, body)
+        self.0.raw_set(id, body);
+        self
     }
 
     pub fn build(&self) -> Vec<u8> {
-        let mut d = Vec::new();
-        if self.ipfix {
-            d.extend_from_slice(&10u16.to_be_bytes());
-            d.extend_from_slice(&((16 + self.sets.len()) as u16).to_be_bytes());
-            d.extend_from_slice(&self.time_secs.to_be_bytes());
-            d.extend_from_slice(&7u32.to_be_bytes());
-            d.extend_from_slice(&self.domain.to_be_bytes());
-        } else {
-            d.extend_from_slice(&9u16.to_be_bytes());
-            d.extend_from_slice(&self.records.to_be_bytes());
-            d.extend_from_slice(&self.sys_uptime_ms.to_be_bytes());
-            d.extend_from_slice(&self.time_secs.to_be_bytes());
-            d.extend_from_slice(&7u32.to_be_bytes());
-            d.extend_from_slice(&self.domain.to_be_bytes());
-        }
-        d.extend_from_slice(&self.sets);
-        d
+        self.0.clone().finish()
     }
 }
 
