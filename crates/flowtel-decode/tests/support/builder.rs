@@ -1,11 +1,14 @@
 //! Datagram builders for tests, benches and fuzz targets (included with `#[path]`). NetFlow v9
 //! and IPFIX messages are written by the public encoder ([`MessageWriter`]); what stays here is
 //! test-specific: one set per call, fixed header values, the [`FLOW4`] template and its records,
-//! and NetFlow v5 datagrams from raw record fields.
+//! and NetFlow v5 records as raw fields (written by [`V5Exporter`]).
 #![allow(dead_code)]
 
 pub use flowtel_decode::encode::FieldSpec as F;
-use flowtel_decode::encode::{ExportVersion, MessageHeader, MessageWriter};
+use std::net::IpAddr;
+
+use flowtel_decode::encode::{ExportVersion, MessageHeader, MessageWriter, V5Exporter};
+use flowtel_decode::{FlowProtocol, FlowRecord};
 
 /// An IANA (or NetFlow v9) field of `len` bytes.
 pub const fn f(id: u16, len: u16) -> F {
@@ -40,42 +43,41 @@ pub struct V5Rec {
     pub dst_mask: u8,
 }
 
-/// A NetFlow v5 datagram: header (count, sys_uptime, unix_secs/nsecs, sequence, engine,
-/// sampling_interval) then 48-byte records.
+/// A NetFlow v5 datagram written by the public [`V5Exporter`] (engine type 1, id 2) at
+/// `unix_secs` with the header's `sys_uptime` (ms) and sampling word (mode in the top two bits,
+/// set when the interval is above 1); record times are sysUptime offsets no later than
+/// `sys_uptime`.
 pub fn v5(sys_uptime: u32, unix_secs: u32, sampling_interval: u16, recs: &[V5Rec]) -> Vec<u8> {
-    let mut d = Vec::with_capacity(24 + 48 * recs.len());
-    d.extend_from_slice(&5u16.to_be_bytes());
-    d.extend_from_slice(&(recs.len() as u16).to_be_bytes());
-    d.extend_from_slice(&sys_uptime.to_be_bytes());
-    d.extend_from_slice(&unix_secs.to_be_bytes());
-    d.extend_from_slice(&0u32.to_be_bytes());
-    d.extend_from_slice(&1u32.to_be_bytes());
-    d.push(1);
-    d.push(2);
-    d.extend_from_slice(&sampling_interval.to_be_bytes());
-    for r in recs {
-        d.extend_from_slice(&r.src);
-        d.extend_from_slice(&r.dst);
-        d.extend_from_slice(&r.next_hop);
-        d.extend_from_slice(&r.input.to_be_bytes());
-        d.extend_from_slice(&r.output.to_be_bytes());
-        d.extend_from_slice(&r.packets.to_be_bytes());
-        d.extend_from_slice(&r.bytes.to_be_bytes());
-        d.extend_from_slice(&r.first.to_be_bytes());
-        d.extend_from_slice(&r.last.to_be_bytes());
-        d.extend_from_slice(&r.sport.to_be_bytes());
-        d.extend_from_slice(&r.dport.to_be_bytes());
-        d.push(0);
-        d.push(r.tcp_flags);
-        d.push(r.proto);
-        d.push(r.tos);
-        d.extend_from_slice(&r.src_as.to_be_bytes());
-        d.extend_from_slice(&r.dst_as.to_be_bytes());
-        d.push(r.src_mask);
-        d.push(r.dst_mask);
-        d.extend_from_slice(&[0, 0]);
-    }
-    d
+    let now_ms = u64::from(unix_secs) * 1000;
+    let boot_ms = now_ms.saturating_sub(u64::from(sys_uptime));
+    let at = |uptime: u32| Some((boot_ms + u64::from(uptime)) * 1_000_000);
+    let flows: Vec<FlowRecord> = recs
+        .iter()
+        .map(|r| {
+            let mut flow =
+                FlowRecord::new(([192, 0, 2, 1], 2055).into(), FlowProtocol::NetflowV5, 0);
+            flow.src_addr = Some(IpAddr::from(r.src));
+            flow.dst_addr = Some(IpAddr::from(r.dst));
+            flow.next_hop = Some(IpAddr::from(r.next_hop));
+            flow.in_if = Some(u32::from(r.input));
+            flow.out_if = Some(u32::from(r.output));
+            flow.packets = u64::from(r.packets);
+            flow.bytes = u64::from(r.bytes);
+            flow.flow_start_ns = at(r.first);
+            flow.flow_end_ns = at(r.last);
+            flow.src_port = r.sport;
+            flow.dst_port = r.dport;
+            flow.tcp_flags = u16::from(r.tcp_flags);
+            flow.ip_protocol = r.proto;
+            flow.tos = r.tos;
+            flow.src_as = Some(u32::from(r.src_as));
+            flow.dst_as = Some(u32::from(r.dst_as));
+            flow.src_prefix_len = Some(r.src_mask);
+            flow.dst_prefix_len = Some(r.dst_mask);
+            flow
+        })
+        .collect();
+    V5Exporter::new(1, 2, sampling_interval & 0x3fff, boot_ms).datagram(now_ms, &flows)
 }
 
 /// A NetFlow v9 (RFC 3954) or IPFIX (RFC 7011) message under construction: the public
