@@ -148,12 +148,15 @@ pub enum MergeError {
 }
 
 impl WindowAggregate {
-    fn new(def: Arc<Def>, start_ns: u64) -> Self {
+    /// An empty window sized for `hint` (the previous window's size), so a steady stream of
+    /// keys does not regrow and rehash the table from empty every window.
+    fn new(def: Arc<Def>, start_ns: u64, hint: SizeHint) -> Self {
+        let keys = hint.keys.min(def.config.max_keys);
         WindowAggregate {
-            def,
             start_ns,
-            arena: Vec::new(),
-            table: HashTable::new(),
+            arena: Vec::with_capacity(hint.arena_bytes),
+            table: HashTable::with_capacity(keys),
+            def,
             floor: 0,
             total: 0,
             keys_evicted: 0,
@@ -348,6 +351,13 @@ impl WindowAggregate {
     }
 }
 
+/// The size of the last closed window, for sizing the next one.
+#[derive(Debug, Clone, Copy, Default)]
+struct SizeHint {
+    keys: usize,
+    arena_bytes: usize,
+}
+
 /// One rollup instance: push enriched records, take or flush completed windows.
 ///
 /// Windows are `[k × interval, (k+1) × interval)` in the records' receive time. One window
@@ -361,6 +371,7 @@ pub struct Rollup {
     watermark_ns: u64,
     stats: RollupStats,
     key: Vec<u8>,
+    hint: SizeHint,
 }
 
 impl Rollup {
@@ -387,6 +398,7 @@ impl Rollup {
             watermark_ns: 0,
             stats: RollupStats::default(),
             key: Vec::with_capacity(128),
+            hint: SizeHint::default(),
         })
     }
 
@@ -445,10 +457,14 @@ impl Rollup {
         let opens_new = self.open.as_ref().is_none_or(|w| start > w.start_ns);
         if opens_new {
             if let Some(w) = self.open.take() {
-                self.closed.push(w);
+                self.close(w);
             }
             self.watermark_ns = start;
-            self.open = Some(WindowAggregate::new(Arc::clone(&self.def), start));
+            self.open = Some(WindowAggregate::new(
+                Arc::clone(&self.def),
+                start,
+                self.hint,
+            ));
         }
         let mut key = std::mem::take(&mut self.key);
         key.clear();
@@ -457,6 +473,14 @@ impl Rollup {
             w.add(&key, value);
         }
         self.key = key;
+    }
+
+    fn close(&mut self, w: WindowAggregate) {
+        self.hint = SizeHint {
+            keys: w.table.len(),
+            arena_bytes: w.arena.len(),
+        };
+        self.closed.push(w);
     }
 
     /// Close the open window if it ended at or before `now_ns`, and return every closed
@@ -469,7 +493,7 @@ impl Rollup {
             .is_some_and(|w| w.end_time_unix_nano() <= now_ns)
             && let Some(w) = self.open.take()
         {
-            self.closed.push(w);
+            self.close(w);
         }
         self.watermark_ns = self.watermark_ns.max(self.align(now_ns));
         std::mem::take(&mut self.closed)
@@ -479,7 +503,7 @@ impl Rollup {
     pub fn take_all(&mut self) -> Vec<WindowAggregate> {
         if let Some(w) = self.open.take() {
             self.watermark_ns = w.end_time_unix_nano();
-            self.closed.push(w);
+            self.close(w);
         }
         std::mem::take(&mut self.closed)
     }
