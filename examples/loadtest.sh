@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load test: `flowtel generate` blasts flow datagrams at `flowtel run` over loopback; prints what
-# was sent and what the daemon received and decoded, kernel socket drops, and the daemon's RSS.
+# was sent and what the daemon received and decoded, kernel socket drops, the daemon's RSS and
+# CPU time (user + system) and its records per CPU-second.
 #
 #   examples/loadtest.sh [RATE_RECORDS_PER_SEC ...]      (default: 50000 100000 200000 400000)
 #
@@ -24,8 +25,9 @@ metric() { # sum of a metric's samples in a /metrics body
   awk -v m="$1" '$1 ~ "^"m"({|$)" { s += $2 } END { printf "%.0f", s }' <<<"$2"
 }
 
-printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s\n' \
-  rate/s sent_recs recv_recs sent_dgrams recv_dgrams recs/s drops loss% rss_MiB
+tck=$(getconf CLK_TCK)
+printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s %-7s %-10s\n' \
+  rate/s sent_recs recv_recs sent_dgrams recv_dgrams recs/s drops loss% rss_MiB cpu_s recs/cpu_s
 for rate in "${RATES[@]}"; do
   udp=$(free_port SOCK_DGRAM); http=$(free_port SOCK_STREAM)
   "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
@@ -38,6 +40,8 @@ for rate in "${RATES[@]}"; do
   sleep 1
   body=$(curl -fs "http://127.0.0.1:$http/metrics")
   rss=$(awk '/VmHWM/ { printf "%.0f", $2/1024 }' "/proc/$pid/status")
+  # utime + stime (fields 14 and 15; the command name in field 2 has no spaces here).
+  cpu=$(awk -v t="$tck" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$pid/stat")
   kill -TERM "$pid"; wait "$pid" || true
   read -r sent_dgrams sent_recs < <(sed -nE 's/.*total ([0-9]+) datagrams, ([0-9]+) flows.*/\1 \2/p' <<<"$gen" | tail -1)
   sent_dgrams=${sent_dgrams:-?}; sent_recs=${sent_recs:-?}
@@ -48,8 +52,9 @@ for rate in "${RATES[@]}"; do
   if [[ "$sent_recs" =~ ^[0-9]+$ ]] && [ "$sent_recs" -gt 0 ]; then
     loss=$(awk -v s="$sent_recs" -v r="$recv_recs" 'BEGIN { printf "%.2f", 100*(s-r)/s }')
   fi
-  printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s\n' \
+  printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s %-7s %-10s\n' \
     "$rate" "$sent_recs" "$recv_recs" "$sent_dgrams" "$recv_dgrams" \
-    "$(awk -v r="$recv_recs" -v d="$DURATION" 'BEGIN { printf "%.0f", r/d }')" "$drops" "$loss" "$rss"
+    "$(awk -v r="$recv_recs" -v d="$DURATION" 'BEGIN { printf "%.0f", r/d }')" "$drops" "$loss" "$rss" \
+    "$cpu" "$(awk -v r="$recv_recs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? r / c : 0) }')"
   echo "    generator: $(tail -n 1 <<<"$gen")"
 done
