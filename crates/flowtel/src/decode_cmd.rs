@@ -19,6 +19,7 @@ use flowtel_decode::{
 use serde_json::Value;
 
 use crate::cli::{DecodeArgs, OutputFormat};
+use crate::timefmt::utc_micros;
 
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut reader = CaptureReader::open(&args.file)
@@ -256,7 +257,7 @@ fn write_text(
     let protocol = report.protocol.map_or("unrecognised", |p| p.as_str());
     let mut header = format!(
         "{}  {} -> {}  {}  {} bytes",
-        utc(datagram.timestamp_ns),
+        utc_micros(datagram.timestamp_ns),
         datagram.src,
         datagram.dst,
         protocol,
@@ -350,7 +351,7 @@ fn flow_extras(flow: &FlowRecord) -> String {
         parts.push(format!("tos=0x{:02x}", flow.tos));
     }
     if let (Some(start), Some(end)) = (flow.flow_start_ns, flow.flow_end_ns) {
-        parts.push(format!("start={}", utc(start)));
+        parts.push(format!("start={}", utc_micros(start)));
         let dur = end.saturating_sub(start);
         parts.push(format!(
             "dur={}.{:03}s",
@@ -510,45 +511,9 @@ fn speed(bits_per_sec: u64) -> String {
     }
 }
 
-/// Unix nanoseconds as `YYYY-MM-DD HH:MM:SS.mmmuuu` UTC.
-fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let micros = ns % 1_000_000_000 / 1_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00.000000");
-        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00.000000");
-        assert_eq!(utc(1_700_000_000_123_456_789), "2023-11-14 22:13:20.123456");
-    }
 
     #[test]
     fn tcp_flags_read_as_letters() {

@@ -30,6 +30,7 @@ use flowtel_rollup::{AttrValue, OVERFLOW_ATTRIBUTE, Point, WindowBatch};
 use crate::config::{Config, SinkKind};
 use crate::daemon;
 use crate::generate_cmd::{self, GenProtocol, GenerateArgs};
+use crate::timefmt::utc_seconds;
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
@@ -234,8 +235,8 @@ pub fn render_table(b: &WindowBatch, top: usize, partial: bool, out: &mut String
         "{} {} {} - {} UTC{}: {} series, {} bytes total ({} in overflow)",
         b.rollup,
         metric,
-        utc(b.start_time_unix_nano),
-        utc(b.time_unix_nano).get(11..).unwrap_or_default(),
+        utc_seconds(b.start_time_unix_nano),
+        utc_seconds(b.time_unix_nano).get(11..).unwrap_or_default(),
         if partial { " (partial, at exit)" } else { "" },
         series.len(),
         total,
@@ -331,41 +332,9 @@ fn attr(p: &Point, names: &[&str]) -> String {
         })
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix nanoseconds; days to civil date after H. Hinnant's
-/// `civil_from_days` (proleptic Gregorian calendar).
-fn utc(unix_nano: u64) -> String {
-    let secs = unix_nano / 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400 * 1_000_000_000), "2000-02-29 00:00:00");
-        assert_eq!(
-            utc(1_795_000_000 * 1_000_000_000 + 5),
-            "2026-11-18 11:06:40"
-        );
-    }
 
     fn point(attrs: Vec<(&str, AttrValue)>, value: u64) -> Point {
         Point {

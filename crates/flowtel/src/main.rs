@@ -23,6 +23,7 @@ mod ktranslate;
 mod prometheus;
 mod run_cmd;
 mod telemetry;
+mod timefmt;
 
 use std::process::ExitCode;
 
