@@ -4,7 +4,7 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{Daemon, V5Flow, http_get, netflow_v5, sample};
+use common::{Daemon, V5_FLOWS, V5Flow, http_get, netflow_v5, sample};
 
 #[test]
 fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
@@ -20,29 +20,9 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let flows = [
-        V5Flow {
-            src: [10, 0, 0, 1],
-            dst: [192, 0, 2, 7],
-            src_port: 51000,
-            dst_port: 443,
-            proto: 6,
-            packets: 10,
-            bytes: 1500,
-        },
-        V5Flow {
-            src: [10, 0, 0, 2],
-            dst: [192, 0, 2, 8],
-            src_port: 0,
-            dst_port: 0,
-            proto: 1,
-            packets: 1,
-            bytes: 84,
-        },
-    ];
     for seq in 0..3 {
         sender
-            .send_to(&netflow_v5(&flows, seq * 2, 1_700_000_000, 0), d.listen)
+            .send_to(&netflow_v5(&V5_FLOWS, seq * 2, 1_700_000_000, 0), d.listen)
             .unwrap();
     }
     // Not a flow datagram: counted as a decode error, never fatal.

@@ -8,33 +8,13 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 
 use common::{
-    Alloy, Daemon, FlatPoint, V5Flow, assert_one_point_per_series_per_window, flowtel_command,
+    Alloy, Daemon, FlatPoint, V5_FLOWS, assert_one_point_per_series_per_window, flowtel_command,
     free_tcp_addr, free_udp_addr, netflow_v5, sample, total,
 };
 use flowtel_decode::encode::{ExportVersion, FlowExporter, SamplerSpec};
 use flowtel_decode::sflow::{Datagram, FlowData, FlowSample, Sample};
 use flowtel_decode::{FlowProtocol, FlowRecord, SflowInterface};
 
-const V5_FLOWS: [V5Flow; 2] = [
-    V5Flow {
-        src: [10, 0, 0, 1],
-        dst: [192, 0, 2, 7],
-        src_port: 51000,
-        dst_port: 443,
-        proto: 6,
-        packets: 10,
-        bytes: 1500,
-    },
-    V5Flow {
-        src: [10, 0, 0, 2],
-        dst: [192, 0, 2, 8],
-        src_port: 0,
-        dst_port: 0,
-        proto: 1,
-        packets: 1,
-        bytes: 84,
-    },
-];
 /// NetFlow v5 header sampling field: mode 1 (packet interval), 1 in 10.
 const V5_SAMPLING: u16 = 0x4000 | 10;
 

@@ -234,6 +234,28 @@ pub struct V5Flow {
     pub bytes: u32,
 }
 
+/// A TCP flow and a port-less ICMP flow, the v5 traffic of the daemon tests.
+pub const V5_FLOWS: [V5Flow; 2] = [
+    V5Flow {
+        src: [10, 0, 0, 1],
+        dst: [192, 0, 2, 7],
+        src_port: 51000,
+        dst_port: 443,
+        proto: 6,
+        packets: 10,
+        bytes: 1500,
+    },
+    V5Flow {
+        src: [10, 0, 0, 2],
+        dst: [192, 0, 2, 8],
+        src_port: 0,
+        dst_port: 0,
+        proto: 1,
+        packets: 1,
+        bytes: 84,
+    },
+];
+
 /// A NetFlow v5 datagram: 24-byte header, 48-byte records. `sampling_interval` is the raw
 /// header field (top 2 bits mode, low 14 bits interval).
 pub fn netflow_v5(
