@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flowtel_decode::sflow::{Datagram, FlowData, FlowSample, PacketHeader, Sample};
 use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, SflowInterface};
+use flowtel_encode::sflow::{Datagram, FlowData, FlowSample, PacketHeader, Sample};
 
 /// A switch datagram as agents send them: `n` flow samples, each with an extended switch
 /// record and a 128-byte sampled Ethernet header (802.1Q, IPv4 or IPv6, TCP or UDP).

@@ -6,7 +6,8 @@
 //! (templates, options data such as sampling rates and interface names) and never panics on
 //! any input: every problem becomes a counted, typed error.
 //!
-//! The crate has no async runtime and does no I/O beyond reading capture files in [`pcap`].
+//! The crate has no async runtime and does no I/O. Capture files are read by `flowtel-pcap`;
+//! the wire encoders (the inverse of this crate, for generators and tests) are `flowtel-encode`.
 //!
 //! # Format detection
 //!
@@ -78,7 +79,6 @@
 //! The pending buffer holds copies of the waiting sets, so its memory is at most
 //! `max_pending_sets` times the largest set (64 KiB).
 
-pub mod pcap;
 pub mod record;
 
 pub use record::{
@@ -86,13 +86,12 @@ pub use record::{
     RawField, SamplingSource, SflowInterface, SflowSample,
 };
 
-pub mod encode;
+pub mod link;
 pub mod sflow;
 
 mod error;
 mod ie;
 mod ipfix;
-mod link;
 mod netflow_v5;
 mod netflow_v9;
 mod options;

@@ -1,5 +1,5 @@
-//! Link-layer framing shared by the capture reader ([`crate::pcap`]) and the sFlow sampled
-//! header parser (`sflow::header`): big-endian readers, ethertypes and the walk over
+//! Link-layer framing shared by the sFlow sampled header parser (`sflow::header`) and the
+//! capture reader (`flowtel-pcap`): big-endian readers, ethertypes and the walk over
 //! IEEE 802.1Q / 802.1ad tags and an MPLS label stack (RFC 3032 §2.1) to what they carry.
 //!
 //! The walk reports what it met (outer VLAN id, top MPLS label) and where it stopped; each
@@ -7,41 +7,41 @@
 //! header parser also keeps the tags and follows pseudowires). Reads never panic: every step
 //! consumes at least four bytes and stops cleanly where the bytes end.
 
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
-pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// IEEE 802.1Q customer VLAN tag.
-pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
 /// IEEE 802.1ad service tag (QinQ).
-pub(crate) const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// Pre-standard QinQ service tag.
-pub(crate) const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+pub const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// MPLS unicast (RFC 3032 §5).
-pub(crate) const ETHERTYPE_MPLS: u16 = 0x8847;
+pub const ETHERTYPE_MPLS: u16 = 0x8847;
 /// MPLS multicast (RFC 5332 §4).
-pub(crate) const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
+pub const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
 
 /// Big-endian u16 at `at`, if the bytes are there.
-pub(crate) fn be16(data: &[u8], at: usize) -> Option<u16> {
+pub fn be16(data: &[u8], at: usize) -> Option<u16> {
     let bytes = data.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes(bytes.try_into().ok()?))
 }
 
 /// Big-endian u32 at `at`, if the bytes are there.
-pub(crate) fn be32(data: &[u8], at: usize) -> Option<u32> {
+pub fn be32(data: &[u8], at: usize) -> Option<u32> {
     let bytes = data.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes(bytes.try_into().ok()?))
 }
 
 /// Bounds on exporter-controlled repetition in one walk.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) vlan_tags: usize,
-    pub(crate) mpls_labels: usize,
+pub struct Limits {
+    pub vlan_tags: usize,
+    pub mpls_labels: usize,
 }
 
 impl Limits {
     /// Only the frame's length bounds the walk (each tag or label consumes 4 bytes).
-    pub(crate) const NONE: Limits = Limits {
+    pub const NONE: Limits = Limits {
         vlan_tags: usize::MAX,
         mpls_labels: usize::MAX,
     };
@@ -49,7 +49,7 @@ impl Limits {
 
 /// Where a [`walk`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Inner<'a> {
+pub enum Inner<'a> {
     /// An IPv4 header should start here (ethertype 0x0800, or first nibble 4 after MPLS).
     Ipv4(&'a [u8]),
     /// An IPv6 header should start here (ethertype 0x86dd, or first nibble 6 after MPLS).
@@ -65,19 +65,19 @@ pub(crate) enum Inner<'a> {
 
 /// What a [`walk`] met and where it stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Walk<'a> {
+pub struct Walk<'a> {
     /// The outermost VLAN id (the TCI's low 12 bits): the one on the wire where it was seen.
-    pub(crate) vlan: Option<u16>,
+    pub vlan: Option<u16>,
     /// The label of the top MPLS stack entry.
-    pub(crate) mpls_top_label: Option<u32>,
-    pub(crate) inner: Inner<'a>,
+    pub mpls_top_label: Option<u32>,
+    pub inner: Inner<'a>,
 }
 
 /// Walk from `ethertype`, whose payload is `rest`, over VLAN tags (TCI then the inner
 /// ethertype, IEEE 802.1Q §9.6) and MPLS label stack entries (RFC 3032 §2.1: label 20 bits,
 /// TC 3, bottom of stack 1, TTL 8) to the network-layer payload. After the bottom of stack,
 /// the payload's first nibble tells IPv4 from IPv6 (RFC 4928 §2).
-pub(crate) fn walk(mut ethertype: u16, mut rest: &[u8], limits: Limits) -> Walk<'_> {
+pub fn walk(mut ethertype: u16, mut rest: &[u8], limits: Limits) -> Walk<'_> {
     let mut walk = Walk {
         vlan: None,
         mpls_top_label: None,

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use flowtel_decode::{
     DecodeError, DecodeOutput, Decoder, DecoderConfig, FlowProtocol, FlowRecord, SamplingSource,
-    pcap,
 };
+use flowtel_pcap as pcap;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(concat!(

@@ -1,14 +1,14 @@
-//! Round trips through the public encoder: what `flowtel_decode::encode` writes, the decoder
+//! Round trips through the public encoder: what `flowtel_encode` writes, the decoder
 //! reads back identically — templates, sampling options, sequence numbers and every field of
 //! the standard layout, for NetFlow v9 and IPFIX, IPv4 and IPv6.
 
 use std::net::{IpAddr, SocketAddr};
 
-use flowtel_decode::encode::{
-    ExportVersion, FieldSpec, FlowExporter, MessageHeader, MessageWriter, SamplerSpec,
-};
 use flowtel_decode::{
     DecodeOutput, Decoder, DecoderConfig, FlowDirection, FlowProtocol, FlowRecord, SamplingSource,
+};
+use flowtel_encode::{
+    ExportVersion, FieldSpec, FlowExporter, MessageHeader, MessageWriter, SamplerSpec,
 };
 
 const NOW_MS: u64 = 1_763_800_000_250;
@@ -300,7 +300,7 @@ fn message_writer_splits_sets_writes_raw_sets_and_withdraws_options_templates() 
 
 #[test]
 fn netflow_v5_round_trips_ipv4_records_with_the_header_rate() {
-    use flowtel_decode::encode::{V5_MAX_RECORDS, V5Exporter};
+    use flowtel_encode::{V5_MAX_RECORDS, V5Exporter};
     let mut exp = V5Exporter::new(1, 7, 100, BOOT_MS);
     let mut dec = Decoder::new(DecoderConfig::default());
     let flows = sample_flows();

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use builder::{F, FLOW4, Msg, V5Rec, f, fe, flow4, rec};
-use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, ErrorKind, FlowProtocol, pcap};
+use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, ErrorKind, FlowProtocol};
+use flowtel_pcap as pcap;
 use proptest::prelude::*;
 
 const EXPORTER: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);

@@ -18,7 +18,7 @@ fn decode_capture(path: &Path, config: DecoderConfig) -> (Decoder, DecodeOutput,
     let mut out = DecodeOutput::default();
     let mut errors = Vec::new();
     let datagrams =
-        flowtel_decode::pcap::read_all(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        flowtel_pcap::read_all(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for udp in datagrams {
         let report = decoder.decode(udp.src, &udp.payload, udp.timestamp_ns, &mut out);
         assert_eq!(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowtel_otlp::{ConvertConfig, Converter, Temporality};
-use flowtel_rollup::series::{AttrValue, Point, WindowBatch};
+use flowtel_series::{AttrValue, Point, WindowBatch};
 
 fn window(points: u64) -> WindowBatch {
     let s = |v: &str| -> Arc<str> { Arc::from(v) };

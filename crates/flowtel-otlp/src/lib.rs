@@ -1,7 +1,7 @@
 //! Series -> OTLP `ExportMetricsServiceRequest`, and the tonic client that sends it.
 //!
 //! Knows nothing of NetFlow: its input is the rollup's contract,
-//! [`flowtel_rollup::series::WindowBatch`] (one point per series per window).
+//! [`flowtel_series::WindowBatch`] (one point per series per window).
 //!
 //! # Pieces
 //!

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use flowtel_otlp::{ConvertConfig, Converter, ResourceConfig, Temporality, point_count};
-use flowtel_rollup::series::{AttrValue, Point, WindowBatch};
+use flowtel_series::{AttrValue, Point, WindowBatch};
 
 const MINUTE: u64 = 60_000_000_000;
 const T0: u64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z

@@ -18,7 +18,7 @@ use flowtel_otlp::{
     ClientConfig, ConvertConfig, Converter, ExportStats, ExportStatsSnapshot, Exporter,
     ExporterConfig, FailureReason, OtlpClient, PushOutcome, RetryConfig, TlsConfig, point_count,
 };
-use flowtel_rollup::series::{AttrValue, Point, WindowBatch};
+use flowtel_series::{AttrValue, Point, WindowBatch};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::codec::CompressionEncoding;

@@ -84,7 +84,6 @@ pub mod config;
 pub mod enrich;
 pub mod geo;
 pub mod rollup;
-pub mod series;
 pub mod services;
 pub mod spec;
 pub mod special;
@@ -94,7 +93,7 @@ pub use config::{
     SamplingConfig, ValueKind,
 };
 pub use enrich::{Country, EnrichStats, Enriched, Enricher, InterfaceNames};
+pub use flowtel_series::{AttrValue, Point, WindowBatch};
 pub use geo::{AsnDb, CountryDb, GeoError};
 pub use rollup::{MergeError, OVERFLOW_ATTRIBUTE, Rollup, RollupSet, RollupStats, WindowAggregate};
-pub use series::{AttrValue, Point, WindowBatch};
 pub use spec::{SpecError, parse_spec, parse_specs};

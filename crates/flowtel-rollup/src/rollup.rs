@@ -11,8 +11,8 @@ use rustc_hash::FxBuildHasher;
 
 use crate::config::{ConfigError, Dimension, Direction, Profile, RollupConfig, ValueKind};
 use crate::enrich::{Country, Enriched};
-use crate::series::{AttrValue, Point, WindowBatch};
 use crate::services;
+use flowtel_series::{AttrValue, Point, WindowBatch};
 
 /// The attribute marking the overflow series (OpenTelemetry SDK cardinality-limit convention).
 pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";

@@ -11,11 +11,11 @@ use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
-use flowtel_decode::pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use flowtel_decode::{
     CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, FlowRecord,
     SflowInterface,
 };
+use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use serde_json::Value;
 
 use crate::cli::{DecodeArgs, OutputFormat};

@@ -26,14 +26,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use flowtel_decode::encode::{
-    ExportVersion, FlowExporter, SamplerSpec, V5_MAX_RECORDS, V5Exporter,
+use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters, SflowInterface};
+use flowtel_encode::sflow::{
+    CounterData, CounterSample, Datagram, FlowData, FlowSample, PacketHeader, Sample,
 };
-use flowtel_decode::sflow::{
-    CounterData, CounterSample, Datagram, FlowData, FlowSample, InterfaceCounters, PacketHeader,
-    Sample,
-};
-use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord, SflowInterface};
+use flowtel_encode::{ExportVersion, FlowExporter, SamplerSpec, V5_MAX_RECORDS, V5Exporter};
 
 /// Which format a simulated exporter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

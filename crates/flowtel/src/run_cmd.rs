@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use flowtel_decode::pcap::CaptureReader;
+use flowtel_pcap::CaptureReader;
 use flowtel_rollup::{RollupStats, WindowAggregate};
 
 use crate::config::{self, RunArgs, SinkKind};

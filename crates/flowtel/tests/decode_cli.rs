@@ -3,7 +3,7 @@
 
 mod common;
 
-use flowtel_decode::pcap;
+use flowtel_pcap as pcap;
 
 fn fixture(name: &str) -> String {
     common::fixtures()
@@ -190,7 +190,8 @@ fn pcapng_with_udp_payload(payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn sflow_counter_samples_print_as_counter_records() {
-    use flowtel_decode::sflow::{CounterData, CounterSample, Datagram, InterfaceCounters, Sample};
+    use flowtel_decode::InterfaceCounters;
+    use flowtel_encode::sflow::{CounterData, CounterSample, Datagram, Sample};
     let datagram = Datagram {
         agent: Some("192.0.2.9".parse().unwrap()),
         sub_agent_id: 3,

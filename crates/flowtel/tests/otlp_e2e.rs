@@ -11,9 +11,9 @@ use common::{
     Alloy, Daemon, FlatPoint, V5_FLOWS, assert_one_point_per_series_per_window, flowtel_command,
     free_tcp_addr, free_udp_addr, netflow_v5, sample, total,
 };
-use flowtel_decode::encode::{ExportVersion, FlowExporter, SamplerSpec};
-use flowtel_decode::sflow::{Datagram, FlowData, FlowSample, Sample};
 use flowtel_decode::{FlowProtocol, FlowRecord, SflowInterface};
+use flowtel_encode::sflow::{Datagram, FlowData, FlowSample, Sample};
+use flowtel_encode::{ExportVersion, FlowExporter, SamplerSpec};
 
 /// NetFlow v5 header sampling field: mode 1 (packet interval), 1 in 10.
 const V5_SAMPLING: u16 = 0x4000 | 10;

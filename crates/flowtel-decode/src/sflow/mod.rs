@@ -59,32 +59,27 @@
 //!
 //! # Encoding
 //!
-//! [`Datagram::encode`] writes the same structures (flow samples with any of the records above,
-//! counter samples with interface and ethernet counters, both compact and expanded forms) and
-//! [`PacketHeader`] builds a sampled Ethernet/IPv4/IPv6 header; tests decode what the encoder
-//! writes and compare field by field.
+//! `flowtel_encode::sflow` writes the same structures (flow samples with any of the records
+//! above, counter samples with interface and ethernet counters, both compact and expanded forms);
+//! the round-trip tests decode what it writes and compare field by field.
 
 mod counters;
 mod datagram;
-mod encode;
 mod flow;
 mod header;
 mod samples;
 mod xdr;
 
 pub use crate::record::InterfaceCounters;
-pub use encode::{
-    AsPathSegment, CounterData, CounterSample, Datagram, FlowData, FlowSample, PacketHeader, Sample,
-};
 
 pub(crate) use datagram::decode;
 
 /// The first word of an sFlow v5 datagram. NetFlow and IPFIX put a 16-bit version (5, 9, 10)
 /// first, so their first 32-bit word is never 5: `[0, 0, 0, 5, ..]` selects sFlow.
-pub(crate) const VERSION: u32 = 5;
+pub const VERSION: u32 = 5;
 
 /// Standard (enterprise 0) sample formats (sFlow v5 §"sample_record").
-pub(crate) mod format {
+pub mod format {
     pub const FLOW_SAMPLE: u32 = 1;
     pub const COUNTER_SAMPLE: u32 = 2;
     pub const FLOW_SAMPLE_EXPANDED: u32 = 3;
@@ -101,6 +96,3 @@ pub(crate) mod format {
     pub const GENERIC_INTERFACE: u32 = 1;
     pub const ETHERNET_INTERFACE: u32 = 2;
 }
-
-#[cfg(test)]
-mod tests;

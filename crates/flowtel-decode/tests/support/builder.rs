@@ -4,11 +4,11 @@
 //! and NetFlow v5 records as raw fields (written by [`V5Exporter`]).
 #![allow(dead_code)]
 
-pub use flowtel_decode::encode::FieldSpec as F;
+pub use flowtel_encode::FieldSpec as F;
 use std::net::IpAddr;
 
-use flowtel_decode::encode::{ExportVersion, MessageHeader, MessageWriter, V5Exporter};
 use flowtel_decode::{FlowProtocol, FlowRecord};
+use flowtel_encode::{ExportVersion, MessageHeader, MessageWriter, V5Exporter};
 
 /// An IANA (or NetFlow v9) field of `len` bytes.
 pub const fn f(id: u16, len: u16) -> F {

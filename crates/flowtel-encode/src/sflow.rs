@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::{EthernetCounters, InterfaceCounters, SflowInterface};
+use flowtel_decode::sflow::{VERSION, format};
+use flowtel_decode::{EthernetCounters, InterfaceCounters, SflowInterface};
 
 /// One sFlow v5 datagram (§"sample_datagram_v5").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +188,7 @@ fn put_mac(out: &mut Vec<u8>, mac: &[u8; 6]) {
 impl Datagram {
     /// Append the XDR encoding of this datagram to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        put32(out, super::VERSION);
+        put32(out, VERSION);
         put_address(out, self.agent);
         put32(out, self.sub_agent_id);
         put32(out, self.sequence);
@@ -240,9 +241,9 @@ fn put_interface(out: &mut Vec<u8>, expanded: bool, i: SflowInterface) {
 impl FlowSample {
     fn encode(&self, out: &mut Vec<u8>) {
         let data_format = if self.expanded {
-            super::format::FLOW_SAMPLE_EXPANDED
+            format::FLOW_SAMPLE_EXPANDED
         } else {
-            super::format::FLOW_SAMPLE
+            format::FLOW_SAMPLE
         };
         put_record(out, data_format, |o| {
             put32(o, self.sequence);
@@ -262,7 +263,7 @@ impl FlowSample {
 
 impl FlowData {
     fn encode(&self, out: &mut Vec<u8>) {
-        use super::format as f;
+        use format as f;
         match self {
             FlowData::SampledHeader {
                 protocol,
@@ -373,9 +374,9 @@ impl FlowData {
 impl CounterSample {
     fn encode(&self, out: &mut Vec<u8>) {
         let data_format = if self.expanded {
-            super::format::COUNTER_SAMPLE_EXPANDED
+            format::COUNTER_SAMPLE_EXPANDED
         } else {
-            super::format::COUNTER_SAMPLE
+            format::COUNTER_SAMPLE
         };
         put_record(out, data_format, |o| {
             put32(o, self.sequence);
@@ -391,7 +392,7 @@ impl CounterSample {
 impl CounterData {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            CounterData::Interface(c) => put_record(out, super::format::GENERIC_INTERFACE, |o| {
+            CounterData::Interface(c) => put_record(out, format::GENERIC_INTERFACE, |o| {
                 put32(o, c.if_index);
                 put32(o, c.if_type);
                 put64(o, c.if_speed);
@@ -420,7 +421,7 @@ impl CounterData {
                     put32(o, v);
                 }
             }),
-            CounterData::Ethernet(e) => put_record(out, super::format::ETHERNET_INTERFACE, |o| {
+            CounterData::Ethernet(e) => put_record(out, format::ETHERNET_INTERFACE, |o| {
                 for v in [
                     e.alignment_errors,
                     e.fcs_errors,

@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::message::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};
-use crate::{FlowDirection, FlowRecord};
+use crate::message::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};
+use flowtel_decode::{FlowDirection, FlowRecord};
 
 /// Template ids a [`FlowExporter`] uses (data set ids are >= 256, RFC 3954 §5.2, RFC 7011 §3.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::FlowRecord;
+use flowtel_decode::FlowRecord;
 
 /// Records a v5 packet may carry.
 pub const V5_MAX_RECORDS: usize = 30;

@@ -5,11 +5,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use proptest::prelude::*;
 
-use super::*;
-use crate::{
-    DecodeOutput, Decoder, DecoderConfig, ErrorKind, EthernetCounters, FlowRecord, SamplingSource,
-    SflowInterface,
+use flowtel_decode::{
+    DecodeOutput, Decoder, DecoderConfig, ErrorKind, EthernetCounters, FlowRecord,
+    InterfaceCounters, SamplingSource, SflowInterface,
 };
+use flowtel_encode::sflow::*;
 
 fn exporter() -> SocketAddr {
     "192.0.2.10:50000".parse().expect("address")
@@ -19,14 +19,17 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-fn decode_with(config: DecoderConfig, bytes: &[u8]) -> (DecodeOutput, crate::DatagramReport) {
+fn decode_with(
+    config: DecoderConfig,
+    bytes: &[u8],
+) -> (DecodeOutput, flowtel_decode::DatagramReport) {
     let mut d = Decoder::new(config);
     let mut out = DecodeOutput::default();
     let report = d.decode(exporter(), bytes, 1_000, &mut out);
     (out, report)
 }
 
-fn decode(bytes: &[u8]) -> (DecodeOutput, crate::DatagramReport) {
+fn decode(bytes: &[u8]) -> (DecodeOutput, flowtel_decode::DatagramReport) {
     decode_with(DecoderConfig::default(), bytes)
 }
 
@@ -121,7 +124,7 @@ fn flow_sample_round_trip_with_extended_records() {
     };
     let (out, report) = decode_with(config, &d.to_bytes());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(report.protocol, Some(crate::FlowProtocol::SflowV5));
+    assert_eq!(report.protocol, Some(flowtel_decode::FlowProtocol::SflowV5));
     assert_eq!((report.records, out.flows.len()), (1, 1));
     let r = &out.flows[0];
     assert_eq!(r.exporter, exporter());
@@ -409,7 +412,10 @@ fn bad_lengths_and_addresses_are_counted() {
     assert_eq!(report.errors[0].kind, ErrorKind::SflowBadLength);
     assert_eq!(report.errors[0].offset, second);
     assert_eq!(d.stats().errors.get(&ErrorKind::SflowBadLength), Some(&1));
-    assert_eq!(d.stats().records_for(crate::FlowProtocol::SflowV5), 1);
+    assert_eq!(
+        d.stats().records_for(flowtel_decode::FlowProtocol::SflowV5),
+        1
+    );
 
     // A raw header record whose header length runs past the record: the record is an error,
     // the sample is still one record (its length was sound).
@@ -465,18 +471,10 @@ fn corpus_datagrams() -> Vec<Vec<u8>> {
     };
     let mut out = Vec::new();
     for e in entries.flatten() {
-        let Ok(bytes) = std::fs::read(e.path()) else {
+        let Ok(datagrams) = flowtel_pcap::read_all(e.path()) else {
             continue;
         };
-        let Ok((_, pcap)) = pcap_parser::parse_pcap(&bytes) else {
-            continue;
-        };
-        for b in pcap.blocks {
-            // Ethernet (14) + IPv4 (20) + UDP (8): the corpus frames are all this shape.
-            if let Some(payload) = b.data.get(42..) {
-                out.push(payload.to_vec());
-            }
-        }
+        out.extend(datagrams.into_iter().map(|d| d.payload));
     }
     out
 }

@@ -19,12 +19,15 @@
 //! NetFlow v9 sets are padded to 32 bits (RFC 3954 §5.2, §5.3); IPFIX sets are not padded,
 //! which RFC 7011 §3.3.1 allows.
 //!
-//! [`V5Exporter`] writes NetFlow v5 packets. The sFlow v5 encoder is
-//! [`crate::sflow::Datagram`].
+//! [`V5Exporter`] writes NetFlow v5 packets; [`sflow::Datagram`] writes sFlow v5 datagrams.
+//!
+//! `flowtel generate`, the round-trip tests and the benches use this crate; the daemon does
+//! not.
 
 mod flow;
 mod message;
 mod netflow_v5;
+pub mod sflow;
 
 pub use flow::{FlowExporter, SamplerSpec, TemplateIds};
 pub use message::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};

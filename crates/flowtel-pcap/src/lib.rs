@@ -34,7 +34,7 @@ use std::path::Path;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{Block, Linktype, PcapBlockOwned};
 
-use crate::link::{self, Inner, be16};
+use flowtel_decode::link::{self, Inner, be16};
 
 /// Initial read buffer; it doubles when a block does not fit (GRO/TSO captures hold frames
 /// larger than 64 KiB).

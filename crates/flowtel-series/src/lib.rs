@@ -1,7 +1,8 @@
 //! What a rollup emits: one point per series per window.
 //!
-//! These types are the contract between the rollup and the exporters (OTLP, stdout,
-//! Prometheus); they carry no NetFlow knowledge.
+//! These types are the contract between the rollup (`flowtel-rollup`, which produces them) and
+//! the metric sinks (`flowtel-otlp`, stdout, Prometheus, which consume them). They carry no
+//! NetFlow knowledge, so an exporter depends on this crate and nothing of the decoder.
 
 use std::sync::Arc;
 
