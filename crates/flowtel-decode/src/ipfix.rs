@@ -20,17 +20,20 @@ pub(crate) const OPTIONS_TEMPLATE_SET: u16 = 3;
 pub(crate) struct Header {
     pub length: u16,
     pub export_time: u32,
+    /// Data records sent in this observation domain before this message (RFC 7011 §3.1).
+    pub sequence: u32,
     pub domain: u32,
 }
 
 pub(crate) fn header(i: &[u8]) -> IResult<&[u8], Header> {
-    let (i, (_version, length, export_time, _sequence, domain)) =
+    let (i, (_version, length, export_time, sequence, domain)) =
         (be_u16, be_u16, be_u32, be_u32, be_u32).parse(i)?;
     Ok((
         i,
         Header {
             length,
             export_time,
+            sequence,
             domain,
         },
     ))

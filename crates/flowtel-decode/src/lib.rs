@@ -96,6 +96,7 @@ mod netflow_v5;
 mod netflow_v9;
 mod options;
 mod pending;
+mod scope;
 mod sets;
 mod stats;
 mod template;
@@ -174,13 +175,13 @@ pub struct DatagramReport {
 pub struct Decoder {
     config: DecoderConfig,
     stats: DecoderStats,
-    scopes: HashMap<sets::ScopeKey, sets::Scope>,
+    scopes: HashMap<scope::ScopeKey, scope::Scope>,
     names: HashMap<(IpAddr, u32), options::Names>,
     pending: pending::Pending,
     /// Reused per datagram: data sets waiting for a template later in the datagram.
     deferred: Vec<(usize, usize, u16)>,
     /// Reused per datagram: templates learnt, to release pending sets.
-    learnt: Vec<(sets::ScopeKey, u16)>,
+    learnt: Vec<(scope::ScopeKey, u16)>,
 }
 
 impl Decoder {

@@ -23,13 +23,15 @@ struct Header {
     sys_uptime_ms: u32,
     unix_secs: u32,
     unix_nsecs: u32,
+    /// Flows seen before this packet (Cisco's "flow_sequence").
+    sequence: u32,
     engine_type: u8,
     engine_id: u8,
     sampling_interval: u16,
 }
 
 fn header(i: &[u8]) -> IResult<&[u8], Header> {
-    let (i, (_version, count, sys_uptime_ms, unix_secs, unix_nsecs, _sequence)) =
+    let (i, (_version, count, sys_uptime_ms, unix_secs, unix_nsecs, sequence)) =
         (be_u16, be_u16, be_u32, be_u32, be_u32, be_u32).parse(i)?;
     let (i, (engine_type, engine_id, sampling_interval)) = (be_u8, be_u8, be_u16).parse(i)?;
     Ok((
@@ -39,6 +41,7 @@ fn header(i: &[u8]) -> IResult<&[u8], Header> {
             sys_uptime_ms,
             unix_secs,
             unix_nsecs,
+            sequence,
             engine_type,
             engine_id,
             sampling_interval,
@@ -96,6 +99,7 @@ pub(crate) fn decode(
         };
         out.push(FlowRecord {
             observation_domain: base.observation_domain,
+            sequence_num: h.sequence,
             sampling_rate: base.sampling_rate,
             sampling_source: base.sampling_source,
             src_addr: v4(r, 0),

@@ -20,17 +20,20 @@ pub(crate) const OPTIONS_TEMPLATE_SET: u16 = 1;
 pub(crate) struct Header {
     pub sys_uptime_ms: u32,
     pub unix_secs: u32,
+    /// Export packets sent by this source id (RFC 3954 §5.1 "Sequence Number").
+    pub sequence: u32,
     pub source_id: u32,
 }
 
 pub(crate) fn header(i: &[u8]) -> IResult<&[u8], Header> {
-    let (i, (_version, _count, sys_uptime_ms, unix_secs, _sequence, source_id)) =
+    let (i, (_version, _count, sys_uptime_ms, unix_secs, sequence, source_id)) =
         (be_u16, be_u16, be_u32, be_u32, be_u32, be_u32).parse(i)?;
     Ok((
         i,
         Header {
             sys_uptime_ms,
             unix_secs,
+            sequence,
             source_id,
         },
     ))

@@ -7,20 +7,14 @@
 //! (oldest first) when `max_pending_sets` is reached.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
-use crate::record::FlowProtocol;
-use crate::sets::ScopeKey;
-use crate::template::TimeBase;
+use crate::scope::{Meta, ScopeKey};
 
 #[derive(Debug)]
 pub(crate) struct PendingSet {
     pub key: ScopeKey,
     pub template_id: u16,
-    pub exporter: SocketAddr,
-    pub protocol: FlowProtocol,
-    pub received_ns: u64,
-    pub base: TimeBase,
+    pub meta: Meta,
     pub data: Box<[u8]>,
 }
 
@@ -45,7 +39,7 @@ impl Pending {
         while self
             .sets
             .front()
-            .is_some_and(|p| now_ns.saturating_sub(p.received_ns) > timeout_ns)
+            .is_some_and(|p| now_ns.saturating_sub(p.meta.received_ns) > timeout_ns)
         {
             self.sets.pop_front();
             n += 1;

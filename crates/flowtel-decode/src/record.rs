@@ -69,6 +69,10 @@ pub struct FlowRecord {
     /// IPFIX observation domain, NetFlow v9 source id, NetFlow v5 engine type/id
     /// (`engine_type << 8 | engine_id`), sFlow sub-agent id.
     pub observation_domain: u32,
+    /// The export header's sequence number: NetFlow v5 flows seen before the packet, NetFlow
+    /// v9 export packets (RFC 3954 §5.1), IPFIX data records before the message (RFC 7011
+    /// §3.1), sFlow datagram sequence number. Lets a consumer spot lost export packets.
+    pub sequence_num: u32,
     pub time_received_ns: u64,
     pub flow_start_ns: Option<u64>,
     pub flow_end_ns: Option<u64>,
@@ -147,6 +151,7 @@ impl FlowRecord {
             agent: None,
             flow_protocol,
             observation_domain: 0,
+            sequence_num: 0,
             time_received_ns,
             flow_start_ns: None,
             flow_end_ns: None,

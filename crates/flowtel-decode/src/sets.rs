@@ -1,44 +1,17 @@
 //! The set engine shared by NetFlow v9 and IPFIX: template learning and withdrawal,
 //! order-independent data set decoding, the pending buffer and sampling resolution.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::error::{DecodeError, ErrorKind};
-use crate::options::{self, ScopeOptions};
+use crate::options;
 use crate::pending::PendingSet;
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
+use crate::scope::{Meta, ScopeKey};
 use crate::stats::Limit;
 use crate::template::{self, FieldSpec, Scratch, Template, TimeBase};
 use crate::{DatagramReport, DecodeOutput, Decoder, ipfix, netflow_v9};
-
-/// What templates are scoped by: exporter address (and source port when
-/// `scope_includes_port`), protocol version, and NetFlow v9 source id (RFC 3954 §5.1) or IPFIX
-/// observation domain (RFC 7011 §3.1). The template id completes the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ScopeKey {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub version: u16,
-    pub domain: u32,
-}
-
-/// Templates and options state of one scope.
-#[derive(Debug, Default)]
-pub(crate) struct Scope {
-    pub templates: HashMap<u16, Arc<Template>>,
-    pub options: ScopeOptions,
-}
-
-/// Where a message came from, shared by all its sets.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta {
-    pub exporter: SocketAddr,
-    pub protocol: FlowProtocol,
-    pub received_ns: u64,
-    pub base: TimeBase,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -101,6 +74,7 @@ impl Decoder {
             exporter,
             protocol: FlowProtocol::NetflowV9,
             received_ns,
+            sequence: h.sequence,
             base: TimeBase {
                 export_ns: u64::from(h.unix_secs) * 1_000_000_000,
                 sys_uptime_ms: Some(h.sys_uptime_ms),
@@ -148,6 +122,7 @@ impl Decoder {
             exporter,
             protocol: FlowProtocol::Ipfix,
             received_ns,
+            sequence: h.sequence,
             base: TimeBase {
                 export_ns: u64::from(h.export_time) * 1_000_000_000,
                 sys_uptime_ms: None,
@@ -444,6 +419,7 @@ impl Decoder {
                 break;
             };
             rec.observation_domain = key.domain;
+            rec.sequence_num = meta.sequence;
             s.reset();
             let rest = data.get(pos..).unwrap_or_default();
             match template::read_record(tmpl, rest, rec, &mut s, keep) {
@@ -496,10 +472,7 @@ impl Decoder {
             PendingSet {
                 key,
                 template_id: id,
-                exporter: meta.exporter,
-                protocol: meta.protocol,
-                received_ns: meta.received_ns,
-                base: meta.base,
+                meta: *meta,
                 data: body.into(),
             },
             self.config.max_pending_sets,
@@ -520,13 +493,7 @@ impl Decoder {
                     let Some(t) = self.template(&p.key, p.template_id) else {
                         continue;
                     };
-                    let meta = Meta {
-                        exporter: p.exporter,
-                        protocol: p.protocol,
-                        received_ns: p.received_ns,
-                        base: p.base,
-                    };
-                    let n = self.decode_data(&p.key, &t, &meta, &p.data, 0, out, report);
+                    let n = self.decode_data(&p.key, &t, &p.meta, &p.data, 0, out, report);
                     report.records += n;
                     self.stats.pending_released += 1;
                 }

@@ -104,6 +104,7 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
     if let Some(rec) = ctx.out.flows.last_mut() {
         rec.agent = ctx.agent;
         rec.observation_domain = ctx.sub_agent_id;
+        rec.sequence_num = ctx.sequence;
         rec.packets = 1;
         // A rate of 0 is meaningless (1-in-0): report it as unknown rather than zeroing totals.
         if known_rate {
