@@ -76,6 +76,9 @@ pub struct Enriched<'a> {
     pub dst_as: Option<u32>,
     pub in_if_name: Option<Arc<str>>,
     pub out_if_name: Option<Arc<str>>,
+    /// The cached name behind [`Self::device_name`], shared by [`Enriched::to_record`]
+    /// (`None` when the cache was full and the name was formatted for this record only).
+    device_shared: Option<&'a Arc<str>>,
 }
 
 impl Enriched<'_> {
@@ -84,6 +87,53 @@ impl Enriched<'_> {
         self.application
             .map(|i| services::service_name_at(self.record.ip_protocol, i))
     }
+
+    /// The record and its enrichment as one owned value, for the per-flow sinks. The device
+    /// name is shared with the enricher's cache (no allocation once the device was seen).
+    pub fn to_record(&self) -> EnrichedRecord {
+        EnrichedRecord {
+            record: self.record.clone(),
+            device_addr: self.device_addr,
+            device_name: self
+                .device_shared
+                .map_or_else(|| Arc::from(self.device_name), Arc::clone),
+            sampling_rate: self.sampling_rate,
+            rate_known: self.rate_known,
+            application: self.application(),
+            src_country: self.src_country,
+            dst_country: self.dst_country,
+            src_as: self.src_as,
+            dst_as: self.dst_as,
+            in_if_name: self.in_if_name.clone(),
+            out_if_name: self.out_if_name.clone(),
+        }
+    }
+}
+
+/// A decoded flow record with everything flowtel resolved about it, owned: what the per-flow
+/// sinks (OTLP logs, JSON, Kafka) receive. Bytes and packets in [`Self::record`] are as the
+/// exporter sent them; [`Self::sampling_rate`] is the rate the rollups multiply by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichedRecord {
+    pub record: FlowRecord,
+    /// The device's identity: sFlow agent address, else the exporter's IP address.
+    pub device_addr: IpAddr,
+    /// Configured name of the device, else its address.
+    pub device_name: Arc<str>,
+    /// Resolved 1-in-N sampling rate, at least 1.
+    pub sampling_rate: u32,
+    /// Whether [`Self::sampling_rate`] came from the record (else from configuration or 1).
+    pub rate_known: bool,
+    /// IANA service name of the flow's service side.
+    pub application: Option<&'static str>,
+    pub src_country: Country,
+    pub dst_country: Country,
+    /// Source AS: the record's, else the ASN database's.
+    pub src_as: Option<u32>,
+    /// Destination AS: the record's, else the ASN database's.
+    pub dst_as: Option<u32>,
+    pub in_if_name: Option<Arc<str>>,
+    pub out_if_name: Option<Arc<str>>,
 }
 
 /// Cumulative enrichment counters.
@@ -115,7 +165,7 @@ const MAX_CACHED_DEVICES: usize = 65_536;
 /// Resolves [`Enriched`] fields. One per worker; cheap to clone before first use.
 #[derive(Debug)]
 pub struct Enricher {
-    devices: HashMap<IpAddr, Box<str>, FxBuildHasher>,
+    devices: HashMap<IpAddr, Arc<str>, FxBuildHasher>,
     configured_devices: usize,
     /// The name of a device seen once the cache is full (formatted per record).
     uncached_device: String,
@@ -134,7 +184,7 @@ impl Enricher {
         let devices: HashMap<_, _, _> = config
             .devices
             .iter()
-            .map(|(a, n)| (*a, Box::<str>::from(n.as_str())))
+            .map(|(a, n)| (*a, Arc::<str>::from(n.as_str())))
             .collect();
         Enricher {
             configured_devices: devices.len(),
@@ -176,18 +226,21 @@ impl Enricher {
         &self.stats
     }
 
-    fn device_name(&mut self, addr: IpAddr) -> &str {
+    /// The device's name, and the cached `Arc` behind it (none once the cache is full).
+    fn device_name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
         if self.devices.len() >= self.configured_devices + MAX_CACHED_DEVICES
             && !self.devices.contains_key(&addr)
         {
             self.uncached_device.clear();
             // Writing to a String cannot fail.
             let _ = write!(self.uncached_device, "{addr}");
-            return &self.uncached_device;
+            return (&self.uncached_device, None);
         }
-        self.devices
+        let name = self
+            .devices
             .entry(addr)
-            .or_insert_with(|| Box::from(addr.to_string()))
+            .or_insert_with(|| Arc::from(addr.to_string()));
+        (name, Some(name))
     }
 
     fn country(&mut self, addr: Option<IpAddr>) -> Country {
@@ -271,7 +324,7 @@ impl Enricher {
             _ => (None, None),
         };
         // Last: the name borrows the enricher until the record is rolled up.
-        let device_name = self.device_name(device_addr);
+        let (device_name, device_shared) = self.device_name(device_addr);
         Enriched {
             record,
             device_addr,
@@ -285,6 +338,7 @@ impl Enricher {
             dst_as,
             in_if_name,
             out_if_name,
+            device_shared,
         }
     }
 }
@@ -348,6 +402,27 @@ mod tests {
         assert_eq!((x.sampling_rate, x.rate_known), (512, true));
         assert_eq!(e.stats().unknown_sampling_rate, 2);
         assert_eq!(e.stats().records, 3);
+    }
+
+    #[test]
+    fn owned_records_share_the_cached_device_name() {
+        let mut config = EnrichConfig::default();
+        config
+            .devices
+            .insert("192.0.2.1".parse().unwrap(), "edge-1".into());
+        let mut e = Enricher::new(&config).with_interface_names(true);
+        let mut r = rec("10.1.2.3", "8.8.8.8");
+        r.observation_domain = 7;
+        r.in_if = Some(3);
+        let a = e.enrich(&r, Some(&Names)).to_record();
+        let b = e.enrich(&r, Some(&Names)).to_record();
+        assert!(Arc::ptr_eq(&a.device_name, &b.device_name));
+        assert_eq!(&*a.device_name, "edge-1");
+        assert_eq!(a.record, r);
+        assert_eq!(a.application, Some("https"));
+        assert_eq!(a.src_country, Country::Private);
+        assert_eq!(a.in_if_name.as_deref(), Some("xe-0/0/3"));
+        assert_eq!(a.out_if_name, None);
     }
 
     #[test]

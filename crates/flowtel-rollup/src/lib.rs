@@ -92,7 +92,7 @@ pub use config::{
     ConfigError, Dimension, Direction, EnrichConfig, PipelineConfig, Profile, RollupConfig,
     SamplingConfig, ValueKind,
 };
-pub use enrich::{Country, EnrichStats, Enriched, Enricher, InterfaceNames};
+pub use enrich::{Country, EnrichStats, Enriched, EnrichedRecord, Enricher, InterfaceNames};
 pub use flowtel_series::{AttrValue, Point, WindowBatch};
 pub use geo::{AsnDb, CountryDb, GeoError};
 pub use rollup::{MergeError, OVERFLOW_ATTRIBUTE, Rollup, RollupSet, RollupStats, WindowAggregate};
