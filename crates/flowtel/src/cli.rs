@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config;
+use flowtel::config;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -13,7 +13,7 @@
 //!
 //! Maps (OTLP headers, resource attributes) merge key by key with the same precedence.
 //! The `decoder:` section ([`DecoderSettings`]) is the decoder's template scoping and limits,
-//! shared by the receive workers and `run --pcap` through `daemon::pipeline_spec`.
+//! shared by the receive workers and `run --pcap` through `pipeline::PipelineSpec::from_config`.
 //! `RUST_LOG`, when set, overrides `log_level` (see `crate::telemetry`).
 //!
 //! The resource's `service.name` is, in that order: `--service-name`, `OTEL_SERVICE_NAME`,
@@ -920,7 +920,12 @@ decoder:
         assert_eq!(d.max_pending_sets, 0);
         assert_eq!(d.pending_timeout_ns, 5_000_000_000);
         assert!(!d.keep_unknown_fields);
-        assert_eq!(crate::daemon::pipeline_spec(&c).unwrap().decoder, d);
+        assert_eq!(
+            crate::pipeline::PipelineSpec::from_config(&c)
+                .unwrap()
+                .decoder,
+            d
+        );
 
         use clap::Parser;
         #[derive(clap::Parser)]

@@ -17,7 +17,7 @@
 //! Logs go to stderr at `warn` unless `--log-level` says otherwise.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,10 +27,12 @@ use anyhow::Context;
 use clap::Args;
 use flowtel_rollup::{AttrValue, OVERFLOW_ATTRIBUTE, Point, WindowBatch};
 
-use crate::config::{Config, SinkKind};
-use crate::daemon;
 use crate::generate_cmd::{self, GenProtocol, GenerateArgs};
 use crate::timefmt::utc_seconds;
+use flowtel::config::{Config, SinkKind};
+use flowtel::daemon;
+use flowtel::sinks::Windows;
+use flowtel::sinks::stdout::StdoutSink;
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
@@ -109,7 +111,7 @@ pub fn config(args: &DemoArgs) -> anyhow::Result<Config> {
         let name = format!("{city}-{kind}-{}", protocol_name(protocol));
         config.enrichment.devices.insert(addr, name);
     }
-    crate::config::finish_and_validate(&mut config)?;
+    flowtel::config::finish_and_validate(&mut config)?;
     Ok(config)
 }
 
@@ -179,27 +181,22 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let top = usize::try_from(args.top).unwrap_or(usize::MAX);
     let clear = std::io::stdout().is_terminal();
-    let on_windows = move |batches: &[WindowBatch], final_flush: bool| {
-        let mut out = String::new();
-        for b in batches {
-            render_table(b, top, final_flush, &mut out);
-        }
-        if out.is_empty() {
-            return;
-        }
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        if clear && !final_flush {
-            // Clear the screen and home the cursor (ECMA-48 ED 2, CUP).
-            let _ = lock.write_all(b"\x1b[2J\x1b[H");
-        }
-        let _ = lock.write_all(out.as_bytes());
-        let _ = lock.flush();
-    };
+    let table = StdoutSink::with_format(
+        "demo-table",
+        Box::new(move |w: &Windows, out: &mut String| {
+            if clear && !w.final_flush && !w.batches.is_empty() {
+                // Clear the screen and home the cursor (ECMA-48 ED 2, CUP).
+                out.push_str("\x1b[2J\x1b[H");
+            }
+            for b in &w.batches {
+                render_table(b, top, w.final_flush, out);
+            }
+        }),
+    )?;
 
     let hooks = daemon::Hooks {
         on_listening: Some(Box::new(on_listening)),
-        on_windows: Some(Box::new(on_windows)),
+        sinks: vec![Arc::new(table)],
         stop: args.duration.map(|d| {
             // Created lazily: the timer needs the daemon's runtime.
             Box::pin(async move { tokio::time::sleep(Duration::from_secs_f64(d)).await })

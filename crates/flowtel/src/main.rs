@@ -13,17 +13,14 @@
 //! - `flowtel healthcheck` ([`healthcheck_cmd`]): probe `/healthz` (container HEALTHCHECK).
 
 mod cli;
-mod config;
-mod daemon;
 mod decode_cmd;
 mod demo_cmd;
 mod generate_cmd;
 mod healthcheck_cmd;
-mod ktranslate;
-mod prometheus;
 mod run_cmd;
-mod telemetry;
 mod timefmt;
+
+use flowtel::{config, daemon, ktranslate};
 
 use std::process::ExitCode;
 

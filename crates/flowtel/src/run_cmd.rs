@@ -2,9 +2,9 @@
 //!
 //! Every UDP datagram of the capture goes through the same [`WorkerPipeline`] a receive
 //! worker runs (decode → enrich → rollup) and its windows through the same merge and top-K
-//! selection ([`daemon::merge_windows`]), with the capture timestamps as the clock: a window is
+//! selection ([`merge_windows`]), with the capture timestamps as the clock: a window is
 //! emitted as soon as a datagram's timestamp passes its end, and every window still open is
-//! flushed at end of file. Points go to stdout as JSON lines ([`daemon::point_json`]); a
+//! flushed at end of file. Points go to stdout as JSON lines ([`point_json`]); a
 //! summary of what was read, decoded and emitted goes to stderr.
 
 use std::collections::BTreeMap;
@@ -15,8 +15,10 @@ use anyhow::{Context, bail};
 use flowtel_pcap::CaptureReader;
 use flowtel_rollup::{RollupStats, WindowAggregate};
 
-use crate::config::{self, RunArgs, SinkKind};
-use crate::daemon::{self, pipeline::WorkerPipeline, stats::WorkerStats};
+use flowtel::config::{self, RunArgs, SinkKind};
+use flowtel::pipeline::stats::WorkerStats;
+use flowtel::pipeline::{PipelineSpec, WorkerPipeline, merge_windows};
+use flowtel::sinks::stdout::point_json;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let Some(pcap) = &args.pcap else {
@@ -26,7 +28,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if config.sinks.iter().any(|s| *s != SinkKind::Stdout) {
         bail!("flowtel run --pcap supports only --sink stdout");
     }
-    let spec = daemon::pipeline_spec(&config)?;
+    let spec = PipelineSpec::from_config(&config)?;
     let mut pipeline = WorkerPipeline::new(&spec)?;
     let mut stats = WorkerStats::default();
     let mut finished: BTreeMap<Arc<str>, RollupStats> = BTreeMap::new();
@@ -105,9 +107,9 @@ fn write(
     if windows.is_empty() {
         return Ok(());
     }
-    for batch in daemon::merge_windows(windows, finished) {
+    for batch in merge_windows(windows, finished) {
         for p in &batch.points {
-            writeln!(out, "{}", daemon::point_json(p))?;
+            writeln!(out, "{}", point_json(p))?;
         }
     }
     Ok(())

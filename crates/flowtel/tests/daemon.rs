@@ -114,3 +114,188 @@ fn one_exporter_sending_from_many_ports_is_decoded_by_one_worker() {
     assert!(status.success(), "{stderr}");
     assert_eq!(stderr.matches("new exporter").count(), 1, "{stderr}");
 }
+
+/// Start flowtel on the given listen addresses (free ports where the port is 0).
+fn start_on(listen: &[std::net::SocketAddr], args: &[&str]) -> (Daemon, Vec<std::net::SocketAddr>) {
+    let listen: Vec<std::net::SocketAddr> = listen
+        .iter()
+        .map(|a| {
+            if a.port() != 0 {
+                return *a;
+            }
+            // A free port of the same family.
+            UdpSocket::bind(std::net::SocketAddr::new(a.ip(), 0))
+                .and_then(|s| s.local_addr())
+                .expect("a free port")
+        })
+        .collect();
+    let http = common::free_tcp_addr();
+    let mut cmd = common::flowtel_command();
+    cmd.args(args);
+    for l in &listen {
+        cmd.args(["--listen", &l.to_string()]);
+    }
+    cmd.args(["--prometheus-listen", &http.to_string()]);
+    let first = listen[0];
+    (Daemon::spawn(cmd, first, http), listen)
+}
+
+/// Sum of the `value` of every `network.io.by_flow` line the stdout sink wrote.
+fn stdout_bytes(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["metric"] == "network.io.by_flow")
+        .map(|v| v["value"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn a_busy_address_is_read_at_full_rate_while_the_others_are_idle() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this host");
+        return;
+    }
+    // Three listen addresses, IPv4 and IPv6; traffic only to the IPv6 one. A worker that
+    // waited on its idle sockets in turn would read a batch per wait and lose most of this.
+    let (d, listen) = start_on(
+        &[
+            "127.0.0.1:0".parse().unwrap(),
+            "[::1]:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ],
+        &[
+            "--rollup-interval",
+            "1",
+            "--workers",
+            "2",
+            "--sink",
+            "stdout",
+        ],
+    );
+    let busy = listen[1];
+    let sender = UdpSocket::bind("[::1]:0").unwrap();
+    let datagrams: u32 = 4_000;
+    let per_datagram: u64 = V5_FLOWS.iter().map(|f| u64::from(f.bytes)).sum();
+    for seq in 0..datagrams {
+        sender
+            .send_to(&netflow_v5(&V5_FLOWS, seq * 2, 1_700_000_000, 0), busy)
+            .unwrap();
+        // About 20 000 datagrams/s: far beyond what a worker waiting on idle sockets reads.
+        if seq % 100 == 99 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let body = d.metrics_until("every datagram", |b| {
+        sample(
+            b,
+            "flowtel_datagrams_total{exporter=\"::1\",protocol=\"netflow_v5\"}",
+        ) == Some(f64::from(datagrams))
+    });
+    assert_eq!(sample(&body, "flowtel_socket_drops_total"), Some(0.0));
+    assert_eq!(
+        sample(&body, "flowtel_records_total{protocol=\"netflow_v5\"}"),
+        Some(f64::from(datagrams) * V5_FLOWS.len() as f64)
+    );
+    let (status, stdout, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout_bytes(&stdout), u64::from(datagrams) * per_datagram);
+    for l in &listen {
+        assert!(stderr.contains(&format!("listen={l}")), "{l}: {stderr}");
+    }
+}
+
+#[test]
+fn a_window_closes_at_its_boundary_with_no_traffic_after_it() {
+    let (d, listen) = start_on(
+        &["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
+        &["--rollup-interval", "1", "--sink", "stdout"],
+    );
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(&netflow_v5(&V5_FLOWS, 0, 1_700_000_000, 0), listen[0])
+        .unwrap();
+    // Nothing else arrives: the window must still close at its boundary, not at shutdown.
+    d.metrics_until("the window emitted while every socket is idle", |b| {
+        sample(b, "flowtel_windows_emitted_total{rollup=\"bytes_by_flow\"}") == Some(1.0)
+    });
+    let per_datagram: u64 = V5_FLOWS.iter().map(|f| u64::from(f.bytes)).sum();
+    assert_eq!(stdout_bytes(&d.stdout_text()), per_datagram);
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn windows_close_and_shutdown_completes_while_a_socket_is_saturated() {
+    let (d, listen) = start_on(
+        &[
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ],
+        &["--rollup-interval", "1", "--sink", "prometheus"],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = std::sync::Arc::clone(&stop);
+        let target = listen[0];
+        std::thread::spawn(move || {
+            let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let d = netflow_v5(&V5_FLOWS, 0, 1_700_000_000, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = sender.send_to(&d, target);
+            }
+        })
+    };
+    let windows = |b: &str| {
+        sample(b, "flowtel_windows_emitted_total{rollup=\"bytes_by_flow\"}").unwrap_or(0.0)
+    };
+    let first = windows(&d.metrics_until("a first window under load", |b| windows(b) >= 1.0));
+    d.metrics_until("two more windows under load", |b| windows(b) >= first + 2.0);
+    // Stop is answered under load too.
+    let (status, _, stderr) = d.terminate();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+#[test]
+fn a_port_held_by_another_process_is_refused_naming_it() {
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap().to_string();
+    let out = common::flowtel_command()
+        .args(["run", "--listen", &addr, "--sink", "stdout"])
+        .args(["--prometheus-listen", &common::free_tcp_addr().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on udp {addr}: address in use by ")),
+        "{stderr}"
+    );
+    // The holder is this test process.
+    assert!(
+        stderr.contains(&format!("(pid {})", std::process::id())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_flowtel_on_the_same_port_is_refused() {
+    let d = Daemon::start(&["--sink", "stdout"]);
+    let out = common::flowtel_command()
+        .args(["run", "--listen", &d.listen.to_string(), "--sink", "stdout"])
+        .args(["--prometheus-listen", &common::free_tcp_addr().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = d.child.as_ref().unwrap().id();
+    assert!(
+        stderr.contains("address in use by flowtel") && stderr.contains(&format!("(pid {pid})")),
+        "{stderr}"
+    );
+    let (status, _, _) = d.terminate();
+    assert!(status.success());
+}

@@ -1,23 +1,35 @@
-//! UDP sockets: one per worker and listen address, SO_REUSEPORT, batched receives.
+//! UDP sockets: one per worker and listen address, SO_REUSEPORT, batched non-blocking receives.
 //!
-//! Each socket is bound with SO_REUSEPORT to the same address, so the kernel spreads datagrams
-//! over the workers by a hash of the 4-tuple: one exporter socket (address and port) always
-//! lands on the same worker. The receive buffer is requested with SO_RCVBUF and read back; Linux
-//! caps it at `net.core.rmem_max` (and reports twice the usable size), so a smaller read-back
-//! value than requested is logged as a warning with the fix.
+//! Each socket of a listen address is bound with SO_REUSEPORT to the same address, so the kernel
+//! spreads datagrams over the workers by a hash of the 4-tuple: one exporter socket (address and
+//! port) always lands on the same worker. The receive buffer is requested with SO_RCVBUF and read
+//! back; Linux caps it at `net.core.rmem_max` (and reports twice the usable size), so a smaller
+//! read-back value than requested is logged as a warning with the fix.
+//!
+//! # The reuse group belongs to this process
+//!
+//! SO_REUSEPORT lets any socket of the same user join the group, which would silently split
+//! datagrams (and templates) between two collectors. [`bind_group`] therefore first binds a probe
+//! socket *without* SO_REUSEPORT (or SO_REUSEADDR): if anything holds the port, that bind fails
+//! with "address in use" and the start is refused, naming the holder when `/proc` shows it
+//! ([`port_holder`]). The probe is closed and the group bound at once; a second flowtel started
+//! later fails its own probe against our group. (Linux cannot stop an unrelated program of the
+//! same user that sets SO_REUSEPORT itself from joining; a per-user or per-service UID avoids it.)
 //!
 //! An IPv6 listen address is IPv6-only (IPV6_V6ONLY), so listing `0.0.0.0:9995` and
 //! `[::]:9995` together gives dual-stack reception.
 //!
-//! On Linux, datagrams are read in batches with `recvmmsg(2)` (through `nix`'s safe wrapper,
-//! since the workspace denies `unsafe`), with `MSG_WAITFORONE` so a batch returns as soon as one
-//! datagram is there, and SO_RXQ_OVFL so every datagram carries the socket's cumulative kernel
-//! drop counter (socket(7)), which is how `flowtel.socket.drops` is measured. Elsewhere a plain
-//! `recv_from` loop is used.
+//! # Receiving
+//!
+//! Sockets are non-blocking: the worker waits for readiness on all of its sockets at once (see
+//! `worker`), then takes one batch from each readable socket. On Linux a batch is one
+//! `recvmmsg(2)` call (through `nix`'s safe wrapper, since the workspace denies `unsafe`) with
+//! `MSG_DONTWAIT`, and SO_RXQ_OVFL makes every datagram carry the socket's cumulative kernel drop
+//! counter (socket(7)), which is how `flowtel.socket.drops` is measured. Elsewhere a `recv_from`
+//! loop fills the batch.
 
 use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -28,13 +40,10 @@ pub const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams read per `recvmmsg` call.
 pub const BATCH: usize = 32;
 
-/// How long a blocked receive waits before the worker looks at its control channel again.
-pub const RECV_TIMEOUT: Duration = Duration::from_millis(50);
-
 /// A bound socket and what the kernel granted.
 #[derive(Debug)]
 pub struct BoundSocket {
-    pub socket: Socket,
+    pub socket: UdpSocket,
     pub local: SocketAddr,
     /// The receive buffer granted, in the unit of the request ([`usable_buffer`] of the
     /// read-back): equal to the request unless the kernel capped it.
@@ -43,22 +52,75 @@ pub struct BoundSocket {
     pub kernel_recv_buffer_bytes: usize,
 }
 
-/// Bind one SO_REUSEPORT UDP socket on `addr` with the requested receive buffer.
-pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocket> {
+/// Why a listen address could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another socket holds the port (outside this process's reuse group).
+    #[error("address in use{}", holder.as_ref().map_or_else(String::new, |h| format!(" by {h}")))]
+    InUse { holder: Option<String> },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Bind `count` SO_REUSEPORT UDP sockets on `addr` (the first resolves port 0), after checking
+/// that no other socket holds the address, so the reuse group is this process's alone.
+pub fn bind_group(
+    addr: SocketAddr,
+    count: usize,
+    recv_buffer_bytes: usize,
+) -> Result<Vec<BoundSocket>, BindError> {
+    let probe = new_socket(addr)?;
+    let addr = match probe.bind(&addr.into()) {
+        Ok(()) => probe
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound socket has no IP address"))?,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Err(BindError::InUse {
+                holder: port_holder(addr),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(probe);
+    let mut group = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        match bind(addr, recv_buffer_bytes) {
+            Ok(s) => group.push(s),
+            // Taken between the probe and the group (a race with another process).
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(BindError::InUse {
+                    holder: port_holder(addr),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(group)
+}
+
+/// A UDP socket for `addr`'s family; IPv6 sockets are IPv6-only.
+fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         // An IPv6 address means IPv6 only, so `0.0.0.0:P` and `[::]:P` can be listed together
         // (dual stack) without the IPv6 socket also taking the IPv4 traffic.
         socket.set_only_v6(true)?;
     }
+    Ok(socket)
+}
+
+/// Bind one non-blocking SO_REUSEPORT UDP socket on `addr` with the requested receive buffer.
+/// SO_REUSEADDR is not set: on Linux it would let other UDP sockets share the port.
+pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocket> {
+    let socket = new_socket(addr)?;
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
     socket.set_reuse_port(true)?;
     if recv_buffer_bytes > 0 {
         // Failure to grow the buffer is not fatal: the read-back below reports what we got.
         let _ = socket.set_recv_buffer_size(recv_buffer_bytes);
     }
-    socket.set_read_timeout(Some(RECV_TIMEOUT))?;
+    socket.set_nonblocking(true)?;
     #[cfg(target_os = "linux")]
     {
         // Best effort: without it socket drops are not measured, receiving still works.
@@ -71,11 +133,70 @@ pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocke
         .ok_or_else(|| io::Error::other("bound socket has no IP address"))?;
     let kernel_recv_buffer_bytes = socket.recv_buffer_size()?;
     Ok(BoundSocket {
-        socket,
+        socket: socket.into(),
         local,
         recv_buffer_bytes: usable_buffer(kernel_recv_buffer_bytes),
         kernel_recv_buffer_bytes,
     })
+}
+
+/// The processes holding UDP port `addr.port()`, as `name (pid N)`, from `/proc/net/udp{,6}`
+/// (socket inodes of sockets bound to that port) and `/proc/*/fd` (which process has them).
+/// `None` when nothing is found (another user's process is not visible without privileges).
+pub fn port_holder(addr: SocketAddr) -> Option<String> {
+    let inodes = udp_inodes(addr.port());
+    if inodes.is_empty() {
+        return None;
+    }
+    let mut holders = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| {
+                l.to_str()
+                    .and_then(|s| s.strip_prefix("socket:["))
+                    .and_then(|s| s.strip_suffix(']'))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|i| inodes.contains(&i))
+            })
+        });
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            holders.push(format!("{} (pid {pid})", comm.trim()));
+        }
+    }
+    (!holders.is_empty()).then(|| holders.join(", "))
+}
+
+/// Inodes of the UDP sockets bound to local `port`, from `/proc/net/udp` and `/proc/net/udp6`
+/// (columns: `sl local_address rem_address st ... uid timeout inode`, the port in hex).
+fn udp_inodes(port: u16) -> Vec<u64> {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
+                continue;
+            };
+            if local.ends_with(&want)
+                && let Ok(i) = inode.parse::<u64>()
+                && i != 0
+            {
+                inodes.push(i);
+            }
+        }
+    }
+    inodes
 }
 
 /// The SO_RCVBUF read-back in the unit of the request. Linux doubles the value set (to allow
@@ -163,10 +284,10 @@ impl Receiver {
         &self.meta
     }
 
-    /// Block up to [`RECV_TIMEOUT`] for at least one datagram, then take what is queued (up to
-    /// [`BATCH`]). Returns the number received; 0 on timeout.
+    /// Take what is queued on the (non-blocking) socket, up to [`BATCH`] datagrams, without
+    /// waiting. Returns the number received; 0 when nothing is queued.
     #[cfg(target_os = "linux")]
-    pub fn recv_batch(&mut self, socket: &Socket) -> io::Result<usize> {
+    pub fn recv_batch(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, recvmmsg};
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
@@ -188,7 +309,7 @@ impl Receiver {
                 socket.as_raw_fd(),
                 &mut self.headers,
                 iovs.iter_mut(),
-                MsgFlags::MSG_WAITFORONE,
+                MsgFlags::MSG_DONTWAIT,
                 None,
             ) {
                 Ok(r) => r,
@@ -228,29 +349,19 @@ impl Receiver {
         Ok(self.meta.len())
     }
 
-    /// Portable fallback: one `recv_from` per call.
+    /// Portable fallback: `recv_from` until the batch is full or nothing is queued.
     #[cfg(not(target_os = "linux"))]
-    pub fn recv_batch(&mut self, socket: &Socket) -> io::Result<usize> {
+    pub fn recv_batch(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.meta.clear();
-        let Some(buf) = self.bufs.first_mut() else {
-            return Ok(0);
-        };
-        let udp: std::net::UdpSocket = socket.try_clone()?.into();
-        match udp.recv_from(buf) {
-            Ok((len, from)) => {
-                self.meta.push(Received { len, from });
-                Ok(1)
+        for buf in &mut self.bufs {
+            match socket.recv_from(buf) {
+                Ok((len, from)) => self.meta.push(Received { len, from }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if self.meta.is_empty() => return Err(e),
+                Err(_) => break,
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(0)
-            }
-            Err(e) => Err(e),
         }
+        Ok(self.meta.len())
     }
 }
 
@@ -349,10 +460,45 @@ mod tests {
     }
 
     #[test]
-    fn timeout_returns_zero() {
+    fn an_empty_socket_returns_zero_at_once() {
         let a = bind("127.0.0.1:0".parse().unwrap(), 0).unwrap();
         let mut r = Receiver::new();
+        let t = std::time::Instant::now();
         assert_eq!(r.recv_batch(&a.socket).unwrap(), 0);
+        // Non-blocking: no wait at all (a generous bound, not a timing assertion on speed).
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_port_held_by_another_socket_is_refused_with_its_holder() {
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = other.local_addr().unwrap();
+        let err = bind_group(addr, 2, 0).unwrap_err();
+        let BindError::InUse { holder } = &err else {
+            panic!("expected address in use, got {err}");
+        };
+        let me = format!("(pid {})", std::process::id());
+        assert!(
+            holder.as_deref().is_some_and(|h| h.contains(&me)),
+            "holder {holder:?} should name this process {me}"
+        );
+        assert!(err.to_string().starts_with("address in use by "), "{err}");
+    }
+
+    #[test]
+    fn a_second_group_on_the_same_port_is_refused() {
+        let group = bind_group("127.0.0.1:0".parse().unwrap(), 2, 0).unwrap();
+        assert_eq!(group.len(), 2);
+        assert_eq!(group[0].local, group[1].local);
+        assert_ne!(
+            group[0].local.port(),
+            0,
+            "port 0 resolved once for the group"
+        );
+        let err = bind_group(group[0].local, 1, 0).unwrap_err();
+        assert!(matches!(err, BindError::InUse { .. }), "{err}");
+        // A plain socket (no SO_REUSEPORT) cannot join either.
+        assert!(UdpSocket::bind(group[0].local).is_err());
     }
 
     #[test]

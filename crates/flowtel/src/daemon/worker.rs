@@ -1,5 +1,20 @@
 //! A receive worker: one thread, one socket per listen address it serves, its own decoder.
 //!
+//! # The loop
+//!
+//! A worker waits for readiness on all of its sockets and on a [`mio::Waker`] at once (one
+//! `epoll_wait`), so a socket is read as soon as it is readable whatever its neighbours do, and a
+//! flush or stop request is answered at once whether the sockets are idle or saturated. Each
+//! pass takes one batch (up to [`BATCH`] datagrams) from every readable socket in turn, so a
+//! saturated socket cannot starve the others, then answers control requests, decodes what other
+//! workers handed over and publishes its counters. There is no sleep and no timeout on the
+//! receive path: with nothing readable the worker blocks in `epoll_wait` until a datagram, a
+//! hand-over or a control request wakes it.
+//!
+//! Readiness is edge-triggered (mio), so a socket stays in the worker's ready set until a batch
+//! comes back short (the kernel queue is empty; a datagram arriving after that raises a new
+//! edge).
+//!
 //! # Template state across workers
 //!
 //! NetFlow v9 and IPFIX data sets are only decodable with templates the same exporter sent
@@ -8,68 +23,124 @@
 //! ports (line cards, restarts) while templates are scoped by its address. flowtel therefore
 //! routes by exporter: the first worker that sees an exporter address claims it in a shared
 //! table (a mutex taken only on an exporter's first datagram per worker; each worker caches the
-//! answer), and a worker that receives a datagram of an exporter owned by another worker hands
-//! it over through that worker's bounded queue. In the common case (one source port) nothing is
-//! ever handed over; when a hand-over queue is full the datagram is dropped and counted
+//! answer), and a worker that receives datagrams of an exporter owned by another worker hands
+//! them over. Hand-overs are batched: the datagrams of one pass for one owner are copied into one
+//! [`Handover`] buffer, sent through the owner's bounded queue with one channel operation and
+//! one wake-up, and the owner returns the emptied buffer for reuse, so steady hand-over traffic
+//! allocates nothing. In the common case (one source port) nothing is ever handed over; when a
+//! hand-over queue is full the batch's datagrams are dropped and counted
 //! (`flowtel.datagrams.dropped{reason="handover_queue_full"}`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowtel_rollup::WindowAggregate;
-use socket2::Socket;
+use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{info, warn};
 
-use super::listener::Receiver;
-use super::pipeline::WorkerPipeline;
-use super::stats::{DropReason, MAX_EXPORTERS, WorkerStats};
+use super::listener::{BATCH, Receiver};
+use crate::pipeline::WorkerPipeline;
+use crate::pipeline::stats::{DropReason, MAX_EXPORTERS, WorkerStats};
+use crate::sinks::SinkSet;
 
-/// Datagrams a worker's hand-over queue holds.
-pub const HANDOVER_CAPACITY: usize = 4_096;
+/// Hand-over batches a worker's queue holds (each up to one receive pass of datagrams).
+pub const HANDOVER_CAPACITY: usize = 256;
 
-/// A datagram received by one worker for the worker that owns its exporter.
-#[derive(Debug)]
+/// The token of a worker's [`Waker`]; sockets use their index.
+const WAKER: Token = Token(usize::MAX);
+
+/// Datagrams of one receive pass, received by one worker for the worker that owns their
+/// exporter: payloads back to back in `data`, described by `datagrams`.
+#[derive(Debug, Default)]
 pub struct Handover {
-    pub from: SocketAddr,
-    pub received_ns: u64,
+    /// The worker that filled it (where the emptied buffer goes back).
+    pub sender: usize,
+    pub datagrams: Vec<HandedDatagram>,
     pub data: Vec<u8>,
 }
 
-/// Requests from the flush loop.
+/// One datagram of a [`Handover`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandedDatagram {
+    pub from: SocketAddr,
+    pub received_ns: u64,
+    pub len: usize,
+}
+
+impl Handover {
+    fn push(&mut self, from: SocketAddr, received_ns: u64, payload: &[u8]) {
+        self.datagrams.push(HandedDatagram {
+            from,
+            received_ns,
+            len: payload.len(),
+        });
+        self.data.extend_from_slice(payload);
+    }
+
+    fn clear(&mut self) {
+        self.datagrams.clear();
+        self.data.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+}
+
+/// Requests from the flush loop. Each is answered on the worker's next pass.
 #[derive(Debug)]
 pub enum Control {
-    /// Emit every window that ended at or before `now_ns`; with `last`, also the open window,
-    /// then exit.
+    /// Emit every window that ended at or before `now_ns`.
     Flush {
         now_ns: u64,
-        last: bool,
+        reply: tokio::sync::mpsc::UnboundedSender<FlushReply>,
+    },
+    /// Stop reading sockets (shutdown, phase one). The answer means this worker will hand
+    /// nothing more over to the others.
+    Stop {
+        reply: tokio::sync::mpsc::UnboundedSender<usize>,
+    },
+    /// Decode what was handed over, emit every window (the open one included), then exit
+    /// (shutdown, phase two: sent once every worker has stopped).
+    Finish {
+        now_ns: u64,
         reply: tokio::sync::mpsc::UnboundedSender<FlushReply>,
     },
 }
 
-/// A worker's answer to [`Control::Flush`]: its closed windows, unfinished.
+/// A worker's answer to [`Control::Flush`] / [`Control::Finish`]: its closed windows,
+/// unfinished.
 #[derive(Debug)]
 pub struct FlushReply {
     pub worker: usize,
     pub windows: Vec<WindowAggregate>,
 }
 
+/// How to reach one worker from outside its thread.
+#[derive(Debug)]
+pub struct WorkerLink {
+    pub handover: SyncSender<Handover>,
+    /// Emptied hand-over buffers going back to this worker.
+    pub recycle: SyncSender<Handover>,
+    pub waker: Arc<Waker>,
+}
+
 /// Which worker owns which exporter, and how to reach each worker.
 #[derive(Debug)]
 pub struct Routing {
     owners: Mutex<HashMap<IpAddr, usize>>,
-    handover: Vec<SyncSender<Handover>>,
+    workers: Vec<WorkerLink>,
 }
 
 impl Routing {
-    pub fn new(handover: Vec<SyncSender<Handover>>) -> Self {
+    pub fn new(workers: Vec<WorkerLink>) -> Self {
         Routing {
             owners: Mutex::new(HashMap::new()),
-            handover,
+            workers,
         }
     }
 
@@ -91,19 +162,31 @@ impl Routing {
     pub fn exporters(&self) -> usize {
         self.owners.lock().map(|o| o.len()).unwrap_or(0)
     }
+
+    /// Wake worker `id` (after sending it a control request).
+    pub fn wake(&self, id: usize) {
+        if let Some(w) = self.workers.get(id)
+            && let Err(e) = w.waker.wake()
+        {
+            warn!(worker = id, error = %e, "cannot wake a receive worker");
+        }
+    }
 }
 
 /// Everything one worker thread owns.
 #[derive(Debug)]
 pub struct Worker {
     pub id: usize,
-    pub sockets: Vec<Socket>,
+    pub sockets: Vec<UdpSocket>,
     pub pipeline: WorkerPipeline,
+    /// Where the pipeline's flow records go, once per pass.
+    pub sinks: SinkSet,
     pub routing: Arc<Routing>,
     pub handover_rx: StdReceiver<Handover>,
+    pub recycle_rx: StdReceiver<Handover>,
     pub control_rx: StdReceiver<Control>,
-    pub stop_receiving: Arc<AtomicBool>,
     pub shared: Arc<Mutex<WorkerStats>>,
+    pub poll: Poll,
 }
 
 pub fn now_ns() -> u64 {
@@ -112,114 +195,246 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// What the worker loop does after answering a control request.
+enum Next {
+    Continue,
+    Exit,
+}
+
+/// Per-thread receive state: buffers, readiness and the hand-over batches being filled.
+struct Pass {
+    receivers: Vec<Receiver>,
+    /// Sockets that may still have queued datagrams (edge-triggered readiness).
+    ready: Vec<bool>,
+    socket_drops: Vec<u64>,
+    /// Cached answers of [`Routing::claim`].
+    owners: HashMap<IpAddr, Option<usize>>,
+    /// Per destination worker, the batch being filled this pass.
+    outgoing: Vec<Handover>,
+    receiving: bool,
+}
+
 impl Worker {
-    /// The worker loop; returns after the last flush or when the flush loop is gone.
+    /// Create a worker's poller and the waker others use to reach it.
+    pub fn poller() -> io::Result<(Poll, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok((poll, waker))
+    }
+
+    /// The worker loop; returns after [`Control::Finish`] or when the flush loop is gone.
     pub fn run(mut self) {
-        let mut receivers: Vec<Receiver> = self.sockets.iter().map(|_| Receiver::new()).collect();
-        let mut owners: HashMap<IpAddr, Option<usize>> = HashMap::new();
+        use std::os::fd::AsRawFd;
+        for (i, s) in self.sockets.iter().enumerate() {
+            let fd = s.as_raw_fd();
+            if let Err(e) = self.poll.registry().register(
+                &mut mio::unix::SourceFd(&fd),
+                Token(i),
+                Interest::READABLE,
+            ) {
+                warn!(worker = self.id, error = %e, "cannot watch a socket; it will not be read");
+            }
+        }
+        let n = self.sockets.len();
+        let workers = self.routing.workers.len();
+        let mut pass = Pass {
+            receivers: (0..n).map(|_| Receiver::new()).collect(),
+            // Read every socket once at start: datagrams may have queued before registration.
+            ready: vec![true; n],
+            socket_drops: vec![0; n],
+            owners: HashMap::new(),
+            outgoing: (0..workers).map(|_| Handover::default()).collect(),
+            receiving: true,
+        };
+        let mut events = Events::with_capacity(n + 1);
         let mut delta = WorkerStats::default();
-        let mut socket_drops: Vec<u64> = vec![0; self.sockets.len()];
         loop {
-            match self.control_rx.try_recv() {
-                Ok(Control::Flush {
-                    now_ns,
-                    last,
-                    reply,
-                }) => {
-                    if last {
-                        // Decode what was already handed over before closing the window.
-                        self.drain_handover(&mut delta);
-                    }
-                    let windows = self.pipeline.flush(now_ns, last, &mut delta);
-                    let _ = reply.send(FlushReply {
-                        worker: self.id,
-                        windows,
-                    });
-                    if last {
-                        self.publish(&mut delta);
-                        return;
-                    }
-                }
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => {}
-            }
-            if self.stop_receiving.load(Ordering::Relaxed) {
-                // Wait for the last flush without spinning.
-                std::thread::sleep(super::listener::RECV_TIMEOUT);
-                continue;
-            }
-            for (i, socket) in self.sockets.iter().enumerate() {
-                let r = &mut receivers[i];
-                let n = match r.recv_batch(socket) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        delta.recv_errors += 1;
-                        warn!(worker = self.id, error = %e, "receive failed");
-                        0
-                    }
-                };
-                let now = now_ns();
-                for k in 0..n {
-                    let Some(meta) = r.received().get(k).copied() else {
-                        continue;
-                    };
-                    let payload = r.payload(k);
-                    let ip = meta.from.ip();
-                    let owner = *owners
-                        .entry(ip)
-                        .or_insert_with(|| self.routing.claim(ip, self.id));
-                    match owner {
-                        Some(o) if o != self.id => {
-                            let Some(tx) = self.routing.handover.get(o) else {
-                                continue;
-                            };
-                            let h = Handover {
-                                from: meta.from,
-                                received_ns: now,
-                                data: payload.to_vec(),
-                            };
-                            match tx.try_send(h) {
-                                Ok(()) => delta.handed_over += 1,
-                                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                                    delta.count_drop(DropReason::HandoverQueueFull)
-                                }
-                            }
-                        }
-                        _ => {
-                            let label = owner.map(|_| ip);
-                            self.pipeline
-                                .process(meta.from, label, payload, now, &mut delta);
+            loop {
+                match self.control_rx.try_recv() {
+                    Ok(c) => {
+                        if let Next::Exit = self.control(c, &mut pass, &mut delta) {
+                            return;
                         }
                     }
-                }
-                if owners.len() > 2 * MAX_EXPORTERS {
-                    owners.clear();
-                }
-                if r.kernel_drops > 0 {
-                    socket_drops[i] = r.kernel_drops;
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
                 }
             }
-            delta.socket_drops = socket_drops.iter().sum();
+            let busy = pass.receiving && pass.ready.iter().any(|r| *r);
+            let timeout = busy.then_some(std::time::Duration::ZERO);
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    delta.recv_errors += 1;
+                    warn!(worker = self.id, error = %e, "waiting for sockets failed");
+                }
+            }
+            for ev in &events {
+                if let Some(r) = pass.ready.get_mut(ev.token().0) {
+                    *r = true;
+                }
+            }
+            if pass.receiving {
+                self.receive_pass(&mut pass, &mut delta);
+            }
             self.drain_handover(&mut delta);
             self.publish(&mut delta);
         }
     }
 
-    fn drain_handover(&mut self, delta: &mut WorkerStats) {
-        for _ in 0..HANDOVER_CAPACITY {
-            match self.handover_rx.try_recv() {
-                Ok(h) => {
-                    let label = Some(h.from.ip());
-                    self.pipeline
-                        .process(h.from, label, &h.data, h.received_ns, delta)
-                }
-                Err(_) => break,
+    /// End of a pass: records to the record sinks, counters to readers.
+    fn publish(&mut self, delta: &mut WorkerStats) {
+        if self.sinks.takes_records() {
+            self.sinks.records(self.pipeline.take_records());
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        delta.drain_into(&mut shared);
+    }
+
+    /// Answer one control request.
+    fn control(&mut self, c: Control, pass: &mut Pass, delta: &mut WorkerStats) -> Next {
+        match c {
+            Control::Flush { now_ns, reply } => {
+                let windows = self.pipeline.flush(now_ns, false, delta);
+                let _ = reply.send(FlushReply {
+                    worker: self.id,
+                    windows,
+                });
+                Next::Continue
+            }
+            Control::Stop { reply } => {
+                pass.receiving = false;
+                let _ = reply.send(self.id);
+                Next::Continue
+            }
+            Control::Finish { now_ns, reply } => {
+                self.drain_handover(delta);
+                let windows = self.pipeline.flush(now_ns, true, delta);
+                let _ = reply.send(FlushReply {
+                    worker: self.id,
+                    windows,
+                });
+                self.publish(delta);
+                Next::Exit
             }
         }
     }
 
-    fn publish(&self, delta: &mut WorkerStats) {
-        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        delta.drain_into(&mut shared);
+    /// One batch from every readable socket, decoded here or handed to the exporter's owner.
+    fn receive_pass(&mut self, pass: &mut Pass, delta: &mut WorkerStats) {
+        for i in 0..self.sockets.len() {
+            if !pass.ready.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            let (Some(socket), Some(r)) = (self.sockets.get(i), pass.receivers.get_mut(i)) else {
+                continue;
+            };
+            let got = match r.recv_batch(socket) {
+                Ok(got) => got,
+                Err(e) => {
+                    delta.recv_errors += 1;
+                    warn!(worker = self.id, error = %e, "receive failed");
+                    0
+                }
+            };
+            if got < BATCH
+                && let Some(ready) = pass.ready.get_mut(i)
+            {
+                *ready = false;
+            }
+            let now = now_ns();
+            for k in 0..got {
+                let Some(meta) = r.received().get(k).copied() else {
+                    continue;
+                };
+                let payload = r.payload(k);
+                let ip = meta.from.ip();
+                let owner = *pass
+                    .owners
+                    .entry(ip)
+                    .or_insert_with(|| self.routing.claim(ip, self.id));
+                match owner {
+                    Some(o) if o != self.id => match pass.outgoing.get_mut(o) {
+                        Some(batch) => batch.push(meta.from, now, payload),
+                        None => delta.count_drop(DropReason::HandoverQueueFull),
+                    },
+                    _ => {
+                        let label = owner.map(|_| ip);
+                        self.pipeline.process(meta.from, label, payload, now, delta);
+                    }
+                }
+            }
+            if pass.owners.len() > 2 * MAX_EXPORTERS {
+                pass.owners.clear();
+            }
+            if r.kernel_drops > 0
+                && let Some(d) = pass.socket_drops.get_mut(i)
+            {
+                *d = r.kernel_drops;
+            }
+        }
+        delta.socket_drops = pass.socket_drops.iter().sum();
+        self.send_handovers(pass, delta);
+    }
+
+    /// Send this pass's hand-over batches, one per owner, each with a fresh (recycled) buffer
+    /// left in its place.
+    fn send_handovers(&self, pass: &mut Pass, delta: &mut WorkerStats) {
+        for (owner, batch) in pass.outgoing.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let Some(link) = self.routing.workers.get(owner) else {
+                continue;
+            };
+            let fresh = match self.recycle_rx.try_recv() {
+                Ok(mut b) => {
+                    b.clear();
+                    b
+                }
+                Err(_) => Handover::default(),
+            };
+            let mut full = std::mem::replace(batch, fresh);
+            full.sender = self.id;
+            let count = full.datagrams.len() as u64;
+            match link.handover.try_send(full) {
+                Ok(()) => {
+                    delta.handed_over += count;
+                    if let Err(e) = link.waker.wake() {
+                        warn!(worker = owner, error = %e, "cannot wake a receive worker");
+                    }
+                }
+                Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) => {
+                    for _ in 0..count {
+                        delta.count_drop(DropReason::HandoverQueueFull);
+                    }
+                    b.clear();
+                    *batch = b;
+                }
+            }
+        }
+    }
+
+    /// Decode the batches other workers handed over, returning each buffer to its sender.
+    fn drain_handover(&mut self, delta: &mut WorkerStats) {
+        for _ in 0..HANDOVER_CAPACITY {
+            let Ok(h) = self.handover_rx.try_recv() else {
+                break;
+            };
+            let mut at = 0usize;
+            for d in &h.datagrams {
+                let end = at.saturating_add(d.len);
+                let payload = h.data.get(at..end).unwrap_or_default();
+                at = end;
+                let label = Some(d.from.ip());
+                self.pipeline
+                    .process(d.from, label, payload, d.received_ns, delta);
+            }
+            if let Some(link) = self.routing.workers.get(h.sender) {
+                // A full recycle queue just frees the buffer.
+                let _ = link.recycle.try_send(h);
+            }
+        }
     }
 }

@@ -1,20 +1,31 @@
-//! One worker's synchronous pipeline: decode, enrich and roll up one datagram at a time.
+//! The synchronous pipeline: decode, enrich and roll up one datagram at a time, and merge the
+//! windows of several pipelines.
 //!
-//! This is the same decode -> enrich -> rollup sequence as the offline pipeline, fed by the
-//! socket clock instead of capture timestamps. The worker's rollups produce unfinished
-//! [`WindowAggregate`]s; the flush loop merges the same window of every worker and only then
-//! selects the top-K (see [`super::merge_windows`]).
+//! One [`WorkerPipeline`] runs on every receive worker of the daemon (fed by the socket clock)
+//! and in `flowtel run --pcap` (fed by capture timestamps): the same code path. Its rollups
+//! produce unfinished [`WindowAggregate`]s; [`merge_windows`] merges the same window of every
+//! worker and only then selects the top-K. No I/O, no async: the daemon's threads and tasks
+//! drive it.
+//!
+//! When a per-flow sink is configured, every enriched record is also collected
+//! ([`WorkerPipeline::take_records`]) for the worker to hand to those sinks once per receive pass.
 
+pub mod stats;
+
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use anyhow::Context;
 use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig};
 use flowtel_rollup::{
-    AsnDb, CountryDb, EnrichConfig, Enricher, InterfaceNames, RollupConfig, RollupSet,
-    WindowAggregate,
+    AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceNames, RollupConfig,
+    RollupSet, RollupStats, WindowAggregate, WindowBatch,
 };
+use tracing::error;
 
-use super::stats::{DecoderSnapshot, PipelineSnapshot, ProtocolLabel, WorkerStats};
+use crate::config::Config;
+use stats::{DecoderSnapshot, PipelineSnapshot, ProtocolLabel, WorkerStats};
 
 /// How often (in receive-time nanoseconds) a worker copies its decoder and rollup counters for
 /// readers.
@@ -44,6 +55,39 @@ pub struct PipelineSpec {
     pub rollups: Vec<RollupConfig>,
     pub country_db: Option<Arc<CountryDb>>,
     pub asn_db: Option<Arc<AsnDb>>,
+    /// Collect enriched records for per-flow sinks.
+    pub records: bool,
+}
+
+impl PipelineSpec {
+    /// Read the GeoIP databases once; every worker shares them.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).with_context(|| format!("cannot read GeoIP database {}", p.display()))
+        };
+        let country_db = match &config.enrichment.geoip_country_db {
+            Some(p) => Some(Arc::new(
+                CountryDb::from_bytes(read(p)?)
+                    .with_context(|| format!("invalid GeoIP database {}", p.display()))?,
+            )),
+            None => None,
+        };
+        let asn_db = match &config.enrichment.geoip_asn_db {
+            Some(p) => Some(Arc::new(
+                AsnDb::from_bytes(read(p)?)
+                    .with_context(|| format!("invalid ASN database {}", p.display()))?,
+            )),
+            None => None,
+        };
+        Ok(PipelineSpec {
+            decoder: config.decoder.to_decoder_config(),
+            enrichment: config.enrichment.clone(),
+            rollups: config.rollups.clone(),
+            country_db,
+            asn_db,
+            records: false,
+        })
+    }
 }
 
 /// Decoder, enricher, rollups and reusable buffers of one worker.
@@ -55,12 +99,14 @@ pub struct WorkerPipeline {
     rollups: RollupSet,
     interface_names: bool,
     last_snapshot_ns: u64,
+    /// Enriched records collected for per-flow sinks (only with [`PipelineSpec::records`]).
+    records: Option<Vec<EnrichedRecord>>,
 }
 
 impl WorkerPipeline {
     pub fn new(spec: &PipelineSpec) -> anyhow::Result<Self> {
         let rollups = RollupSet::new(&spec.rollups)?;
-        let interface_names = rollups.needs_interface_names();
+        let interface_names = spec.records || rollups.needs_interface_names();
         let mut enricher = Enricher::new(&spec.enrichment).with_interface_names(interface_names);
         if let Some(db) = &spec.country_db {
             enricher = enricher.with_country_db(Arc::clone(db));
@@ -75,6 +121,7 @@ impl WorkerPipeline {
             rollups,
             interface_names,
             last_snapshot_ns: 0,
+            records: spec.records.then(Vec::new),
         })
     }
 
@@ -107,6 +154,9 @@ impl WorkerPipeline {
         for record in &self.out.flows {
             let e = self.enricher.enrich(record, names);
             self.rollups.push(&e);
+            if let Some(records) = &mut self.records {
+                records.push(e.to_record());
+            }
         }
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
             self.snapshot(stats, now_ns);
@@ -157,4 +207,44 @@ impl WorkerPipeline {
         self.snapshot(stats, now_ns);
         windows
     }
+
+    /// The enriched records collected since the last call (empty without
+    /// [`PipelineSpec::records`]).
+    pub fn take_records(&mut self) -> Vec<EnrichedRecord> {
+        match &mut self.records {
+            Some(r) => std::mem::replace(r, Vec::with_capacity(r.capacity())),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Merge the same window of every worker, then finish each (top-K over the merged window).
+/// Output order: window start, then rollup name. `finished` accumulates each rollup's counters.
+pub fn merge_windows(
+    aggregates: Vec<WindowAggregate>,
+    finished: &mut BTreeMap<Arc<str>, RollupStats>,
+) -> Vec<WindowBatch> {
+    let mut groups: BTreeMap<(u64, String), WindowAggregate> = BTreeMap::new();
+    for a in aggregates {
+        let key = (a.start_time_unix_nano(), a.rollup().to_owned());
+        match groups.remove(&key) {
+            None => {
+                groups.insert(key, a);
+            }
+            Some(mut merged) => {
+                if let Err(e) = merged.merge(a) {
+                    // Same key means same rollup and window: a bug, never input.
+                    error!(error = %e, "cannot merge worker windows");
+                }
+                groups.insert(key, merged);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((_, name), a)| {
+            let stats = finished.entry(Arc::from(name.as_str())).or_default();
+            a.finish(stats)
+        })
+        .collect()
 }

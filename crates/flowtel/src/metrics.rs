@@ -1,0 +1,237 @@
+//! flowtel's own metrics: the table of definitions, and the families read from the daemon's
+//! counters.
+//!
+//! Every metric the daemon exports about itself is one [`Def`] below (name, unit, kind, help),
+//! listed in [`ALL`]; the README's metrics reference is checked against that list. [`families`]
+//! fills the definitions with values at read time, for both `/metrics` and the OTLP
+//! self-metrics (see [`crate::telemetry`]).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use flowtel_decode::{ErrorKind, Limit};
+use flowtel_rollup::RollupStats;
+
+use crate::pipeline::stats::{DropReason, ProtocolLabel, WorkerStats};
+use crate::telemetry::{Family, Kind};
+
+/// One metric's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Def {
+    /// OpenTelemetry name, e.g. `flowtel.datagrams`.
+    pub name: &'static str,
+    /// UCUM unit, e.g. `By`, `{datagram}`.
+    pub unit: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+impl Def {
+    /// An empty family of this metric.
+    pub fn family(&self) -> Family {
+        Family::new(self.name, self.unit, self.kind, self.help)
+    }
+
+    /// A family of this metric with one unlabelled value.
+    pub fn value(&self, v: u64) -> Family {
+        self.family().with(vec![], v)
+    }
+}
+
+macro_rules! defs {
+    ($($id:ident = $name:literal, $unit:literal, $kind:ident, $help:literal;)*) => {
+        $(pub const $id: Def = Def { name: $name, unit: $unit, kind: Kind::$kind, help: $help };)*
+        /// Every metric of the daemon itself, in `/metrics` order.
+        pub const ALL: &[Def] = &[$($id),*];
+    };
+}
+
+defs! {
+    DATAGRAMS = "flowtel.datagrams", "{datagram}", Counter,
+        "UDP datagrams received, by exporter address and detected protocol.";
+    RECEIVED = "flowtel.received", "By", Counter,
+        "UDP payload bytes received, by exporter address and detected protocol.";
+    RECORDS = "flowtel.records", "{record}", Counter, "Flow records decoded, by protocol.";
+    COUNTER_RECORDS = "flowtel.counter_records", "{record}", Counter, "sFlow counter samples decoded.";
+    DECODE_ERRORS = "flowtel.decode.errors", "{error}", Counter,
+        "Decode problems by reason; the rest of the datagram is still decoded where possible.";
+    LIMIT_HITS = "flowtel.decode.limit_hits", "{event}", Counter,
+        "Times a bound on exporter-controlled state refused something, by limit.";
+    SAMPLING_UNKNOWN = "flowtel.sampling.unknown", "{record}", Counter,
+        "Flow records whose sampling rate could not be resolved (a default was applied).";
+    TEMPLATES = "flowtel.templates", "{template}", Gauge, "Templates currently known, over all exporters.";
+    TEMPLATES_LEARNT = "flowtel.templates.learnt", "{template}", Counter,
+        "Templates and options templates learnt.";
+    PENDING_SETS = "flowtel.pending.sets", "{set}", Gauge, "Data sets waiting for their template.";
+    PENDING_EXPIRED = "flowtel.pending.expired", "{set}", Counter,
+        "Data sets discarded because their template never came.";
+    PENDING_DROPPED = "flowtel.pending.dropped", "{set}", Counter,
+        "Data sets discarded because the pending buffer was full.";
+    EXPORTERS_ACTIVE = "flowtel.exporters.active", "{exporter}", Gauge,
+        "Exporters that sent a datagram recently.";
+    EXPORTERS_KNOWN = "flowtel.exporters.known", "{exporter}", Gauge, "Exporters in the ownership table.";
+    HANDED_OVER = "flowtel.datagrams.handed_over", "{datagram}", Counter,
+        "Datagrams passed to the worker that owns their exporter's templates.";
+    DATAGRAMS_DROPPED = "flowtel.datagrams.dropped", "{datagram}", Counter,
+        "Datagrams received but not decoded, by reason.";
+    SOCKET_DROPS = "flowtel.socket.drops", "{datagram}", Counter,
+        "Datagrams the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL).";
+    RECEIVE_ERRORS = "flowtel.receive.errors", "{error}", Counter, "Failed receive system calls.";
+    ROLLUP_KEYS = "flowtel.rollup.keys", "{key}", Gauge,
+        "Keys held by the rollups' open windows, over all workers.";
+    GEO_ERRORS = "flowtel.enrich.geo_errors", "{lookup}", Counter,
+        "GeoIP country or ASN lookups that failed (corrupt database).";
+    ROLLUP_RECORDS = "flowtel.rollup.records", "{record}", Counter, "Records pushed into each rollup.";
+    ROLLUP_FILTERED = "flowtel.rollup.filtered", "{record}", Counter,
+        "Records a rollup did not count because of its direction filter.";
+    ROLLUP_LATE = "flowtel.rollup.late", "{record}", Counter,
+        "Records older than the oldest open window, added to it (never dropped).";
+    WINDOWS_EMITTED = "flowtel.windows.emitted", "{window}", Counter, "Windows handed to the sinks, by rollup.";
+    SERIES_EMITTED = "flowtel.series.emitted", "{series}", Counter,
+        "Points emitted (one per series per window, overflow included), by rollup.";
+    ROLLUP_OVERFLOW = "flowtel.rollup.overflow", "{series}", Counter,
+        "Series beyond top-K summed into the overflow series (otel.metric.overflow=true), by rollup.";
+    ROLLUP_EVICTED = "flowtel.rollup.evicted", "{key}", Counter,
+        "Keys evicted by the bounded key table (their value went to the overflow series), by rollup.";
+    SINK_DELIVERED = "flowtel.sink.delivered", "{item}", Counter,
+        "Items each sink delivered (a window of one rollup for metric sinks, a flow record for per-flow sinks).";
+    SINK_DROPPED = "flowtel.sink.dropped", "{item}", Counter,
+        "Items each sink dropped, by reason (queue_full, shutdown, failed).";
+    SINK_QUEUE_DEPTH = "flowtel.sink.queue.depth", "{item}", Gauge, "Items waiting in each sink's queue.";
+    SINK_QUEUE_CAPACITY = "flowtel.sink.queue.capacity", "{item}", Gauge, "The bound of each sink's queue.";
+    SINK_FAILING = "flowtel.sink.failing", "1", Gauge, "1 while a sink's deliveries fail, else 0.";
+}
+
+/// The `exporter` label: the address, or `other` beyond the tracked exporters.
+pub fn exporter_label(ip: &Option<IpAddr>) -> String {
+    ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string())
+}
+
+/// What the receive side's families are read from.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    /// Every worker's counters, summed.
+    pub totals: &'a WorkerStats,
+    /// Rollup counters of the flush loop's finishing of merged windows.
+    pub finished: &'a BTreeMap<Arc<str>, RollupStats>,
+    /// Exporters in the ownership table.
+    pub exporters_known: u64,
+    /// Exporters whose last datagram is more recent than this (Unix ns) are active.
+    pub active_since_ns: u64,
+}
+
+/// The receive side's families: datagrams, decoding, exporters, rollups.
+pub fn families(i: &Inputs<'_>) -> Vec<Family> {
+    let t = i.totals;
+    let mut datagrams = DATAGRAMS.family();
+    let mut received = RECEIVED.family();
+    let mut exporters: Vec<_> = t.exporters.iter().collect();
+    exporters.sort_by_key(|(ip, _)| **ip);
+    let mut active = 0u64;
+    for (ip, e) in exporters {
+        for p in ProtocolLabel::ALL {
+            let c = e.by_protocol[p as usize];
+            if c.datagrams == 0 {
+                continue;
+            }
+            let labels = vec![
+                ("exporter", exporter_label(ip)),
+                ("protocol", p.as_str().to_owned()),
+            ];
+            datagrams.push(labels.clone(), c.datagrams);
+            received.push(labels, c.bytes);
+        }
+        if e.last_seen_ns > i.active_since_ns {
+            active += 1;
+        }
+    }
+    let mut records = RECORDS.family();
+    for p in ProtocolLabel::ALL {
+        if p != ProtocolLabel::Unknown {
+            records.push(
+                vec![("protocol", p.as_str().to_owned())],
+                t.records[p as usize],
+            );
+        }
+    }
+    let snap = t.snapshot.clone().unwrap_or_default();
+    let d = &snap.decoder;
+    let mut errors = DECODE_ERRORS.family();
+    for k in ErrorKind::ALL {
+        errors.push(
+            vec![("reason", k.as_str().to_owned())],
+            d.stats.errors.get(k).copied().unwrap_or(0),
+        );
+    }
+    let mut limits = LIMIT_HITS.family();
+    for l in Limit::ALL {
+        limits.push(
+            vec![("limit", l.as_str().to_owned())],
+            d.stats.limit_hits.get(l).copied().unwrap_or(0),
+        );
+    }
+    let mut dropped = DATAGRAMS_DROPPED.family();
+    for r in DropReason::ALL {
+        dropped.push(
+            vec![("reason", r.as_str().to_owned())],
+            t.dropped.get(&r).copied().unwrap_or(0),
+        );
+    }
+    let mut out = vec![
+        datagrams,
+        received,
+        records,
+        COUNTER_RECORDS.value(t.counter_records),
+        errors,
+        limits,
+        SAMPLING_UNKNOWN.value(snap.enrich.unknown_sampling_rate),
+        TEMPLATES.value(d.templates as u64),
+        TEMPLATES_LEARNT.value(d.stats.templates_learnt),
+        PENDING_SETS.value(d.pending_sets as u64),
+        PENDING_EXPIRED.value(d.stats.pending_expired),
+        PENDING_DROPPED.value(d.stats.pending_dropped),
+        EXPORTERS_ACTIVE.value(active),
+        EXPORTERS_KNOWN.value(i.exporters_known),
+        HANDED_OVER.value(t.handed_over),
+        dropped,
+        SOCKET_DROPS.value(t.socket_drops),
+        RECEIVE_ERRORS.value(t.recv_errors),
+        ROLLUP_KEYS.value(snap.keys_tracked),
+        GEO_ERRORS.value(snap.enrich.geo_lookup_errors + snap.enrich.asn_lookup_errors),
+    ];
+    out.extend(rollup_families(&snap.rollups, i.finished));
+    out
+}
+
+/// `flowtel.rollup.*`: per rollup, from the workers (records in) and the flush loop (windows).
+fn rollup_families(
+    workers: &[(Arc<str>, RollupStats)],
+    finished: &BTreeMap<Arc<str>, RollupStats>,
+) -> Vec<Family> {
+    let (mut records, mut filtered, mut late) = (
+        ROLLUP_RECORDS.family(),
+        ROLLUP_FILTERED.family(),
+        ROLLUP_LATE.family(),
+    );
+    for (name, s) in workers {
+        let l = || vec![("rollup", name.to_string())];
+        records.push(l(), s.records_in);
+        filtered.push(l(), s.records_filtered);
+        late.push(l(), s.late_records);
+    }
+    let (mut windows, mut series, mut overflow, mut evicted) = (
+        WINDOWS_EMITTED.family(),
+        SERIES_EMITTED.family(),
+        ROLLUP_OVERFLOW.family(),
+        ROLLUP_EVICTED.family(),
+    );
+    for (name, s) in finished {
+        let l = || vec![("rollup", name.to_string())];
+        windows.push(l(), s.windows_emitted);
+        series.push(l(), s.points_emitted);
+        overflow.push(l(), s.keys_overflowed);
+        evicted.push(l(), s.keys_evicted);
+    }
+    vec![records, filtered, late, windows, series, overflow, evicted]
+}
