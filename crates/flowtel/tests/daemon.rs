@@ -153,7 +153,7 @@ fn stdout_bytes(stdout: &str) -> u64 {
 #[test]
 fn a_busy_address_is_read_at_full_rate_while_the_others_are_idle() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback on this host");
+        common::skip("no IPv6 loopback on this host");
         return;
     }
     // Three listen addresses, IPv4 and IPv6; traffic only to the IPv6 one. A worker that

@@ -227,15 +227,11 @@ impl Drop for Stack {
 impl Stack {
     /// `None` (with the reason printed) when Prometheus is not installed.
     fn start(name: &str) -> Option<Stack> {
-        if Command::new("prometheus")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!(
-                "skipping the dashboard contract: the `prometheus` binary is not installed \
-                 (apt-get install prometheus; .ci/run does it)"
-            );
+        if !common::require_tool(
+            "prometheus",
+            &["--version"],
+            "apt-get install prometheus (.ci/run does it)",
+        ) {
             return None;
         }
         let tmp = std::env::temp_dir().join(format!("flowtel-{name}-{}", std::process::id()));
@@ -408,7 +404,7 @@ fn every_netflow_dashboard_query_returns_data_with_its_labels() {
     };
     let (queries, skipped) = panel_queries(&read_dashboard(&path));
     for s in &skipped {
-        eprintln!("skipping {s}: logs are not Prometheus data");
+        common::skip(&format!("{s}: logs are not Prometheus data"));
     }
     assert!(queries.len() >= 15, "{} queries", queries.len());
     let Some(mut stack) = Stack::start("netflow") else {

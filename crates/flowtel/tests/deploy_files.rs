@@ -394,7 +394,7 @@ fn provisioned_netflow_dashboard_is_the_integration_dashboard() {
     assert!(repo().join("deploy/grafana/dashboards/NOTICE.md").is_file());
     let reference = repo().join("../shared/reference/grafana-netflow-overview.dashboard.json");
     let Ok(text) = std::fs::read_to_string(&reference) else {
-        eprintln!("skipping the comparison: {} is absent", reference.display());
+        common::skip(&format!("{} is absent", reference.display()));
         return;
     };
     let mut theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -525,10 +525,13 @@ fn systemd_unit_is_hardened_and_verifies() {
     ] {
         assert!(text.contains(directive), "missing {directive:?}");
     }
-    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("skipping `systemd-analyze verify`: systemd-analyze is not installed");
+    if !common::require_tool("systemd-analyze", &["--version"], "apt-get install systemd") {
         return;
-    };
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let dir = std::env::temp_dir().join(format!("flowtel-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -796,16 +799,14 @@ fn compose_flowtel_config_names_every_generated_exporter() {
 #[test]
 fn compose_prometheus_config_passes_promtool() {
     let file = repo().join("deploy/compose/prometheus.yml");
-    let Ok(out) = Command::new("promtool")
+    if !common::require_tool("promtool", &["--version"], "apt-get install prometheus") {
+        return;
+    }
+    let out = Command::new("promtool")
         .args(["check", "config"])
         .arg(&file)
         .output()
-    else {
-        eprintln!(
-            "skipping `promtool check config`: promtool (package prometheus) is not installed"
-        );
-        return;
-    };
+        .unwrap();
     assert!(
         out.status.success(),
         "{}{}",

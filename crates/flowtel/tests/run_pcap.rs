@@ -171,7 +171,7 @@ fn shared_corpus_totals() {
         "/../../../shared/corpus"
     ));
     if !corpus.is_dir() {
-        eprintln!("skipping: {} is absent", corpus.display());
+        common::skip(&format!("{} is absent", corpus.display()));
         return;
     }
     let mut stack = vec![corpus.to_path_buf()];

@@ -92,6 +92,9 @@ fn flowtel_totals(name: &str, protocol: &str) -> Totals {
 /// Run tshark with `-d udp.port==PORT,DISSECTOR -T fields -E occurrence=a -E separator=;`
 /// and the given fields; `None` (with the reason printed) when tshark is not installed.
 fn tshark_fields(name: &str, port: u16, dissector: &str, fields: &[&str]) -> Option<Vec<String>> {
+    if !common::require_tool("tshark", &["--version"], "apt-get install tshark") {
+        return None;
+    }
     let path = common::fixtures().join(format!("{name}.pcap"));
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
@@ -101,26 +104,19 @@ fn tshark_fields(name: &str, port: u16, dissector: &str, fields: &[&str]) -> Opt
     for field in fields {
         cmd.args(["-e", field]);
     }
-    match cmd.output() {
-        Ok(out) => {
-            assert!(
-                out.status.success(),
-                "tshark failed on {name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(
-                String::from_utf8(out.stdout)
-                    .expect("utf-8")
-                    .lines()
-                    .map(str::to_owned)
-                    .collect(),
-            )
-        }
-        Err(e) => {
-            eprintln!("skipping the live tshark comparison for {name}: cannot run tshark ({e})");
-            None
-        }
-    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed on {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// make-captures.sh's awk: per line, the comma-separated octets and packets of each record.

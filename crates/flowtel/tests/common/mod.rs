@@ -81,6 +81,32 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     Ok((status, body.to_owned()))
 }
 
+/// Say that a test is skipped, visibly: written straight to stderr, which the test harness
+/// does not capture, so the reason shows in a plain `cargo test` run.
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// Whether `tool` runs here (`tool probe_args...`). If not, the test is skipped with the reason
+/// and `install` hint, or fails when `FLOWTEL_REQUIRE_TOOLS=1` (as `.ci/run` sets), so a broken
+/// install step cannot pass CI silently.
+pub fn require_tool(tool: &str, probe_args: &[&str], install: &str) -> bool {
+    match Command::new(tool).args(probe_args).output() {
+        Ok(_) => true,
+        Err(e) => {
+            let reason = format!("`{tool}` cannot run ({e}); {install}");
+            assert!(
+                std::env::var("FLOWTEL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "FLOWTEL_REQUIRE_TOOLS=1 and {reason}"
+            );
+            skip(&reason);
+            false
+        }
+    }
+}
+
 /// A running `flowtel` process, killed on drop. Its stdout and stderr go to files (a pipe
 /// nobody reads could fill up and stall it).
 pub struct Daemon {
