@@ -102,7 +102,7 @@ mod stats;
 mod template;
 
 pub use error::{DecodeError, ErrorKind};
-pub use stats::{DecoderStats, Limit};
+pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -265,14 +265,6 @@ impl Decoder {
                     .errors
                     .push(DecodeError::new(kind, 0, "datagram header"));
             }
-        }
-        if let Some(p) = report.protocol {
-            *self
-                .stats
-                .datagrams_by_protocol
-                .entry(p.as_str())
-                .or_default() += 1;
-            *self.stats.records.entry(p.as_str()).or_default() += report.records as u64;
         }
         for e in &report.errors {
             self.stats.count_error(e.kind);

@@ -19,6 +19,23 @@ pub enum FlowProtocol {
 }
 
 impl FlowProtocol {
+    /// Every protocol, in a fixed order.
+    pub const ALL: [FlowProtocol; 4] = [
+        FlowProtocol::NetflowV5,
+        FlowProtocol::NetflowV9,
+        FlowProtocol::Ipfix,
+        FlowProtocol::SflowV5,
+    ];
+
+    /// The `protocol` label of a datagram whose format was (or was not) recognised:
+    /// [`FlowProtocol::as_str`], or `unknown`.
+    pub const fn label(protocol: Option<FlowProtocol>) -> &'static str {
+        match protocol {
+            Some(p) => p.as_str(),
+            None => "unknown",
+        }
+    }
+
     /// The stable lower-case name used in JSON output and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {

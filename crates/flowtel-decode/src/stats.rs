@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{ErrorKind, FlowProtocol};
+use crate::{DatagramReport, ErrorKind, FlowProtocol};
 
 /// A bound on exporter-controlled state (see [`crate::DecoderConfig`]). Closed set: used as a
 /// metric label.
@@ -47,15 +47,12 @@ impl Limit {
 /// Counters a [`crate::Decoder`] keeps since it was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecoderStats {
-    /// Datagrams passed to [`crate::Decoder::decode`].
+    /// Datagrams passed to [`crate::Decoder::decode`]. Per-protocol counts are not kept here:
+    /// callers add each [`crate::DatagramReport`] to a [`ProtocolCounts`] of the grouping they
+    /// need (per capture, per exporter).
     pub datagrams: u64,
-    /// Datagrams per detected protocol ([`FlowProtocol::as_str`]); unrecognised ones are only
-    /// in `datagrams` and `errors`.
-    pub datagrams_by_protocol: BTreeMap<&'static str, u64>,
     /// Errors by reason (each [`crate::DecodeError`] reported once).
     pub errors: BTreeMap<ErrorKind, u64>,
-    /// Flow records produced per protocol ([`FlowProtocol::as_str`]).
-    pub records: BTreeMap<&'static str, u64>,
     /// Options data records applied (sampling rates, interface/VRF names).
     pub options_records: u64,
     /// Templates and options templates learnt: new ids and changed definitions of an existing
@@ -86,19 +83,6 @@ impl DecoderStats {
         *self.limit_hits.entry(limit).or_default() += 1;
     }
 
-    /// Records decoded for `protocol`.
-    pub fn records_for(&self, protocol: FlowProtocol) -> u64 {
-        self.records.get(protocol.as_str()).copied().unwrap_or(0)
-    }
-
-    /// Datagrams detected as `protocol`.
-    pub fn datagrams_for(&self, protocol: FlowProtocol) -> u64 {
-        self.datagrams_by_protocol
-            .get(protocol.as_str())
-            .copied()
-            .unwrap_or(0)
-    }
-
     /// Errors counted for `kind`.
     pub fn errors_for(&self, kind: ErrorKind) -> u64 {
         self.errors.get(&kind).copied().unwrap_or(0)
@@ -112,5 +96,75 @@ impl DecoderStats {
     /// Total errors over all reasons.
     pub fn total_errors(&self) -> u64 {
         self.errors.values().sum()
+    }
+}
+
+/// Datagrams, payload bytes and flow records of one protocol (or of unrecognised datagrams).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProtocolCount {
+    pub datagrams: u64,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+/// Counts per detected protocol, plus unrecognised datagrams: the one way datagrams are
+/// counted by protocol, whatever the grouping (a capture in `flowtel decode`, an exporter in the
+/// daemon). Fed with [`ProtocolCounts::add`] from each datagram's [`DatagramReport`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProtocolCounts {
+    counts: [ProtocolCount; 5],
+}
+
+impl ProtocolCounts {
+    fn index(protocol: Option<FlowProtocol>) -> usize {
+        match protocol {
+            Some(FlowProtocol::NetflowV5) => 0,
+            Some(FlowProtocol::NetflowV9) => 1,
+            Some(FlowProtocol::Ipfix) => 2,
+            Some(FlowProtocol::SflowV5) => 3,
+            None => 4,
+        }
+    }
+
+    /// Count one decoded datagram of `bytes` bytes.
+    pub fn add(&mut self, report: &DatagramReport, bytes: usize) {
+        let c = &mut self.counts[Self::index(report.protocol)];
+        c.datagrams += 1;
+        c.bytes += bytes as u64;
+        c.records += report.records as u64;
+    }
+
+    /// The counts of `protocol` (`None`: unrecognised datagrams).
+    pub fn get(&self, protocol: Option<FlowProtocol>) -> ProtocolCount {
+        self.counts[Self::index(protocol)]
+    }
+
+    /// Every protocol then `None`, with its counts.
+    pub fn iter(&self) -> impl Iterator<Item = (Option<FlowProtocol>, ProtocolCount)> + '_ {
+        FlowProtocol::ALL
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(|p| (p, self.get(p)))
+    }
+
+    /// Sums over every protocol.
+    pub fn total(&self) -> ProtocolCount {
+        self.counts
+            .iter()
+            .fold(ProtocolCount::default(), |a, c| ProtocolCount {
+                datagrams: a.datagrams + c.datagrams,
+                bytes: a.bytes + c.bytes,
+                records: a.records + c.records,
+            })
+    }
+
+    /// Add another set of counts.
+    pub fn merge(&mut self, other: &ProtocolCounts) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            a.datagrams += b.datagrams;
+            a.bytes += b.bytes;
+            a.records += b.records;
+        }
     }
 }

@@ -412,10 +412,8 @@ fn bad_lengths_and_addresses_are_counted() {
     assert_eq!(report.errors[0].kind, ErrorKind::SflowBadLength);
     assert_eq!(report.errors[0].offset, second);
     assert_eq!(d.stats().errors.get(&ErrorKind::SflowBadLength), Some(&1));
-    assert_eq!(
-        d.stats().records_for(flowtel_decode::FlowProtocol::SflowV5),
-        1
-    );
+    assert_eq!(report.records, 1);
+    assert_eq!(report.protocol, Some(flowtel_decode::FlowProtocol::SflowV5));
 
     // A raw header record whose header length runs past the record: the record is an error,
     // the sample is still one record (its length was sound).

@@ -13,8 +13,9 @@ use crate::client::{ClientConfig, ClientError, OtlpClient};
 use crate::convert::{ConvertConfig, Converter, point_count};
 use crate::stats::ExportStats;
 
-/// Default queue capacity, in windows (one hour of one rollup at the default 60 s interval).
-pub const DEFAULT_QUEUE_CAPACITY: usize = 60;
+/// Default queue capacity, in windows (about an hour of one rollup at the default 60 s
+/// interval).
+pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 
 /// What [`ExportQueue::try_push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

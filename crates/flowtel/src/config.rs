@@ -256,7 +256,7 @@ pub struct OtlpConfig {
 impl Default for OtlpConfig {
     fn default() -> Self {
         OtlpConfig {
-            endpoint: "http://localhost:4317".to_owned(),
+            endpoint: flowtel_otlp::DEFAULT_ENDPOINT.to_owned(),
             headers: BTreeMap::new(),
             compression: Compression::Gzip,
             temporality: Temporality::Gauge,
@@ -264,7 +264,7 @@ impl Default for OtlpConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
-            queue_max_windows: 64,
+            queue_max_windows: flowtel_otlp::DEFAULT_QUEUE_CAPACITY,
             max_points_per_request: 10_000,
         }
     }

@@ -5,15 +5,14 @@
 //! to stdout as JSON lines or as readable text; a summary goes to stderr. The exit status is 0
 //! whenever the capture could be opened: decode errors are part of the output, not failures.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
 use flowtel_decode::{
-    CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, FlowRecord,
-    SflowInterface,
+    CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats,
+    FlowProtocol, FlowRecord, ProtocolCounts, SflowInterface,
 };
 use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use serde_json::Value;
@@ -54,7 +53,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
             datagram.timestamp_ns,
             &mut output,
         );
-        summary.add(&report, &output);
+        summary.add(&report, datagram.payload.len(), &output);
         let written = match args.format {
             OutputFormat::Json => write_json(&mut stdout, &output),
             OutputFormat::Text => write_text(&mut stdout, &datagram, &report, &output),
@@ -93,32 +92,15 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
 /// Totals for the stderr summary.
 #[derive(Debug, Default)]
 struct Summary {
-    datagrams: u64,
     filtered: u64,
-    datagrams_by_protocol: BTreeMap<&'static str, u64>,
-    unrecognised: u64,
-    flows_by_protocol: BTreeMap<&'static str, u64>,
+    by_protocol: ProtocolCounts,
     counters: u64,
-    errors: BTreeMap<&'static str, u64>,
 }
 
 impl Summary {
-    fn add(&mut self, report: &DatagramReport, output: &DecodeOutput) {
-        self.datagrams += 1;
-        match report.protocol {
-            Some(p) => *self.datagrams_by_protocol.entry(p.as_str()).or_default() += 1,
-            None => self.unrecognised += 1,
-        }
-        for flow in &output.flows {
-            *self
-                .flows_by_protocol
-                .entry(flow.flow_protocol.as_str())
-                .or_default() += 1;
-        }
+    fn add(&mut self, report: &DatagramReport, bytes: usize, output: &DecodeOutput) {
+        self.by_protocol.add(report, bytes);
         self.counters += output.counters.len() as u64;
-        for error in &report.errors {
-            *self.errors.entry(error.kind.as_str()).or_default() += 1;
-        }
     }
 
     fn render(&self, file: &str, capture: &CaptureStats, decoder: &DecoderStats) -> String {
@@ -139,25 +121,35 @@ impl Summary {
             capture.fragments_reassembled,
             capture.fragments_incomplete,
         );
-        let mut line = format!("  datagrams  {} decoded", self.datagrams);
+        let total = self.by_protocol.total();
+        let mut line = format!("  datagrams  {} decoded", total.datagrams);
         if self.filtered > 0 {
             let _ = write!(line, " ({} to other ports ignored)", self.filtered);
         }
-        let mut by_protocol = self.datagrams_by_protocol.clone();
-        if self.unrecognised > 0 {
-            by_protocol.insert("unrecognised", self.unrecognised);
-        }
-        let _ = write!(line, ": {}", pairs(&by_protocol));
+        let datagrams = self
+            .by_protocol
+            .iter()
+            .filter(|(_, c)| c.datagrams > 0)
+            .map(|(p, c)| (p.map_or("unrecognised", FlowProtocol::as_str), c.datagrams));
+        let _ = write!(line, ": {}", pairs_by(datagrams));
         let _ = writeln!(s, "{line}");
-        let total: u64 = self.flows_by_protocol.values().sum();
+        let records = self
+            .by_protocol
+            .iter()
+            .filter_map(|(p, c)| Some((p?.as_str(), c.records)).filter(|(_, n)| *n > 0));
         let _ = writeln!(
             s,
-            "  records    {total} flows: {}; {} sFlow counter records",
-            pairs(&self.flows_by_protocol),
+            "  records    {} flows: {}; {} sFlow counter records",
+            total.records,
+            pairs_by(records),
             self.counters
         );
-        let errors: u64 = self.errors.values().sum();
-        let _ = writeln!(s, "  errors     {errors}: {}", pairs(&self.errors));
+        let _ = writeln!(
+            s,
+            "  errors     {}: {}",
+            decoder.total_errors(),
+            pairs_by(decoder.errors.iter().map(|(k, v)| (k.as_str(), *v)))
+        );
         let still_pending = decoder.pending_held.saturating_sub(
             decoder.pending_released + decoder.pending_expired + decoder.pending_dropped,
         );
@@ -183,10 +175,6 @@ impl Summary {
         );
         s
     }
-}
-
-fn pairs(map: &BTreeMap<&'static str, u64>) -> String {
-    pairs_by(map.iter().map(|(k, v)| (*k, *v)))
 }
 
 fn pairs_by<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {

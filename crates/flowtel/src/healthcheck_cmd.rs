@@ -11,12 +11,18 @@ use clap::Args;
 
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
-    /// URL to probe (plain http).
-    #[arg(long, default_value = "http://127.0.0.1:9464/healthz")]
+    /// URL to probe (plain http); default: `/healthz` on the default `prometheus_listen` port.
+    #[arg(long, default_value_t = default_url())]
     pub url: String,
     /// Seconds to wait for the connection and the answer.
     #[arg(long, value_name = "SECS", default_value_t = 3)]
     pub timeout: u64,
+}
+
+/// `/healthz` on loopback at the port of the default `prometheus_listen`.
+fn default_url() -> String {
+    let port = flowtel::config::Config::default().prometheus_listen.port();
+    format!("http://127.0.0.1:{port}/healthz")
 }
 
 /// `http://host:port/path` -> (host:port, path).

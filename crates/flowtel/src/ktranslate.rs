@@ -379,7 +379,14 @@ pub fn translate(args: &[String]) -> Translation {
 
     if nf_addr.is_some() || nf_port.is_some() {
         let addr = nf_addr.unwrap_or_else(|| "0.0.0.0".to_owned());
-        let port = nf_port.unwrap_or_else(|| "9995".to_owned());
+        // ktranslate's default port is flowtel's.
+        let port = nf_port.unwrap_or_else(|| {
+            crate::config::Config::default()
+                .listen
+                .first()
+                .map_or(9995, std::net::SocketAddr::port)
+                .to_string()
+        });
         let host = match addr.parse::<IpAddr>() {
             Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
             _ if addr.is_empty() => "0.0.0.0".to_owned(),

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use flowtel_decode::{ErrorKind, Limit};
+use flowtel_decode::{ErrorKind, FlowProtocol, Limit};
 use flowtel_rollup::RollupStats;
 
-use crate::pipeline::stats::{DropReason, ProtocolLabel, WorkerStats};
+use crate::pipeline::stats::{DropReason, WorkerStats};
 use crate::telemetry::{Family, Kind};
 
 /// One metric's definition.
@@ -130,14 +130,13 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
     exporters.sort_by_key(|(ip, _)| **ip);
     let mut active = 0u64;
     for (ip, e) in exporters {
-        for p in ProtocolLabel::ALL {
-            let c = e.by_protocol[p as usize];
+        for (p, c) in e.by_protocol.iter() {
             if c.datagrams == 0 {
                 continue;
             }
             let labels = vec![
                 ("exporter", exporter_label(ip)),
-                ("protocol", p.as_str().to_owned()),
+                ("protocol", FlowProtocol::label(p).to_owned()),
             ];
             datagrams.push(labels.clone(), c.datagrams);
             received.push(labels, c.bytes);
@@ -147,13 +146,12 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         }
     }
     let mut records = RECORDS.family();
-    for p in ProtocolLabel::ALL {
-        if p != ProtocolLabel::Unknown {
-            records.push(
-                vec![("protocol", p.as_str().to_owned())],
-                t.records[p as usize],
-            );
-        }
+    let by_protocol = t.by_protocol();
+    for p in FlowProtocol::ALL {
+        records.push(
+            vec![("protocol", p.as_str().to_owned())],
+            by_protocol.get(Some(p)).records,
+        );
     }
     let snap = t.snapshot.clone().unwrap_or_default();
     let d = &snap.decoder;

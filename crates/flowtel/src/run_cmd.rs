@@ -65,7 +65,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         return broken_pipe_ok(e);
     }
 
-    let flows: u64 = stats.records.iter().sum();
+    let flows = stats.by_protocol().total().records;
     let (errors, unknown_rate) = stats.snapshot.as_ref().map_or((0, 0), |s| {
         (
             s.decoder.stats.errors.values().sum::<u64>(),

@@ -124,3 +124,34 @@ fn decoder_section_is_printed_with_file_and_flag_values() {
 ";
     assert!(stdout.contains(expected), "{stdout}");
 }
+
+/// The README's configuration block lists every default: it must equal what `check-config`
+/// prints for an empty file (comments aside), so the documented defaults are the real ones.
+#[test]
+fn readme_configuration_block_is_the_defaults() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let intro = "Every key with its default";
+    let start = readme.find(intro).expect("the README's defaults block");
+    let block = readme[start..]
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("a yaml block after the introduction");
+    let documented: serde_yaml::Value = serde_yaml::from_str(block).unwrap();
+
+    let empty = write_config("empty.yaml", "");
+    let out = flowtel().arg("check-config").arg(&empty).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        documented,
+        printed,
+        "README block:\n{block}\ncheck-config of an empty file:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

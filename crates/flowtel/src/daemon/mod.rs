@@ -560,7 +560,7 @@ impl ExporterReporter {
         for (ip, e) in &totals.exporters {
             let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
             let (d0, r0) = self.last_counts.get(ip).copied().unwrap_or((0, 0));
-            let (d, r) = (e.datagrams(), e.records);
+            let (d, r) = (e.datagrams(), e.records());
             info!(
                 exporter = %label,
                 datagrams_per_sec = format!("{:.1}", d.saturating_sub(d0) as f64 / secs),

@@ -25,7 +25,7 @@ use flowtel_rollup::{
 use tracing::error;
 
 use crate::config::Config;
-use stats::{DecoderSnapshot, PipelineSnapshot, ProtocolLabel, WorkerStats};
+use stats::{DecoderSnapshot, PipelineSnapshot, WorkerStats};
 
 /// How often (in receive-time nanoseconds) a worker copies its decoder and rollup counters for
 /// readers.
@@ -137,13 +137,7 @@ impl WorkerPipeline {
     ) {
         self.out.clear();
         let report = self.decoder.decode(from, datagram, now_ns, &mut self.out);
-        stats.count_datagram(
-            exporter_label,
-            ProtocolLabel::from_protocol(report.protocol),
-            datagram.len(),
-            report.records,
-            now_ns,
-        );
+        stats.count_datagram(exporter_label, &report, datagram.len(), now_ns);
         stats.counter_records += report.counters as u64;
         let names = DecoderNames(&self.decoder);
         let names: Option<&dyn InterfaceNames> = if self.interface_names {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use std::sync::Arc;
 
-use flowtel_decode::{DecoderStats, FlowProtocol};
+use flowtel_decode::{DatagramReport, DecoderStats, ProtocolCounts};
 use flowtel_rollup::{EnrichStats, RollupStats};
 
 /// A worker pipeline's cumulative counters and current state sizes.
@@ -54,14 +54,8 @@ impl DecoderSnapshot {
     pub fn add(&mut self, o: &DecoderSnapshot) {
         let (a, b) = (&mut self.stats, &o.stats);
         a.datagrams += b.datagrams;
-        for (k, v) in &b.datagrams_by_protocol {
-            *a.datagrams_by_protocol.entry(k).or_default() += v;
-        }
         for (k, v) in &b.errors {
             *a.errors.entry(*k).or_default() += v;
-        }
-        for (k, v) in &b.records {
-            *a.records.entry(k).or_default() += v;
         }
         a.options_records += b.options_records;
         a.templates_learnt += b.templates_learnt;
@@ -83,50 +77,6 @@ impl DecoderSnapshot {
 /// counted under `exporter="other"`.
 pub const MAX_EXPORTERS: usize = 10_000;
 
-/// The `protocol` label: a detected format or `unknown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProtocolLabel {
-    NetflowV5,
-    NetflowV9,
-    Ipfix,
-    SflowV5,
-    Unknown,
-}
-
-impl ProtocolLabel {
-    pub const ALL: [ProtocolLabel; 5] = [
-        ProtocolLabel::NetflowV5,
-        ProtocolLabel::NetflowV9,
-        ProtocolLabel::Ipfix,
-        ProtocolLabel::SflowV5,
-        ProtocolLabel::Unknown,
-    ];
-
-    pub fn from_protocol(p: Option<FlowProtocol>) -> Self {
-        match p {
-            Some(FlowProtocol::NetflowV5) => ProtocolLabel::NetflowV5,
-            Some(FlowProtocol::NetflowV9) => ProtocolLabel::NetflowV9,
-            Some(FlowProtocol::Ipfix) => ProtocolLabel::Ipfix,
-            Some(FlowProtocol::SflowV5) => ProtocolLabel::SflowV5,
-            None => ProtocolLabel::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProtocolLabel::NetflowV5 => "netflow_v5",
-            ProtocolLabel::NetflowV9 => "netflow_v9",
-            ProtocolLabel::Ipfix => "ipfix",
-            ProtocolLabel::SflowV5 => "sflow_v5",
-            ProtocolLabel::Unknown => "unknown",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// Why a received datagram was not decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
@@ -147,33 +97,26 @@ impl DropReason {
     }
 }
 
-/// Datagrams and bytes of one protocol.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Count {
-    pub datagrams: u64,
-    pub bytes: u64,
-}
-
 /// What one exporter sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExporterStats {
-    pub by_protocol: [Count; 5],
-    pub records: u64,
+    /// Datagrams, bytes and records per protocol.
+    pub by_protocol: ProtocolCounts,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
 }
 
 impl ExporterStats {
     pub fn datagrams(&self) -> u64 {
-        self.by_protocol.iter().map(|c| c.datagrams).sum()
+        self.by_protocol.total().datagrams
+    }
+
+    pub fn records(&self) -> u64 {
+        self.by_protocol.total().records
     }
 
     fn merge(&mut self, other: &ExporterStats) {
-        for (a, b) in self.by_protocol.iter_mut().zip(other.by_protocol.iter()) {
-            a.datagrams += b.datagrams;
-            a.bytes += b.bytes;
-        }
-        self.records += other.records;
+        self.by_protocol.merge(&other.by_protocol);
         if self.first_seen_ns == 0
             || (other.first_seen_ns != 0 && other.first_seen_ns < self.first_seen_ns)
         {
@@ -188,8 +131,6 @@ impl ExporterStats {
 pub struct WorkerStats {
     /// Per exporter address; `None` = over the exporter table's capacity.
     pub exporters: HashMap<Option<IpAddr>, ExporterStats>,
-    /// Flow records decoded, per protocol.
-    pub records: [u64; 5],
     /// sFlow counter records decoded.
     pub counter_records: u64,
     /// The worker's pipeline counters (latest snapshot, cumulative).
@@ -205,25 +146,29 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
-    /// Count one decoded datagram.
+    /// Count one decoded datagram of `bytes` bytes.
     pub fn count_datagram(
         &mut self,
         exporter: Option<IpAddr>,
-        protocol: ProtocolLabel,
+        report: &DatagramReport,
         bytes: usize,
-        records: usize,
         now_ns: u64,
     ) {
         let e = self.exporters.entry(exporter).or_default();
-        let c = &mut e.by_protocol[protocol.index()];
-        c.datagrams += 1;
-        c.bytes += bytes as u64;
-        e.records += records as u64;
+        e.by_protocol.add(report, bytes);
         if e.first_seen_ns == 0 {
             e.first_seen_ns = now_ns;
         }
         e.last_seen_ns = e.last_seen_ns.max(now_ns);
-        self.records[protocol.index()] += records as u64;
+    }
+
+    /// Every exporter's counts, summed (the `protocol`-only metrics).
+    pub fn by_protocol(&self) -> ProtocolCounts {
+        let mut all = ProtocolCounts::default();
+        for e in self.exporters.values() {
+            all.merge(&e.by_protocol);
+        }
+        all
     }
 
     pub fn count_drop(&mut self, reason: DropReason) {
@@ -235,9 +180,6 @@ impl WorkerStats {
     pub fn merge(&mut self, other: &WorkerStats) {
         for (k, v) in &other.exporters {
             self.exporters.entry(*k).or_default().merge(v);
-        }
-        for (a, b) in self.records.iter_mut().zip(other.records.iter()) {
-            *a += b;
         }
         self.counter_records += other.counter_records;
         if let Some(o) = &other.snapshot {
@@ -264,7 +206,6 @@ impl WorkerStats {
             shared.snapshot = snapshot;
         }
         self.exporters.clear();
-        self.records = [0; 5];
         self.counter_records = 0;
         self.handed_over = 0;
         self.dropped.clear();
@@ -275,31 +216,35 @@ impl WorkerStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowtel_decode::FlowProtocol;
 
     #[test]
     fn drain_adds_counts_and_replaces_the_socket_drop_gauge() {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let report = |records| DatagramReport {
+            protocol: Some(FlowProtocol::Ipfix),
+            records,
+            ..DatagramReport::default()
+        };
         let mut shared = WorkerStats::default();
         let mut delta = WorkerStats::default();
-        delta.count_datagram(Some(ip), ProtocolLabel::Ipfix, 100, 3, 5);
+        delta.count_datagram(Some(ip), &report(3), 100, 5);
         delta.socket_drops = 7;
         delta.drain_into(&mut shared);
-        delta.count_datagram(Some(ip), ProtocolLabel::Ipfix, 50, 2, 9);
+        delta.count_datagram(Some(ip), &report(2), 50, 9);
         delta.count_drop(DropReason::HandoverQueueFull);
         delta.socket_drops = 9;
         delta.drain_into(&mut shared);
         let e = &shared.exporters[&Some(ip)];
-        assert_eq!(
-            e.by_protocol[ProtocolLabel::Ipfix.index()],
-            Count {
-                datagrams: 2,
-                bytes: 150
-            }
-        );
-        assert_eq!((e.first_seen_ns, e.last_seen_ns, e.records), (5, 9, 5));
+        let ipfix = e.by_protocol.get(Some(FlowProtocol::Ipfix));
+        assert_eq!((ipfix.datagrams, ipfix.bytes, ipfix.records), (2, 150, 5));
+        assert_eq!((e.first_seen_ns, e.last_seen_ns), (5, 9));
         assert_eq!(shared.socket_drops, 9);
         assert_eq!(shared.dropped[&DropReason::HandoverQueueFull], 1);
-        assert_eq!(shared.records[ProtocolLabel::Ipfix.index()], 5);
+        assert_eq!(
+            shared.by_protocol().get(Some(FlowProtocol::Ipfix)).records,
+            5
+        );
         assert!(delta.exporters.is_empty());
     }
 }
