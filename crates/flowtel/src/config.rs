@@ -128,8 +128,10 @@ pub struct Config {
     pub enrichment: flowtel_rollup::EnrichConfig,
     /// Template scoping and the bounds on exporter-controlled decoder state.
     pub decoder: DecoderSettings,
-    /// Where windows go.
+    /// Where windows and flow records go.
     pub sinks: Vec<SinkKind>,
+    /// Which flow records the per-flow sinks get.
+    pub flow_records: FlowRecordsConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     pub prometheus_listen: SocketAddr,
     pub otlp: OtlpConfig,
@@ -163,6 +165,7 @@ impl Default for Config {
             enrichment: flowtel_rollup::EnrichConfig::default(),
             decoder: DecoderSettings::default(),
             sinks: vec![SinkKind::Otlp],
+            flow_records: FlowRecordsConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -224,6 +227,26 @@ impl DecoderSettings {
             max_fields_per_template: self.max_fields_per_template,
             max_pending_sets: self.max_pending_sets,
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
+        }
+    }
+}
+
+/// The `flow_records:` section: which decoded records the per-flow sinks get (see
+/// [`crate::pipeline::select`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowRecordsConfig {
+    /// Keep 1 in N records (1: all); a kept record's sampling rate is multiplied by N.
+    pub sample: u32,
+    /// Keep/drop rules, the first match decides; a record no rule matches is kept.
+    pub rules: Vec<crate::pipeline::select::RuleConfig>,
+}
+
+impl Default for FlowRecordsConfig {
+    fn default() -> Self {
+        FlowRecordsConfig {
+            sample: 1,
+            rules: Vec::new(),
         }
     }
 }
@@ -414,6 +437,38 @@ pub struct RunArgs {
     /// Seconds a data set waits for its template [default: 60].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub pending_timeout: Option<u64>,
+    /// Per-flow sinks get 1 in N records (their sampling rate multiplied by N) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub flow_sample: Option<u32>,
+    /// A keep/drop rule for per-flow sinks, `keep:CONDITIONS` or `drop:CONDITIONS` with
+    /// CONDITIONS like `exporter=192.0.2.0/24,protocol=udp,dst_port=53|123` (repeatable, in
+    /// order; replaces the file's rules).
+    #[arg(long = "flow-rule", value_name = "ACTION:CONDITIONS", value_parser = parse_flow_rule)]
+    pub flow_rules: Vec<crate::pipeline::select::RuleConfig>,
+}
+
+fn parse_flow_rule(s: &str) -> Result<crate::pipeline::select::RuleConfig, String> {
+    use crate::pipeline::select::{Action, RuleConfig, Selection};
+    let (action, conditions) = match s.split_once(':') {
+        Some(("keep", c)) => (Action::Keep, c),
+        Some(("drop", c)) => (Action::Drop, c),
+        _ if s == "keep" || s == "drop" => (
+            if s == "keep" {
+                Action::Keep
+            } else {
+                Action::Drop
+            },
+            "",
+        ),
+        _ => {
+            return Err(format!(
+                "{s:?}: expected keep:CONDITIONS or drop:CONDITIONS"
+            ));
+        }
+    };
+    let rule = RuleConfig::parse_flag(action, conditions).map_err(|e| e.to_string())?;
+    Selection::new(std::slice::from_ref(&rule), 1).map_err(|e| e.to_string())?;
+    Ok(rule)
 }
 
 fn parse_device(s: &str) -> Result<(std::net::IpAddr, String), String> {
@@ -698,6 +753,10 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         d.max_pending_sets = size(n);
     }
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
+    set(&mut config.flow_records.sample, &a.flow_sample);
+    if !a.flow_rules.is_empty() {
+        config.flow_records.rules = a.flow_rules.clone();
+    }
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -710,6 +769,11 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 
     if c.top_k == Some(0) {
         bail!("top_k: must be >= 1");
+    }
+    crate::pipeline::select::Selection::new(&c.flow_records.rules, c.flow_records.sample)
+        .map_err(|e| anyhow::anyhow!("flow_records.rules: {e}"))?;
+    if c.flow_records.sample == 0 {
+        bail!("flow_records.sample: must be >= 1 (1 keeps every record)");
     }
     let d = &c.decoder;
     for (key, v) in [

@@ -94,6 +94,10 @@ defs! {
         "Series beyond top-K summed into the overflow series (otel.metric.overflow=true), by rollup.";
     ROLLUP_EVICTED = "flowtel.rollup.evicted", "{key}", Counter,
         "Keys evicted by the bounded key table (their value went to the overflow series), by rollup.";
+    FLOW_RECORDS_SELECTED = "flowtel.flow_records.selected", "{record}", Counter,
+        "Flow records handed to the per-flow sinks.";
+    FLOW_RECORDS_SKIPPED = "flowtel.flow_records.skipped", "{record}", Counter,
+        "Flow records the per-flow sinks did not get, by reason (rule: a flow_records rule; sample: flow_records.sample).";
     SINK_DELIVERED = "flowtel.sink.delivered", "{item}", Counter,
         "Items each sink delivered (a window of one rollup for metric sinks, a flow record for per-flow sinks).";
     SINK_DROPPED = "flowtel.sink.dropped", "{item}", Counter,
@@ -197,6 +201,14 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         RECEIVE_ERRORS.value(t.recv_errors),
         ROLLUP_KEYS.value(snap.keys_tracked),
         GEO_ERRORS.value(snap.enrich.geo_lookup_errors + snap.enrich.asn_lookup_errors),
+        FLOW_RECORDS_SELECTED.value(t.flow_records_selected),
+        FLOW_RECORDS_SKIPPED
+            .family()
+            .with(vec![("reason", "rule".to_owned())], t.flow_records_filtered)
+            .with(
+                vec![("reason", "sample".to_owned())],
+                t.flow_records_sampled_out,
+            ),
     ];
     out.extend(rollup_families(&snap.rollups, i.finished));
     out

@@ -10,6 +10,7 @@
 //! When a per-flow sink is configured, every enriched record is also collected
 //! ([`WorkerPipeline::take_records`]) for the worker to hand to those sinks once per receive pass.
 
+pub mod select;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,8 @@ pub struct PipelineSpec {
     pub asn_db: Option<Arc<AsnDb>>,
     /// Collect enriched records for per-flow sinks.
     pub records: bool,
+    /// Which records per-flow sinks get.
+    pub selection: select::Selection,
 }
 
 impl PipelineSpec {
@@ -86,6 +89,11 @@ impl PipelineSpec {
             country_db,
             asn_db,
             records: false,
+            selection: select::Selection::new(
+                &config.flow_records.rules,
+                config.flow_records.sample,
+            )
+            .map_err(|e| anyhow::anyhow!("flow_records.rules: {e}"))?,
         })
     }
 }
@@ -101,6 +109,7 @@ pub struct WorkerPipeline {
     last_snapshot_ns: u64,
     /// Enriched records collected for per-flow sinks (only with [`PipelineSpec::records`]).
     records: Option<Vec<EnrichedRecord>>,
+    selection: select::Selection,
 }
 
 impl WorkerPipeline {
@@ -122,6 +131,7 @@ impl WorkerPipeline {
             interface_names,
             last_snapshot_ns: 0,
             records: spec.records.then(Vec::new),
+            selection: spec.selection.clone(),
         })
     }
 
@@ -149,7 +159,20 @@ impl WorkerPipeline {
             let e = self.enricher.enrich(record, names);
             self.rollups.push(&e);
             if let Some(records) = &mut self.records {
-                records.push(e.to_record());
+                match self.selection.select(&e) {
+                    select::Verdict::Keep(factor) => {
+                        let mut r = e.to_record();
+                        if factor > 1 {
+                            r.sampling_rate = r.sampling_rate.saturating_mul(factor);
+                            r.record.sampling_rate =
+                                r.record.sampling_rate.map(|s| s.saturating_mul(factor));
+                        }
+                        stats.flow_records_selected += 1;
+                        records.push(r);
+                    }
+                    select::Verdict::Filtered => stats.flow_records_filtered += 1,
+                    select::Verdict::SampledOut => stats.flow_records_sampled_out += 1,
+                }
             }
         }
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {

@@ -141,6 +141,12 @@ pub struct WorkerStats {
     pub dropped: BTreeMap<DropReason, u64>,
     /// Receive system-call errors.
     pub recv_errors: u64,
+    /// Flow records handed to the per-flow sinks.
+    pub flow_records_selected: u64,
+    /// Flow records a `flow_records` rule kept from the per-flow sinks.
+    pub flow_records_filtered: u64,
+    /// Flow records `flow_records.sample` left out.
+    pub flow_records_sampled_out: u64,
     /// Kernel drops on this worker's sockets (SO_RXQ_OVFL, cumulative).
     pub socket_drops: u64,
 }
@@ -191,6 +197,9 @@ impl WorkerStats {
         }
         self.recv_errors += other.recv_errors;
         self.socket_drops += other.socket_drops;
+        self.flow_records_selected += other.flow_records_selected;
+        self.flow_records_filtered += other.flow_records_filtered;
+        self.flow_records_sampled_out += other.flow_records_sampled_out;
     }
 
     /// Move a worker's batch delta into its shared copy; the delta keeps its allocations.
@@ -210,6 +219,9 @@ impl WorkerStats {
         self.handed_over = 0;
         self.dropped.clear();
         self.recv_errors = 0;
+        self.flow_records_selected = 0;
+        self.flow_records_filtered = 0;
+        self.flow_records_sampled_out = 0;
     }
 }
 
