@@ -428,13 +428,15 @@ async fn serve(
             .saturating_mul(1_000_000_000),
     });
 
-    let metrics_shared = Arc::clone(&shared);
+    let (metrics_shared, status_shared) = (Arc::clone(&shared), Arc::clone(&shared));
     let (http_addr, http) = crate::http::bind(
         config.prometheus_listen,
         crate::http::Endpoint {
             metrics: Box::new(move || metrics_shared.metrics_body()),
+            status: Box::new(move || status_shared.sinks.status_json()),
             ready: Arc::clone(&ready),
         },
+        crate::http::Limits::for_fd_limit(crate::http::raise_fd_limit()),
     )
     .await?;
     info!(listen = %http_addr, "serving /metrics, /healthz and /readyz");

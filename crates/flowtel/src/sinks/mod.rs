@@ -21,6 +21,7 @@
 
 pub mod otlp;
 pub mod prometheus;
+pub mod rotate;
 pub mod stdout;
 
 use std::future::Future;
@@ -221,6 +222,35 @@ impl SinkSet {
             .iter()
             .map(|s| (s.name().to_owned(), s.status()))
             .collect()
+    }
+
+    /// Every sink's state as the `/status` JSON document.
+    pub fn status_json(&self) -> String {
+        let sinks: Vec<serde_json::Value> = self
+            .sinks
+            .iter()
+            .map(|s| {
+                let st = s.status();
+                let dropped: serde_json::Map<String, serde_json::Value> = st
+                    .dropped
+                    .iter()
+                    .map(|(r, n)| ((*r).to_owned(), (*n).into()))
+                    .collect();
+                serde_json::json!({
+                    "name": s.name(),
+                    "item": st.item,
+                    "queue_depth": st.queue_depth,
+                    "queue_capacity": st.queue_capacity,
+                    "delivered": st.delivered,
+                    "dropped": dropped,
+                    "failing": st.failing_since_ns.is_some(),
+                    "failing_since_unix_nano": st.failing_since_ns,
+                })
+            })
+            .collect();
+        let mut out = serde_json::json!({ "sinks": sinks }).to_string();
+        out.push('\n');
+        out
     }
 
     /// `flowtel.sink.*` for every sink, then each sink's own families.
