@@ -226,6 +226,12 @@ impl Enricher {
         &self.stats
     }
 
+    /// Start from earlier counters (an enricher replacing another on a configuration reload).
+    pub fn with_stats(mut self, stats: EnrichStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// The device's name, and the cached `Arc` behind it (none once the cache is full).
     fn device_name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
         if self.devices.len() >= self.configured_devices + MAX_CACHED_DEVICES

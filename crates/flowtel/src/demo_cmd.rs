@@ -202,6 +202,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             Box::pin(async move { tokio::time::sleep(Duration::from_secs_f64(d)).await })
                 as daemon::StopFuture
         }),
+        reload: None,
     };
     let result = daemon::run_with(config, &[], hooks);
     stop.store(true, Ordering::Relaxed);

@@ -87,5 +87,13 @@ fn run() -> anyhow::Result<()> {
 
 fn run_daemon(run: &config::RunArgs, ktranslate_warnings: &[String]) -> anyhow::Result<()> {
     let config = config::resolve(run, &config::process_env)?;
-    daemon::run(config, ktranslate_warnings)
+    let args = run.clone();
+    let hooks = daemon::Hooks {
+        // SIGHUP reads the same file, environment and flags again.
+        reload: Some(Box::new(move || {
+            config::resolve(&args, &config::process_env)
+        })),
+        ..daemon::Hooks::default()
+    };
+    daemon::run_with(config, ktranslate_warnings, hooks)
 }

@@ -181,6 +181,8 @@ pub struct Listening {
 pub type OnListening = Box<dyn FnOnce(&Listening) -> anyhow::Result<()> + Send>;
 /// [`Hooks::stop`].
 pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// [`Hooks::reload`].
+pub type ReloadConfig = Box<dyn Fn() -> anyhow::Result<Config> + Send>;
 
 /// What a command embedding the daemon (`flowtel demo`) adds to it; the default adds nothing.
 #[derive(Default)]
@@ -191,6 +193,8 @@ pub struct Hooks {
     pub sinks: Vec<Arc<dyn Sink>>,
     /// Stops the daemon, as SIGINT/SIGTERM do, when it completes.
     pub stop: Option<StopFuture>,
+    /// Reads the configuration again, for SIGHUP (without it SIGHUP is logged and ignored).
+    pub reload: Option<ReloadConfig>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -199,6 +203,7 @@ impl std::fmt::Debug for Hooks {
             .field("on_listening", &self.on_listening.is_some())
             .field("sinks", &self.sinks.len())
             .field("stop", &self.stop.is_some())
+            .field("reload", &self.reload.is_some())
             .finish()
     }
 }
@@ -318,6 +323,15 @@ impl Workers {
         // Deterministic merge order whatever the answer order.
         replies.sort_by_key(|r| r.worker);
         replies.into_iter().flat_map(|r| r.windows).collect()
+    }
+
+    /// Replace every worker's enrichment and record selection; waits for every answer.
+    async fn reload(&self, live: &Arc<crate::pipeline::Reloadable>) {
+        let (expected, mut rx) = self.send(|reply| Control::Reload {
+            live: Arc::clone(live),
+            reply,
+        });
+        let _: Vec<usize> = collect(expected, &mut rx).await;
     }
 
     /// Stop every worker reading its sockets, and wait until each has (shutdown phase one).
@@ -479,6 +493,9 @@ async fn serve(
         }
     };
     tokio::pin!(shutdown);
+    let reload_config = hooks.reload.take();
+    let mut running = config.clone();
+    let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_flush = (now_ns() / interval_ns + 1) * interval_ns + flush_delay_ns;
@@ -487,6 +504,12 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tick.tick() => reporter.report(&shared.totals(), now_ns()),
+            _ = next_hangup(&mut hangup) => {
+                match &reload_config {
+                    Some(read) => reload(read, &mut running, &workers).await,
+                    None => warn!("SIGHUP: nothing to reload (no configuration source); ignored"),
+                }
+            }
             _ = tokio::time::sleep(until_flush) => {
                 let now = now_ns();
                 shared.emit(workers.flush(now, false).await, false);
@@ -574,6 +597,120 @@ impl ExporterReporter {
         self.last_report_ns = now;
     }
 }
+
+/// SIGHUP, where the platform has it.
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(error = %e, "cannot handle SIGHUP; configuration reload unavailable");
+                None
+            }
+        }
+    }
+}
+
+async fn next_hangup(h: &mut Hangup) {
+    #[cfg(unix)]
+    match h {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
+/// The top-level configuration keys a reload applies; the others need a restart.
+const RELOADABLE: &[&str] = &["enrichment", "geoip", "flow_records"];
+
+/// Read the configuration again and apply what can change while running: enrichment (device
+/// names, sampling rates, GeoIP databases) and the per-flow record selection. A configuration
+/// that does not validate (or a database that does not load) is logged and the running one
+/// kept; changed settings that need a restart are named.
+async fn reload(read: &ReloadConfig, running: &mut Config, workers: &Workers) {
+    let new = match read()
+        .and_then(|c| crate::pipeline::Reloadable::from_config(&c).map(|l| (c, l)))
+    {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "SIGHUP: the configuration does not load; keeping the running one");
+            return;
+        }
+    };
+    let (config, live) = new;
+    let changed = changed_keys(running, &config);
+    let (applied, restart): (Vec<&str>, Vec<&str>) =
+        changed.iter().partition(|k| RELOADABLE.contains(k));
+    if !restart.is_empty() {
+        warn!(
+            settings = %restart.join(", "),
+            "SIGHUP: these settings changed but need a restart; the running values stay"
+        );
+    }
+    workers.reload(&Arc::new(live)).await;
+    for key in &applied {
+        match *key {
+            "enrichment" => running.enrichment = config.enrichment.clone(),
+            "geoip" => running.geoip = config.geoip.clone(),
+            "flow_records" => running.flow_records = config.flow_records.clone(),
+            _ => {}
+        }
+    }
+    info!(
+        applied = %if applied.is_empty() { "nothing changed".to_owned() } else { applied.join(", ") },
+        "SIGHUP: configuration reloaded"
+    );
+}
+
+/// Top-level keys whose values differ between two configurations.
+fn changed_keys(a: &Config, b: &Config) -> Vec<&'static str> {
+    let (Ok(serde_yaml::Value::Mapping(a)), Ok(serde_yaml::Value::Mapping(b))) =
+        (serde_yaml::to_value(a), serde_yaml::to_value(b))
+    else {
+        return Vec::new();
+    };
+    CONFIG_KEYS
+        .iter()
+        .copied()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect()
+}
+
+/// Every top-level key of [`Config`].
+const CONFIG_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "recv_buffer_bytes",
+    "rollup_interval_secs",
+    "top_k",
+    "profile",
+    "rollup_specs",
+    "rollups",
+    "enrichment",
+    "decoder",
+    "sinks",
+    "flow_records",
+    "prometheus_listen",
+    "otlp",
+    "resource",
+    "geoip",
+    "log_level",
+    "tee_logs",
+    "shutdown_grace_secs",
+    "exporter_report_interval_secs",
+    "exporter_silent_after_secs",
+    "self_metrics_interval_secs",
+];
 
 async fn shutdown_signal() {
     #[cfg(unix)]

@@ -110,6 +110,11 @@ pub enum Control {
         now_ns: u64,
         reply: tokio::sync::mpsc::UnboundedSender<FlushReply>,
     },
+    /// Replace enrichment and record selection (configuration reload).
+    Reload {
+        live: Arc<crate::pipeline::Reloadable>,
+        reply: tokio::sync::mpsc::UnboundedSender<usize>,
+    },
 }
 
 /// A worker's answer to [`Control::Flush`] / [`Control::Finish`]: its closed windows,
@@ -301,6 +306,11 @@ impl Worker {
                     worker: self.id,
                     windows,
                 });
+                Next::Continue
+            }
+            Control::Reload { live, reply } => {
+                self.pipeline.reload(&live);
+                let _ = reply.send(self.id);
                 Next::Continue
             }
             Control::Stop { reply } => {

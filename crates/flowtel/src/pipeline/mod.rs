@@ -52,18 +52,27 @@ impl InterfaceNames for DecoderNames<'_> {
 #[derive(Debug, Clone)]
 pub struct PipelineSpec {
     pub decoder: DecoderConfig,
-    pub enrichment: EnrichConfig,
     pub rollups: Vec<RollupConfig>,
-    pub country_db: Option<Arc<CountryDb>>,
-    pub asn_db: Option<Arc<AsnDb>>,
     /// Collect enriched records for per-flow sinks.
     pub records: bool,
+    /// What a configuration reload replaces in running pipelines.
+    pub live: Reloadable,
+}
+
+/// The part of a pipeline a configuration reload (SIGHUP) replaces between two datagrams:
+/// enrichment (device names, sampling rates, GeoIP databases) and the per-flow record
+/// selection. Decoder state and open rollup windows are kept.
+#[derive(Debug, Clone)]
+pub struct Reloadable {
+    pub enrichment: EnrichConfig,
+    pub country_db: Option<Arc<CountryDb>>,
+    pub asn_db: Option<Arc<AsnDb>>,
     /// Which records per-flow sinks get.
     pub selection: select::Selection,
 }
 
-impl PipelineSpec {
-    /// Read the GeoIP databases once; every worker shares them.
+impl Reloadable {
+    /// Read the GeoIP databases and compile the record rules of `config`.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let read = |p: &std::path::Path| {
             std::fs::read(p).with_context(|| format!("cannot read GeoIP database {}", p.display()))
@@ -82,18 +91,38 @@ impl PipelineSpec {
             )),
             None => None,
         };
-        Ok(PipelineSpec {
-            decoder: config.decoder.to_decoder_config(),
+        Ok(Reloadable {
             enrichment: config.enrichment.clone(),
-            rollups: config.rollups.clone(),
             country_db,
             asn_db,
-            records: false,
             selection: select::Selection::new(
                 &config.flow_records.rules,
                 config.flow_records.sample,
             )
             .map_err(|e| anyhow::anyhow!("flow_records.rules: {e}"))?,
+        })
+    }
+
+    fn enricher(&self, interface_names: bool) -> Enricher {
+        let mut enricher = Enricher::new(&self.enrichment).with_interface_names(interface_names);
+        if let Some(db) = &self.country_db {
+            enricher = enricher.with_country_db(Arc::clone(db));
+        }
+        if let Some(db) = &self.asn_db {
+            enricher = enricher.with_asn_db(Arc::clone(db));
+        }
+        enricher
+    }
+}
+
+impl PipelineSpec {
+    /// Read the GeoIP databases once; every worker shares them.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        Ok(PipelineSpec {
+            decoder: config.decoder.to_decoder_config(),
+            rollups: config.rollups.clone(),
+            records: false,
+            live: Reloadable::from_config(config)?,
         })
     }
 }
@@ -116,13 +145,7 @@ impl WorkerPipeline {
     pub fn new(spec: &PipelineSpec) -> anyhow::Result<Self> {
         let rollups = RollupSet::new(&spec.rollups)?;
         let interface_names = spec.records || rollups.needs_interface_names();
-        let mut enricher = Enricher::new(&spec.enrichment).with_interface_names(interface_names);
-        if let Some(db) = &spec.country_db {
-            enricher = enricher.with_country_db(Arc::clone(db));
-        }
-        if let Some(db) = &spec.asn_db {
-            enricher = enricher.with_asn_db(Arc::clone(db));
-        }
+        let enricher = spec.live.enricher(interface_names);
         Ok(WorkerPipeline {
             decoder: Decoder::new(spec.decoder.clone()),
             out: DecodeOutput::default(),
@@ -131,8 +154,15 @@ impl WorkerPipeline {
             interface_names,
             last_snapshot_ns: 0,
             records: spec.records.then(Vec::new),
-            selection: spec.selection.clone(),
+            selection: spec.live.selection.clone(),
         })
+    }
+
+    /// Replace enrichment and record selection (a configuration reload). Counters carry on.
+    pub fn reload(&mut self, live: &Reloadable) {
+        let stats = *self.enricher.stats();
+        self.enricher = live.enricher(self.interface_names).with_stats(stats);
+        self.selection = live.selection.clone();
     }
 
     /// Decode one datagram, roll its records up and count it. `exporter_label` is `None` when
