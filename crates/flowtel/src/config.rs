@@ -132,6 +132,8 @@ pub struct Config {
     pub sinks: Vec<SinkKind>,
     /// Which flow records the per-flow sinks get.
     pub flow_records: FlowRecordsConfig,
+    /// Which exporters may send to which listen address.
+    pub access: crate::daemon::access::AccessConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     pub prometheus_listen: SocketAddr,
     pub otlp: OtlpConfig,
@@ -166,6 +168,7 @@ impl Default for Config {
             decoder: DecoderSettings::default(),
             sinks: vec![SinkKind::Otlp],
             flow_records: FlowRecordsConfig::default(),
+            access: crate::daemon::access::AccessConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -445,6 +448,12 @@ pub struct RunArgs {
     /// order; replaces the file's rules).
     #[arg(long = "flow-rule", value_name = "ACTION:CONDITIONS", value_parser = parse_flow_rule)]
     pub flow_rules: Vec<crate::pipeline::select::RuleConfig>,
+    /// Exporter prefix allowed to send, on every listen address (repeatable; none: any).
+    #[arg(long = "allow-exporter", value_name = "PREFIX")]
+    pub allow_exporters: Vec<crate::prefix::Prefix>,
+    /// Exporter prefix refused on every listen address (repeatable).
+    #[arg(long = "deny-exporter", value_name = "PREFIX")]
+    pub deny_exporters: Vec<crate::prefix::Prefix>,
 }
 
 fn parse_flow_rule(s: &str) -> Result<crate::pipeline::select::RuleConfig, String> {
@@ -754,6 +763,11 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     }
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
+    config
+        .access
+        .allow
+        .extend(a.allow_exporters.iter().copied());
+    config.access.deny.extend(a.deny_exporters.iter().copied());
     if !a.flow_rules.is_empty() {
         config.flow_records.rules = a.flow_rules.clone();
     }
@@ -769,6 +783,19 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 
     if c.top_k == Some(0) {
         bail!("top_k: must be >= 1");
+    }
+    for l in &c.access.listen {
+        if !c.listen.contains(&l.address) {
+            bail!(
+                "access.listen: {} is not one of the listen addresses ({})",
+                l.address,
+                c.listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     crate::pipeline::select::Selection::new(&c.flow_records.rules, c.flow_records.sample)
         .map_err(|e| anyhow::anyhow!("flow_records.rules: {e}"))?;

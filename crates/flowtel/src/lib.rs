@@ -18,5 +18,6 @@ pub mod http;
 pub mod ktranslate;
 pub mod metrics;
 pub mod pipeline;
+pub mod prefix;
 pub mod sinks;
 pub mod telemetry;

@@ -299,3 +299,66 @@ fn a_second_flowtel_on_the_same_port_is_refused() {
     let (status, _, _) = d.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
+    let busy: std::net::SocketAddr = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap();
+    let other: std::net::SocketAddr = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("flowtel-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flowtel.yaml");
+    // Daemon-wide: 127.0.0.0/29 allowed, 127.0.0.3 denied; the second address allows only .4.
+    std::fs::write(
+        &file,
+        format!(
+            "listen: [\"{busy}\", \"{other}\"]\naccess:\n  allow: [127.0.0.0/29]\n  deny: [127.0.0.3]\n  \
+             listen:\n    - {{address: \"{other}\", allow: [127.0.0.4]}}\n"
+        ),
+    )
+    .unwrap();
+    let http = common::free_tcp_addr();
+    let mut cmd = common::flowtel_command();
+    cmd.args([
+        "run",
+        "--config",
+        file.to_str().unwrap(),
+        "--sink",
+        "prometheus",
+    ])
+    .args(["--prometheus-listen", &http.to_string()]);
+    let d = Daemon::spawn(cmd, busy, http);
+    let send = |from: &str, to: std::net::SocketAddr| {
+        let s = UdpSocket::bind((from, 0)).unwrap();
+        s.send_to(&netflow_v5(&V5_FLOWS, 0, 1_700_000_000, 0), to)
+            .unwrap();
+    };
+    send("127.0.0.2", busy); // allowed
+    send("127.0.0.3", busy); // denied
+    send("127.0.0.9", busy); // not allowed
+    send("127.0.0.4", other); // allowed by the address's own list
+    send("127.0.0.2", other); // not allowed there
+    let body = d.metrics_until("five datagrams accounted for", |b| {
+        let dropped = |r: &str| {
+            sample(
+                b,
+                &format!("flowtel_datagrams_dropped_total{{reason=\"{r}\"}}"),
+            )
+            .unwrap_or(0.0)
+        };
+        dropped("exporter_denied") == 1.0
+            && dropped("exporter_not_allowed") == 2.0
+            && sample(b, "flowtel_records_total{protocol=\"netflow_v5\"}") == Some(4.0)
+    });
+    assert!(
+        !body.contains("exporter=\"127.0.0.3\""),
+        "refused datagrams are not decoded"
+    );
+    assert!(!body.contains("exporter=\"127.0.0.9\""));
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

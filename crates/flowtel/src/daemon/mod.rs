@@ -37,6 +37,7 @@
 //! emits every open window including the partial one; the sinks get them and have until
 //! `shutdown_grace_secs` to deliver; the process then exits 0.
 
+pub mod access;
 pub mod listener;
 pub mod worker;
 
@@ -393,6 +394,11 @@ fn start_workers(
         let w = Worker {
             id,
             sockets: socks,
+            access: config
+                .listen
+                .iter()
+                .map(|l| access::Access::for_listen(&config.access, *l))
+                .collect(),
             pipeline: WorkerPipeline::new(spec)?,
             sinks: sinks.clone(),
             routing: Arc::clone(&routing),
@@ -408,7 +414,6 @@ fn start_workers(
             .context("cannot start a receive worker")?;
         threads.push(t);
     }
-    let _ = config;
     Ok(Workers {
         controls,
         routing,

@@ -183,6 +183,8 @@ impl Routing {
 pub struct Worker {
     pub id: usize,
     pub sockets: Vec<UdpSocket>,
+    /// The access lists of each socket's listen address (same order as `sockets`).
+    pub access: Vec<super::access::Access>,
     pub pipeline: WorkerPipeline,
     /// Where the pipeline's flow records go, once per pass.
     pub sinks: SinkSet,
@@ -354,12 +356,17 @@ impl Worker {
                 *ready = false;
             }
             let now = now_ns();
+            let access = self.access.get(i).filter(|a| !a.is_open());
             for k in 0..got {
                 let Some(meta) = r.received().get(k).copied() else {
                     continue;
                 };
                 let payload = r.payload(k);
                 let ip = meta.from.ip();
+                if let Some(reason) = access.and_then(|a| a.refuse(ip)) {
+                    delta.count_drop(reason);
+                    continue;
+                }
                 let owner = *pass
                     .owners
                     .entry(ip)

@@ -14,11 +14,11 @@
 //! totals.
 
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use flowtel_rollup::Enriched;
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::prefix::Prefix;
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,10 +123,10 @@ impl RuleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rule {
     action: Action,
-    exporter: Vec<IpNet>,
-    src: Vec<IpNet>,
-    dst: Vec<IpNet>,
-    address: Vec<IpNet>,
+    exporter: Vec<Prefix>,
+    src: Vec<Prefix>,
+    dst: Vec<Prefix>,
+    address: Vec<Prefix>,
     protocol: Vec<u8>,
     src_port: Vec<(u16, u16)>,
     dst_port: Vec<(u16, u16)>,
@@ -136,13 +136,9 @@ struct Rule {
     interface: Vec<u32>,
 }
 
-fn prefixes(vs: &[String], what: &str) -> Result<Vec<IpNet>, RuleError> {
+fn prefixes(vs: &[String], what: &str) -> Result<Vec<Prefix>, RuleError> {
     vs.iter()
-        .map(|v| {
-            IpNet::from_str(v)
-                .or_else(|_| IpAddr::from_str(v).map(IpNet::from))
-                .map_err(|_| RuleError(format!("{what}: {v:?} is not an address or prefix")))
-        })
+        .map(|v| v.parse().map_err(|e| RuleError(format!("{what}: {e}"))))
         .collect()
 }
 
@@ -205,7 +201,7 @@ impl Rule {
 
     fn matches(&self, e: &Enriched<'_>) -> bool {
         let r = e.record;
-        let inside = |nets: &[IpNet], a: Option<IpAddr>| {
+        let inside = |nets: &[Prefix], a: Option<IpAddr>| {
             a.is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
         };
         let in_range =

@@ -82,17 +82,24 @@ pub const MAX_EXPORTERS: usize = 10_000;
 pub enum DropReason {
     /// The owning worker's hand-over queue was full.
     HandoverQueueFull,
-    /// Received after shutdown began.
-    ShuttingDown,
+    /// The exporter matched a `deny` prefix of the access rules.
+    ExporterDenied,
+    /// Allow lists apply to the listen address and the exporter matched none.
+    ExporterNotAllowed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::HandoverQueueFull, DropReason::ShuttingDown];
+    pub const ALL: [DropReason; 3] = [
+        DropReason::HandoverQueueFull,
+        DropReason::ExporterDenied,
+        DropReason::ExporterNotAllowed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::HandoverQueueFull => "handover_queue_full",
-            DropReason::ShuttingDown => "shutting_down",
+            DropReason::ExporterDenied => "exporter_denied",
+            DropReason::ExporterNotAllowed => "exporter_not_allowed",
         }
     }
 }
