@@ -95,12 +95,83 @@ impl Compression {
     }
 }
 
+/// Parse a socket address given as `ADDR:PORT`, with a message that says what was wrong and
+/// what is expected.
+pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let example = "e.g. 0.0.0.0:9995 (IPv4) or [::]:9995 (IPv6)";
+    if s.parse::<u32>().is_ok() {
+        return Err(format!(
+            "{s:?} is a port alone: an address is ADDR:PORT, e.g. 0.0.0.0:{s} (IPv4) or [::]:{s} (IPv6)"
+        ));
+    }
+    match s.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(_)) => {
+            return Err(format!(
+                "{s:?} has no port: an IPv6 address with a port is written [ADDR]:PORT, e.g. [::1]:9995"
+            ));
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{s:?} has no port: an address is ADDR:PORT, {example}"
+            ));
+        }
+        Err(_) => {}
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("{s:?} is not ADDR:PORT, {example}"));
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(format!(
+            "{s:?}: an IPv6 address needs brackets before the port, e.g. [{host}]:{port}"
+        ));
+    }
+    match port.parse::<u64>() {
+        Ok(p) if p > 65_535 => return Err(format!("{s:?}: port {p} is out of range (0-65535)")),
+        Ok(_) => {}
+        Err(_) => return Err(format!("{s:?}: {port:?} is not a port number, {example}")),
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!(
+            "{s:?}: {bare:?} is not an IP address (names are not resolved), {example}"
+        ));
+    }
+    Err(format!("{s:?} is not ADDR:PORT, {example}"))
+}
+
+/// `listen`: one address or a list of them, each parsed by [`parse_socket_addr`].
+fn listen_addrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    };
+    list.iter()
+        .map(|s| parse_socket_addr(s).map_err(|e| serde::de::Error::custom(format!("listen: {e}"))))
+        .collect()
+}
+
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_socket_addr(&s).map_err(|e| serde::de::Error::custom(format!("prometheus_listen: {e}")))
+}
+
 /// The whole configuration file. Every key is optional; missing keys take the defaults of
 /// [`Config::default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// UDP addresses to receive flows on; every protocol is auto-detected on each.
+    #[serde(deserialize_with = "listen_addrs")]
     pub listen: Vec<SocketAddr>,
     /// Receive workers (one socket each per listen address); 0 = one per core.
     pub workers: usize,
@@ -135,6 +206,7 @@ pub struct Config {
     /// Which exporters may send to which listen address.
     pub access: crate::daemon::access::AccessConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
+    #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
     pub otlp: OtlpConfig,
     pub resource: ResourceConfig,
@@ -326,7 +398,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
     /// UDP address to receive flows on (repeatable) [default: 0.0.0.0:9995].
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_socket_addr)]
     pub listen: Vec<SocketAddr>,
     /// Receive workers; 0 = one per core.
     #[arg(long, value_name = "N")]
@@ -350,7 +422,7 @@ pub struct RunArgs {
     #[arg(long = "sink", value_enum, value_name = "SINK")]
     pub sinks: Vec<SinkKind>,
     /// Address of the Prometheus endpoint [default: 0.0.0.0:9464].
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_socket_addr)]
     pub prometheus_listen: Option<SocketAddr>,
     /// OTLP/gRPC endpoint [default: http://localhost:4317].
     #[arg(long, value_name = "URL")]

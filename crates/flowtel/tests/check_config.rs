@@ -155,3 +155,53 @@ fn readme_configuration_block_is_the_defaults() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn address_errors_say_what_was_given_and_what_is_expected() {
+    let run = |args: &[&str]| {
+        let out = flowtel().args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for (given, expected) in [
+        (
+            "20553",
+            "\"20553\" is a port alone: an address is ADDR:PORT, e.g. 0.0.0.0:20553 (IPv4) or [::]:20553 (IPv6)",
+        ),
+        (
+            "127.0.0.1:99999",
+            "\"127.0.0.1:99999\": port 99999 is out of range (0-65535)",
+        ),
+        (
+            "300.1.1.1:9464",
+            "\"300.1.1.1:9464\": \"300.1.1.1\" is not an IP address (names are not resolved)",
+        ),
+        (
+            "::1",
+            "\"::1\" has no port: an IPv6 address with a port is written [ADDR]:PORT, e.g. [::1]:9995",
+        ),
+    ] {
+        let stderr = run(&["check-config", "--listen", given]);
+        assert!(stderr.contains(expected), "--listen {given}: {stderr}");
+        let stderr = run(&["check-config", "--prometheus-listen", given]);
+        assert!(
+            stderr.contains(expected),
+            "--prometheus-listen {given}: {stderr}"
+        );
+    }
+    // In a file: the key is named; a single string is accepted where a list is expected.
+    let bad = write_config("bad-listen.yaml", "listen: [\"0.0.0.0:9995\", \"20553\"]\n");
+    let stderr = run(&["check-config", bad.to_str().unwrap()]);
+    assert!(
+        stderr.contains("listen: \"20553\" is a port alone"),
+        "{stderr}"
+    );
+    let one = write_config("one-listen.yaml", "listen: \"0.0.0.0:2055\"\n");
+    let out = flowtel().arg("check-config").arg(&one).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen:\n- 0.0.0.0:2055\n"));
+}

@@ -362,3 +362,32 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap() {
+    let Some(max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        common::skip("/proc/sys/net/core/rmem_max is not readable");
+        return;
+    };
+    let requested = (2 * max).to_string();
+    let (d, _) = start_on(
+        &[
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ],
+        &["--sink", "stdout", "--recv-buffer-bytes", &requested],
+    );
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    let line = format!("As root: sysctl -w net.core.rmem_max={requested}");
+    assert_eq!(stderr.matches(&line).count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "receive buffers are {max} bytes, not the {requested} requested"
+        )),
+        "{stderr}"
+    );
+}

@@ -135,6 +135,7 @@ type BoundSockets = (Vec<Vec<std::net::UdpSocket>>, Vec<SocketAddr>);
 fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets> {
     let mut per_worker: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
     let mut locals = Vec::with_capacity(config.listen.len());
+    let mut capped = None;
     for &addr in &config.listen {
         let group = listener::bind_group(addr, workers, config.recv_buffer_bytes)
             .with_context(|| format!("cannot listen on udp {addr}"))?;
@@ -144,14 +145,9 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
         let local = first.local;
         locals.push(local);
         if listener::buffer_capped(config.recv_buffer_bytes, first.recv_buffer_bytes) {
-            warn!(
-                listen = %local,
-                requested_bytes = config.recv_buffer_bytes,
-                granted_bytes = first.recv_buffer_bytes,
-                kernel_reported_bytes = first.kernel_recv_buffer_bytes,
-                rmem_max = %listener::rmem_max().map_or_else(|| "unknown".to_owned(), |m| m.to_string()),
-                "receive buffer capped by the kernel; raise net.core.rmem_max to at least requested_bytes to avoid drops"
-            );
+            capped = Some(capped.map_or(first.recv_buffer_bytes, |c: usize| {
+                c.min(first.recv_buffer_bytes)
+            }));
         }
         info!(listen = %local, workers, recv_buffer_bytes = first.recv_buffer_bytes, "listening for NetFlow v5/v9, IPFIX and sFlow");
         for (w, s) in group.into_iter().enumerate() {
@@ -159,6 +155,15 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
                 v.push(s.socket);
             }
         }
+    }
+    if let Some(granted) = capped {
+        let requested = config.recv_buffer_bytes;
+        warn!(
+            "receive buffers are {granted} bytes, not the {requested} requested: the kernel caps \
+             them at net.core.rmem_max ({}); bursts beyond that are dropped (counted in \
+             flowtel_socket_drops_total). As root: sysctl -w net.core.rmem_max={requested}",
+            listener::rmem_max().map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+        );
     }
     Ok((per_worker, locals))
 }
