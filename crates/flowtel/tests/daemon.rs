@@ -25,10 +25,11 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
             .send_to(&netflow_v5(&V5_FLOWS, seq * 2, 1_700_000_000, 0), d.listen)
             .unwrap();
     }
-    // Not a flow datagram: counted as a decode error, never fatal.
+    // Not a flow datagram: counted as a decode error, never fatal, logged once.
+    sender.send_to(&[0xde, 0xad, 0xbe, 0xef], d.listen).unwrap();
     sender.send_to(&[0xde, 0xad, 0xbe, 0xef], d.listen).unwrap();
 
-    let body = d.metrics_until("3 v5 datagrams and 1 unknown", |b| {
+    let body = d.metrics_until("3 v5 datagrams and 2 unknown", |b| {
         sample(
             b,
             "flowtel_datagrams_total{exporter=\"127.0.0.1\",protocol=\"netflow_v5\"}",
@@ -36,7 +37,7 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
             && sample(
                 b,
                 "flowtel_datagrams_total{exporter=\"127.0.0.1\",protocol=\"unknown\"}",
-            ) == Some(1.0)
+            ) == Some(2.0)
     });
     assert_eq!(
         sample(
@@ -53,7 +54,7 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
         sample(
             b,
             "flowtel_decode_errors_total{reason=\"unsupported_version\"}",
-        ) == Some(1.0)
+        ) == Some(2.0)
     });
     assert_eq!(sample(&body, "flowtel_exporters_known"), Some(1.0));
     assert_eq!(
@@ -72,6 +73,14 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(stderr.contains("new exporter"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+    let stranger = "not a NetFlow v5/v9, IPFIX or sFlow v5 datagram";
+    assert_eq!(stderr.matches(stranger).count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "reason=\"unsupported_version\" bytes=4 first_bytes=de ad be ef looks_like=\"binary\""
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -390,4 +399,41 @@ fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap(
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_periodic_line_states_rates_drops_and_every_sink() {
+    let d = Daemon::start(&[
+        "--sink",
+        "stdout",
+        "--sink",
+        "prometheus",
+        "--exporter-report-interval",
+        "1",
+    ]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(&netflow_v5(&V5_FLOWS, 0, 1_700_000_000, 0), d.listen)
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !d.stderr_text().contains("flowtel state") {
+        assert!(start.elapsed() < common::PATIENCE, "{}", d.stderr_text());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success());
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("flowtel state"))
+        .unwrap();
+    for part in [
+        "datagrams_per_sec=",
+        "records_per_sec=",
+        "socket_drops=0",
+        "decode_errors=0",
+        "stdout: 0 queued of 64, 0 dropped",
+        "prometheus: ",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
 }

@@ -513,7 +513,7 @@ async fn serve(
         let until_flush = Duration::from_nanos(next_flush.saturating_sub(now_ns()));
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => reporter.report(&shared.totals(), now_ns()),
+            _ = tick.tick() => reporter.report(&shared.totals(), &shared.sinks, now_ns()),
             _ = next_hangup(&mut hangup) => {
                 match &reload_config {
                     Some(read) => reload(read, &mut running, &workers).await,
@@ -559,6 +559,8 @@ struct ExporterReporter {
     silent: std::collections::HashSet<Option<IpAddr>>,
     last_report_ns: u64,
     last_counts: std::collections::HashMap<Option<IpAddr>, (u64, u64)>,
+    /// Daemon-wide datagrams, records, socket drops and decode errors at the last report.
+    last_totals: [u64; 4],
 }
 
 impl ExporterReporter {
@@ -573,10 +575,11 @@ impl ExporterReporter {
             silent: Default::default(),
             last_report_ns: now_ns(),
             last_counts: Default::default(),
+            last_totals: [0; 4],
         }
     }
 
-    fn report(&mut self, totals: &WorkerStats, now: u64) {
+    fn report(&mut self, totals: &WorkerStats, sinks: &SinkSet, now: u64) {
         for (ip, e) in &totals.exporters {
             let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
             let quiet = now.saturating_sub(e.last_seen_ns) >= self.silent_after_ns;
@@ -604,7 +607,49 @@ impl ExporterReporter {
             );
             self.last_counts.insert(*ip, (d, r));
         }
+        self.report_state(totals, sinks, secs);
         self.last_report_ns = now;
+    }
+
+    /// One line for the whole daemon: rates, drops and every sink's health.
+    fn report_state(&mut self, totals: &WorkerStats, sinks: &SinkSet, secs: f64) {
+        let all = totals.by_protocol().total();
+        let errors = totals
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.decoder.stats.total_errors());
+        let now = [all.datagrams, all.records, totals.socket_drops, errors];
+        let d: Vec<u64> = now
+            .iter()
+            .zip(self.last_totals)
+            .map(|(n, l)| n.saturating_sub(l))
+            .collect();
+        self.last_totals = now;
+        let sink_health: Vec<String> = sinks
+            .statuses()
+            .iter()
+            .map(|(name, s)| {
+                let dropped: u64 = s.dropped.iter().map(|(_, n)| n).sum();
+                format!(
+                    "{name}: {} queued of {}, {dropped} dropped{}",
+                    s.queue_depth,
+                    s.queue_capacity,
+                    if s.failing_since_ns.is_some() {
+                        ", failing"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        info!(
+            datagrams_per_sec = format!("{:.1}", d[0] as f64 / secs),
+            records_per_sec = format!("{:.1}", d[1] as f64 / secs),
+            socket_drops = d[2],
+            decode_errors = d[3],
+            sinks = %sink_health.join("; "),
+            "flowtel state"
+        );
     }
 }
 

@@ -23,7 +23,7 @@ use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceNames, RollupConfig,
     RollupSet, RollupStats, WindowAggregate, WindowBatch,
 };
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::config::Config;
 use stats::{DecoderSnapshot, PipelineSnapshot, WorkerStats};
@@ -139,6 +139,58 @@ pub struct WorkerPipeline {
     /// Enriched records collected for per-flow sinks (only with [`PipelineSpec::records`]).
     records: Option<Vec<EnrichedRecord>>,
     selection: select::Selection,
+    strangers: Strangers,
+}
+
+/// The first datagram of each exporter and reason that is not a flow export is logged, with
+/// what it looked like, so a device pointed at the wrong port shows up in the logs; at most
+/// [`Strangers::LINES_PER_MINUTE`] lines a minute per worker, and a bounded memory of what was
+/// already logged.
+#[derive(Debug, Default)]
+struct Strangers {
+    seen: std::collections::HashSet<(IpAddr, &'static str)>,
+    minute_start_ns: u64,
+    lines: u32,
+}
+
+impl Strangers {
+    const LINES_PER_MINUTE: u32 = 10;
+    const REMEMBERED: usize = 4096;
+
+    fn note(&mut self, from: SocketAddr, reason: &'static str, datagram: &[u8], now_ns: u64) {
+        if self.seen.contains(&(from.ip(), reason)) {
+            return;
+        }
+        if now_ns.saturating_sub(self.minute_start_ns) >= 60_000_000_000 {
+            self.minute_start_ns = now_ns;
+            self.lines = 0;
+        }
+        if self.lines >= Self::LINES_PER_MINUTE {
+            return;
+        }
+        if self.seen.len() >= Self::REMEMBERED {
+            self.seen.clear();
+        }
+        self.seen.insert((from.ip(), reason));
+        self.lines += 1;
+        let head: String = datagram
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text = datagram.iter().take(64).all(|b| {
+            b.is_ascii_graphic() || *b == b' ' || *b == b'\n' || *b == b'\r' || *b == b'\t'
+        });
+        warn!(
+            exporter = %from,
+            reason,
+            bytes = datagram.len(),
+            first_bytes = %head,
+            looks_like = if text { "text" } else { "binary" },
+            "not a NetFlow v5/v9, IPFIX or sFlow v5 datagram (first of this exporter; counted in flowtel_decode_errors_total)"
+        );
+    }
 }
 
 impl WorkerPipeline {
@@ -155,6 +207,7 @@ impl WorkerPipeline {
             last_snapshot_ns: 0,
             records: spec.records.then(Vec::new),
             selection: spec.live.selection.clone(),
+            strangers: Strangers::default(),
         })
     }
 
@@ -178,6 +231,11 @@ impl WorkerPipeline {
         self.out.clear();
         let report = self.decoder.decode(from, datagram, now_ns, &mut self.out);
         stats.count_datagram(exporter_label, &report, datagram.len(), now_ns);
+        if report.protocol.is_none()
+            && let Some(e) = report.errors.first()
+        {
+            self.strangers.note(from, e.kind.as_str(), datagram, now_ns);
+        }
         stats.counter_records += report.counters as u64;
         let names = DecoderNames(&self.decoder);
         let names: Option<&dyn InterfaceNames> = if self.interface_names {
