@@ -79,6 +79,9 @@ fn run() -> anyhow::Result<()> {
                 run.config = file;
             }
             let config = config::resolve(&run, &config::process_env)?;
+            // Everything `run` checks before it binds a socket: GeoIP databases, rollups,
+            // record rules, TLS material.
+            daemon::preflight(&config)?;
             print!("{}", config.to_yaml()?);
             Ok(())
         }

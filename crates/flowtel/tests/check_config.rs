@@ -205,3 +205,31 @@ fn address_errors_say_what_was_given_and_what_is_expected() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("listen:\n- 0.0.0.0:2055\n"));
 }
+
+#[test]
+fn check_config_refuses_what_run_would_refuse_at_start() {
+    let garbage = write_config("garbage.mmdb", "not a database");
+    for (args, expected) in [
+        (
+            vec!["--geoip-country-db", "/nonexistent/country.mmdb"],
+            "cannot read GeoIP database /nonexistent/country.mmdb",
+        ),
+        (
+            vec!["--geoip-asn-db", garbage.to_str().unwrap()],
+            "invalid ASN database",
+        ),
+        (
+            vec!["--otlp-ca-file", "/nonexistent/ca.pem"],
+            "cannot read the OTLP CA file /nonexistent/ca.pem",
+        ),
+        (
+            vec!["--flow-rule", "drop:proto=udp"],
+            "unknown key \"proto\"",
+        ),
+    ] {
+        let out = flowtel().arg("check-config").args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} passed");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

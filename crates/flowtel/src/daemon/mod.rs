@@ -168,6 +168,18 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
     Ok((per_worker, locals))
 }
 
+/// Check everything `run` checks at start before binding sockets, without starting anything:
+/// the GeoIP databases load, the rollups and record rules compile, and the OTLP TLS material
+/// reads. `flowtel check-config` runs it, so a configuration it passes starts.
+pub fn preflight(config: &Config) -> anyhow::Result<()> {
+    let spec = PipelineSpec::from_config(config)?;
+    WorkerPipeline::new(&spec)?;
+    if config.has_sink(SinkKind::Otlp) {
+        crate::sinks::otlp::exporter_config(config, &resource(config))?;
+    }
+    Ok(())
+}
+
 /// Run the daemon until SIGINT/SIGTERM. Installs the log subscriber (with the OTLP log bridge
 /// when `tee_logs`), then logs `startup_warnings` (e.g. unimplemented ktranslate flags).
 pub fn run(config: Config, startup_warnings: &[String]) -> anyhow::Result<()> {
