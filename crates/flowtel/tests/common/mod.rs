@@ -45,6 +45,30 @@ pub fn decode_fixture(name: &str, format: &str) -> (String, String) {
     (stdout, stderr)
 }
 
+/// Whether an external tool a test needs is here: a command (probed with `--version`), or
+/// `python3:MODULE` (a Python module `python3` can import). When it is missing the test should
+/// skip: this prints why and returns false, except with `FLOWTEL_REQUIRE_TOOLS=1`, where a
+/// missing tool fails the test (CI installs every tool and sets it).
+pub fn require_tool(name: &str) -> bool {
+    let probe = match name.strip_prefix("python3:") {
+        Some(module) => Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output(),
+        None => Command::new(name).arg("--version").output(),
+    };
+    let problem = match probe {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        std::env::var("FLOWTEL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "{name} is required (FLOWTEL_REQUIRE_TOOLS=1) but not usable: {problem}"
+    );
+    eprintln!("skipping: {name} is not usable ({problem})");
+    false
+}
+
 /// Upper bound for any wait in a test; generous so slow CI machines pass.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
