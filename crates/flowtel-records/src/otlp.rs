@@ -340,12 +340,14 @@ struct Rules<'s, S> {
 }
 
 impl<S: AttributeSink> Rules<'_, S> {
+    #[inline(always)]
     fn int(&mut self, key: &str, value: impl Into<u64>) {
         // OTLP integers are signed; no flow field comes near 2^63 (the receiver casts the
         // same way).
         self.sink.int(key, value.into() as i64);
     }
 
+    #[inline(always)]
     fn nonzero(&mut self, key: &str, value: impl Into<u64>) {
         let value = value.into();
         if value != 0 {
@@ -354,6 +356,7 @@ impl<S: AttributeSink> Rules<'_, S> {
     }
 
     /// A string attribute, left out when empty.
+    #[inline(always)]
     fn text(&mut self, key: &str, value: &str) {
         if !value.is_empty() {
             self.sink.str(key, value);
@@ -361,6 +364,7 @@ impl<S: AttributeSink> Rules<'_, S> {
     }
 
     /// An address attribute, left out when unknown.
+    #[inline(always)]
     fn addr(&mut self, key: &str, bytes: &[u8]) {
         if let Some(addr) = addr_from_bytes(bytes) {
             self.sink.ip(key, addr);

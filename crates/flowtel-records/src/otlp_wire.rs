@@ -196,7 +196,7 @@ struct WireAttrs<'a> {
 impl WireAttrs<'_> {
     /// The entry's key and length, the `KeyValue`'s key, and the `AnyValue`'s key and length;
     /// the caller writes the `AnyValue`'s `any_len` bytes.
-    #[inline]
+    #[inline(always)]
     fn head(&mut self, key: &str, any_len: usize) {
         let kv_len = delimited_len(key.len()) + delimited_len(any_len);
         if kv_len < 0x80 {
@@ -220,7 +220,7 @@ impl WireAttrs<'_> {
         encode_varint(any_len as u64, self.out);
     }
 
-    #[inline]
+    #[inline(always)]
     fn string_value(&mut self, key: &str, value: &str) {
         self.head(key, delimited_len(value.len()));
         self.out.push(ANY_STRING);
@@ -237,7 +237,7 @@ impl WireAttrs<'_> {
 }
 
 impl AttributeSink for WireAttrs<'_> {
-    #[inline]
+    #[inline(always)]
     fn int(&mut self, key: &str, value: i64) {
         // int64 is a varint of the two's complement value.
         let value = value as u64;
@@ -246,12 +246,14 @@ impl AttributeSink for WireAttrs<'_> {
         encode_varint(value, self.out);
     }
 
+    #[inline(always)]
     fn bool(&mut self, key: &str, value: bool) {
         self.head(key, 2);
         self.out.push(ANY_BOOL);
         self.out.push(u8::from(value));
     }
 
+    #[inline(always)]
     fn str(&mut self, key: &str, value: &str) {
         self.string_value(key, value);
     }
