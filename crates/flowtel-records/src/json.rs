@@ -179,7 +179,7 @@ impl<'a> Object<'a> {
         self.key(key);
         self.out.push('"');
         if let Some(addr) = addr_from_bytes(bytes) {
-            write_ip(self.out, &mut self.int, addr);
+            write_ip(self.out, addr);
         }
         self.out.push('"');
     }
@@ -193,7 +193,7 @@ impl<'a> Object<'a> {
             }
             self.out.push('"');
             if let Some(addr) = addr_from_bytes(bytes) {
-                write_ip(self.out, &mut self.int, addr);
+                write_ip(self.out, addr);
             }
             self.out.push('"');
         }
@@ -244,7 +244,7 @@ impl<'a> Object<'a> {
         self.out.push('"');
         match addr_from_bytes(addr).and_then(|a| masked(a, bits)) {
             Some(net) => {
-                write_ip(self.out, &mut self.int, net);
+                write_ip(self.out, net);
                 self.out.push('/');
                 self.out.push_str(self.int.format(bits));
             }
@@ -269,15 +269,55 @@ fn masked(addr: IpAddr, bits: u32) -> Option<IpAddr> {
     }
 }
 
+/// Decimal text of every octet value, and its length: the digits of a dotted quad.
+pub(crate) const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, t, u) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        table[i] = if i >= 100 {
+            ([b'0' + h, b'0' + t, b'0' + u], 3)
+        } else if i >= 10 {
+            ([b'0' + t, b'0' + u, 0], 2)
+        } else {
+            ([b'0' + u, 0, 0], 1)
+        };
+        i += 1;
+    }
+    table
+};
+
+/// The length of `a` as a dotted quad.
+pub(crate) fn ipv4_text_len(a: Ipv4Addr) -> usize {
+    3 + a
+        .octets()
+        .iter()
+        .map(|b| usize::from(OCTETS[usize::from(*b)].1))
+        .sum::<usize>()
+}
+
+/// `a` as a dotted quad, appended to `out`.
+pub(crate) fn push_ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
+    for (i, b) in a.octets().iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let (digits, len) = &OCTETS[usize::from(*b)];
+        out.extend_from_slice(&digits[..usize::from(*len)]);
+    }
+}
+
 /// An address as text: dotted quad, or RFC 5952 for IPv6 (Rust's `Display`, as Go's netip).
-pub(crate) fn write_ip(out: &mut String, int: &mut itoa::Buffer, addr: IpAddr) {
+pub(crate) fn write_ip(out: &mut String, addr: IpAddr) {
     match addr {
         IpAddr::V4(a) => {
-            let [b0, b1, b2, b3] = a.octets();
-            out.push_str(int.format(b0));
-            for b in [b1, b2, b3] {
-                out.push('.');
-                out.push_str(int.format(b));
+            for (i, b) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                let (digits, len) = &OCTETS[usize::from(*b)];
+                // The table holds ASCII digits only.
+                out.push_str(std::str::from_utf8(&digits[..usize::from(*len)]).unwrap_or("?"));
             }
         }
         // Writing to a String cannot fail.
@@ -342,6 +382,17 @@ mod tests {
         assert_eq!(masked(v6, 48), Some("2001:db8:1::".parse().unwrap()));
         assert_eq!(masked(v6, 0), Some("::".parse().unwrap()));
         assert_eq!(masked(v6, 129), None);
+    }
+
+    #[test]
+    fn dotted_quads_from_the_octet_table() {
+        for addr in ["0.0.0.0", "10.1.22.255", "192.168.100.7", "255.255.255.255"] {
+            let a: Ipv4Addr = addr.parse().unwrap();
+            let mut out = Vec::new();
+            push_ipv4(&mut out, a);
+            assert_eq!(out, addr.as_bytes());
+            assert_eq!(ipv4_text_len(a), addr.len());
+        }
     }
 
     #[test]

@@ -375,15 +375,11 @@ impl<S: AttributeSink> Rules<'_, S> {
 /// Attributes as OTLP `KeyValue`s.
 struct Attrs<'a> {
     out: &'a mut Vec<KeyValue>,
-    int: itoa::Buffer,
 }
 
 impl<'a> Attrs<'a> {
     fn new(out: &'a mut Vec<KeyValue>) -> Self {
-        Attrs {
-            out,
-            int: itoa::Buffer::new(),
-        }
+        Attrs { out }
     }
 
     fn push(&mut self, key: &str, value: Value) {
@@ -410,7 +406,7 @@ impl AttributeSink for Attrs<'_> {
 
     fn ip(&mut self, key: &str, addr: IpAddr) {
         let mut s = String::with_capacity(15);
-        write_ip(&mut s, &mut self.int, addr);
+        write_ip(&mut s, addr);
         self.push(key, Value::StringValue(s));
     }
 

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
 
-use crate::json::{write_ip, write_mac};
+use crate::json::{ipv4_text_len, push_ipv4, write_ip, write_mac};
 use crate::message::fill_message;
 use crate::otlp::{AttributeNames, AttributeSink, write_attributes};
 use crate::proto::FlowMessage;
@@ -99,7 +99,6 @@ impl EncodedLogsBatch {
             &mut WireAttrs {
                 out,
                 text: &mut self.text,
-                int: itoa::Buffer::new(),
             },
         );
         if message.time_received_ns != 0 {
@@ -190,7 +189,6 @@ fn delimited_len(len: usize) -> usize {
 struct WireAttrs<'a> {
     out: &'a mut Vec<u8>,
     text: &'a mut String,
-    int: itoa::Buffer,
 }
 
 impl WireAttrs<'_> {
@@ -259,9 +257,21 @@ impl AttributeSink for WireAttrs<'_> {
     }
 
     fn ip(&mut self, key: &str, addr: IpAddr) {
-        self.text.clear();
-        write_ip(self.text, &mut self.int, addr);
-        self.text_value(key);
+        match addr {
+            // The common case, written in place: its text length is known from the octets.
+            IpAddr::V4(a) => {
+                let len = ipv4_text_len(a);
+                self.head(key, delimited_len(len));
+                self.out.push(ANY_STRING);
+                self.out.push(len as u8);
+                push_ipv4(self.out, a);
+            }
+            IpAddr::V6(_) => {
+                self.text.clear();
+                write_ip(self.text, addr);
+                self.text_value(key);
+            }
+        }
     }
 
     fn mac(&mut self, key: &str, mac: u64) {
