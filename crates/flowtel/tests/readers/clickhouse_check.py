@@ -27,8 +27,15 @@ def statements(sql):
 
 def main():
     proto, deploy, stream = sys.argv[1:4]
-    work = tempfile.mkdtemp(prefix="flowtel-chdb-")
-    sess = session.Session(os.path.join(work, "db"))
+    with tempfile.TemporaryDirectory(prefix="flowtel-chdb-") as work:
+        sess = session.Session(os.path.join(work, "db"))
+        try:
+            print(json.dumps(run(sess, proto, deploy, stream)))
+        finally:
+            sess.close()
+
+
+def run(sess, proto, deploy, stream):
     sess.query("SET session_timezone = 'UTC'")
     with open(os.path.join(deploy, "01-flows.sql")) as f:
         for s in statements(f.read()):
@@ -52,7 +59,7 @@ def main():
         out = sess.query(query + " SETTINGS date_time_output_format = 'unix_timestamp', "
                          "output_format_json_quote_64bit_integers = 0", "JSONEachRow")
         results[name.strip()] = [json.loads(line) for line in str(out).splitlines() if line]
-    print(json.dumps(results))
+    return results
 
 
 if __name__ == "__main__":

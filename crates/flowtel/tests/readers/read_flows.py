@@ -111,9 +111,8 @@ def goflow2_class():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("flowpb.FlowMessage"))
 
 
-def flowtel_class(proto_root):
-    """The FlowMessage class protoc generates from flowtel's .proto."""
-    out = tempfile.mkdtemp(prefix="flowtel-pb2-")
+def flowtel_class(proto_root, out):
+    """The FlowMessage class protoc generates from flowtel's .proto into the directory out."""
     code = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={out}",
                         os.path.join(proto_root, "flowtel/flow/v1/flow.proto")])
     if code != 0:
@@ -155,7 +154,12 @@ def as_dict(message):
 
 def main():
     proto_root, streams = sys.argv[1], sys.argv[2:]
-    flowtel, goflow2 = flowtel_class(proto_root), goflow2_class()
+    with tempfile.TemporaryDirectory(prefix="flowtel-pb2-") as generated:
+        flowtel, goflow2 = flowtel_class(proto_root, generated), goflow2_class()
+        read(streams, flowtel, goflow2)
+
+
+def read(streams, flowtel, goflow2):
     for i, path in enumerate(streams):
         with open(path, "rb") as f:
             data = f.read()
