@@ -30,7 +30,6 @@ pub mod otlp_wire;
 pub mod protobuf;
 
 /// The code prost generates from `flow.proto`.
-#[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/flowtel.flow.v1.rs"));
 }
