@@ -2,9 +2,10 @@
 //! `netflowreceiver`.
 //!
 //! One flow is one `LogRecord`: no body, no severity, `time_unix_nano` = flow end (the time
-//! received when the exporter sent no flow times), `observed_time_unix_nano` = time received.
-//! [`LogsBatch`] packs many into one `ExportLogsServiceRequest` (one resource, one scope, both
-//! given by the caller).
+//! received when the exporter sent no flow times; the receiver stamps the flow start instead),
+//! `observed_time_unix_nano` = time received. [`LogsBatch`] packs many into one
+//! `ExportLogsServiceRequest` (one resource, one scope, both given by the caller);
+//! [`crate::EncodedLogsBatch`] writes the same request's bytes directly, for the sink.
 //!
 //! # Attribute names
 //!
