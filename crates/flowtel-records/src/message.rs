@@ -96,7 +96,9 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
         dst_as_resolved,
     } = message;
 
-    // goflow2's fields (goflow2 pb/flow.proto numbers and meanings).
+    // goflow2's fields (goflow2 pb/flow.proto numbers and meanings). Those set to 0 / empty
+    // are not decoded yet: when `FlowRecord` gains one, its line here is the only change the
+    // protobuf, JSON and OTLP encodings need (they render this message).
     *r#type = flow_type(r.flow_protocol) as i32;
     *time_received_ns = r.time_received_ns;
     *sequence_num = r.sequence_num;
