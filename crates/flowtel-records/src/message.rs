@@ -97,8 +97,10 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     } = message;
 
     // goflow2's fields (goflow2 pb/flow.proto numbers and meanings). Those set to 0 / empty
-    // are not decoded yet: when `FlowRecord` gains one, its line here is the only change the
-    // protobuf, JSON and OTLP encodings need (they render this message).
+    // are not decoded yet: when `FlowRecord` gains one, its line here is all the protobuf,
+    // JSON and `flow.*` OTLP encodings need (they render this message); the default OTLP
+    // names already write `ip_ttl` and `forwarding_status` when non-zero, and list any other
+    // in `otlp::write_attributes`.
     *r#type = flow_type(r.flow_protocol) as i32;
     *time_received_ns = r.time_received_ns;
     *sequence_num = r.sequence_num;
