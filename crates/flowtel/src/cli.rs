@@ -69,4 +69,11 @@ pub enum OutputFormat {
     Json,
     /// One block per datagram, one aligned line per record, for reading.
     Text,
+    /// The flow records as flowtel.flow.v1 protobuf messages, each prefixed by its varint
+    /// length (goflow2's binary format; ClickHouse's `Protobuf` format), enriched as the
+    /// per-flow sinks send them.
+    Protobuf,
+    /// The flow records as goflow2-style JSON lines plus flowtel's enrichment fields, as the
+    /// per-flow sinks send them.
+    FlowJson,
 }

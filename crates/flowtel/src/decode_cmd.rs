@@ -4,10 +4,17 @@
 //! capture (so templates learnt early decode data later), with unknown fields kept. Records go
 //! to stdout as JSON lines or as readable text; a summary goes to stderr. The exit status is 0
 //! whenever the capture could be opened: decode errors are part of the output, not failures.
+//!
+//! `--format protobuf` and `--format flow-json` write the flow records as the per-flow sinks
+//! send them (`flowtel_records`): enriched with the configuration's defaults (device name =
+//! its address, sampling rate from the record else 1, application, `Private IP` countries,
+//! interface names from options data), then length-delimited `flowtel.flow.v1` messages or
+//! goflow2-style JSON lines. sFlow counter records are not flows and are left out.
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use anyhow::Context;
 use flowtel_decode::{
@@ -15,6 +22,8 @@ use flowtel_decode::{
     FlowProtocol, FlowRecord, ProtocolCounts, SflowInterface,
 };
 use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
+use flowtel_records::RecordEncoder;
+use flowtel_rollup::{EnrichConfig, Enricher, InterfaceNames};
 use serde_json::Value;
 
 use crate::cli::{DecodeArgs, OutputFormat};
@@ -33,6 +42,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut output = DecodeOutput::default();
     let mut capture_error = None;
     let mut stdout_closed = false;
+    let mut records = FlowRecords::new();
 
     for item in reader.by_ref() {
         let datagram = match item {
@@ -57,6 +67,9 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         let written = match args.format {
             OutputFormat::Json => write_json(&mut stdout, &output),
             OutputFormat::Text => write_text(&mut stdout, &datagram, &report, &output),
+            OutputFormat::Protobuf | OutputFormat::FlowJson => {
+                records.write(&mut stdout, args.format, &decoder, &output)
+            }
         };
         if let Err(e) = written {
             if e.kind() == io::ErrorKind::BrokenPipe {
@@ -87,6 +100,66 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         eprintln!("warning: {e}; records before that point are shown above");
     }
     Ok(())
+}
+
+/// The per-flow formats: each flow enriched with the default configuration and encoded as
+/// the sinks encode it.
+#[derive(Debug)]
+struct FlowRecords {
+    enricher: Enricher,
+    encoder: RecordEncoder,
+    bytes: Vec<u8>,
+    text: String,
+}
+
+impl FlowRecords {
+    fn new() -> Self {
+        FlowRecords {
+            enricher: Enricher::new(&EnrichConfig::default()).with_interface_names(true),
+            encoder: RecordEncoder::new(),
+            bytes: Vec::new(),
+            text: String::new(),
+        }
+    }
+
+    fn write(
+        &mut self,
+        out: &mut impl Write,
+        format: OutputFormat,
+        decoder: &Decoder,
+        output: &DecodeOutput,
+    ) -> io::Result<()> {
+        self.bytes.clear();
+        self.text.clear();
+        for flow in &output.flows {
+            let record = self
+                .enricher
+                .enrich(flow, Some(&DecoderNames(decoder)))
+                .to_record();
+            match format {
+                OutputFormat::Protobuf => self.encoder.protobuf_delimited(&record, &mut self.bytes),
+                _ => self.encoder.json_line(&record, &mut self.text),
+            }
+        }
+        out.write_all(&self.bytes)?;
+        out.write_all(self.text.as_bytes())
+    }
+}
+
+/// Interface names from the decoder's options data, for the enricher.
+struct DecoderNames<'a>(&'a Decoder);
+
+impl InterfaceNames for DecoderNames<'_> {
+    fn interface_name(
+        &self,
+        exporter: SocketAddr,
+        observation_domain: u32,
+        if_index: u32,
+    ) -> Option<Arc<str>> {
+        self.0
+            .interface_name(exporter.ip(), observation_domain, if_index)
+            .map(Arc::from)
+    }
 }
 
 /// Totals for the stderr summary.

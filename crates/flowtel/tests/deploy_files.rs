@@ -525,7 +525,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     ] {
         assert!(text.contains(directive), "missing {directive:?}");
     }
-    if !common::require_tool("systemd-analyze", &["--version"], "apt-get install systemd") {
+    if !common::require_tool("systemd-analyze", "apt-get install systemd") {
         return;
     }
     let out = Command::new("systemd-analyze")
@@ -581,12 +581,46 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A self-signed certificate and its key, as PEM files.
+fn test_tls_files() -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("flowtel-deploy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
 /// `flowtel check-config FILE`: the daemon's own loader (unknown keys rejected, values
 /// validated), run by the real binary. The OTEL_* variables are cleared so the files alone are
 /// checked.
 fn check_config(path: &Path) -> Result<String, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtel"));
     cmd.arg("check-config").arg(path);
+    // check-config loads the GeoIP databases a file names; the ones a deployment installs
+    // (/var/lib/GeoIP) are not here, so the test databases stand in for them.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let testdata = repo().join("crates/flowtel-rollup/testdata");
+    if text.contains("country_db:") {
+        cmd.arg("--geoip-country-db")
+            .arg(testdata.join("country-test.mmdb"));
+    }
+    if text.contains("asn_db:") {
+        cmd.arg("--geoip-asn-db")
+            .arg(testdata.join("asn-test.mmdb"));
+    }
+    // Likewise the TLS material a file names: a generated certificate and key stand in.
+    if text.contains("ca_file:") || text.contains("client_cert_file:") {
+        let (cert, key) = test_tls_files();
+        if text.contains("ca_file:") {
+            cmd.arg("--otlp-ca-file").arg(&cert);
+        }
+        if text.contains("client_cert_file:") {
+            cmd.args(["--otlp-client-cert"]).arg(&cert);
+            cmd.args(["--otlp-client-key"]).arg(&key);
+        }
+    }
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL_") {
             cmd.env_remove(k);
@@ -799,7 +833,7 @@ fn compose_flowtel_config_names_every_generated_exporter() {
 #[test]
 fn compose_prometheus_config_passes_promtool() {
     let file = repo().join("deploy/compose/prometheus.yml");
-    if !common::require_tool("promtool", &["--version"], "apt-get install prometheus") {
+    if !common::require_tool("promtool", "apt-get install prometheus") {
         return;
     }
     let out = Command::new("promtool")

@@ -92,7 +92,7 @@ fn flowtel_totals(name: &str, protocol: &str) -> Totals {
 /// Run tshark with `-d udp.port==PORT,DISSECTOR -T fields -E occurrence=a -E separator=;`
 /// and the given fields; `None` (with the reason printed) when tshark is not installed.
 fn tshark_fields(name: &str, port: u16, dissector: &str, fields: &[&str]) -> Option<Vec<String>> {
-    if !common::require_tool("tshark", &["--version"], "apt-get install tshark") {
+    if !common::require_tool("tshark", "apt-get install tshark") {
         return None;
     }
     let path = common::fixtures().join(format!("{name}.pcap"));

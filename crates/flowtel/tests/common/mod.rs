@@ -89,22 +89,29 @@ pub fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
-/// Whether `tool` runs here (`tool probe_args...`). If not, the test is skipped with the reason
-/// and `install` hint, or fails when `FLOWTEL_REQUIRE_TOOLS=1` (as `.ci/run` sets), so a broken
-/// install step cannot pass CI silently.
-pub fn require_tool(tool: &str, probe_args: &[&str], install: &str) -> bool {
-    match Command::new(tool).args(probe_args).output() {
-        Ok(_) => true,
-        Err(e) => {
-            let reason = format!("`{tool}` cannot run ({e}); {install}");
-            assert!(
-                std::env::var("FLOWTEL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-                "FLOWTEL_REQUIRE_TOOLS=1 and {reason}"
-            );
-            skip(&reason);
-            false
-        }
-    }
+/// Whether an external tool a test needs is here: a command (probed with `--version`), or
+/// `python3:MODULE` (a Python module `python3` can import). If not, the test is skipped with
+/// the reason and `install` hint, or fails when `FLOWTEL_REQUIRE_TOOLS=1` (as `.ci/run` sets),
+/// so a broken install step cannot pass CI silently.
+pub fn require_tool(name: &str, install: &str) -> bool {
+    let probe = match name.strip_prefix("python3:") {
+        Some(module) => Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output(),
+        None => Command::new(name).arg("--version").output(),
+    };
+    let problem = match probe {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let reason = format!("`{name}` is not usable ({problem}); {install}");
+    assert!(
+        std::env::var("FLOWTEL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+        "FLOWTEL_REQUIRE_TOOLS=1 and {reason}"
+    );
+    skip(&reason);
+    false
 }
 
 /// A running `flowtel` process, killed on drop. Its stdout and stderr go to files (a pipe
