@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum SinkKind {
     /// OTLP/gRPC `MetricsService/Export` to `otlp.endpoint`.
     Otlp,
@@ -43,6 +43,8 @@ pub enum SinkKind {
     Stdout,
     /// Prometheus text exposition on `prometheus_listen` (`/metrics`).
     Prometheus,
+    /// Every flow record as a goflow2-style JSON line, on stdout or in `flow_json.file`.
+    FlowJson,
 }
 
 pub use flowtel_rollup::Profile;
@@ -205,6 +207,8 @@ pub struct Config {
     pub flow_records: FlowRecordsConfig,
     /// Which exporters may send to which listen address.
     pub access: crate::daemon::access::AccessConfig,
+    /// The `flow-json` sink.
+    pub flow_json: crate::sinks::flow_json::FlowJsonConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -241,6 +245,7 @@ impl Default for Config {
             sinks: vec![SinkKind::Otlp],
             flow_records: FlowRecordsConfig::default(),
             access: crate::daemon::access::AccessConfig::default(),
+            flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -307,7 +312,7 @@ impl DecoderSettings {
 }
 
 /// The `flow_records:` section: which decoded records the per-flow sinks get (see
-/// [`crate::pipeline::select`]).
+/// [`crate::pipeline::select`]) and how each sink batches them (see [`crate::sinks::records`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowRecordsConfig {
@@ -315,6 +320,12 @@ pub struct FlowRecordsConfig {
     pub sample: u32,
     /// Keep/drop rules, the first match decides; a record no rule matches is kept.
     pub rules: Vec<crate::pipeline::select::RuleConfig>,
+    /// Records each per-flow sink's queue holds; beyond it new records are dropped (counted).
+    pub queue_max_records: usize,
+    /// Records per delivery (request, file write, Kafka batch) at most.
+    pub batch_max_records: usize,
+    /// How long a record waits for a fuller batch, in milliseconds.
+    pub batch_max_age_ms: u64,
 }
 
 impl Default for FlowRecordsConfig {
@@ -322,6 +333,20 @@ impl Default for FlowRecordsConfig {
         FlowRecordsConfig {
             sample: 1,
             rules: Vec::new(),
+            queue_max_records: 200_000,
+            batch_max_records: 1_000,
+            batch_max_age_ms: 1_000,
+        }
+    }
+}
+
+impl FlowRecordsConfig {
+    /// The batching of every per-flow sink.
+    pub fn batching(&self) -> crate::sinks::records::Batching {
+        crate::sinks::records::Batching {
+            queue_max_records: self.queue_max_records,
+            batch_max_records: self.batch_max_records,
+            batch_max_age: std::time::Duration::from_millis(self.batch_max_age_ms),
         }
     }
 }
@@ -520,6 +545,9 @@ pub struct RunArgs {
     /// order; replaces the file's rules).
     #[arg(long = "flow-rule", value_name = "ACTION:CONDITIONS", value_parser = parse_flow_rule)]
     pub flow_rules: Vec<crate::pipeline::select::RuleConfig>,
+    /// The `flow-json` sink writes to this file (rotated by size) instead of standard output.
+    #[arg(long, value_name = "PATH")]
+    pub flow_json_file: Option<PathBuf>,
     /// Exporter prefix allowed to send, on every listen address (repeatable; none: any).
     #[arg(long = "allow-exporter", value_name = "PREFIX")]
     pub allow_exporters: Vec<crate::prefix::Prefix>,
@@ -835,6 +863,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     }
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
+    set_opt(&mut config.flow_json.file, &a.flow_json_file);
     config
         .access
         .allow
@@ -873,6 +902,9 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("flow_records.rules: {e}"))?;
     if c.flow_records.sample == 0 {
         bail!("flow_records.sample: must be >= 1 (1 keeps every record)");
+    }
+    if c.flow_records.batch_max_records == 0 || c.flow_records.queue_max_records == 0 {
+        bail!("flow_records.batch_max_records and queue_max_records: must be >= 1");
     }
     let d = &c.decoder;
     for (key, v) in [

@@ -19,8 +19,10 @@
 //! sink until the deadline to deliver what it holds; what is left is counted as dropped with
 //! reason `shutdown`.
 
+pub mod flow_json;
 pub mod otlp;
 pub mod prometheus;
+pub mod records;
 pub mod rotate;
 pub mod stdout;
 
@@ -160,6 +162,11 @@ impl SinkSet {
             match kind {
                 SinkKind::Otlp => set.add(Arc::new(otlp::OtlpSink::start(config, resource)?)),
                 SinkKind::Stdout => set.add(Arc::new(stdout::StdoutSink::start()?)),
+                SinkKind::FlowJson => set.add(Arc::new(records::RecordSink::start(
+                    "flow-json",
+                    config.flow_records.batching(),
+                    flow_json::FlowJson::open(&config.flow_json)?,
+                ))),
                 SinkKind::Prometheus => {
                     let p = Arc::new(prometheus::PrometheusSink::default());
                     set.prometheus = Some(Arc::clone(&p));
