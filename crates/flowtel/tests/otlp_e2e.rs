@@ -295,7 +295,7 @@ fn windows_wait_while_alloy_is_down_and_arrive_once_it_is_up() {
         )
         .unwrap();
     d.metrics_until("a failed export", |b| {
-        sample(b, "flowtel_export_failed_total{reason=\"unavailable\"}").unwrap_or(0.0) > 0.0
+        sample(b, "flowtel_export_failed_total{reason=\"connect\"}").unwrap_or(0.0) > 0.0
     });
     sender
         .send_to(

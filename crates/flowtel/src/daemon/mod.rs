@@ -356,7 +356,7 @@ fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
         "flowtel.export.failed",
         "{request}",
         Kind::Counter,
-        "Failed export attempts, by gRPC status (or timeout).",
+        "Failed export attempts, by reason: the gRPC status the server answered, or timeout, connect, tls_handshake, transport.",
     );
     for r in FailureReason::ALL {
         failed.push(vec![("reason", r.as_str().to_owned())], e.failed(r));
@@ -367,15 +367,19 @@ fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
         Kind::Counter,
         "Windows dropped before export, by reason.",
     );
-    dropped.push(
-        vec![("reason", "queue_full".to_owned())],
-        e.batches_dropped_queue_full,
+    let mut dropped_points = Family::new(
+        "flowtel.export.points.dropped",
+        "{point}",
+        Kind::Counter,
+        "Data points in the windows dropped before export, by reason.",
     );
-    dropped.push(
-        vec![("reason", "shutdown".to_owned())],
-        e.batches_dropped_shutdown,
-    );
+    for r in flowtel_otlp::DropReason::ALL {
+        let l = || vec![("reason", r.as_str().to_owned())];
+        dropped.push(l(), e.batches_dropped(r));
+        dropped_points.push(l(), e.items_dropped(r));
+    }
     let c = |name, unit, help, v: u64| Family::new(name, unit, Kind::Counter, help).with(vec![], v);
+    let g = |name, unit, help, v: u64| Family::new(name, unit, Kind::Gauge, help).with(vec![], v);
     vec![
         c(
             "flowtel.export.requests",
@@ -394,19 +398,19 @@ fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
             "flowtel.export.points.sent",
             "{point}",
             "Data points in requests answered OK.",
-            e.points_sent,
+            e.items_sent,
         ),
         c(
             "flowtel.export.points.rejected",
             "{point}",
             "Data points the receiver rejected in a partial success.",
-            e.points_rejected,
+            e.items_rejected,
         ),
         c(
             "flowtel.export.points.failed",
             "{point}",
-            "Data points given up on (non-retryable error or shutdown).",
-            e.points_failed,
+            "Data points given up on (non-retryable error).",
+            e.items_failed,
         ),
         c(
             "flowtel.export.windows.queued",
@@ -415,13 +419,19 @@ fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
             e.batches_queued,
         ),
         dropped,
-        Family::new(
+        dropped_points,
+        g(
             "flowtel.queue.depth",
             "{window}",
-            Kind::Gauge,
             "Windows waiting in the export queue.",
-        )
-        .with(vec![], e.queue_depth),
+            e.queue_depth,
+        ),
+        g(
+            "flowtel.export.failing",
+            "1",
+            "1 while the OTLP endpoint fails (from the first failed attempt to the next success), else 0.",
+            u64::from(e.failing_since_unix_ms.is_some()),
+        ),
     ]
 }
 
@@ -648,33 +658,9 @@ fn exporter_config(
     config: &Config,
     resource: &flowtel_otlp::ResourceConfig,
 ) -> anyhow::Result<flowtel_otlp::queue::ExporterConfig> {
-    let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
-        match p {
-            Some(p) => Ok(Some(std::fs::read(p).with_context(|| {
-                format!("cannot read the OTLP {what} {}", p.display())
-            })?)),
-            None => Ok(None),
-        }
-    };
     let o = &config.otlp;
     Ok(flowtel_otlp::queue::ExporterConfig {
-        client: flowtel_otlp::ClientConfig {
-            endpoint: o.endpoint.clone(),
-            gzip: o.compression == crate::config::Compression::Gzip,
-            timeout: Duration::from_secs(o.timeout_secs.max(1)),
-            headers: o
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            tls: flowtel_otlp::TlsConfig {
-                ca_pem: read(&o.ca_file, "CA file")?,
-                client_cert_pem: read(&o.client_cert_file, "client certificate")?,
-                client_key_pem: read(&o.client_key_file, "client key")?,
-                domain_name: None,
-            },
-            ..flowtel_otlp::ClientConfig::default()
-        },
+        client: o.client_config("otlp")?,
         convert: flowtel_otlp::ConvertConfig {
             resource: resource.clone(),
             temporality: match o.temporality {
@@ -685,7 +671,10 @@ fn exporter_config(
             max_points_per_request: o.max_points_per_request,
             ..flowtel_otlp::ConvertConfig::default()
         },
-        queue_capacity: o.queue_max_windows,
+        queue: flowtel_otlp::QueueConfig {
+            capacity: o.queue_max_windows,
+            ..flowtel_otlp::QueueConfig::default()
+        },
     })
 }
 
@@ -955,10 +944,9 @@ impl Sinks {
             }
         }
         if let Some(q) = &self.otlp {
+            // A full queue drops its oldest window; the queue counts and logs it.
             for b in batches {
-                if q.try_push(b) == flowtel_otlp::PushOutcome::QueuedDroppedOldest {
-                    warn!("export queue full: dropped the oldest window");
-                }
+                q.try_push(b);
             }
         }
     }

@@ -1,0 +1,281 @@
+//! The channel rules with real TLS: rcgen certificates, a tonic server with rustls, both
+//! signals. Handshake failures are classified, said in words and retried.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowtel_otlp::{
+    ChannelConfig, ClientConfig, ConvertConfig, Converter, ExportStats, Exporter, FailureReason,
+    LogsClient, MetricsClient, QueueConfig, ResourceConfig, RetryConfig, TlsConfig, logs_request,
+};
+use support::*;
+use tokio::net::TcpListener;
+
+fn tls_client(port: u16, tls: TlsConfig, attempts: u32) -> ClientConfig {
+    ClientConfig {
+        channel: ChannelConfig {
+            endpoint: format!("https://localhost:{port}"),
+            tls,
+            ..Default::default()
+        },
+        retry: RetryConfig {
+            max_attempts: Some(attempts),
+            ..fast_retry()
+        },
+        ..Default::default()
+    }
+}
+
+fn trusting(pki: &Pki) -> TlsConfig {
+    TlsConfig {
+        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+        ..Default::default()
+    }
+}
+
+fn with_identity(pki: &Pki) -> TlsConfig {
+    TlsConfig {
+        client_cert_pem: Some(pki.client_cert_pem.clone().into_bytes()),
+        client_key_pem: Some(pki.client_key_pem.clone().into_bytes()),
+        ..trusting(pki)
+    }
+}
+
+fn metrics_request()
+-> flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    Converter::new(ConvertConfig::default())
+        .convert(&window(0, 2))
+        .pop()
+        .unwrap()
+}
+
+async fn export_metrics(
+    config: &ClientConfig,
+) -> (
+    Result<flowtel_otlp::ExportSuccess, flowtel_otlp::ExportError>,
+    Arc<ExportStats>,
+) {
+    let stats = Arc::new(ExportStats::default());
+    let client = MetricsClient::new(config, stats.clone()).unwrap();
+    (client.export(metrics_request()).await, stats)
+}
+
+#[tokio::test]
+async fn a_custom_ca_is_trusted_for_both_signals() {
+    let pki = pki("flowtel test CA");
+    let receiver = Receiver::default();
+    let server = serve_tls(receiver.clone(), &pki, false).await;
+    let config = tls_client(server.addr.port(), trusting(&pki), 1);
+    let (result, _) = export_metrics(&config).await;
+    result.unwrap();
+    let logs = LogsClient::new(&config, Arc::default()).unwrap();
+    logs.export(logs_request(&ResourceConfig::default(), records(0, 2)))
+        .await
+        .unwrap();
+    assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
+    assert_eq!(bodies(&receiver.logs()), expected_bodies([0], 2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_another_ca_fails_the_handshake_and_is_retried() {
+    let pki = pki("flowtel test CA");
+    let other = support::pki("another CA");
+    let receiver = Receiver::default();
+    let server = serve_tls(receiver.clone(), &pki, false).await;
+    let (result, stats) =
+        export_metrics(&tls_client(server.addr.port(), trusting(&other), 3)).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        (err.reason, err.retryable, err.attempts),
+        (FailureReason::TlsHandshake, true, 3)
+    );
+    assert_eq!(
+        err.message,
+        "handshake failed: server certificate not trusted (unknown issuer)"
+    );
+    assert_eq!(snap(&stats).failed(FailureReason::TlsHandshake), 3);
+    assert_eq!(receiver.calls(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_certificate_for_another_name_fails_the_handshake() {
+    let pki = pki("flowtel test CA");
+    let server = serve_tls(Receiver::default(), &pki, false).await;
+    let mut config = tls_client(server.addr.port(), trusting(&pki), 1);
+    config.channel.endpoint = format!("https://127.0.0.1:{}", server.addr.port());
+    let (result, _) = export_metrics(&config).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason, FailureReason::TlsHandshake);
+    assert!(
+        err.message
+            .starts_with("handshake failed: server certificate rejected: certificate not valid for name \"127.0.0.1\""),
+        "{}",
+        err.message
+    );
+    // The server name can be set apart from the address dialled.
+    config.channel.tls.domain_name = Some("localhost".into());
+    export_metrics(&config).await.0.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_required_client_certificate_is_said_classified_and_retried() {
+    let pki = pki("flowtel test CA");
+    let receiver = Receiver::default();
+    let server = serve_tls(receiver.clone(), &pki, true).await;
+
+    let (result, stats) = export_metrics(&tls_client(server.addr.port(), trusting(&pki), 3)).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        (err.reason, err.retryable, err.attempts),
+        (FailureReason::TlsHandshake, true, 3)
+    );
+    assert_eq!(err.message, "handshake failed: client certificate required");
+    assert_eq!(snap(&stats).failed(FailureReason::TlsHandshake), 3);
+    assert_eq!(
+        receiver.calls(),
+        0,
+        "no request passes without a client certificate"
+    );
+
+    // A client certificate from a CA the server does not trust is refused, said as such.
+    let stranger = support::pki("stranger CA");
+    let foreign = TlsConfig {
+        client_cert_pem: Some(stranger.client_cert_pem.clone().into_bytes()),
+        client_key_pem: Some(stranger.client_key_pem.clone().into_bytes()),
+        ..trusting(&pki)
+    };
+    let (result, _) = export_metrics(&tls_client(server.addr.port(), foreign, 1)).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason, FailureReason::TlsHandshake);
+    assert!(
+        err.message
+            .starts_with("handshake failed: the server refused the client certificate"),
+        "{}",
+        err.message
+    );
+
+    let (result, _) = export_metrics(&tls_client(server.addr.port(), with_identity(&pki), 1)).await;
+    result.unwrap();
+    assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_queue_keeps_retrying_a_handshake_until_the_server_accepts() {
+    let pki = pki("flowtel test CA");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // First a server that demands a client certificate the exporter does not have.
+    let strict = serve_on(listener, Receiver::default(), Some(server_tls(&pki, true))).await;
+    let stats = Arc::new(ExportStats::default());
+    let mut config = tls_client(addr.port(), trusting(&pki), 1);
+    config.retry.max_attempts = None;
+    let client = MetricsClient::new(&config, stats.clone()).unwrap();
+    let exporter = Exporter::spawn(
+        client,
+        Converter::new(ConvertConfig::default()),
+        &QueueConfig::default(),
+    );
+    exporter.queue().try_push(window(0, 2));
+    wait_for("handshake failures retried", || {
+        snap(&stats).failed(FailureReason::TlsHandshake) >= 3
+    })
+    .await;
+    assert!(stats.failing());
+    // Then the server is reconfigured not to require one: the same window gets through.
+    strict.stop().await;
+    let receiver = Receiver::default();
+    let relaxed = serve_on(
+        TcpListener::bind(addr).await.unwrap(),
+        receiver.clone(),
+        Some(server_tls(&pki, false)),
+    )
+    .await;
+    wait_for("the window delivered", || snap(&stats).items_sent == 2).await;
+    assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
+    assert!(!stats.failing());
+    assert!(exporter.shutdown(BOUND).await.flushed);
+    relaxed.stop().await;
+}
+
+#[tokio::test]
+async fn https_to_a_plain_text_server_and_http_to_a_tls_server_are_told_apart() {
+    let pki = pki("flowtel test CA");
+    let plain = serve(Receiver::default()).await;
+    let (result, _) = export_metrics(&tls_client(plain.addr.port(), trusting(&pki), 1)).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason, FailureReason::TlsHandshake);
+    assert_eq!(
+        err.message,
+        "handshake failed: the server did not answer in TLS (a plain-text endpoint? use http://)"
+    );
+    plain.stop().await;
+
+    let tls = serve_tls(Receiver::default(), &pki, false).await;
+    let mut config = config(tls.addr);
+    config.retry.max_attempts = Some(1);
+    let (result, _) = export_metrics(&config).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.reason, FailureReason::Transport, "{}", err.message);
+    tls.stop().await;
+}
+
+#[tokio::test]
+async fn tls_settings_are_checked_before_anything_is_dialled() {
+    let pki = pki("flowtel test CA");
+    let build = |endpoint: &str, tls: TlsConfig| {
+        MetricsClient::new(
+            &ClientConfig {
+                channel: ChannelConfig {
+                    endpoint: endpoint.into(),
+                    tls,
+                    connect_timeout: Duration::from_secs(1),
+                },
+                ..Default::default()
+            },
+            Arc::default(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        build("http://localhost:4317", trusting(&pki)).unwrap_err(),
+        "the CA certificate given for the plain-text endpoint \"http://localhost:4317\": use https:// or remove it"
+    );
+    assert_eq!(
+        build(
+            "https://localhost:4317",
+            TlsConfig {
+                client_key_pem: Some(pki.client_key_pem.clone().into_bytes()),
+                ..Default::default()
+            }
+        )
+        .unwrap_err(),
+        "the client key given without the client certificate: mutual TLS needs both"
+    );
+    assert_eq!(
+        build(
+            "https://localhost:4317",
+            TlsConfig {
+                ca_pem: Some(b"not a certificate".to_vec()),
+                ..Default::default()
+            }
+        )
+        .unwrap_err(),
+        "the CA certificate: no PEM CERTIFICATE block in it (a DER file? convert it with `openssl x509 -inform der`)"
+    );
+    let mismatched = TlsConfig {
+        client_key_pem: Some(support::pki("other").client_key_pem.into_bytes()),
+        ..with_identity(&pki)
+    };
+    assert_eq!(
+        build("https://localhost:4317", mismatched).unwrap_err(),
+        "the client certificate and the client key do not match"
+    );
+    assert!(build("https://localhost:4317", with_identity(&pki)).is_ok());
+}
