@@ -31,8 +31,10 @@ use std::fmt;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::connector::{Connector, TlsSetup};
 
 /// Default TCP + TLS connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -188,11 +190,12 @@ pub enum ChannelError {
     },
     #[error("the client certificate and the client key do not match")]
     KeyMismatch,
-    #[error("invalid TLS settings: {source}")]
-    Tls {
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error(
+        "no system root certificate found to verify the server: give a CA (or set SSL_CERT_FILE)"
+    )]
+    NoSystemRoots,
+    #[error("invalid TLS settings: {0}")]
+    Tls(String),
 }
 
 fn list(settings: &[TlsSetting]) -> String {
@@ -239,26 +242,41 @@ pub fn check_rules(endpoint: &str, tls: &[TlsSetting]) -> Result<Transport, Chan
     }
 }
 
+/// The PEM inputs, parsed and checked.
+struct Parsed {
+    transport: Transport,
+    ca: Option<Vec<CertificateDer<'static>>>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
 impl ChannelConfig {
     /// Every rule (1 to 5), without connecting.
     pub fn validate(&self) -> Result<Transport, ChannelError> {
+        self.parse().map(|p| p.transport)
+    }
+
+    fn parse(&self) -> Result<Parsed, ChannelError> {
         let transport = check_rules(&self.endpoint, &self.tls.present())?;
         let pem = |setting, problem| ChannelError::Pem { setting, problem };
-        if let Some(ca) = &self.tls.ca_pem {
-            let certs = certificates(ca).map_err(|p| pem(TlsSetting::Ca, p))?;
-            let mut roots = rustls::RootCertStore::empty();
-            for (index, cert) in certs.into_iter().enumerate() {
-                roots.add(cert).map_err(|e| {
-                    pem(
-                        TlsSetting::Ca,
-                        PemProblem::BadCertificate {
-                            index: index + 1,
-                            error: e.to_string(),
-                        },
-                    )
-                })?;
+        let ca = match &self.tls.ca_pem {
+            Some(ca) => {
+                let certs = certificates(ca).map_err(|p| pem(TlsSetting::Ca, p))?;
+                let mut roots = rustls::RootCertStore::empty();
+                for (index, cert) in certs.iter().enumerate() {
+                    roots.add(cert.clone()).map_err(|e| {
+                        pem(
+                            TlsSetting::Ca,
+                            PemProblem::BadCertificate {
+                                index: index + 1,
+                                error: e.to_string(),
+                            },
+                        )
+                    })?;
+                }
+                Some(certs)
             }
-        }
+            None => None,
+        };
         let chain = match &self.tls.client_cert_pem {
             Some(cert) => Some(certificates(cert).map_err(|p| pem(TlsSetting::ClientCert, p))?),
             None => None,
@@ -275,10 +293,18 @@ impl ChannelConfig {
             })?),
             None => None,
         };
-        if let (Some(chain), Some(key)) = (chain, key) {
-            check_identity(chain, key)?;
-        }
-        Ok(transport)
+        let identity = match (chain, key) {
+            (Some(chain), Some(key)) => {
+                check_identity(chain.clone(), key.clone_key())?;
+                Some((chain, key))
+            }
+            _ => None,
+        };
+        Ok(Parsed {
+            transport,
+            ca,
+            identity,
+        })
     }
 
     /// The endpoint for logs and errors, credentials and query hidden.
@@ -287,16 +313,19 @@ impl ChannelConfig {
     }
 }
 
-/// Rule 4: the key is the certificate's, with the crypto provider tonic will use (the
-/// process default, else ring).
+/// The crypto provider tonic would use: the process default, else ring.
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// Rule 4: the key is the certificate's.
 fn check_identity(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<(), ChannelError> {
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
-    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
+    match rustls::sign::CertifiedKey::from_der(chain, key, &provider()) {
         Ok(_) => Ok(()),
         Err(rustls::Error::InconsistentKeys(_)) => Err(ChannelError::KeyMismatch),
         Err(e) => Err(ChannelError::Pem {
@@ -319,56 +348,83 @@ fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemProblem> 
 
 /// A lazily connected channel to `config.endpoint`: nothing is dialled until the first call
 /// (so the endpoint may be down now). Must be called inside a tokio runtime, whose tasks carry
-/// the connection. Applies every rule first.
+/// the connection. Applies every rule first; with `https://`, loads the roots (the CA, else
+/// the system's) and the client identity now, so a problem with them is an error here.
+///
+/// TLS is done by our connector (`connector`), not tonic's: tonic dials the endpoint's
+/// authority as `http://` and our connector wraps it in TLS, while every request still carries
+/// the endpoint's own scheme and authority (tonic's `origin`).
 pub fn connect_lazy(config: &ChannelConfig) -> Result<Channel, ChannelError> {
-    let transport = config.validate()?;
+    let parsed = config.parse()?;
     let endpoint_str = config.endpoint.trim();
-    let mut endpoint = Endpoint::from_shared(endpoint_str.to_owned())
-        .map_err(|source| ChannelError::InvalidEndpoint {
-            endpoint: redact_endpoint(endpoint_str),
-            source,
-        })?
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true);
-    if transport == Transport::Tls {
-        endpoint = endpoint
-            .tls_config(client_tls(&config.tls))
-            .map_err(|source| {
-                if has_key_mismatch(&source) {
-                    ChannelError::KeyMismatch
-                } else {
-                    ChannelError::Tls { source }
-                }
-            })?;
-    }
-    Ok(endpoint.connect_lazy())
-}
-
-fn client_tls(tls: &TlsConfig) -> ClientTlsConfig {
-    let mut config = ClientTlsConfig::new();
-    // Rule 3: a CA replaces the system roots.
-    config = match &tls.ca_pem {
-        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-        None => config.with_native_roots(),
+    let invalid = |source| ChannelError::InvalidEndpoint {
+        endpoint: redact_endpoint(endpoint_str),
+        source,
     };
-    if let (Some(cert), Some(key)) = (&tls.client_cert_pem, &tls.client_key_pem) {
-        config = config.identity(Identity::from_pem(cert, key));
-    }
-    if let Some(domain) = &tls.domain_name {
-        config = config.domain_name(domain.clone());
-    }
-    config
+    let endpoint = Endpoint::from_shared(endpoint_str.to_owned()).map_err(invalid)?;
+    let (endpoint, tls) = match parsed.transport {
+        Transport::Plaintext => (endpoint, None),
+        Transport::Tls => {
+            let origin = endpoint.uri().clone();
+            let authority = origin
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default();
+            let dial = Endpoint::from_shared(format!("http://{authority}"))
+                .map_err(invalid)?
+                .origin(origin);
+            (
+                dial,
+                Some(std::sync::Arc::new(tls_setup(&config.tls, parsed)?)),
+            )
+        }
+    };
+    Ok(endpoint
+        .connect_timeout(config.connect_timeout)
+        .connect_with_connector_lazy(Connector { tls }))
 }
 
-fn has_key_mismatch(error: &tonic::transport::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(rustls::Error::InconsistentKeys(_)) = e.downcast_ref::<rustls::Error>() {
-            return true;
+/// Rule 3 (the CA replaces the system roots), the client identity, ALPN h2.
+fn tls_setup(tls: &TlsConfig, parsed: Parsed) -> Result<TlsSetup, ChannelError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match parsed.ca {
+        Some(ca) => {
+            roots.add_parsable_certificates(ca);
         }
-        source = e.source();
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _unusable) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(ChannelError::NoSystemRoots);
+            }
+        }
     }
-    false
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ChannelError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match parsed.identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => ChannelError::KeyMismatch,
+                other => ChannelError::Tls(other.to_string()),
+            })?,
+        None => builder.with_no_client_auth(),
+    };
+    // gRPC over HTTP/2 ("Protocol"): TLS must negotiate h2.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let server_name = match &tls.domain_name {
+        Some(name) => Some(
+            ServerName::try_from(name.clone())
+                .map_err(|e| ChannelError::Tls(format!("TLS server name {name:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(TlsSetup {
+        config: std::sync::Arc::new(config),
+        server_name,
+    })
 }
 
 struct EndpointParts<'a> {

@@ -25,6 +25,7 @@ use tonic_types::StatusExt;
 use tracing::{debug, info, warn};
 
 use crate::channel::{ChannelConfig, ChannelError};
+use crate::connector::{NoHttp2, RejectedAfterHandshake};
 use crate::signal::{Logs, Metrics, Signal};
 use crate::stats::{ExportStats, FailureReason, unix_ms_now};
 
@@ -291,13 +292,15 @@ impl<S: Signal> OtlpClient<S> {
                 }
                 Err(failure) => failure,
             };
-            let (reason, message) = if timed_out {
-                (
-                    FailureReason::Timeout,
-                    format!("no answer within {:?}", inner.timeout),
-                )
+            let (reason, message) = match classify(&status) {
+                // Our timer or tonic's (which reads the same `grpc-timeout`), whichever fired.
+                _ if timed_out => (FailureReason::Timeout, String::new()),
+                (reason, message) => (reason, message),
+            };
+            let message = if reason == FailureReason::Timeout {
+                format!("no answer within {:?}", inner.timeout)
             } else {
-                classify(&status)
+                message
             };
             let retry_delay = retry_delay(&status);
             let retryable = is_retryable_reason(reason, retry_delay.is_some());
@@ -494,8 +497,10 @@ fn retry_delay(status: &tonic::Status) -> Option<Duration> {
 ///
 /// A status tonic made up locally carries the error it came from as its source; a status the
 /// server answered has none. Walking that chain, in this order of precedence:
-/// - a rustls error, or a TLS alert the peer sent (which reaches us through h2 as the text
-///   rustls gives it, "received fatal alert: …", rustls `error.rs`): `tls_handshake`;
+/// - a rustls error, a TLS alert the peer sent (which may reach us through h2 as the text
+///   rustls gives it, "received fatal alert: …", rustls `error.rs`), or our connector's verdict
+///   on the handshake (the server closed after asking for a client certificate, no HTTP/2):
+///   `tls_handshake`;
 /// - tonic's `ConnectError` (the connector failed: TCP refused, unreachable, DNS, connect
 ///   timeout): `connect`;
 /// - tonic's `TimeoutExpired` (its own per-request timer, which it reports as CANCELLED):
@@ -538,6 +543,8 @@ pub fn classify(status: &tonic::Status) -> (FailureReason, String) {
         {
             if let Some(r) = inner.downcast_ref::<rustls::Error>() {
                 tls = tls.or_else(|| Some(tls_message(r)));
+            } else if inner.is::<RejectedAfterHandshake>() || inner.is::<NoHttp2>() {
+                tls = tls.or_else(|| Some(inner.to_string()));
             } else if let Some(alert) = inner.to_string().strip_prefix("received fatal alert: ") {
                 tls = tls.or_else(|| Some(alert_message(alert)));
             }

@@ -88,6 +88,7 @@
 
 pub mod channel;
 pub mod client;
+mod connector;
 pub mod convert;
 pub mod logs;
 pub mod queue;

@@ -268,7 +268,8 @@ async fn partial_success_is_counted_not_retried() {
 
 #[tokio::test]
 async fn connection_refused_is_connect_and_retried() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     cfg.retry.max_attempts = Some(2);
     let (client, stats) = make_client(&cfg);
@@ -472,7 +473,8 @@ async fn queue_splits_windows_at_max_points_per_request() {
 
 #[tokio::test]
 async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
     let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(16));
     let queue = exporter.queue();
@@ -487,12 +489,7 @@ async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
     assert!(stats.failing());
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     wait_for("all windows delivered", || snap(&stats).items_sent == 15).await;
     assert_eq!(
         values(&receiver.metrics()),
@@ -516,7 +513,8 @@ async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
 
 #[tokio::test]
 async fn full_queue_drops_the_oldest_and_counts_it() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
     let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(3));
     let queue = exporter.queue();
@@ -550,12 +548,7 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
     );
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     let report = exporter.shutdown(BOUND).await;
     assert_eq!(report.batches_dropped, 0);
     assert!(report.flushed);
@@ -568,7 +561,8 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
 
 #[tokio::test]
 async fn shutdown_deadline_drops_and_counts_what_is_left() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
     let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(8));
     let queue = exporter.queue();
@@ -593,7 +587,8 @@ async fn shutdown_deadline_drops_and_counts_what_is_left() {
 
 #[tokio::test]
 async fn shutdown_cuts_a_long_backoff_short_to_flush() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     // Far longer than the test bound: only the shutdown's wake-up lets the window go.
     cfg.retry.initial_backoff = Duration::from_secs(3600);
@@ -607,12 +602,7 @@ async fn shutdown_cuts_a_long_backoff_short_to_flush() {
     .await;
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     let report = exporter.shutdown(BOUND).await;
     assert_eq!((report.flushed, report.batches_dropped), (true, 0));
     assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
@@ -622,7 +612,8 @@ async fn shutdown_cuts_a_long_backoff_short_to_flush() {
 
 #[tokio::test]
 async fn a_queue_more_than_half_full_probes_the_endpoint_more_often() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     // Our backoff alone would wait an hour before the second attempt; the cap that applies
     // while the queue is more than half full is 10 ms.
@@ -650,12 +641,7 @@ async fn a_queue_more_than_half_full_probes_the_endpoint_more_often() {
     .await;
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     wait_for("the endpoint found back", || snap(&stats).items_sent == 4).await;
     assert_eq!(values(&receiver.metrics()), expected_values(0..4, 1));
     assert!(exporter.shutdown(BOUND).await.flushed);

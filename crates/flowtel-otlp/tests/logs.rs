@@ -12,7 +12,6 @@ use flowtel_otlp::{
     QueueConfig, ResourceConfig, logs_request,
 };
 use support::*;
-use tokio::net::TcpListener;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -165,7 +164,8 @@ async fn non_retryable_failure_counts_the_records_as_failed() {
 
 #[tokio::test]
 async fn a_plain_thread_pushes_while_the_endpoint_is_down_longer_than_the_queue_holds() {
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
     let exporter = exporter(client, 3);
     let queue = exporter.queue();
@@ -208,12 +208,7 @@ async fn a_plain_thread_pushes_while_the_endpoint_is_down_longer_than_the_queue_
     assert!(s.failed(FailureReason::Connect) >= 1);
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     let report = exporter.shutdown(BOUND).await;
     assert_eq!((report.flushed, report.batches_dropped), (true, 0));
     let mut expected = expected_bodies([0], 2);

@@ -11,7 +11,6 @@ use flowtel_otlp::{
     ConvertConfig, Converter, DropReason, ExportStats, Exporter, MetricsClient, QueueConfig,
 };
 use support::*;
-use tokio::net::TcpListener;
 
 /// The integer value of `field=` in a log line.
 fn field(line: &str, name: &str) -> Option<u64> {
@@ -26,7 +25,8 @@ fn field(line: &str, name: &str) -> Option<u64> {
 #[tokio::test]
 async fn a_failing_sink_reports_depth_and_time_to_drop_logs_each_drop_once_and_its_recovery() {
     let (logs, _guard) = Captured::start();
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     cfg.name = "flow-metrics".into();
     cfg.headers = vec![("authorization".into(), "Bearer hunter2".into())];
@@ -91,12 +91,7 @@ async fn a_failing_sink_reports_depth_and_time_to_drop_logs_each_drop_once_and_i
     assert_eq!(alone + in_reports, 4, "{:#?}", logs.lines());
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     wait_for("the queue drained", || snap(&stats).items_sent == 5).await;
     assert_eq!(
         values(&receiver.metrics()),
@@ -135,7 +130,8 @@ async fn a_failing_sink_reports_depth_and_time_to_drop_logs_each_drop_once_and_i
 #[tokio::test]
 async fn credentials_in_an_endpoint_never_reach_a_log_line() {
     let (logs, _guard) = Captured::start();
-    let addr = closed_port().await;
+    let port = reserve();
+    let addr = port.addr;
     // Built on its own channel, the client refuses such an endpoint; given a channel, it still
     // shows the endpoint redacted.
     let mut cfg = config(addr);

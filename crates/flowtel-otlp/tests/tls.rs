@@ -11,7 +11,6 @@ use flowtel_otlp::{
     LogsClient, MetricsClient, QueueConfig, ResourceConfig, RetryConfig, TlsConfig, logs_request,
 };
 use support::*;
-use tokio::net::TcpListener;
 
 fn tls_client(port: u16, tls: TlsConfig, attempts: u32) -> ClientConfig {
     ClientConfig {
@@ -168,10 +167,16 @@ async fn a_required_client_certificate_is_said_classified_and_retried() {
 #[tokio::test]
 async fn the_queue_keeps_retrying_a_handshake_until_the_server_accepts() {
     let pki = pki("flowtel test CA");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let port = reserve();
+    let addr = port.addr;
+    let next = port.another();
     // First a server that demands a client certificate the exporter does not have.
-    let strict = serve_on(listener, Receiver::default(), Some(server_tls(&pki, true))).await;
+    let strict = serve_on(
+        port.listen(),
+        Receiver::default(),
+        Some(server_tls(&pki, true)),
+    )
+    .await;
     let stats = Arc::new(ExportStats::default());
     let mut config = tls_client(addr.port(), trusting(&pki), 1);
     config.retry.max_attempts = None;
@@ -188,14 +193,14 @@ async fn the_queue_keeps_retrying_a_handshake_until_the_server_accepts() {
     .await;
     assert!(stats.failing());
     // Then the server is reconfigured not to require one: the same window gets through.
-    strict.stop().await;
     let receiver = Receiver::default();
     let relaxed = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
+        next.listen(),
         receiver.clone(),
         Some(server_tls(&pki, false)),
     )
     .await;
+    strict.stop().await;
     wait_for("the window delivered", || snap(&stats).items_sent == 2).await;
     assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
     assert!(!stats.failing());

@@ -206,12 +206,43 @@ pub async fn serve(receiver: Receiver) -> Running {
     .await
 }
 
-/// An address nothing listens on (yet).
-pub async fn closed_port() -> SocketAddr {
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-    addr
+/// A port of 127.0.0.1 bound but not listened on: connections to it are refused, and no other
+/// test can be given it (a port closed and reopened later could be, and then another test's
+/// server would answer).
+pub struct Reserved {
+    socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+fn reuseport_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket
+}
+
+pub fn reserve() -> Reserved {
+    let socket = reuseport_socket();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    Reserved { socket, addr }
+}
+
+impl Reserved {
+    /// Start listening: the endpoint comes up.
+    pub fn listen(self) -> TcpListener {
+        self.socket.listen(128).unwrap()
+    }
+
+    /// A second socket on the same port (SO_REUSEPORT), to replace a server without the port
+    /// ever being free.
+    pub fn another(&self) -> Reserved {
+        let socket = reuseport_socket();
+        socket.bind(self.addr).unwrap();
+        Reserved {
+            socket,
+            addr: self.addr,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
