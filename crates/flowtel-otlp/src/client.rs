@@ -277,6 +277,21 @@ impl<S: Signal> OtlpClient<S> {
     /// failure of an outage is logged as a warning and the end of the outage as info; the
     /// attempts in between only at debug level.
     pub async fn export(&self, request: S::Request) -> Result<ExportSuccess, ExportError> {
+        self.export_within(request, self.inner.retry.max_attempts)
+            .await
+    }
+
+    /// [`export`](Self::export) with one attempt only, for a caller that will send the same
+    /// data again anyway (cumulative counters) and must not wait out a known outage.
+    pub async fn export_once(&self, request: S::Request) -> Result<ExportSuccess, ExportError> {
+        self.export_within(request, Some(1)).await
+    }
+
+    async fn export_within(
+        &self,
+        request: S::Request,
+        max_attempts: Option<u32>,
+    ) -> Result<ExportSuccess, ExportError> {
         let inner = &*self.inner;
         let items = S::items(&request);
         let mut attempts: u32 = 0;
@@ -309,7 +324,7 @@ impl<S: Signal> OtlpClient<S> {
                 inner.outage_failures.store(0, Ordering::Relaxed);
             }
             inner.outage_failures.fetch_add(1, Ordering::Relaxed);
-            let exhausted = inner.retry.max_attempts.is_some_and(|max| attempts >= max);
+            let exhausted = max_attempts.is_some_and(|max| attempts >= max);
             if !retryable || exhausted {
                 inner.stats.items_failed(items);
                 if outage_starts || !retryable {
@@ -339,7 +354,7 @@ impl<S: Signal> OtlpClient<S> {
                     endpoint = %inner.endpoint,
                     reason = reason.as_str(),
                     error = %message,
-                    "OTLP {} export failing, retrying until the endpoint accepts it", S::NAME
+                    "OTLP {} export failing, retrying with backoff", S::NAME
                 );
             }
             let server_delay = retry_delay.is_some();

@@ -284,3 +284,77 @@ async fn tls_settings_are_checked_before_anything_is_dialled() {
     );
     assert!(build("https://localhost:4317", with_identity(&pki)).is_ok());
 }
+
+#[tokio::test]
+async fn optional_client_authentication_accepts_us_with_or_without_a_certificate() {
+    // The server asks for a certificate but takes none: the connector, waiting for its verdict,
+    // reads the server's first HTTP/2 bytes and must hand them on intact.
+    let pki = pki("flowtel test CA");
+    let receiver = Receiver::default();
+    let server = serve_on(
+        reserve().listen(),
+        receiver.clone(),
+        Some(server_tls(&pki, true).client_auth_optional(true)),
+    )
+    .await;
+    for tls in [trusting(&pki), with_identity(&pki)] {
+        let (result, _) = export_metrics(&tls_client(server.addr.port(), tls, 1)).await;
+        result.unwrap();
+    }
+    assert_eq!(values(&receiver.metrics()), expected_values([0, 0], 2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_asks_for_a_certificate_then_hangs_up_is_a_handshake_failure() {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = pki("flowtel test CA");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .allow_unauthenticated()
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(pki.server_cert_pem.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = reserve().listen();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((sock, _)) = listener.accept().await {
+            // Completes the handshake, then says goodbye without a word.
+            if let Ok(mut tls) = acceptor.accept(sock).await {
+                let _ = tls.shutdown().await;
+            }
+        }
+    });
+    let (result, stats) = export_metrics(&tls_client(port, trusting(&pki), 2)).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        (err.reason, err.retryable, err.attempts),
+        (FailureReason::TlsHandshake, true, 2)
+    );
+    assert_eq!(
+        err.message,
+        "handshake failed: the server closed the connection after asking for a client certificate (none configured)"
+    );
+    assert_eq!(snap(&stats).failed(FailureReason::TlsHandshake), 2);
+    task.abort();
+}

@@ -22,8 +22,8 @@
 //! roots, mTLS pairing), and the same headers, compression, timeout, retry policy and failure
 //! reasons, whatever the environment says (the SDK's own OTLP exporter would re-read
 //! `OTEL_EXPORTER_OTLP_*` with other precedence). They give up a request after
-//! [`SELF_EXPORT_ATTEMPTS`] attempts: the next export carries the same cumulative counters, and
-//! the SDK's thread must not wait forever. Events about OTLP export itself (targets
+//! [`SELF_EXPORT_ATTEMPTS`] attempts, or one during a known outage: the next export carries the
+//! same cumulative counters, and the SDK's thread must not wait out an outage. Events about OTLP export itself (targets
 //! `flowtel_otlp*`) are not teed: sent to the endpoint they are about, they would feed
 //! themselves while it fails.
 
@@ -36,7 +36,7 @@ use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetr
 use flowtel_otlp::opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use flowtel_otlp::opentelemetry_proto::transform::logs::tonic::group_logs_by_resource_and_scope;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::metrics::{AsyncInstrumentBuilder, MeterProvider as _};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -209,17 +209,23 @@ fn self_client<S: flowtel_otlp::Signal>(
 }
 
 /// Runs one export on the daemon's runtime and waits for it from any thread (the SDK calls
-/// exporters from its own threads, through `futures_executor::block_on`).
+/// exporters from its own threads, through `futures_executor::block_on`). While the endpoint is
+/// known to be failing, one attempt only: the SDK's thread must not wait out an outage (at
+/// shutdown it gives the last export 5 s).
 async fn export_on<S: flowtel_otlp::Signal>(
     runtime: &tokio::runtime::Handle,
     client: &flowtel_otlp::OtlpClient<S>,
     request: S::Request,
 ) -> OTelSdkResult {
     let client = client.clone();
-    match runtime
-        .spawn(async move { client.export(request).await })
-        .await
-    {
+    let export = async move {
+        if client.stats().failing() {
+            client.export_once(request).await
+        } else {
+            client.export(request).await
+        }
+    };
+    match runtime.spawn(export).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(OTelSdkError::InternalFailure(e.to_string())),
         Err(e) => Err(OTelSdkError::InternalFailure(e.to_string())),
@@ -331,6 +337,23 @@ impl Cache {
     }
 }
 
+/// An observable instrument reporting family `f` from the cache.
+fn observed<'a, I>(
+    builder: AsyncInstrumentBuilder<'a, I, u64>,
+    f: &Family,
+    cache: Arc<Cache>,
+) -> AsyncInstrumentBuilder<'a, I, u64> {
+    let name = f.name;
+    builder
+        .with_unit(f.unit)
+        .with_description(f.help)
+        .with_callback(move |obs| {
+            for (v, attrs) in cache.observe(name) {
+                obs.observe(v, &attrs);
+            }
+        })
+}
+
 /// Export the families returned by `collect` every `interval` over OTLP, as observable
 /// counters and gauges of the meter `flowtel`. Must be called inside the daemon's runtime.
 pub fn start_self_metrics(
@@ -357,32 +380,13 @@ pub fn start_self_metrics(
         last: Mutex::new(None),
     });
     for f in cache.get().iter() {
-        let name = f.name;
         let c = Arc::clone(&cache);
         match f.kind {
             Kind::Counter => {
-                meter
-                    .u64_observable_counter(name)
-                    .with_unit(f.unit)
-                    .with_description(f.help)
-                    .with_callback(move |obs| {
-                        for (v, attrs) in c.observe(name) {
-                            obs.observe(v, &attrs);
-                        }
-                    })
-                    .build();
+                observed(meter.u64_observable_counter(f.name), f, c).build();
             }
             Kind::Gauge => {
-                meter
-                    .u64_observable_gauge(name)
-                    .with_unit(f.unit)
-                    .with_description(f.help)
-                    .with_callback(move |obs| {
-                        for (v, attrs) in c.observe(name) {
-                            obs.observe(v, &attrs);
-                        }
-                    })
-                    .build();
+                observed(meter.u64_observable_gauge(f.name), f, c).build();
             }
         }
     }
