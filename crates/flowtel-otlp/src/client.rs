@@ -308,14 +308,12 @@ impl<S: Signal> OtlpClient<S> {
                 Err(failure) => failure,
             };
             let (reason, message) = match classify(&status) {
-                // Our timer or tonic's (which reads the same `grpc-timeout`), whichever fired.
-                _ if timed_out => (FailureReason::Timeout, String::new()),
-                (reason, message) => (reason, message),
-            };
-            let message = if reason == FailureReason::Timeout {
-                format!("no answer within {:?}", inner.timeout)
-            } else {
-                message
+                // Our timer, or tonic's reading the same `grpc-timeout`: whichever fired first.
+                (reason, _) if timed_out || reason == FailureReason::Timeout => (
+                    FailureReason::Timeout,
+                    format!("no answer within {:?}", inner.timeout),
+                ),
+                other => other,
             };
             let retry_delay = retry_delay(&status);
             let retryable = is_retryable_reason(reason, retry_delay.is_some());

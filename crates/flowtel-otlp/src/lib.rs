@@ -10,7 +10,9 @@
 //! - [`channel`]: the one gRPC channel builder ([`channel::connect_lazy`]) and its rules
 //!   (scheme, TLS settings only with `https://`, a CA replaces the system roots, client
 //!   certificate and key together, PEM checked up front). Every OTLP exporter of the daemon
-//!   goes through it.
+//!   goes through it. Its connector (`connector`) does the rustls handshake itself and, when the
+//!   server asks for a client certificate, waits for the server's verdict, so that a refusal is
+//!   reported as such rather than as a closed connection.
 //! - [`Signal`] (`signal`): what differs between `MetricsService/Export` ([`Metrics`]) and
 //!   `LogsService/Export` ([`Logs`]): the generated client, the item count, the partial-success
 //!   field. Nothing else is written per signal.

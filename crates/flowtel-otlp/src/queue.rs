@@ -535,14 +535,13 @@ fn report<B>(shared: &Shared<B>) {
     let data_dropped_in = if free == 0 {
         "now: the queue is full, its oldest batches are being dropped".to_owned()
     } else {
-        match push_interval {
-            Some(gap) if !gap.is_zero() => {
-                format!(
-                    "~{} s",
-                    (gap * u32::try_from(free).unwrap_or(u32::MAX)).as_secs()
-                )
-            }
-            _ => "unknown (too few batches queued to estimate)".to_owned(),
+        // One batch in every `push_interval`, on average, takes one of the free slots.
+        let eta = push_interval
+            .filter(|gap| !gap.is_zero())
+            .and_then(|gap| gap.checked_mul(u32::try_from(free).ok()?));
+        match eta {
+            Some(eta) => format!("~{} s", eta.as_secs()),
+            None => "unknown (too few batches queued to estimate)".to_owned(),
         }
     };
     warn!(
