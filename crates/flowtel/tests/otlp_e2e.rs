@@ -924,3 +924,31 @@ fn check_config_redacts_secrets_unless_asked_to_show_them() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+#[test]
+fn an_https_endpoint_without_a_ca_file_needs_system_roots() {
+    // rustls reads the system roots from SSL_CERT_FILE when it is set: an empty one means none.
+    let dir = std::env::temp_dir().join(format!("flowtel-e2e-roots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let listen = free_udp_addr().to_string();
+    let http = free_tcp_addr().to_string();
+    let out = tls::command_with_roots(&empty)
+        .args([
+            "--otlp-endpoint",
+            "https://localhost:4317",
+            "--listen",
+            &listen,
+            "--prometheus-listen",
+            &http,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no system root certificate found to verify the server"),
+        "{stderr}"
+    );
+}
