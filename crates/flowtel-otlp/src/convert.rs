@@ -274,11 +274,7 @@ impl Converter {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(self.resource.clone()),
                 scope_metrics: vec![ScopeMetrics {
-                    scope: Some(InstrumentationScope {
-                        name: SCOPE_NAME.to_owned(),
-                        version: SCOPE_VERSION.to_owned(),
-                        ..Default::default()
-                    }),
+                    scope: Some(scope()),
                     metrics,
                     ..Default::default()
                 }],
@@ -330,6 +326,15 @@ pub fn point_count(request: &ExportMetricsServiceRequest) -> u64 {
         }
     }
     n
+}
+
+/// The instrumentation scope of everything we send: `flowtel`, this crate's version.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE_NAME.to_owned(),
+        version: SCOPE_VERSION.to_owned(),
+        ..Default::default()
+    }
 }
 
 fn key_value(key: String, value: any_value::Value) -> KeyValue {

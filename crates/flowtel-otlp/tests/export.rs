@@ -1,255 +1,40 @@
-//! The client and the export queue against a real in-process tonic `MetricsServiceServer` on
-//! 127.0.0.1 standing in for Alloy. No assertion depends on wall-clock time: tests use tiny
-//! backoffs and wait for counters, each wait bounded so a regression fails instead of hanging.
+//! The metrics client and the export queue against a real in-process tonic
+//! `MetricsServiceServer` on 127.0.0.1 standing in for Alloy.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use flowtel_otlp::opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use flowtel_otlp::{
-    ClientConfig, ConvertConfig, Converter, ExportStats, ExportStatsSnapshot, Exporter,
-    ExporterConfig, FailureReason, OtlpClient, PushOutcome, RetryConfig, TlsConfig, point_count,
+    ConvertConfig, Converter, DropReason, Exporter, ExporterConfig, FailureReason, MetricsClient,
+    PushOutcome, QueueConfig, point_count,
 };
-use flowtel_series::{AttrValue, Point, WindowBatch};
+use support::*;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-const BOUND: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------------------------
-// The receiver
-
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Received {
-    request: ExportMetricsServiceRequest,
-    metadata: tonic::metadata::MetadataMap,
+fn make_client(
+    config: &flowtel_otlp::ClientConfig,
+) -> (MetricsClient, std::sync::Arc<flowtel_otlp::ExportStats>) {
+    let stats = std::sync::Arc::new(flowtel_otlp::ExportStats::default());
+    (MetricsClient::new(config, stats.clone()).unwrap(), stats)
 }
 
-#[derive(Debug, Default)]
-struct ReceiverState {
-    /// Every call, answered OK or not.
-    calls: u64,
-    /// Requests answered OK, in arrival order.
-    accepted: Vec<Received>,
-    /// Answers to give, front first; OK when empty.
-    script: VecDeque<Result<ExportMetricsServiceResponse, Status>>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Receiver {
-    state: Arc<Mutex<ReceiverState>>,
-}
-
-#[tonic::async_trait]
-impl MetricsService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let mut st = self.state.lock().unwrap();
-        st.calls += 1;
-        match st.script.pop_front() {
-            Some(Err(status)) => Err(status),
-            answer => {
-                st.accepted.push(Received {
-                    metadata: request.metadata().clone(),
-                    request: request.into_inner(),
-                });
-                Ok(Response::new(
-                    answer.and_then(Result::ok).unwrap_or_default(),
-                ))
-            }
-        }
-    }
-}
-
-impl Receiver {
-    fn script(
-        &self,
-        answers: impl IntoIterator<Item = Result<ExportMetricsServiceResponse, Status>>,
-    ) {
-        self.state.lock().unwrap().script.extend(answers);
-    }
-    fn calls(&self) -> u64 {
-        self.state.lock().unwrap().calls
-    }
-    fn accepted(&self) -> Vec<Received> {
-        self.state.lock().unwrap().accepted.clone()
-    }
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = self.task.await;
-    }
-}
-
-async fn serve_on(
-    listener: TcpListener,
-    receiver: Receiver,
-    tls: Option<ServerTlsConfig>,
-) -> Running {
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let service = MetricsServiceServer::new(receiver).accept_compressed(CompressionEncoding::Gzip);
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls).unwrap();
-    }
-    let router = builder.add_service(service);
-    let task = tokio::spawn(async move {
-        router
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
-async fn serve(receiver: Receiver) -> Running {
-    serve_on(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        receiver,
-        None,
-    )
-    .await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-fn s(v: &str) -> Arc<str> {
-    Arc::from(v)
-}
-
-/// Window `n` with `points` points whose values encode (window, index).
-fn window(n: u64, points: u64) -> WindowBatch {
-    let start = 1_767_225_600_000_000_000 + n * 60_000_000_000;
-    WindowBatch {
-        rollup: s("bytes_by_flow"),
-        start_time_unix_nano: start,
-        time_unix_nano: start + 60_000_000_000,
-        points: (0..points)
-            .map(|i| Point {
-                metric: s("network.io.by_flow"),
-                unit: s("By"),
-                attributes: vec![
-                    (
-                        s("network.local.address"),
-                        AttrValue::Str(s(&format!("192.0.2.{i}"))),
-                    ),
-                    (s("network.transport"), AttrValue::Str(s("tcp"))),
-                ],
-                value: n * 1000 + i,
-                start_time_unix_nano: start,
-                time_unix_nano: start + 60_000_000_000,
-            })
-            .collect(),
-    }
-}
-
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        initial_backoff: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(5),
-        multiplier: 2,
-        jitter: true,
-        max_attempts: None,
-    }
-}
-
-fn config(addr: SocketAddr) -> ClientConfig {
-    ClientConfig {
-        endpoint: format!("http://{addr}"),
-        retry: fast_retry(),
-        ..Default::default()
-    }
-}
-
-fn make_client(config: &ClientConfig) -> (OtlpClient, Arc<ExportStats>) {
-    let stats = Arc::new(ExportStats::default());
-    (OtlpClient::new(config, stats.clone()).unwrap(), stats)
-}
-
-fn request(points: u64) -> ExportMetricsServiceRequest {
+fn request(
+    points: u64,
+) -> flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
     Converter::new(ConvertConfig::default())
         .convert(&window(0, points))
         .pop()
         .unwrap()
 }
 
-/// Values of every data point in the accepted requests, in order.
-fn values(received: &[Received]) -> Vec<i64> {
-    let mut out = Vec::new();
-    for r in received {
-        for rm in &r.request.resource_metrics {
-            for sm in &rm.scope_metrics {
-                for m in &sm.metrics {
-                    let Some(metric::Data::Gauge(g)) = &m.data else {
-                        panic!("not a gauge: {m:?}")
-                    };
-                    for dp in &g.data_points {
-                        let Some(number_data_point::Value::AsInt(v)) = dp.value else {
-                            panic!("not an int: {dp:?}")
-                        };
-                        out.push(v);
-                    }
-                }
-            }
-        }
+fn queue(capacity: usize) -> QueueConfig {
+    QueueConfig {
+        capacity,
+        ..Default::default()
     }
-    out
-}
-
-fn expected_values(windows: impl IntoIterator<Item = u64>, points: u64) -> Vec<i64> {
-    windows
-        .into_iter()
-        .flat_map(|n| (0..points).map(move |i| (n * 1000 + i) as i64))
-        .collect()
-}
-
-/// Polls until `done` holds; panics after a generous bound rather than hanging.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let polled = tokio::time::timeout(BOUND, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-    assert!(polled.is_ok(), "timed out waiting for {what}");
-}
-
-fn snap(stats: &ExportStats) -> ExportStatsSnapshot {
-    stats.snapshot()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,9 +52,9 @@ async fn delivers_exact_points_gzip_and_headers() {
     let (client, stats) = make_client(&cfg);
     let sent = request(5);
     let ok = client.export(sent.clone()).await.unwrap();
-    assert_eq!((ok.attempts, ok.points, ok.rejected_points), (1, 5, 0));
+    assert_eq!((ok.attempts, ok.items, ok.rejected_items), (1, 5, 0));
 
-    let got = receiver.accepted();
+    let got = receiver.metrics();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].request, sent,
@@ -279,11 +64,15 @@ async fn delivers_exact_points_gzip_and_headers() {
     assert_eq!(md.get("grpc-encoding").unwrap(), "gzip");
     assert_eq!(md.get("authorization").unwrap(), "Bearer s3cret");
     assert_eq!(md.get("x-scope-orgid").unwrap(), "tenant-7");
-    assert!(md.get("grpc-timeout").is_some());
+    assert_eq!(
+        md.get("grpc-timeout").unwrap(),
+        "10000000u",
+        "the per-attempt timeout goes to the server"
+    );
 
     let s = snap(&stats);
     assert_eq!(
-        (s.requests_ok, s.points_sent, s.failed_total(), s.retries),
+        (s.requests_ok, s.items_sent, s.failed_total(), s.retries),
         (1, 5, 0, 0)
     );
     server.stop().await;
@@ -297,7 +86,7 @@ async fn gzip_off_sends_identity() {
     cfg.gzip = false;
     let (client, _) = make_client(&cfg);
     client.export(request(1)).await.unwrap();
-    let got = receiver.accepted();
+    let got = receiver.metrics();
     assert!(got[0].metadata.get("grpc-encoding").is_none());
     server.stop().await;
 }
@@ -305,13 +94,13 @@ async fn gzip_off_sends_identity() {
 #[tokio::test]
 async fn retries_unavailable_then_succeeds() {
     let receiver = Receiver::default();
-    receiver.script((0..3).map(|_| Err(Status::unavailable("starting up"))));
+    receiver.script((0..3).map(|_| Answer::Fail(Status::unavailable("starting up"))));
     let server = serve(receiver.clone()).await;
     let (client, stats) = make_client(&config(server.addr));
     let ok = client.export(request(2)).await.unwrap();
     assert_eq!(ok.attempts, 4);
     assert_eq!(receiver.calls(), 4);
-    assert_eq!(receiver.accepted().len(), 1);
+    assert_eq!(receiver.metrics().len(), 1);
     let s = snap(&stats);
     assert_eq!(s.failed(FailureReason::Unavailable), 3);
     assert_eq!(
@@ -319,10 +108,12 @@ async fn retries_unavailable_then_succeeds() {
             s.retries,
             s.retries_server_delay,
             s.requests_ok,
-            s.points_sent
+            s.items_sent
         ),
         (3, 0, 1, 2)
     );
+    assert_eq!(s.failing_since_unix_ms, None, "the success ends the outage");
+    assert_eq!(s.last_failure, Some(FailureReason::Unavailable));
     server.stop().await;
 }
 
@@ -336,7 +127,11 @@ async fn every_spec_retryable_code_is_retried() {
         Code::OutOfRange,
         Code::DataLoss,
     ];
-    receiver.script(codes.iter().map(|c| Err(Status::new(*c, "transient"))));
+    receiver.script(
+        codes
+            .iter()
+            .map(|c| Answer::Fail(Status::new(*c, "transient"))),
+    );
     let server = serve(receiver.clone()).await;
     let (client, stats) = make_client(&config(server.addr));
     let ok = client.export(request(1)).await.unwrap();
@@ -359,7 +154,7 @@ async fn every_spec_retryable_code_is_retried() {
 async fn resource_exhausted_with_retry_info_honours_the_delay() {
     let receiver = Receiver::default();
     let throttled = || {
-        Err(Status::with_error_details(
+        Answer::Fail(Status::with_error_details(
             Code::ResourceExhausted,
             "slow down",
             ErrorDetails::with_retry_info(Some(Duration::from_millis(1))),
@@ -386,7 +181,7 @@ async fn resource_exhausted_with_retry_info_honours_the_delay() {
 #[tokio::test]
 async fn resource_exhausted_without_retry_info_fails_fast() {
     let receiver = Receiver::default();
-    receiver.script([Err(Status::resource_exhausted("quota"))]);
+    receiver.script([Answer::Fail(Status::resource_exhausted("quota"))]);
     let server = serve(receiver.clone()).await;
     let (client, stats) = make_client(&config(server.addr));
     let err = client.export(request(4)).await.unwrap_err();
@@ -394,9 +189,11 @@ async fn resource_exhausted_without_retry_info_fails_fast() {
         (err.reason, err.attempts, err.retryable),
         (FailureReason::ResourceExhausted, 1, false)
     );
+    assert_eq!(err.message, "quota");
     assert_eq!(receiver.calls(), 1);
     let s = snap(&stats);
-    assert_eq!((s.retries, s.points_failed, s.requests_ok), (0, 4, 0));
+    assert_eq!((s.retries, s.items_failed, s.requests_ok), (0, 4, 0));
+    assert_eq!(s.failing_since_unix_ms, None, "a refusal is not an outage");
     server.stop().await;
 }
 
@@ -408,9 +205,10 @@ async fn non_retryable_codes_fail_fast() {
         Code::PermissionDenied,
         Code::Unimplemented,
         Code::Internal,
+        Code::Unknown,
     ] {
         let receiver = Receiver::default();
-        receiver.script([Err(Status::new(code, "no"))]);
+        receiver.script([Answer::Fail(Status::new(code, "no"))]);
         let server = serve(receiver.clone()).await;
         let (client, stats) = make_client(&config(server.addr));
         let err = client.export(request(1)).await.unwrap_err();
@@ -425,7 +223,7 @@ async fn non_retryable_codes_fail_fast() {
 #[tokio::test]
 async fn max_attempts_bounds_retries() {
     let receiver = Receiver::default();
-    receiver.script((0..10).map(|_| Err(Status::unavailable("down"))));
+    receiver.script((0..10).map(|_| Answer::Fail(Status::unavailable("down"))));
     let server = serve(receiver.clone()).await;
     let mut cfg = config(server.addr);
     cfg.retry.max_attempts = Some(3);
@@ -434,30 +232,29 @@ async fn max_attempts_bounds_retries() {
     assert_eq!((err.attempts, err.retryable), (3, true));
     assert_eq!(receiver.calls(), 3);
     let s = snap(&stats);
-    assert_eq!((s.retries, s.points_failed), (2, 2));
+    assert_eq!((s.retries, s.items_failed), (2, 2));
+    assert!(s.failing_since_unix_ms.is_some(), "still failing");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn partial_success_is_counted_not_retried() {
     let receiver = Receiver::default();
-    receiver.script([Ok(ExportMetricsServiceResponse {
-        partial_success: Some(ExportMetricsPartialSuccess {
-            rejected_data_points: 2,
-            error_message: "2 points out of order".into(),
-        }),
-    })]);
+    receiver.script([Answer::Partial {
+        rejected: 2,
+        message: "2 points out of order".into(),
+    }]);
     let server = serve(receiver.clone()).await;
     let (client, stats) = make_client(&config(server.addr));
     let ok = client.export(request(5)).await.unwrap();
-    assert_eq!((ok.attempts, ok.rejected_points), (1, 2));
+    assert_eq!((ok.attempts, ok.rejected_items), (1, 2));
     assert_eq!(ok.error_message, "2 points out of order");
     let s = snap(&stats);
     assert_eq!(
         (
             s.requests_ok,
-            s.points_sent,
-            s.points_rejected,
+            s.items_sent,
+            s.items_rejected,
             s.partial_success_responses,
             s.retries
         ),
@@ -466,20 +263,172 @@ async fn partial_success_is_counted_not_retried() {
     server.stop().await;
 }
 
+// ---------------------------------------------------------------------------------------------
+// One reason per cause
+
 #[tokio::test]
-async fn connection_refused_is_unavailable_and_retried() {
-    // A port with nothing listening.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+async fn connection_refused_is_connect_and_retried() {
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     cfg.retry.max_attempts = Some(2);
     let (client, stats) = make_client(&cfg);
     let err = client.export(request(1)).await.unwrap_err();
-    assert_eq!((err.reason, err.attempts), (FailureReason::Unavailable, 2));
-    assert_eq!(snap(&stats).failed(FailureReason::Unavailable), 2);
+    assert_eq!(
+        (err.reason, err.attempts, err.retryable),
+        (FailureReason::Connect, 2, true)
+    );
+    assert!(
+        err.message.starts_with("connection failed:") && err.message.contains("refused"),
+        "{}",
+        err.message
+    );
+    let s = snap(&stats);
+    assert_eq!(s.failed(FailureReason::Connect), 2);
+    assert_eq!(s.failed(FailureReason::Unavailable), 0);
+}
+
+#[tokio::test]
+async fn our_timeout_the_servers_deadline_and_a_cancel_are_three_reasons() {
+    let receiver = Receiver::default();
+    receiver.script([
+        // Longer than our 200 ms timeout: our timer fires (tonic would call it CANCELLED).
+        Answer::Stall(Duration::from_secs(3)),
+        Answer::Fail(Status::deadline_exceeded("server gave up")),
+        Answer::Fail(Status::cancelled("server cancelled")),
+    ]);
+    let server = serve(receiver.clone()).await;
+    let mut cfg = config(server.addr);
+    cfg.timeout = Duration::from_millis(200);
+    cfg.retry.max_attempts = Some(1);
+    let (client, stats) = make_client(&cfg);
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let err = client.export(request(1)).await.unwrap_err();
+        reasons.push((err.reason, err.message, err.retryable));
+    }
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                FailureReason::Timeout,
+                "no answer within 200ms".to_owned(),
+                true
+            ),
+            (
+                FailureReason::DeadlineExceeded,
+                "server gave up".to_owned(),
+                true
+            ),
+            (
+                FailureReason::Cancelled,
+                "server cancelled".to_owned(),
+                true
+            ),
+        ]
+    );
+    let s = snap(&stats);
+    assert_eq!(
+        (
+            s.failed(FailureReason::Timeout),
+            s.failed(FailureReason::DeadlineExceeded),
+            s.failed(FailureReason::Cancelled)
+        ),
+        (1, 1, 1)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_grpc_is_a_transport_failure() {
+    // Accepts TCP, reads the HTTP/2 preface, answers garbage and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 64];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let mut cfg = config(addr);
+    cfg.retry.max_attempts = Some(2);
+    let (client, stats) = make_client(&cfg);
+    let err = client.export(request(1)).await.unwrap_err();
+    assert_eq!(
+        (err.reason, err.retryable),
+        (FailureReason::Transport, true)
+    );
+    assert!(
+        err.message.starts_with("connection lost:"),
+        "{}",
+        err.message
+    );
+    assert_eq!(snap(&stats).failed(FailureReason::Transport), 2);
+    task.abort();
+}
+
+/// An HTTP/2 server (h2, no gRPC) that resets every stream with the next reason of `resets`.
+async fn resetting_server(
+    resets: Vec<h2::Reason>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut resets = resets.into_iter();
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut conn) = h2::server::handshake(sock).await else {
+                continue;
+            };
+            while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                respond.send_reset(resets.next().unwrap_or(h2::Reason::CANCEL));
+            }
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_call_the_server_resets_takes_the_grpc_code_of_the_reset() {
+    let (addr, task) = resetting_server(vec![
+        h2::Reason::REFUSED_STREAM,
+        h2::Reason::CANCEL,
+        h2::Reason::ENHANCE_YOUR_CALM,
+    ])
+    .await;
+    let mut cfg = config(addr);
+    cfg.retry.max_attempts = Some(3);
+    let (client, stats) = make_client(&cfg);
+    let err = client.export(request(1)).await.unwrap_err();
+    // REFUSED_STREAM and CANCEL are retried; ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED without
+    // RetryInfo) is not.
+    assert_eq!(
+        (err.reason, err.retryable, err.attempts),
+        (FailureReason::ResourceExhausted, false, 3)
+    );
+    assert!(
+        err.message.starts_with("the server reset the call"),
+        "{}",
+        err.message
+    );
+    let s = snap(&stats);
+    assert_eq!(
+        (
+            s.failed(FailureReason::Unavailable),
+            s.failed(FailureReason::Cancelled),
+            s.failed(FailureReason::ResourceExhausted),
+            s.failed(FailureReason::Transport)
+        ),
+        (1, 1, 1, 0)
+    );
+    task.abort();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,7 +444,7 @@ async fn queue_splits_windows_at_max_points_per_request() {
             max_points_per_request: 4,
             ..Default::default()
         },
-        queue_capacity: 8,
+        queue: queue(8),
     })
     .unwrap();
     let stats = exporter.stats().clone();
@@ -504,7 +453,7 @@ async fn queue_splits_windows_at_max_points_per_request() {
     assert_eq!(queue.try_push(window(1, 3)), PushOutcome::Queued);
     let report = exporter.shutdown(BOUND).await;
     assert!(report.flushed);
-    let got = receiver.accepted();
+    let got = receiver.metrics();
     let sizes: Vec<u64> = got.iter().map(|r| point_count(&r.request)).collect();
     assert_eq!(sizes, vec![4, 4, 2, 3]);
     assert_eq!(
@@ -516,12 +465,7 @@ async fn queue_splits_windows_at_max_points_per_request() {
     );
     let s = snap(&stats);
     assert_eq!(
-        (
-            s.requests_ok,
-            s.points_sent,
-            s.batches_queued,
-            s.queue_depth
-        ),
+        (s.requests_ok, s.items_sent, s.batches_queued, s.queue_depth),
         (4, 13, 2, 0)
     );
     server.stop().await;
@@ -529,13 +473,10 @@ async fn queue_splits_windows_at_max_points_per_request() {
 
 #[tokio::test]
 async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
-    // Reserve a port, then close it so the first attempts are refused.
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
-    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), 16);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(16));
     let queue = exporter.queue();
     for n in 0..5 {
         assert_eq!(queue.try_push(window(n, 3)), PushOutcome::Queued);
@@ -545,26 +486,26 @@ async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
     })
     .await;
     assert_eq!(snap(&stats).requests_ok, 0);
+    assert!(stats.failing());
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
-    wait_for("all windows delivered", || snap(&stats).points_sent == 15).await;
-    let got = receiver.accepted();
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
+    wait_for("all windows delivered", || snap(&stats).items_sent == 15).await;
     assert_eq!(
-        values(&got),
+        values(&receiver.metrics()),
         expected_values(0..5, 3),
         "windows must arrive once, in order"
     );
     let s = snap(&stats);
-    assert!(s.failed(FailureReason::Unavailable) >= 3);
+    assert!(s.failed(FailureReason::Connect) >= 3);
     assert_eq!(
-        (s.batches_dropped_queue_full, s.points_failed, s.queue_depth),
-        (0, 0, 0)
+        (
+            s.batches_dropped(DropReason::QueueFull),
+            s.items_failed,
+            s.queue_depth,
+            s.failing_since_unix_ms
+        ),
+        (0, 0, 0, None)
     );
     assert!(exporter.shutdown(BOUND).await.flushed);
     server.stop().await;
@@ -572,12 +513,10 @@ async fn endpoint_down_at_start_then_up_delivers_queued_windows_in_order() {
 
 #[tokio::test]
 async fn full_queue_drops_the_oldest_and_counts_it() {
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
-    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), 3);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(3));
     let queue = exporter.queue();
     // Window 0 goes in flight (the sender retries it while the endpoint is down).
     assert_eq!(queue.try_push(window(0, 1)), PushOutcome::Queued);
@@ -590,7 +529,7 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
         assert_eq!(queue.try_push(window(n, 1)), PushOutcome::Queued);
     }
     assert_eq!(
-        queue.try_push(window(4, 1)),
+        queue.try_push(window(4, 2)),
         PushOutcome::QueuedDroppedOldest
     );
     assert_eq!(
@@ -600,65 +539,62 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
     let s = snap(&stats);
     assert_eq!(
         (
-            s.batches_dropped_queue_full,
+            s.batches_dropped(DropReason::QueueFull),
+            s.items_dropped(DropReason::QueueFull),
             s.queue_depth,
             s.batches_queued
         ),
-        (2, 3, 6)
+        (2, 2, 3, 6)
     );
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     let report = exporter.shutdown(BOUND).await;
     assert_eq!(report.batches_dropped, 0);
     assert!(report.flushed);
-    assert_eq!(
-        values(&receiver.accepted()),
-        expected_values([0, 3, 4, 5], 1)
-    );
+    let mut expected = expected_values([0, 3], 1);
+    expected.extend(expected_values([4], 2));
+    expected.extend(expected_values([5], 1));
+    assert_eq!(values(&receiver.metrics()), expected);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_deadline_drops_and_counts_what_is_left() {
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-
+    let port = reserve();
+    let addr = port.addr;
     let (client, stats) = make_client(&config(addr));
-    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), 8);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(8));
     let queue = exporter.queue();
     for n in 0..3 {
-        queue.try_push(window(n, 1));
+        queue.try_push(window(n, n + 1));
     }
     wait_for("window 0 in flight", || snap(&stats).retries >= 1).await;
     let report = exporter.shutdown(Duration::from_millis(20)).await;
     assert_eq!((report.flushed, report.batches_dropped), (false, 3));
-    assert_eq!(queue.try_push(window(9, 1)), PushOutcome::Closed);
+    assert_eq!(queue.try_push(window(9, 4)), PushOutcome::Closed);
     let s = snap(&stats);
     assert_eq!(
-        (s.batches_dropped_shutdown, s.queue_depth, s.requests_ok),
-        (4, 0, 0)
+        (
+            s.batches_dropped(DropReason::Shutdown),
+            s.items_dropped(DropReason::Shutdown),
+            s.queue_depth,
+            s.requests_ok
+        ),
+        (4, 1 + 2 + 3 + 4, 0, 0)
     );
 }
 
 #[tokio::test]
 async fn shutdown_cuts_a_long_backoff_short_to_flush() {
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
-
+    let port = reserve();
+    let addr = port.addr;
     let mut cfg = config(addr);
     // Far longer than the test bound: only the shutdown's wake-up lets the window go.
     cfg.retry.initial_backoff = Duration::from_secs(3600);
     cfg.retry.max_backoff = Duration::from_secs(3600);
     let (client, stats) = make_client(&cfg);
-    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), 8);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(8));
     exporter.queue().try_push(window(0, 2));
     wait_for("a first failed attempt", || {
         snap(&stats).failed_total() >= 1
@@ -666,148 +602,48 @@ async fn shutdown_cuts_a_long_backoff_short_to_flush() {
     .await;
 
     let receiver = Receiver::default();
-    let server = serve_on(
-        TcpListener::bind(addr).await.unwrap(),
-        receiver.clone(),
-        None,
-    )
-    .await;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
     let report = exporter.shutdown(BOUND).await;
     assert_eq!((report.flushed, report.batches_dropped), (true, 0));
-    assert_eq!(values(&receiver.accepted()), expected_values([0], 2));
+    assert_eq!(values(&receiver.metrics()), expected_values([0], 2));
     assert_eq!(snap(&stats).retries, 1);
     server.stop().await;
 }
 
-// ---------------------------------------------------------------------------------------------
-// TLS
-
-struct Pki {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
-    client_cert_pem: String,
-    client_key_pem: String,
-}
-
-fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-        KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().unwrap();
-    let mut server_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-
-    let client_key = KeyPair::generate().unwrap();
-    let mut client_params = CertificateParams::new(vec!["flowtel-client".to_owned()]).unwrap();
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
-
-    Pki {
-        ca_pem: ca_cert.pem(),
-        server_cert_pem: server_cert.pem(),
-        server_key_pem: server_key.serialize_pem(),
-        client_cert_pem: client_cert.pem(),
-        client_key_pem: client_key.serialize_pem(),
-    }
-}
-
-async fn serve_tls(receiver: Receiver, pki: &Pki, require_client_cert: bool) -> Running {
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        &pki.server_cert_pem,
-        &pki.server_key_pem,
-    ));
-    if require_client_cert {
-        tls = tls.client_ca_root(Certificate::from_pem(&pki.ca_pem));
-    }
-    serve_on(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        receiver,
-        Some(tls),
-    )
-    .await
-}
-
-fn tls_config(server: &Running, tls: TlsConfig) -> ClientConfig {
-    ClientConfig {
-        endpoint: format!("https://localhost:{}", server.addr.port()),
-        tls,
-        retry: RetryConfig {
-            max_attempts: Some(2),
-            ..fast_retry()
-        },
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
-async fn tls_with_custom_ca() {
-    let pki = pki();
+async fn a_queue_more_than_half_full_probes_the_endpoint_more_often() {
+    let port = reserve();
+    let addr = port.addr;
+    let mut cfg = config(addr);
+    // Our backoff alone would wait an hour before the second attempt; the cap that applies
+    // while the queue is more than half full is 10 ms.
+    cfg.retry.initial_backoff = Duration::from_secs(3600);
+    cfg.retry.max_backoff = Duration::from_secs(3600);
+    cfg.retry.max_backoff_when_filling = Duration::from_millis(10);
+    let (client, stats) = make_client(&cfg);
+    let exporter = Exporter::spawn(client, Converter::new(ConvertConfig::default()), &queue(4));
+    let queue = exporter.queue();
+    queue.try_push(window(0, 1));
+    wait_for("window 0 failing in flight", || {
+        snap(&stats).failed_total() == 1 && queue.is_empty()
+    })
+    .await;
+    // Half full (2 of 4) is not more than half: still waiting out the hour.
+    queue.try_push(window(1, 1));
+    queue.try_push(window(2, 1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(snap(&stats).failed_total(), 1, "no probe at half full");
+    // Three of four: the running wait is cut short, and probes go every ≤ 10 ms.
+    queue.try_push(window(3, 1));
+    wait_for("probes while the queue fills", || {
+        snap(&stats).failed_total() >= 5
+    })
+    .await;
+
     let receiver = Receiver::default();
-    let server = serve_tls(receiver.clone(), &pki, false).await;
-
-    let trusted = TlsConfig {
-        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
-        ..Default::default()
-    };
-    let (client, _) = make_client(&tls_config(&server, trusted));
-    client.export(request(3)).await.unwrap();
-    assert_eq!(values(&receiver.accepted()), expected_values([0], 3));
-
-    // A CA the server's certificate does not chain to: the handshake fails, nothing arrives.
-    let other = pki_ca_only();
-    let untrusted = TlsConfig {
-        ca_pem: Some(other.into_bytes()),
-        ..Default::default()
-    };
-    let (client, stats) = make_client(&tls_config(&server, untrusted));
-    let err = client.export(request(1)).await.unwrap_err();
-    assert_eq!(err.reason, FailureReason::Unavailable);
-    assert_eq!(snap(&stats).requests_ok, 0);
-    assert_eq!(receiver.accepted().len(), 1);
-    server.stop().await;
-}
-
-fn pki_ca_only() -> String {
-    pki().ca_pem
-}
-
-#[tokio::test]
-async fn mtls_requires_and_accepts_the_client_certificate() {
-    let pki = pki();
-    let receiver = Receiver::default();
-    let server = serve_tls(receiver.clone(), &pki, true).await;
-
-    let with_identity = TlsConfig {
-        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
-        client_cert_pem: Some(pki.client_cert_pem.clone().into_bytes()),
-        client_key_pem: Some(pki.client_key_pem.clone().into_bytes()),
-        domain_name: Some("localhost".into()),
-    };
-    let (client, _) = make_client(&tls_config(&server, with_identity));
-    client.export(request(2)).await.unwrap();
-    assert_eq!(values(&receiver.accepted()), expected_values([0], 2));
-
-    let without_identity = TlsConfig {
-        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
-        ..Default::default()
-    };
-    let (client, stats) = make_client(&tls_config(&server, without_identity));
-    assert!(client.export(request(1)).await.is_err());
-    assert_eq!(snap(&stats).requests_ok, 0);
-    assert_eq!(
-        receiver.accepted().len(),
-        1,
-        "no request may pass without a client certificate"
-    );
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
+    wait_for("the endpoint found back", || snap(&stats).items_sent == 4).await;
+    assert_eq!(values(&receiver.metrics()), expected_values(0..4, 1));
+    assert!(exporter.shutdown(BOUND).await.flushed);
     server.stop().await;
 }

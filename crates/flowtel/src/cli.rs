@@ -31,10 +31,14 @@ pub enum Command {
     /// Decode the flow exports in a pcap/pcapng capture and print every record.
     Decode(DecodeArgs),
     /// Validate a configuration file and print the effective configuration (file, then the
-    /// OTEL_* environment, then any flags given here) as YAML.
+    /// OTEL_* environment, then any flags given here) as YAML, secrets redacted.
     CheckConfig {
         /// The YAML configuration file.
         file: Option<PathBuf>,
+        /// Print secrets (OTLP header values, credentials in an endpoint) instead of
+        /// `<redacted>`.
+        #[arg(long)]
+        show_secrets: bool,
         #[command(flatten)]
         run: config::RunArgs,
     },

@@ -22,7 +22,19 @@
 //! is what ktranslate itself reports).
 //!
 //! `flowtel check-config FILE` prints the effective configuration as YAML; that output is itself
-//! a valid configuration file.
+//! a valid configuration file. Secrets (OTLP header values, credentials or a query string in an
+//! endpoint) are printed as `<redacted>` unless `--show-secrets` is given ([`Config::redacted`]).
+//!
+//! # OTLP connection rules
+//!
+//! Every OTLP exporter (the flow series, our own metrics and logs) is built from
+//! [`OtlpConfig::client_config`] through `flowtel_otlp::channel`, so they share one set of rules
+//! (documented there and in the README). [`validate`] applies the rules that depend only on which
+//! settings are given (scheme, credentials in the endpoint, TLS settings with `http://`, client
+//! certificate without key, header syntax), so `check-config` reports every contradiction,
+//! naming the clashing settings. The files are read and their PEM checked by
+//! [`OtlpConfig::client_config`] when the daemon starts: a configuration is often checked on
+//! another machine than the one it runs on.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +42,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+/// What secrets are printed as.
+pub const REDACTED: &str = "<redacted>";
 
 /// Where emitted windows go. Several sinks can run at once.
 #[derive(
@@ -364,11 +379,12 @@ pub struct OtlpConfig {
     pub temporality: Temporality,
     /// Deadline of one export request.
     pub timeout_secs: u64,
-    /// PEM CA bundle to verify the server (default: the system roots).
+    /// PEM CA bundle to verify the server, replacing the system roots (default: the system
+    /// roots). Needs an `https://` endpoint.
     pub ca_file: Option<PathBuf>,
-    /// PEM client certificate for mutual TLS.
+    /// PEM client certificate for mutual TLS (with `client_key_file`, `https://` only).
     pub client_cert_file: Option<PathBuf>,
-    /// PEM client key for mutual TLS.
+    /// PEM client key for mutual TLS (with `client_cert_file`, `https://` only).
     pub client_key_file: Option<PathBuf>,
     /// Windows held while the endpoint is unreachable; beyond it the oldest is dropped (counted).
     pub queue_max_windows: usize,
@@ -390,6 +406,140 @@ impl Default for OtlpConfig {
             queue_max_windows: flowtel_otlp::DEFAULT_QUEUE_CAPACITY,
             max_points_per_request: 10_000,
         }
+    }
+}
+
+/// A TLS setting by its configuration key, flag and environment variable.
+fn tls_setting_name(s: flowtel_otlp::TlsSetting) -> &'static str {
+    use flowtel_otlp::TlsSetting;
+    match s {
+        TlsSetting::Ca => "otlp.ca_file (--otlp-ca-file, OTEL_EXPORTER_OTLP_CERTIFICATE)",
+        TlsSetting::ClientCert => {
+            "otlp.client_cert_file (--otlp-client-cert, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+        }
+        TlsSetting::ClientKey => {
+            "otlp.client_key_file (--otlp-client-key, OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+        }
+        TlsSetting::DomainName => "the TLS server name",
+    }
+}
+
+/// A channel rule broken, in configuration terms: names every setting involved.
+fn otlp_rule_error(e: flowtel_otlp::ChannelError) -> anyhow::Error {
+    use flowtel_otlp::ChannelError as E;
+    match e {
+        E::UnsupportedScheme { endpoint } => anyhow::anyhow!(
+            "otlp.endpoint: expected http://HOST:PORT or https://HOST:PORT, got {endpoint:?}"
+        ),
+        E::CredentialsInEndpoint { endpoint } => anyhow::anyhow!(
+            "otlp.endpoint {endpoint:?} carries credentials, which OTLP/gRPC never sends: put them in otlp.headers (--otlp-header, OTEL_EXPORTER_OTLP_HEADERS), e.g. authorization: Basic <base64 of user:password>"
+        ),
+        E::QueryInEndpoint { endpoint } => anyhow::anyhow!(
+            "otlp.endpoint {endpoint:?} has a query string, which OTLP/gRPC never sends: put a token in otlp.headers (--otlp-header, OTEL_EXPORTER_OTLP_HEADERS)"
+        ),
+        E::TlsWithoutHttps { endpoint, settings } => {
+            let names: Vec<&str> = settings.iter().map(|s| tls_setting_name(*s)).collect();
+            let (it, listed) = match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    ("them", format!("{} and {last}", rest.join(", ")))
+                }
+                _ => ("it", names.concat()),
+            };
+            anyhow::anyhow!(
+                "{listed} set, but otlp.endpoint {endpoint:?} is plain-text: TLS settings need an https:// endpoint (use https:// or remove {it})"
+            )
+        }
+        E::IncompleteIdentity { given, missing } => anyhow::anyhow!(
+            "{} is set but {} is not: mutual TLS needs both",
+            tls_setting_name(given),
+            tls_setting_name(missing)
+        ),
+        E::KeyMismatch => anyhow::anyhow!(
+            "otlp.client_cert_file and otlp.client_key_file do not match: the key is not the certificate's"
+        ),
+        other => anyhow::Error::new(other).context("otlp"),
+    }
+}
+
+impl OtlpConfig {
+    /// The TLS settings given, by the channel builder's names.
+    fn tls_present(&self) -> Vec<flowtel_otlp::TlsSetting> {
+        use flowtel_otlp::TlsSetting;
+        [
+            (TlsSetting::Ca, self.ca_file.is_some()),
+            (TlsSetting::ClientCert, self.client_cert_file.is_some()),
+            (TlsSetting::ClientKey, self.client_key_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(s, given)| given.then_some(s))
+        .collect()
+    }
+
+    /// The rules that need no file: `flowtel_otlp::channel::check_rules` and header syntax.
+    fn check_rules(&self) -> anyhow::Result<()> {
+        flowtel_otlp::channel::check_rules(&self.endpoint, &self.tls_present())
+            .map_err(otlp_rule_error)?;
+        let headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        flowtel_otlp::client::parse_headers(&headers)
+            .map_err(|e| anyhow::anyhow!("otlp.headers: {e}"))?;
+        Ok(())
+    }
+
+    /// The client settings of every OTLP exporter (flow series, own metrics, own logs): the
+    /// endpoint, TLS files read and checked (a missing, unreadable or non-PEM file is an error
+    /// naming the setting and the file), headers, compression and timeout. `name` labels the
+    /// exporter's log lines.
+    pub fn client_config(&self, name: &str) -> anyhow::Result<flowtel_otlp::ClientConfig> {
+        use flowtel_otlp::TlsSetting;
+        self.check_rules()?;
+        let read = |setting: TlsSetting, path: &Option<PathBuf>| -> anyhow::Result<_> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).with_context(|| {
+                        format!("cannot read {} {}", tls_setting_name(setting), p.display())
+                    })
+                })
+                .transpose()
+        };
+        let channel = flowtel_otlp::ChannelConfig {
+            endpoint: self.endpoint.trim().to_owned(),
+            tls: flowtel_otlp::TlsConfig {
+                ca_pem: read(TlsSetting::Ca, &self.ca_file)?,
+                client_cert_pem: read(TlsSetting::ClientCert, &self.client_cert_file)?,
+                client_key_pem: read(TlsSetting::ClientKey, &self.client_key_file)?,
+                domain_name: None,
+            },
+            ..flowtel_otlp::ChannelConfig::default()
+        };
+        channel.validate().map_err(|e| match e {
+            flowtel_otlp::ChannelError::Pem { setting, problem } => {
+                let path = match setting {
+                    TlsSetting::Ca => self.ca_file.as_deref(),
+                    TlsSetting::ClientCert => self.client_cert_file.as_deref(),
+                    TlsSetting::ClientKey => self.client_key_file.as_deref(),
+                    TlsSetting::DomainName => None,
+                };
+                let path = path.map_or_else(String::new, |p| p.display().to_string());
+                anyhow::anyhow!("{} {path}: {problem}", tls_setting_name(setting))
+            }
+            other => otlp_rule_error(other),
+        })?;
+        Ok(flowtel_otlp::ClientConfig {
+            channel,
+            gzip: self.compression == Compression::Gzip,
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            name: name.to_owned(),
+            ..flowtel_otlp::ClientConfig::default()
+        })
     }
 }
 
@@ -935,14 +1085,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     if c.otlp.max_points_per_request == 0 {
         bail!("otlp.max_points_per_request: must be >= 1");
     }
-    let e = c.otlp.endpoint.as_str();
-    if !(e.starts_with("http://") || e.starts_with("https://")) {
-        bail!("otlp.endpoint: expected http://HOST:PORT or https://HOST:PORT, got {e:?}");
-    }
-    if c.otlp.client_cert_file.is_some() != c.otlp.client_key_file.is_some() {
-        bail!("otlp: client_cert_file and client_key_file must be given together");
-    }
-    Ok(())
+    c.otlp.check_rules()
 }
 
 impl Config {
@@ -969,9 +1112,20 @@ impl Config {
             .max(1)
     }
 
-    /// The effective configuration as YAML (what `check-config` prints).
+    /// The effective configuration as YAML (what `check-config --show-secrets` prints).
     pub fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_yaml::to_string(self)?)
+    }
+
+    /// The configuration with its secrets replaced by `<redacted>`: every OTLP header value,
+    /// and credentials or a query string in the endpoint. What `check-config` prints.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for v in c.otlp.headers.values_mut() {
+            *v = REDACTED.to_owned();
+        }
+        c.otlp.endpoint = flowtel_otlp::redact_endpoint(&c.otlp.endpoint);
+        c
     }
 }
 
@@ -1223,6 +1377,7 @@ decoder:
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "service.name=from-attrs,deployment.environment=lab,site=paris%2Deast",
             ),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://alloy:4317"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem"),
             ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"),
             ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem"),
@@ -1282,7 +1437,10 @@ decoder:
             ("sinks: []\n", "sinks"),
             ("top_k: 0\n", "top_k"),
             ("otlp:\n  endpoint: alloy:4317\n", "otlp.endpoint"),
-            ("otlp:\n  client_key_file: /k.pem\n", "client_cert_file"),
+            (
+                "otlp:\n  endpoint: https://a:4317\n  client_key_file: /k.pem\n",
+                "client_cert_file",
+            ),
             ("decoder:\n  max_exporters: 0\n", "decoder.max_exporters"),
             (
                 "decoder:\n  max_fields_per_template: 0\n",
@@ -1296,6 +1454,204 @@ decoder:
             let err = resolve_text(text, RunArgs::default(), &no_env).unwrap_err();
             assert!(err.to_string().contains(needle), "{text:?}: {err}");
         }
+    }
+
+    fn error_of(text: &str, args: RunArgs, env: Env<'_>) -> String {
+        format!("{:#}", resolve_text(text, args, env).unwrap_err())
+    }
+
+    fn assert_mentions(err: &str, needles: &[&str]) {
+        for n in needles {
+            assert!(err.contains(n), "{n:?} missing in: {err}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_with_a_plain_text_endpoint_name_both_sides() {
+        // From the file.
+        let err = error_of("otlp:\n  ca_file: /ca.pem\n", RunArgs::default(), &no_env);
+        assert_mentions(
+            &err,
+            &[
+                "otlp.ca_file",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                "otlp.endpoint \"http://localhost:4317\" is plain-text",
+                "https://",
+                "remove it",
+            ],
+        );
+        // From the environment, two settings at once.
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4317"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem"),
+        ]);
+        let err = error_of("", RunArgs::default(), &env);
+        assert_mentions(
+            &err,
+            &[
+                "otlp.client_cert_file",
+                "otlp.client_key_file",
+                "\"http://alloy:4317\"",
+                "remove them",
+            ],
+        );
+        // From flags; an https:// endpoint makes the same settings valid.
+        let args = RunArgs {
+            otlp_ca_file: Some("/ca.pem".into()),
+            ..RunArgs::default()
+        };
+        assert_mentions(&error_of("", args.clone(), &no_env), &["--otlp-ca-file"]);
+        let https = RunArgs {
+            otlp_endpoint: Some("https://alloy:4317".into()),
+            ..args
+        };
+        assert!(resolve_text("", https, &no_env).is_ok());
+    }
+
+    #[test]
+    fn client_certificate_and_key_go_together() {
+        let text = "otlp:\n  endpoint: https://alloy:4317\n  client_cert_file: /c.pem\n";
+        assert_mentions(
+            &error_of(text, RunArgs::default(), &no_env),
+            &[
+                "otlp.client_cert_file",
+                "is set but otlp.client_key_file",
+                "mutual TLS needs both",
+            ],
+        );
+    }
+
+    #[test]
+    fn credentials_or_a_query_in_the_endpoint_are_refused_without_showing_them() {
+        let args = RunArgs {
+            otlp_endpoint: Some("http://flowtel:hunter2@alloy:4317".into()),
+            ..RunArgs::default()
+        };
+        let err = error_of("", args, &no_env);
+        assert_mentions(
+            &err,
+            &[
+                "\"http://flowtel:<redacted>@alloy:4317\" carries credentials",
+                "otlp.headers",
+            ],
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = error_of(
+            "otlp:\n  endpoint: https://alloy:4317/?api_key=hunter2\n",
+            RunArgs::default(),
+            &no_env,
+        );
+        assert_mentions(&err, &["query string", "?<redacted>"]);
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn bad_header_names_are_config_errors() {
+        let err = error_of(
+            "otlp:\n  headers: {\"bad header\": v}\n",
+            RunArgs::default(),
+            &no_env,
+        );
+        assert_mentions(&err, &["otlp.headers", "bad header"]);
+    }
+
+    #[test]
+    fn redacted_config_hides_header_values_only() {
+        let text = "otlp:\n  headers: {authorization: Bearer hunter2, x-scope-orgid: t1}\n";
+        let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
+        let shown = c.redacted().to_yaml().unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("authorization: <redacted>"), "{shown}");
+        assert!(shown.contains("x-scope-orgid: <redacted>"), "{shown}");
+        assert!(shown.contains("endpoint: http://localhost:4317"), "{shown}");
+        // Still a valid configuration, and redacting twice changes nothing.
+        let again = resolve_text(&shown, RunArgs::default(), &no_env).unwrap();
+        assert_eq!(again.redacted().to_yaml().unwrap(), shown);
+        assert!(c.to_yaml().unwrap().contains("Bearer hunter2"));
+    }
+
+    /// A file in a fresh directory.
+    fn write_file(name: &str, contents: &[u8]) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "flowtel-config-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn tls_config(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> OtlpConfig {
+        OtlpConfig {
+            endpoint: "https://alloy:4317".into(),
+            ca_file: ca.map(Path::to_path_buf),
+            client_cert_file: cert.map(Path::to_path_buf),
+            client_key_file: key.map(Path::to_path_buf),
+            ..OtlpConfig::default()
+        }
+    }
+
+    #[test]
+    fn tls_files_are_read_and_checked_when_the_client_is_built() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["flowtel".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca = write_file("ca.pem", cert.pem().as_bytes());
+        let cert_file = write_file("client.pem", cert.pem().as_bytes());
+        let key_file = write_file("client-key.pem", key.serialize_pem().as_bytes());
+        let c = tls_config(Some(&ca), Some(&cert_file), Some(&key_file))
+            .client_config("otlp")
+            .unwrap();
+        assert_eq!(c.channel.tls.ca_pem.as_deref(), Some(cert.pem().as_bytes()));
+        assert_eq!(c.name, "otlp");
+
+        let missing = ca.with_file_name("absent.pem");
+        let err = format!(
+            "{:#}",
+            tls_config(Some(&missing), None, None)
+                .client_config("otlp")
+                .unwrap_err()
+        );
+        assert_mentions(&err, &["cannot read otlp.ca_file", "absent.pem"]);
+
+        let der = write_file("ca.der", cert.der());
+        let err = format!(
+            "{:#}",
+            tls_config(Some(&der), None, None)
+                .client_config("otlp")
+                .unwrap_err()
+        );
+        assert_mentions(&err, &["otlp.ca_file", "ca.der", "no PEM CERTIFICATE"]);
+
+        let other = rcgen::KeyPair::generate().unwrap();
+        let other_key = write_file("other-key.pem", other.serialize_pem().as_bytes());
+        let err = format!(
+            "{:#}",
+            tls_config(None, Some(&cert_file), Some(&other_key))
+                .client_config("otlp")
+                .unwrap_err()
+        );
+        assert_mentions(
+            &err,
+            &["otlp.client_cert_file and otlp.client_key_file do not match"],
+        );
+        let err = format!(
+            "{:#}",
+            tls_config(None, Some(&cert_file), Some(&cert_file))
+                .client_config("otlp")
+                .unwrap_err()
+        );
+        assert_mentions(
+            &err,
+            &["otlp.client_key_file", "client.pem", "no unencrypted"],
+        );
     }
 
     #[test]

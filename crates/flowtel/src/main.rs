@@ -74,7 +74,11 @@ fn run() -> anyhow::Result<()> {
         Some(Command::Generate(args)) => generate_cmd::run(&args),
         Some(Command::Demo(args)) => demo_cmd::run(&args),
         Some(Command::Healthcheck(args)) => healthcheck_cmd::run(&args),
-        Some(Command::CheckConfig { file, mut run }) => {
+        Some(Command::CheckConfig {
+            file,
+            show_secrets,
+            mut run,
+        }) => {
             if file.is_some() {
                 run.config = file;
             }
@@ -82,7 +86,12 @@ fn run() -> anyhow::Result<()> {
             // Everything `run` checks before it binds a socket: GeoIP databases, rollups,
             // record rules, TLS material.
             daemon::preflight(&config)?;
-            print!("{}", config.to_yaml()?);
+            let shown = if show_secrets {
+                config
+            } else {
+                config.redacted()
+            };
+            print!("{}", shown.to_yaml()?);
             Ok(())
         }
     }

@@ -98,6 +98,25 @@ defs! {
         "Flow records handed to the per-flow sinks.";
     FLOW_RECORDS_SKIPPED = "flowtel.flow_records.skipped", "{record}", Counter,
         "Flow records the per-flow sinks did not get, by reason (rule: a flow_records rule; sample: flow_records.sample).";
+    EXPORT_REQUESTS = "flowtel.export.requests", "{request}", Counter, "OTLP export requests answered OK.";
+    EXPORT_FAILED = "flowtel.export.failed", "{request}", Counter,
+        "Failed export attempts, by reason: the gRPC status the server answered, or timeout, connect, tls_handshake, transport.";
+    EXPORT_RETRIES = "flowtel.export.retries", "{request}", Counter,
+        "Export attempts made after a retryable failure.";
+    EXPORT_POINTS_SENT = "flowtel.export.points.sent", "{point}", Counter, "Data points in requests answered OK.";
+    EXPORT_POINTS_REJECTED = "flowtel.export.points.rejected", "{point}", Counter,
+        "Data points the receiver rejected in a partial success.";
+    EXPORT_POINTS_FAILED = "flowtel.export.points.failed", "{point}", Counter,
+        "Data points given up on (non-retryable error).";
+    EXPORT_WINDOWS_QUEUED = "flowtel.export.windows.queued", "{window}", Counter,
+        "Windows accepted by the export queue.";
+    EXPORT_WINDOWS_DROPPED = "flowtel.export.windows.dropped", "{window}", Counter,
+        "Windows dropped before export, by reason.";
+    EXPORT_POINTS_DROPPED = "flowtel.export.points.dropped", "{point}", Counter,
+        "Data points in the windows dropped before export, by reason.";
+    EXPORT_QUEUE_DEPTH = "flowtel.queue.depth", "{window}", Gauge, "Windows waiting in the export queue.";
+    EXPORT_FAILING = "flowtel.export.failing", "1", Gauge,
+        "1 while the OTLP endpoint fails (from the first failed attempt to the next success), else 0.";
     SINK_DELIVERED = "flowtel.sink.delivered", "{item}", Counter,
         "Items each sink delivered (a window of one rollup for metric sinks, a flow record for per-flow sinks).";
     SINK_DROPPED = "flowtel.sink.dropped", "{item}", Counter,

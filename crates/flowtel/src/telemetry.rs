@@ -11,27 +11,43 @@
 //! `flowtel_received_bytes_total`), see [`prometheus_name`].
 //!
 //! Over OTLP, the families are observable instruments of an `opentelemetry_sdk` meter provider
-//! whose periodic reader exports through `opentelemetry-otlp` to the same endpoint, with the same
-//! resource, headers, TLS and compression as the flow series (the SDK is not used for the flow
-//! series themselves: its cardinality cap and timestamps do not fit windows). With `tee_logs`, our
-//! own log events (targets `flowtel*`) also go out as OTLP logs through the
+//! whose periodic reader exports them with the resource of the flow series (the SDK is not used
+//! for the flow series themselves: its cardinality cap and timestamps do not fit windows). With
+//! `tee_logs`, our own log events (targets `flowtel*`) also go out as OTLP logs through the
 //! `opentelemetry-appender-tracing` bridge, for the Netflow dashboard's "Collector logs" panel.
+//!
+//! Both SDK pipelines end in [`SelfMetricsExporter`] and [`SelfLogExporter`], which send through
+//! `flowtel_otlp`'s client built from the same [`crate::config::OtlpConfig::client_config`] as
+//! the flow series: one channel builder and one set of rules (endpoint, TLS, CA replacing the
+//! roots, mTLS pairing), and the same headers, compression, timeout, retry policy and failure
+//! reasons, whatever the environment says (the SDK's own OTLP exporter would re-read
+//! `OTEL_EXPORTER_OTLP_*` with other precedence). They give up a request after
+//! [`SELF_EXPORT_ATTEMPTS`] attempts, or one during a known outage: the next export carries the
+//! same cumulative counters, and the SDK's thread must not wait out an outage. Events about OTLP export itself (targets
+//! `flowtel_otlp*`) are not teed: sent to the endpoint they are about, they would feed
+//! themselves while it fails.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use flowtel_otlp::opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use flowtel_otlp::opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use flowtel_otlp::opentelemetry_proto::transform::logs::tonic::group_logs_by_resource_and_scope;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
-use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry::metrics::{AsyncInstrumentBuilder, MeterProvider as _};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::{Compression, Config};
+use crate::config::Config;
 
 /// Counter or gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +155,13 @@ pub fn init_logging(config: &Config, tee: Option<&SdkLoggerProvider>) -> anyhow:
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    // Only our own events: the exporter's own transport (tonic, h2, hyper) must not feed itself.
+    // Only our own events, and not those about OTLP export itself: the exporter (its transport,
+    // tonic, h2, hyper, and `flowtel_otlp`'s failure reports) must not feed itself.
     let bridge = tee.map(|p| {
         opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(p).with_filter(
-            tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("flowtel")),
+            tracing_subscriber::filter::filter_fn(|m| {
+                m.target().starts_with("flowtel") && !m.target().starts_with("flowtel_otlp")
+            }),
         )
     });
     tracing_subscriber::registry()
@@ -174,62 +193,108 @@ pub fn sdk_resource(r: &flowtel_otlp::ResourceConfig) -> opentelemetry_sdk::Reso
         .build()
 }
 
-/// A lazily connected tonic channel to the configured endpoint, with its TLS settings. Must be
-/// called inside the tokio runtime (the channel's worker task lives there).
-fn channel(config: &Config) -> anyhow::Result<tonic::transport::Channel> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let o = &config.otlp;
-    let mut endpoint = Endpoint::from_shared(o.endpoint.clone())
-        .with_context(|| format!("invalid OTLP endpoint {:?}", o.endpoint))?
-        .timeout(Duration::from_secs(o.timeout_secs.max(1)))
-        .connect_timeout(Duration::from_secs(5));
-    if o.endpoint.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new().with_native_roots();
-        if let Some(ca) = &o.ca_file {
-            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
+/// Attempts per export of our own metrics or logs (the flow series retry until the queue
+/// drops them).
+pub const SELF_EXPORT_ATTEMPTS: u32 = 3;
+
+/// A client for our own telemetry: the flow series' settings, bounded retries.
+fn self_client<S: flowtel_otlp::Signal>(
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<flowtel_otlp::OtlpClient<S>> {
+    let mut c = config.otlp.client_config(name)?;
+    c.retry.max_attempts = Some(SELF_EXPORT_ATTEMPTS);
+    flowtel_otlp::OtlpClient::new(&c, Arc::default())
+        .with_context(|| format!("cannot set up the OTLP {name} exporter"))
+}
+
+/// Runs one export on the daemon's runtime and waits for it from any thread (the SDK calls
+/// exporters from its own threads, through `futures_executor::block_on`). While the endpoint is
+/// known to be failing, one attempt only: the SDK's thread must not wait out an outage (at
+/// shutdown it gives the last export 5 s).
+async fn export_on<S: flowtel_otlp::Signal>(
+    runtime: &tokio::runtime::Handle,
+    client: &flowtel_otlp::OtlpClient<S>,
+    request: S::Request,
+) -> OTelSdkResult {
+    let client = client.clone();
+    let export = async move {
+        if client.stats().failing() {
+            client.export_once(request).await
+        } else {
+            client.export(request).await
         }
-        if let (Some(c), Some(k)) = (&o.client_cert_file, &o.client_key_file) {
-            let cert = std::fs::read(c).with_context(|| format!("cannot read {}", c.display()))?;
-            let key = std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?;
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        endpoint = endpoint.tls_config(tls)?;
+    };
+    match runtime.spawn(export).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(OTelSdkError::InternalFailure(e.to_string())),
+        Err(e) => Err(OTelSdkError::InternalFailure(e.to_string())),
     }
-    Ok(endpoint.connect_lazy())
 }
 
-fn metadata(config: &Config) -> anyhow::Result<tonic::metadata::MetadataMap> {
-    let mut m = tonic::metadata::MetadataMap::new();
-    for (k, v) in &config.otlp.headers {
-        let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-            .with_context(|| format!("invalid OTLP header name {k:?}"))?;
-        let value = v
-            .parse()
-            .with_context(|| format!("invalid value for OTLP header {k:?}"))?;
-        m.insert(key, value);
+/// The SDK's metric exporter for our own metrics: `flowtel_otlp`'s metrics client.
+#[derive(Debug)]
+pub struct SelfMetricsExporter {
+    client: flowtel_otlp::MetricsClient,
+    runtime: tokio::runtime::Handle,
+}
+
+impl PushMetricExporter for SelfMetricsExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let request = ExportMetricsServiceRequest::from(metrics);
+        export_on(&self.runtime, &self.client, request).await
     }
-    Ok(m)
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.client.expedite_retries();
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
 }
 
-fn compression(config: &Config) -> Option<opentelemetry_otlp::Compression> {
-    (config.otlp.compression == Compression::Gzip).then_some(opentelemetry_otlp::Compression::Gzip)
+/// The SDK's log exporter for `tee_logs`: `flowtel_otlp`'s logs client.
+#[derive(Debug)]
+pub struct SelfLogExporter {
+    client: flowtel_otlp::LogsClient,
+    runtime: tokio::runtime::Handle,
+    resource: ResourceAttributesWithSchema,
 }
 
-/// The OTLP logger provider for `tee_logs`.
+impl LogExporter for SelfLogExporter {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        let request = ExportLogsServiceRequest {
+            resource_logs: group_logs_by_resource_and_scope(&batch, &self.resource),
+        };
+        export_on(&self.runtime, &self.client, request).await
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.client.expedite_retries();
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.resource = resource.into();
+    }
+}
+
+/// The OTLP logger provider for `tee_logs`. Must be called inside the daemon's runtime.
 pub fn logger_provider(
     config: &Config,
     resource: &flowtel_otlp::ResourceConfig,
 ) -> anyhow::Result<SdkLoggerProvider> {
-    let mut b = opentelemetry_otlp::LogExporter::builder()
-        .with_tonic()
-        .with_channel(channel(config)?)
-        .with_timeout(Duration::from_secs(config.otlp.timeout_secs.max(1)))
-        .with_metadata(metadata(config)?);
-    if let Some(c) = compression(config) {
-        b = b.with_compression(c);
-    }
-    let exporter = b.build().context("cannot set up the OTLP log exporter")?;
+    let exporter = SelfLogExporter {
+        client: self_client(config, "self-logs")?,
+        runtime: tokio::runtime::Handle::current(),
+        resource: ResourceAttributesWithSchema::default(),
+    };
     Ok(SdkLoggerProvider::builder()
         .with_resource(sdk_resource(resource))
         .with_batch_exporter(exporter)
@@ -272,24 +337,34 @@ impl Cache {
     }
 }
 
+/// An observable instrument reporting family `f` from the cache.
+fn observed<'a, I>(
+    builder: AsyncInstrumentBuilder<'a, I, u64>,
+    f: &Family,
+    cache: Arc<Cache>,
+) -> AsyncInstrumentBuilder<'a, I, u64> {
+    let name = f.name;
+    builder
+        .with_unit(f.unit)
+        .with_description(f.help)
+        .with_callback(move |obs| {
+            for (v, attrs) in cache.observe(name) {
+                obs.observe(v, &attrs);
+            }
+        })
+}
+
 /// Export the families returned by `collect` every `interval` over OTLP, as observable
-/// counters and gauges of the meter `flowtel`.
+/// counters and gauges of the meter `flowtel`. Must be called inside the daemon's runtime.
 pub fn start_self_metrics(
     config: &Config,
     resource: &flowtel_otlp::ResourceConfig,
     collect: Box<dyn Fn() -> Vec<Family> + Send + Sync>,
 ) -> anyhow::Result<SdkMeterProvider> {
-    let mut b = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_channel(channel(config)?)
-        .with_timeout(Duration::from_secs(config.otlp.timeout_secs.max(1)))
-        .with_metadata(metadata(config)?);
-    if let Some(c) = compression(config) {
-        b = b.with_compression(c);
-    }
-    let exporter = b
-        .build()
-        .context("cannot set up the OTLP metric exporter")?;
+    let exporter = SelfMetricsExporter {
+        client: self_client(config, "self-metrics")?,
+        runtime: tokio::runtime::Handle::current(),
+    };
     let reader = PeriodicReader::builder(exporter)
         .with_interval(Duration::from_secs(
             config.self_metrics_interval_secs.max(1),
@@ -305,32 +380,13 @@ pub fn start_self_metrics(
         last: Mutex::new(None),
     });
     for f in cache.get().iter() {
-        let name = f.name;
         let c = Arc::clone(&cache);
         match f.kind {
             Kind::Counter => {
-                meter
-                    .u64_observable_counter(name)
-                    .with_unit(f.unit)
-                    .with_description(f.help)
-                    .with_callback(move |obs| {
-                        for (v, attrs) in c.observe(name) {
-                            obs.observe(v, &attrs);
-                        }
-                    })
-                    .build();
+                observed(meter.u64_observable_counter(f.name), f, c).build();
             }
             Kind::Gauge => {
-                meter
-                    .u64_observable_gauge(name)
-                    .with_unit(f.unit)
-                    .with_description(f.help)
-                    .with_callback(move |obs| {
-                        for (v, attrs) in c.observe(name) {
-                            obs.observe(v, &attrs);
-                        }
-                    })
-                    .build();
+                observed(meter.u64_observable_gauge(f.name), f, c).build();
             }
         }
     }

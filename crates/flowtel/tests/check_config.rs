@@ -219,8 +219,13 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
             "invalid ASN database",
         ),
         (
-            vec!["--otlp-ca-file", "/nonexistent/ca.pem"],
-            "cannot read the OTLP CA file /nonexistent/ca.pem",
+            vec![
+                "--otlp-endpoint",
+                "https://collector.example:4317",
+                "--otlp-ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "/nonexistent/ca.pem",
         ),
         (
             vec!["--flow-rule", "drop:proto=udp"],

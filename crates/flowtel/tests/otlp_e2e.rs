@@ -295,7 +295,7 @@ fn windows_wait_while_alloy_is_down_and_arrive_once_it_is_up() {
         )
         .unwrap();
     d.metrics_until("a failed export", |b| {
-        sample(b, "flowtel_export_failed_total{reason=\"unavailable\"}").unwrap_or(0.0) > 0.0
+        sample(b, "flowtel_export_failed_total{reason=\"connect\"}").unwrap_or(0.0) > 0.0
     });
     sender
         .send_to(
@@ -482,6 +482,473 @@ fn alloy_down_longer_than_the_queue_drops_counted_windows_and_exits_cleanly() {
     assert!(status.success(), "{stderr}");
     assert!(
         stderr.contains("not drained within the grace period"),
+        "{stderr}"
+    );
+    // A dropped window is logged once, by the queue (later drops of the same minute go into
+    // the periodic report); the daemon does not repeat it.
+    assert_eq!(
+        stderr
+            .matches("export queue dropped a window of rollup bytes_by_flow")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dropped the oldest window"), "{stderr}");
+    // The outage is announced once by the flow exporter, whatever the number of attempts.
+    let announced = stderr
+        .lines()
+        .filter(|l| l.contains("OTLP metrics export failing, retrying") && l.contains("sink=otlp"))
+        .count();
+    assert_eq!(announced, 1, "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OTLP connection rules, with the real binary, real TLS (rcgen) and a real tonic server.
+
+mod tls {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+
+    use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use flowtel_otlp::opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+
+    pub struct Pki {
+        pub ca: PathBuf,
+        pub cert_pem: String,
+        pub key_pem: String,
+        pub client_cert: PathBuf,
+        pub client_key: PathBuf,
+    }
+
+    /// A CA named `name`, a server certificate for `localhost` and a client certificate, the
+    /// CA and client files written to a fresh directory.
+    pub fn pki(name: &str) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.distinguished_name.push(DnType::CommonName, name);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(vec!["flowtel".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "flowtel-tls-{}-{}",
+            std::process::id(),
+            name.replace(' ', "-")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |file: &str, text: String| {
+            let path = dir.join(file);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Pki {
+            ca: write("ca.pem", ca.pem()),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            client_cert: write("client.pem", client.pem()),
+            client_key: write("client-key.pem", client_key.serialize_pem()),
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Names(Arc<Mutex<Vec<String>>>);
+
+    #[tonic::async_trait]
+    impl MetricsService for Names {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            let mut names = self.0.lock().unwrap();
+            for rm in request.into_inner().resource_metrics {
+                for sm in rm.scope_metrics {
+                    names.extend(sm.metrics.into_iter().map(|m| m.name));
+                }
+            }
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    /// A TLS `MetricsServiceServer` on 127.0.0.1 (its certificate from `pki`), recording the
+    /// metric names it receives.
+    pub struct TlsAlloy {
+        pub addr: SocketAddr,
+        names: Names,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl TlsAlloy {
+        pub fn start(pki: &Pki, require_client_cert: bool) -> TlsAlloy {
+            use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let mut tls =
+                ServerTlsConfig::new().identity(Identity::from_pem(&pki.cert_pem, &pki.key_pem));
+            if require_client_cert {
+                tls = tls.client_ca_root(Certificate::from_pem(std::fs::read(&pki.ca).unwrap()));
+            }
+            let names = Names::default();
+            let service = MetricsServiceServer::new(names.clone())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            runtime.spawn(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = Server::builder()
+                    .tls_config(tls)
+                    .unwrap()
+                    .add_service(service)
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                    .await;
+            });
+            TlsAlloy {
+                addr,
+                names,
+                _runtime: runtime,
+            }
+        }
+
+        pub fn endpoint(&self) -> String {
+            format!("https://localhost:{}", self.addr.port())
+        }
+
+        pub fn names(&self) -> Vec<String> {
+            self.names.0.lock().unwrap().clone()
+        }
+    }
+
+    /// `flowtel` with no OTEL_* variable and the system roots replaced by `roots` (rustls reads
+    /// `SSL_CERT_FILE` instead of the platform store).
+    pub fn command_with_roots(roots: &Path) -> Command {
+        let mut cmd = super::flowtel_command();
+        cmd.env("SSL_CERT_FILE", roots).env_remove("SSL_CERT_DIR");
+        cmd
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < common::PATIENCE,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn send_v5(d: &Daemon) {
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .send_to(
+            &netflow_v5(&V5_FLOWS, 0, 1_700_000_000, V5_SAMPLING),
+            d.listen,
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_ca_file_replaces_the_system_roots_for_flow_series_and_own_metrics_alike() {
+    let trusted = tls::pki("flowtel e2e CA");
+    let other = tls::pki("flowtel e2e other CA");
+    // The "system roots" are the CA of the servers' certificates.
+    let args = |alloy: &tls::TlsAlloy| {
+        vec![
+            "--rollup-interval".to_owned(),
+            "1".to_owned(),
+            "--self-metrics-interval".to_owned(),
+            "1".to_owned(),
+            "--otlp-endpoint".to_owned(),
+            alloy.endpoint(),
+        ]
+    };
+
+    // Without ca_file the system roots verify the server: everything arrives.
+    let alloy = tls::TlsAlloy::start(&trusted, false);
+    let a = args(&alloy);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(tls::command_with_roots(&trusted.ca), &a);
+    send_v5(&d);
+    wait_until("flow series and own metrics over TLS", || {
+        let names = alloy.names();
+        names.iter().any(|n| n == "network.io.by_flow")
+            && names.iter().any(|n| n == "flowtel.datagrams")
+    });
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+
+    // With ca_file naming another CA, the system roots no longer count: the same server is
+    // refused, by the flow exporter and the self-metrics exporter both.
+    let alloy = tls::TlsAlloy::start(&trusted, false);
+    let mut a = args(&alloy);
+    a.extend(["--otlp-ca-file".to_owned(), other.ca.display().to_string()]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let d = Daemon::start_with(tls::command_with_roots(&trusted.ca), &a);
+    send_v5(&d);
+    d.metrics_until("a handshake failure", |b| {
+        sample(b, "flowtel_export_failed_total{reason=\"tls_handshake\"}").unwrap_or(0.0) > 0.0
+    });
+    wait_until("the self-metrics exporter refused too", || {
+        d.stderr_text().lines().any(|l| {
+            l.contains("sink=self-metrics")
+                && l.contains("handshake failed: server certificate not trusted (unknown issuer)")
+        })
+    });
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(alloy.names().is_empty(), "{:?}", alloy.names());
+    assert!(
+        stderr.contains("handshake failed: server certificate not trusted (unknown issuer)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_server_requiring_a_client_certificate_is_named_classified_and_retried() {
+    let pki = tls::pki("flowtel e2e mtls CA");
+    let alloy = tls::TlsAlloy::start(&pki, true);
+    let ca = pki.ca.display().to_string();
+    let endpoint = alloy.endpoint();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-ca-file",
+        &ca,
+    ]);
+    send_v5(&d);
+    let body = d.metrics_until("the handshake retried", |b| {
+        sample(b, "flowtel_export_failed_total{reason=\"tls_handshake\"}").unwrap_or(0.0) >= 2.0
+    });
+    assert_eq!(sample(&body, "flowtel_export_failing"), Some(1.0));
+    assert_eq!(
+        sample(&body, "flowtel_export_failed_total{reason=\"unknown\"}"),
+        Some(0.0)
+    );
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("handshake failed: client certificate required"),
+        "{stderr}"
+    );
+    assert!(alloy.names().is_empty());
+
+    // With the client certificate and key, the same server accepts the windows.
+    let cert = pki.client_cert.display().to_string();
+    let key = pki.client_key.display().to_string();
+    let d = Daemon::start(&[
+        "--rollup-interval",
+        "1",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-ca-file",
+        &ca,
+        "--otlp-client-cert",
+        &cert,
+        "--otlp-client-key",
+        &key,
+    ]);
+    send_v5(&d);
+    wait_until("the windows over mTLS", || {
+        alloy.names().iter().any(|n| n == "network.io.by_flow")
+    });
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
+/// `flowtel ARGS` run to completion with no OTEL_* variable: (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = flowtel_command().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn contradictions_are_refused_at_start_and_by_check_config_naming_both_settings() {
+    let pki = tls::pki("flowtel e2e rules CA");
+    let ca = pki.ca.display().to_string();
+    let key = pki.client_key.display().to_string();
+    let listen = free_udp_addr().to_string();
+    let http = free_tcp_addr().to_string();
+    for (args, needles) in [
+        (
+            vec![
+                "--otlp-endpoint",
+                "http://127.0.0.1:4317",
+                "--otlp-ca-file",
+                &ca,
+            ],
+            vec![
+                "otlp.ca_file (--otlp-ca-file, OTEL_EXPORTER_OTLP_CERTIFICATE) set",
+                "otlp.endpoint \"http://127.0.0.1:4317\" is plain-text",
+            ],
+        ),
+        (
+            vec![
+                "--otlp-endpoint",
+                "https://localhost:4317",
+                "--otlp-client-key",
+                &key,
+            ],
+            vec![
+                "otlp.client_key_file (--otlp-client-key, OTEL_EXPORTER_OTLP_CLIENT_KEY) is set",
+                "but otlp.client_cert_file",
+            ],
+        ),
+    ] {
+        let (ok, _, stderr) = run(&[&["check-config"], args.as_slice()].concat());
+        assert!(!ok);
+        let started = [
+            args.as_slice(),
+            &["--listen", &listen, "--prometheus-listen", &http],
+        ]
+        .concat();
+        let (ok_run, _, run_stderr) = run(&started);
+        assert!(!ok_run, "flowtel started with {args:?}");
+        for n in needles {
+            assert!(stderr.contains(n), "check-config: {n:?} in {stderr}");
+            assert!(run_stderr.contains(n), "run: {n:?} in {run_stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_ca_file_that_is_missing_or_not_pem_stops_the_daemon_at_start() {
+    let dir = std::env::temp_dir().join(format!("flowtel-e2e-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("ca.txt");
+    std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
+    let missing = dir.join("absent.pem");
+    let listen = free_udp_addr().to_string();
+    let http = free_tcp_addr().to_string();
+    for (file, needle) in [
+        (&not_pem, "ca.txt: no PEM CERTIFICATE block in it"),
+        (
+            &missing,
+            "cannot read otlp.ca_file (--otlp-ca-file, OTEL_EXPORTER_OTLP_CERTIFICATE)",
+        ),
+    ] {
+        let file = file.display().to_string();
+        // tee_logs builds the first OTLP client (before the log subscriber): the file is
+        // checked there too.
+        for extra in [&[][..], &["--tee-logs"][..]] {
+            let args = [
+                &[
+                    "--otlp-endpoint",
+                    "https://localhost:4317",
+                    "--otlp-ca-file",
+                    &file,
+                    "--listen",
+                    &listen,
+                    "--prometheus-listen",
+                    &http,
+                ][..],
+                extra,
+            ]
+            .concat();
+            let (ok, _, stderr) = run(&args);
+            assert!(!ok, "started with {args:?}");
+            assert!(stderr.contains(needle), "{needle:?} in {stderr}");
+            assert!(
+                !stderr.contains("listening for"),
+                "refused before binding: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_redacts_secrets_unless_asked_to_show_them() {
+    let mut cmd = flowtel_command();
+    cmd.args(["check-config", "--otlp-header", "x-scope-orgid=tenant-1"])
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20hunter2",
+        );
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("authorization: <redacted>"), "{stdout}");
+    assert!(stdout.contains("x-scope-orgid: <redacted>"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+
+    let mut cmd = flowtel_command();
+    cmd.args(["check-config", "--show-secrets"]).env(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20hunter2",
+    );
+    let out = cmd.output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("authorization: Bearer hunter2"));
+
+    // Credentials in the endpoint are refused (gRPC never sends them), without echoing them.
+    let (ok, _, stderr) = run(&[
+        "check-config",
+        "--otlp-endpoint",
+        "http://flowtel:hunter2@alloy:4317",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("\"http://flowtel:<redacted>@alloy:4317\" carries credentials"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn an_https_endpoint_without_a_ca_file_needs_system_roots() {
+    // rustls reads the system roots from SSL_CERT_FILE when it is set: an empty one means none.
+    let dir = std::env::temp_dir().join(format!("flowtel-e2e-roots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let listen = free_udp_addr().to_string();
+    let http = free_tcp_addr().to_string();
+    let out = tls::command_with_roots(&empty)
+        .args([
+            "--otlp-endpoint",
+            "https://localhost:4317",
+            "--listen",
+            &listen,
+            "--prometheus-listen",
+            &http,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no system root certificate found to verify the server"),
         "{stderr}"
     );
 }

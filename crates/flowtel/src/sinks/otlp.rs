@@ -5,15 +5,20 @@
 //! backoff). [`Sink::windows`] only pushes into that queue.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use flowtel_otlp::{ExportStatsSnapshot, FailureReason};
 use tracing::{info, warn};
 
+use crate::metrics::{
+    EXPORT_FAILED, EXPORT_FAILING, EXPORT_POINTS_DROPPED, EXPORT_POINTS_FAILED,
+    EXPORT_POINTS_REJECTED, EXPORT_POINTS_SENT, EXPORT_QUEUE_DEPTH, EXPORT_REQUESTS,
+    EXPORT_RETRIES, EXPORT_WINDOWS_DROPPED, EXPORT_WINDOWS_QUEUED,
+};
+
 use super::{ShutdownFuture, Sink, SinkStatus, Windows};
 use crate::config::Config;
-use crate::telemetry::{Family, Kind};
+use crate::telemetry::Family;
 
 #[derive(Debug)]
 pub struct OtlpSink {
@@ -27,7 +32,10 @@ impl OtlpSink {
     pub fn start(config: &Config, resource: &flowtel_otlp::ResourceConfig) -> anyhow::Result<Self> {
         let e = flowtel_otlp::Exporter::start(&exporter_config(config, resource)?)
             .context("cannot set up the OTLP exporter")?;
-        info!(endpoint = %config.otlp.endpoint, "exporting over OTLP/gRPC");
+        info!(
+            endpoint = %flowtel_otlp::channel::redact_endpoint(&config.otlp.endpoint),
+            "exporting over OTLP/gRPC"
+        );
         Ok(OtlpSink {
             queue: e.queue(),
             stats: Arc::clone(e.stats()),
@@ -48,24 +56,26 @@ impl Sink for OtlpSink {
     fn windows(&self, windows: &Arc<Windows>) {
         for b in &windows.batches {
             // A full queue drops its oldest window; the exporter counts and logs it.
-            self.queue.try_push(b.clone());
+            let _ = self.queue.try_push(b.clone());
         }
     }
 
     fn status(&self) -> SinkStatus {
         let s = self.stats.snapshot();
+        let dropped: Vec<(&'static str, u64)> = flowtel_otlp::DropReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), s.batches_dropped(*r)))
+            .collect();
+        let all_dropped: u64 = dropped.iter().map(|(_, n)| n).sum();
         SinkStatus {
             item: "window",
             queue_depth: s.queue_depth,
             queue_capacity: self.queue.capacity() as u64,
-            delivered: s.batches_queued.saturating_sub(
-                s.batches_dropped_queue_full + s.batches_dropped_shutdown + s.queue_depth,
-            ),
-            dropped: vec![
-                ("queue_full", s.batches_dropped_queue_full),
-                ("shutdown", s.batches_dropped_shutdown),
-            ],
-            failing_since_ns: None,
+            delivered: s.batches_queued.saturating_sub(all_dropped + s.queue_depth),
+            dropped,
+            failing_since_ns: s
+                .failing_since_unix_ms
+                .map(|ms| ms.saturating_mul(1_000_000)),
         }
     }
 
@@ -100,33 +110,9 @@ pub fn exporter_config(
     config: &Config,
     resource: &flowtel_otlp::ResourceConfig,
 ) -> anyhow::Result<flowtel_otlp::queue::ExporterConfig> {
-    let read = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
-        match p {
-            Some(p) => Ok(Some(std::fs::read(p).with_context(|| {
-                format!("cannot read the OTLP {what} {}", p.display())
-            })?)),
-            None => Ok(None),
-        }
-    };
     let o = &config.otlp;
     Ok(flowtel_otlp::queue::ExporterConfig {
-        client: flowtel_otlp::ClientConfig {
-            endpoint: o.endpoint.clone(),
-            gzip: o.compression == crate::config::Compression::Gzip,
-            timeout: Duration::from_secs(o.timeout_secs.max(1)),
-            headers: o
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            tls: flowtel_otlp::TlsConfig {
-                ca_pem: read(&o.ca_file, "CA file")?,
-                client_cert_pem: read(&o.client_cert_file, "client certificate")?,
-                client_key_pem: read(&o.client_key_file, "client key")?,
-                domain_name: None,
-            },
-            ..flowtel_otlp::ClientConfig::default()
-        },
+        client: o.client_config("otlp")?,
         convert: flowtel_otlp::ConvertConfig {
             resource: resource.clone(),
             temporality: match o.temporality {
@@ -137,81 +123,39 @@ pub fn exporter_config(
             max_points_per_request: o.max_points_per_request,
             ..flowtel_otlp::ConvertConfig::default()
         },
-        queue_capacity: o.queue_max_windows,
+        queue: flowtel_otlp::QueueConfig {
+            capacity: o.queue_max_windows,
+            ..flowtel_otlp::QueueConfig::default()
+        },
     })
 }
 
 /// `flowtel.export.*` and `flowtel.queue.depth` from the OTLP exporter.
 fn export_families(e: &ExportStatsSnapshot) -> Vec<Family> {
-    let mut failed = Family::new(
-        "flowtel.export.failed",
-        "{request}",
-        Kind::Counter,
-        "Failed export attempts, by gRPC status (or timeout).",
-    );
+    let mut failed = EXPORT_FAILED.family();
     for r in FailureReason::ALL {
         failed.push(vec![("reason", r.as_str().to_owned())], e.failed(r));
     }
-    let mut dropped = Family::new(
-        "flowtel.export.windows.dropped",
-        "{window}",
-        Kind::Counter,
-        "Windows dropped before export, by reason.",
+    let (mut dropped, mut dropped_points) = (
+        EXPORT_WINDOWS_DROPPED.family(),
+        EXPORT_POINTS_DROPPED.family(),
     );
-    dropped.push(
-        vec![("reason", "queue_full".to_owned())],
-        e.batches_dropped_queue_full,
-    );
-    dropped.push(
-        vec![("reason", "shutdown".to_owned())],
-        e.batches_dropped_shutdown,
-    );
-    let c = |name, unit, help, v: u64| Family::new(name, unit, Kind::Counter, help).with(vec![], v);
+    for r in flowtel_otlp::DropReason::ALL {
+        let l = || vec![("reason", r.as_str().to_owned())];
+        dropped.push(l(), e.batches_dropped(r));
+        dropped_points.push(l(), e.items_dropped(r));
+    }
     vec![
-        c(
-            "flowtel.export.requests",
-            "{request}",
-            "Export requests answered OK.",
-            e.requests_ok,
-        ),
+        EXPORT_REQUESTS.value(e.requests_ok),
         failed,
-        c(
-            "flowtel.export.retries",
-            "{request}",
-            "Export attempts made after a retryable failure.",
-            e.retries,
-        ),
-        c(
-            "flowtel.export.points.sent",
-            "{point}",
-            "Data points in requests answered OK.",
-            e.points_sent,
-        ),
-        c(
-            "flowtel.export.points.rejected",
-            "{point}",
-            "Data points the receiver rejected in a partial success.",
-            e.points_rejected,
-        ),
-        c(
-            "flowtel.export.points.failed",
-            "{point}",
-            "Data points given up on (non-retryable error or shutdown).",
-            e.points_failed,
-        ),
-        c(
-            "flowtel.export.windows.queued",
-            "{window}",
-            "Windows accepted by the export queue.",
-            e.batches_queued,
-        ),
+        EXPORT_RETRIES.value(e.retries),
+        EXPORT_POINTS_SENT.value(e.items_sent),
+        EXPORT_POINTS_REJECTED.value(e.items_rejected),
+        EXPORT_POINTS_FAILED.value(e.items_failed),
+        EXPORT_WINDOWS_QUEUED.value(e.batches_queued),
         dropped,
-        Family::new(
-            "flowtel.queue.depth",
-            "{window}",
-            Kind::Gauge,
-            "Windows waiting in the export queue.",
-        )
-        .with(vec![], e.queue_depth),
+        dropped_points,
+        EXPORT_QUEUE_DEPTH.value(e.queue_depth),
+        EXPORT_FAILING.value(u64::from(e.failing_since_unix_ms.is_some())),
     ]
 }

@@ -1,0 +1,117 @@
+//! The OTLP signals the client sends: what differs between `MetricsService/Export` and
+//! `LogsService/Export`, and nothing else. Everything around the call (channel, gzip, headers,
+//! timeout, retries, partial success, counters) is written once in [`crate::client`] for any
+//! [`Signal`].
+
+use std::future::Future;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Channel;
+
+/// One OTLP export service.
+pub trait Signal: Send + Sync + 'static {
+    type Request: Clone + Send + Sync + 'static;
+    type Response: Send + 'static;
+    /// The generated gRPC client.
+    type Client: Clone + Send + Sync + 'static;
+    /// `metrics` or `logs`, for log lines.
+    const NAME: &'static str;
+
+    /// The client over `channel`, sending (and accepting) gzip when `gzip`.
+    fn client(channel: Channel, gzip: bool) -> Self::Client;
+
+    /// One `Export` call.
+    fn export(
+        client: Self::Client,
+        request: tonic::Request<Self::Request>,
+    ) -> impl Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>> + Send;
+
+    /// Items in a request: data points, log records.
+    fn items(request: &Self::Request) -> u64;
+
+    /// The partial success of an OK response (OTLP specification, "Partial Success"): items
+    /// rejected and the server's message.
+    fn rejected(response: &Self::Response) -> (u64, String);
+}
+
+/// `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics;
+
+/// `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Logs;
+
+/// Both impls differ only in their generated types, item count and partial-success field.
+macro_rules! signal {
+    ($signal:ident, $name:literal, $client:ident, $request:ty, $response:ty, $items:path, $rejected:ident) => {
+        impl Signal for $signal {
+            type Request = $request;
+            type Response = $response;
+            type Client = $client<Channel>;
+            const NAME: &'static str = $name;
+
+            fn client(channel: Channel, gzip: bool) -> Self::Client {
+                let client = $client::new(channel);
+                if gzip {
+                    client
+                        .send_compressed(CompressionEncoding::Gzip)
+                        .accept_compressed(CompressionEncoding::Gzip)
+                } else {
+                    client
+                }
+            }
+
+            async fn export(
+                mut client: Self::Client,
+                request: tonic::Request<Self::Request>,
+            ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
+                client.export(request).await
+            }
+
+            fn items(request: &Self::Request) -> u64 {
+                $items(request)
+            }
+
+            fn rejected(response: &Self::Response) -> (u64, String) {
+                response
+                    .partial_success
+                    .as_ref()
+                    .map_or((0, String::new()), |p| {
+                        (
+                            u64::try_from(p.$rejected).unwrap_or(0),
+                            p.error_message.clone(),
+                        )
+                    })
+            }
+        }
+    };
+}
+
+signal!(
+    Metrics,
+    "metrics",
+    MetricsServiceClient,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    crate::convert::point_count,
+    rejected_data_points
+);
+
+signal!(
+    Logs,
+    "logs",
+    LogsServiceClient,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    crate::logs::record_count,
+    rejected_log_records
+);
