@@ -3,7 +3,11 @@
 //! Layout from Cisco's "NetFlow Export Datagram Format" (v5 header and flow record tables).
 //! Times: the header carries the exporter's uptime (`sys_uptime`, ms) and wall clock
 //! (`unix_secs`, `unix_nsecs`); a record's `first`/`last` are uptimes, so
-//! `start = export_time - (sys_uptime - first)` with 32-bit wrapping arithmetic.
+//! `start = export_time - (sys_uptime - first)`, the difference taken as a signed 32-bit
+//! number of milliseconds: a record may end a few ms *after* the header's uptime (exporters
+//! stamp the header before the last records), and the uptime counter wraps every 2^32 ms
+//! (about 49.7 days), so a wrapping unsigned difference would date such records 49.7 days
+//! in the past. See [`crate::template::uptime_to_unix_ns`].
 //! `sampling_interval`: top 2 bits are the sampling mode, low 14 bits the 1-in-N interval.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +17,7 @@ use nom::{IResult, Parser};
 
 use crate::error::{DecodeError, ErrorKind};
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
+use crate::template::uptime_to_unix_ns;
 
 pub(crate) const HEADER_LEN: usize = 24;
 pub(crate) const RECORD_LEN: usize = 48;
@@ -93,10 +98,7 @@ pub(crate) fn decode(
         let Ok(r) = <&[u8; RECORD_LEN]>::try_from(chunk) else {
             break;
         };
-        let at = |t: u32| {
-            let ago_ms = u64::from(h.sys_uptime_ms.wrapping_sub(t));
-            Some(export_ns.saturating_sub(ago_ms * 1_000_000))
-        };
+        let at = |t: u32| Some(uptime_to_unix_ns(export_ns, h.sys_uptime_ms, t));
         out.push(FlowRecord {
             observation_domain: base.observation_domain,
             sequence_num: h.sequence,

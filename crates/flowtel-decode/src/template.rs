@@ -219,6 +219,24 @@ fn set_addr(slot: &mut Option<IpAddr>, v: Option<IpAddr>) {
     }
 }
 
+/// The wall-clock time of `event_ms`, an exporter uptime in milliseconds, given that the
+/// exporter's uptime was `header_ms` at `export_ns` (NetFlow v5 FIRST/LAST, NetFlow v9
+/// FIRST_SWITCHED/LAST_SWITCHED, RFC 3954 §8).
+///
+/// The difference `header_ms - event_ms` is taken as a signed 32-bit number (RFC 1982-style
+/// serial arithmetic): an event a few milliseconds after the header's uptime (exporters stamp
+/// the header before writing the last records) lies after the export time, and an event
+/// before a wrap of the 32-bit uptime counter (every 2^32 ms, about 49.7 days) still lies
+/// just before it. An unsigned wrapping difference would date both 49.7 days in the past.
+pub(crate) fn uptime_to_unix_ns(export_ns: u64, header_ms: u32, event_ms: u32) -> u64 {
+    let ago_ms = i64::from(header_ms.wrapping_sub(event_ms) as i32);
+    if ago_ms >= 0 {
+        export_ns.saturating_sub(ago_ms.unsigned_abs() * 1_000_000)
+    } else {
+        export_ns.saturating_add(ago_ms.unsigned_abs() * 1_000_000)
+    }
+}
+
 /// Seconds between the NTP era 0 epoch (1900) and the Unix epoch.
 const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
 
@@ -393,8 +411,7 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
         let t = t as u32;
         if let Some(up) = base.sys_uptime_ms {
             // RFC 3954 §8 FIRST_SWITCHED/LAST_SWITCHED: sysUpTime in ms of the exporter.
-            let ago_ms = u64::from(up.wrapping_sub(t));
-            Some(base.export_ns.saturating_sub(ago_ms * 1_000_000))
+            Some(uptime_to_unix_ns(base.export_ns, up, t))
         } else {
             // IPFIX IE 21/22 are relative to systemInitTimeMilliseconds (IE 160).
             let init = s.sys_init_ms().or(base.sys_init_ms)?;
