@@ -4,6 +4,12 @@
 //! information elements (RFC 7012 and the IANA "IPFIX Information Elements" registry), so one
 //! table serves both. A field whose length does not fit the slot (say, a 3-byte IPv4 address)
 //! maps to [`Slot::Unknown`] and is skipped by length like any unknown element.
+//!
+//! Integer elements are read whatever their length: RFC 7011 §6.2 reduced-size encoding (a
+//! PROTOCOL in 1 byte, a counter in 4), and the larger sizes some exporters use (a PROTOCOL
+//! or a port in 4 bytes, a counter in 16). The value is kept when it fits the field; one that
+//! does not (a protocol above 255, a 16-byte counter above 2^64 - 1) leaves the field unset and
+//! is counted in [`crate::DecoderStats::fields_out_of_range`].
 
 /// PEN of the RFC 5103 reverse information elements.
 pub(crate) const REVERSE_PEN: u32 = 29305;
@@ -101,8 +107,8 @@ pub(crate) enum Slot {
 pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
     use self::Val as V;
     use Slot::*;
-    let int = (1..=8).contains(&len);
-    let small = |max: u16| (1..=max).contains(&len);
+    // Any length but zero: the value is narrowed to the field when read (see the module doc).
+    let int = len != 0;
     if enterprise == REVERSE_PEN {
         // RFC 5103 §6.1: reverse IEs are the forward IE numbers under PEN 29305.
         return match id {
@@ -121,61 +127,61 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         86 if int => Val(V::PacketsTotal),
         23 | 171 if int => Val(V::PostOctets),
         24 | 172 if int => Val(V::PostPackets),
-        4 if len == 1 => Protocol,
-        5 if len == 1 => Tos,
-        6 if small(2) => TcpFlags,
-        7 if small(2) => SrcPort,
-        11 if small(2) => DstPort,
+        4 if int => Protocol,
+        5 if int => Tos,
+        6 if int => TcpFlags,
+        7 if int => SrcPort,
+        11 if int => DstPort,
         8 if len == 4 => SrcV4,
         12 if len == 4 => DstV4,
         27 if len == 16 => SrcV6,
         28 if len == 16 => DstV6,
-        9 | 29 if len == 1 => SrcMask,
-        13 | 30 if len == 1 => DstMask,
-        10 if small(4) => InIf,
-        14 if small(4) => OutIf,
-        252 if small(4) => Val(V::PhysInIf),
-        253 if small(4) => Val(V::PhysOutIf),
+        9 | 29 if int => SrcMask,
+        13 | 30 if int => DstMask,
+        10 if int => InIf,
+        14 if int => OutIf,
+        252 if int => Val(V::PhysInIf),
+        253 if int => Val(V::PhysOutIf),
         15 if len == 4 => NextHopV4,
         62 if len == 16 => NextHopV6,
         18 if len == 4 => BgpNextHopV4,
         63 if len == 16 => BgpNextHopV6,
-        16 if small(4) => SrcAs,
-        17 if small(4) => DstAs,
-        21 if small(4) => Val(V::EndSysUpMs),
-        22 if small(4) => Val(V::StartSysUpMs),
-        150 if small(4) => StartSecs,
-        151 if small(4) => EndSecs,
+        16 if int => SrcAs,
+        17 if int => DstAs,
+        21 if int => Val(V::EndSysUpMs),
+        22 if int => Val(V::StartSysUpMs),
+        150 if int => StartSecs,
+        151 if int => EndSecs,
         152 if int => StartMillis,
         153 if int => EndMillis,
         154 | 156 if len == 8 => StartNtp,
         155 | 157 if len == 8 => EndNtp,
-        158 if small(4) => Val(V::StartDeltaMicros),
-        159 if small(4) => Val(V::EndDeltaMicros),
+        158 if int => Val(V::StartDeltaMicros),
+        159 if int => Val(V::EndDeltaMicros),
         160 if int => Val(V::SysInitMillis),
         56 if len == 6 => SrcMac,
         80 if len == 6 => DstMac,
         81 if len == 6 => Val(V::PostSrcMac),
         57 if len == 6 => Val(V::PostDstMac),
-        58 if small(2) => Vlan,
-        59 if small(2) => Val(V::PostVlan),
-        243 if small(2) => Val(V::Dot1qVlan),
+        58 if int => Vlan,
+        59 if int => Val(V::PostVlan),
+        243 if int => Val(V::Dot1qVlan),
         70 if len == 3 => MplsTopLabel,
-        32 | 139 if len == 2 => IcmpTypeCode,
-        176 | 178 if len == 1 => IcmpType,
-        177 | 179 if len == 1 => IcmpCode,
-        61 if len == 1 => Direction,
+        32 | 139 if int => IcmpTypeCode,
+        176 | 178 if int => IcmpType,
+        177 | 179 if int => IcmpCode,
+        61 if int => Direction,
         48 | 302 if int => Val(V::SamplerId),
-        34 if small(4) => Val(V::SamplingInterval),
-        50 if small(4) => Val(V::SamplerRandomInterval),
-        305 if small(4) => Val(V::SamplingPacketInterval),
-        306 if small(4) => Val(V::SamplingPacketSpace),
-        309 if small(4) => Val(V::SamplingSize),
-        310 if small(4) => Val(V::SamplingPopulation),
+        34 if int => Val(V::SamplingInterval),
+        50 if int => Val(V::SamplerRandomInterval),
+        305 if int => Val(V::SamplingPacketInterval),
+        306 if int => Val(V::SamplingPacketSpace),
+        309 if int => Val(V::SamplingSize),
+        310 if int => Val(V::SamplingPopulation),
         82 => InterfaceName,
         83 => InterfaceDescription,
-        234 if small(4) => Val(V::IngressVrfId),
-        235 if small(4) => Val(V::EgressVrfId),
+        234 if int => Val(V::IngressVrfId),
+        235 if int => Val(V::EgressVrfId),
         236 => VrfName,
         210 => Ignore,
         _ => Unknown,
@@ -186,7 +192,7 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
 /// 3 Line Card, 4 Cache, 5 Template). Only the interface scope carries something we key on.
 pub(crate) fn v9_scope_slot(scope_type: u16, len: u16) -> Slot {
     match scope_type {
-        2 if (1..=4).contains(&len) => Slot::InIf,
+        2 if len != 0 => Slot::InIf,
         _ => Slot::Ignore,
     }
 }
@@ -199,8 +205,11 @@ mod tests {
     fn lengths_outside_the_slot_fall_back_to_unknown() {
         assert_eq!(slot(0, 8, 4), Slot::SrcV4);
         assert_eq!(slot(0, 8, 3), Slot::Unknown);
-        assert_eq!(slot(0, 1, 9), Slot::Unknown);
+        assert_eq!(slot(0, 56, 8), Slot::Unknown);
+        assert_eq!(slot(0, 1, 16), Slot::Val(Val::Octets));
         assert_eq!(slot(0, 1, 3), Slot::Val(Val::Octets));
+        assert_eq!(slot(0, 4, 4), Slot::Protocol);
+        assert_eq!(slot(0, 4, 0), Slot::Unknown);
         assert_eq!(slot(REVERSE_PEN, 1, 8), Slot::Val(Val::ReverseOctets));
         assert_eq!(slot(2636, 1, 8), Slot::Unknown);
     }

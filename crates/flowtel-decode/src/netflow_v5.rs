@@ -17,7 +17,7 @@ use nom::{IResult, Parser};
 
 use crate::error::{DecodeError, ErrorKind};
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
-use crate::template::uptime_to_unix_ns;
+use crate::template::{finish_common, uptime_to_unix_ns};
 
 pub(crate) const HEADER_LEN: usize = 24;
 pub(crate) const RECORD_LEN: usize = 48;
@@ -124,6 +124,9 @@ pub(crate) fn decode(
             dst_prefix_len: Some(r[45]),
             ..FlowRecord::new(exporter, FlowProtocol::NetflowV5, received_ns)
         });
+        if let Some(rec) = out.last_mut() {
+            finish_common(rec);
+        }
         n += 1;
     }
     if n < usize::from(h.count) {

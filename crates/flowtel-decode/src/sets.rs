@@ -393,6 +393,7 @@ impl Decoder {
                     }
                 }
                 self.stats.options_records += 1;
+                self.stats.fields_out_of_range += u64::from(s.out_of_range);
                 let scope = self.scopes.entry(*key).or_default();
                 let names = self.names.entry((key.addr, key.domain)).or_default();
                 if !options::apply(&mut scope.options, names, &s, rec.in_if, max_entries) {
@@ -430,6 +431,7 @@ impl Decoder {
                     break;
                 }
             }
+            self.stats.fields_out_of_range += u64::from(s.out_of_range);
             template::finish(rec, &s, &time_base);
             // Sampling resolution: the record itself, then options data of this scope.
             if let Some(rate) = s.sampling_rate() {

@@ -50,13 +50,25 @@ impl Template {
         let mut min_len = 0usize;
         let ops: Box<[Op]> = fields
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(i, f)| {
                 min_len += if f.len == VARLEN {
                     1
                 } else {
                     usize::from(f.len)
                 };
-                let slot = if f.v9_scope {
+                // A field repeated in one template: the first occurrence is read, later ones
+                // are kept only as raw fields. RFC 7011 §8 orders repeated elements by "the
+                // logical order of their treatments by the Metering Process", so the first is
+                // the value the packet had when it was observed.
+                let repeated = fields.get(..i).is_some_and(|before| {
+                    before.iter().any(|b| {
+                        (b.enterprise, b.id, b.v9_scope) == (f.enterprise, f.id, f.v9_scope)
+                    })
+                });
+                let slot = if repeated {
+                    Slot::Unknown
+                } else if f.v9_scope {
                     ie::v9_scope_slot(f.id, f.len)
                 } else {
                     ie::slot(f.enterprise, f.id, f.len)
@@ -84,6 +96,8 @@ impl Template {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scratch<'a> {
     present: u32,
+    /// Integer fields of this record whose value did not fit their field (left unset).
+    pub out_of_range: u32,
     vals: [u64; VALS],
     pub if_name: Option<&'a [u8]>,
     pub if_description: Option<&'a [u8]>,
@@ -94,6 +108,7 @@ impl Default for Scratch<'_> {
     fn default() -> Self {
         Scratch {
             present: 0,
+            out_of_range: 0,
             vals: [0; VALS],
             if_name: None,
             if_description: None,
@@ -107,6 +122,7 @@ impl<'a> Scratch<'a> {
     #[inline]
     pub(crate) fn reset(&mut self) {
         self.present = 0;
+        self.out_of_range = 0;
         self.if_name = None;
         self.if_description = None;
         self.vrf_name = None;
@@ -194,6 +210,12 @@ pub(crate) fn uint(v: &[u8]) -> u64 {
     }
 }
 
+/// A big-endian unsigned integer longer than 8 bytes, when its value fits 64 bits.
+fn wide_uint(v: &[u8]) -> Option<u64> {
+    let (high, low) = v.split_at(v.len().checked_sub(8)?);
+    high.iter().all(|&b| b == 0).then(|| uint(low))
+}
+
 fn mac(v: &[u8]) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(v).ok()
 }
@@ -277,10 +299,14 @@ pub(crate) fn read_record<'a>(
         };
         let v = data.get(pos..pos + len).ok_or(RecordTruncated)?;
         // Integers of 1..=8 bytes (reduced-size encoding) are read as one 8-byte big-endian
-        // load shifted right, when 8 bytes are available; `uint` otherwise.
+        // load shifted right, when 8 bytes are available; `uint` otherwise. Longer ones are
+        // kept when their leading bytes are zero (the value fits 64 bits).
         let int = match data.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
-            Some(Ok(w)) if (1..=8).contains(&len) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
-            _ => uint(v),
+            Some(Ok(w)) if (1..=8).contains(&len) => {
+                Some(u64::from_be_bytes(w) >> (64 - 8 * len as u32))
+            }
+            _ if len <= 8 => Some(uint(v)),
+            _ => wide_uint(v),
         };
         pos += len;
         apply(op, v, int, rec, scratch, keep_unknown);
@@ -288,11 +314,21 @@ pub(crate) fn read_record<'a>(
     Ok(pos)
 }
 
+/// `int` narrowed to the field's type; `None` (and counted) when it does not fit.
+#[inline]
+fn fit<T: TryFrom<u64>>(int: Option<u64>, s: &mut Scratch<'_>) -> Option<T> {
+    let v = int.and_then(|i| T::try_from(i).ok());
+    if v.is_none() {
+        s.out_of_range += 1;
+    }
+    v
+}
+
 #[inline]
 fn apply<'a>(
     op: &Op,
     v: &'a [u8],
-    int: u64,
+    int: Option<u64>,
     rec: &mut FlowRecord,
     s: &mut Scratch<'a>,
     keep_unknown: bool,
@@ -308,54 +344,87 @@ fn apply<'a>(
             }
         }
         Slot::Ignore => {}
-        Slot::Val(k) => s.set(k, int),
-        Slot::Protocol => rec.ip_protocol = int as u8,
-        Slot::Tos => rec.tos = int as u8,
-        Slot::TcpFlags => rec.tcp_flags = int as u16,
-        Slot::SrcPort => rec.src_port = int as u16,
-        Slot::DstPort => rec.dst_port = int as u16,
+        Slot::Val(k) => {
+            if let Some(i) = fit::<u64>(int, s) {
+                s.set(k, i);
+            }
+        }
+        Slot::Protocol => {
+            if let Some(p) = fit(int, s) {
+                rec.ip_protocol = p;
+            }
+        }
+        Slot::Tos => {
+            if let Some(t) = fit(int, s) {
+                rec.tos = t;
+            }
+        }
+        Slot::TcpFlags => {
+            if let Some(f) = fit(int, s) {
+                rec.tcp_flags = f;
+            }
+        }
+        Slot::SrcPort => {
+            if let Some(p) = fit(int, s) {
+                rec.src_port = p;
+            }
+        }
+        Slot::DstPort => {
+            if let Some(p) = fit(int, s) {
+                rec.dst_port = p;
+            }
+        }
         Slot::SrcV4 => set_addr(&mut rec.src_addr, v4(v)),
         Slot::DstV4 => set_addr(&mut rec.dst_addr, v4(v)),
         Slot::SrcV6 => set_addr(&mut rec.src_addr, v6(v)),
         Slot::DstV6 => set_addr(&mut rec.dst_addr, v6(v)),
-        Slot::SrcMask => rec.src_prefix_len = Some(int as u8),
-        Slot::DstMask => rec.dst_prefix_len = Some(int as u8),
-        Slot::InIf => rec.in_if = Some(int as u32),
-        Slot::OutIf => rec.out_if = Some(int as u32),
+        Slot::SrcMask => rec.src_prefix_len = fit(int, s),
+        Slot::DstMask => rec.dst_prefix_len = fit(int, s),
+        Slot::InIf => rec.in_if = fit(int, s),
+        Slot::OutIf => rec.out_if = fit(int, s),
         Slot::NextHopV4 => set_addr(&mut rec.next_hop, v4(v)),
         Slot::NextHopV6 => set_addr(&mut rec.next_hop, v6(v)),
         Slot::BgpNextHopV4 => set_addr(&mut rec.bgp_next_hop, v4(v)),
         Slot::BgpNextHopV6 => set_addr(&mut rec.bgp_next_hop, v6(v)),
-        Slot::SrcAs => rec.src_as = Some(int as u32),
-        Slot::DstAs => rec.dst_as = Some(int as u32),
-        Slot::StartSecs => s.set(Val::StartNs, int.saturating_mul(1_000_000_000)),
-        Slot::EndSecs => s.set(Val::EndNs, int.saturating_mul(1_000_000_000)),
-        Slot::StartMillis => s.set(Val::StartNs, int.saturating_mul(1_000_000)),
-        Slot::EndMillis => s.set(Val::EndNs, int.saturating_mul(1_000_000)),
+        Slot::SrcAs => rec.src_as = fit(int, s),
+        Slot::DstAs => rec.dst_as = fit(int, s),
+        Slot::StartSecs => set_time(s, Val::StartNs, int, 1_000_000_000),
+        Slot::EndSecs => set_time(s, Val::EndNs, int, 1_000_000_000),
+        Slot::StartMillis => set_time(s, Val::StartNs, int, 1_000_000),
+        Slot::EndMillis => set_time(s, Val::EndNs, int, 1_000_000),
         Slot::StartNtp => s.set_opt(Val::StartNs, ntp_to_unix_ns(v)),
         Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
-        Slot::Vlan => rec.vlan = Some((int as u16) & 0x0FFF),
-        Slot::MplsTopLabel => rec.mpls_top_label = Some((int as u32) >> 4),
+        Slot::Vlan => rec.vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
+        Slot::MplsTopLabel => rec.mpls_top_label = fit::<u32>(int, s).map(|l| l >> 4),
         Slot::IcmpTypeCode => {
-            let tc = int as u16;
-            rec.icmp_type = Some((tc >> 8) as u8);
-            rec.icmp_code = Some(tc as u8);
+            if let Some(tc) = fit::<u16>(int, s) {
+                rec.icmp_type = Some((tc >> 8) as u8);
+                rec.icmp_code = Some(tc as u8);
+            }
         }
-        Slot::IcmpType => rec.icmp_type = Some(int as u8),
-        Slot::IcmpCode => rec.icmp_code = Some(int as u8),
+        Slot::IcmpType => rec.icmp_type = fit(int, s),
+        Slot::IcmpCode => rec.icmp_code = fit(int, s),
         Slot::Direction => {
             // IE 61 flowDirection: 0 ingress, 1 egress.
             rec.direction = match int {
-                0 => Some(FlowDirection::Ingress),
-                1 => Some(FlowDirection::Egress),
+                Some(0) => Some(FlowDirection::Ingress),
+                Some(1) => Some(FlowDirection::Egress),
                 _ => None,
             }
         }
         Slot::InterfaceName => s.if_name = Some(v),
         Slot::InterfaceDescription => s.if_description = Some(v),
         Slot::VrfName => s.vrf_name = Some(v),
+    }
+}
+
+/// A time in `unit` nanoseconds (seconds, milliseconds since the Unix epoch).
+#[inline]
+fn set_time(s: &mut Scratch<'_>, k: Val, int: Option<u64>, unit: u64) {
+    if let Some(t) = fit::<u64>(int, s) {
+        s.set(k, t.saturating_mul(unit));
     }
 }
 
@@ -434,13 +503,25 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
     finish_common(rec);
 }
 
-/// NetFlow exporters without ICMP type fields put type << 8 | code in the destination port
-/// of ICMP and ICMPv6 flows.
+/// ICMP and ICMPv6 flows leave the decoder the same way whatever the wire format: type and
+/// code in `icmp_type` / `icmp_code`, ports 0 (ICMP has no ports).
+///
+/// NetFlow v5, and v9/IPFIX exporters without ICMP type fields, put `type << 8 | code` in the
+/// destination port of ICMP flows (Cisco's convention, kept by most exporters) with a zero
+/// source port: that value becomes the type and code. Explicit fields (IE 32/139
+/// icmpTypeCode, 176-179 icmpType/Code) win over the port.
 #[inline]
-fn finish_common(rec: &mut FlowRecord) {
-    if rec.icmp_type.is_none() && matches!(rec.ip_protocol, 1 | 58) && rec.src_port == 0 {
+pub(crate) fn finish_common(rec: &mut FlowRecord) {
+    if !matches!(rec.ip_protocol, 1 | 58) {
+        return;
+    }
+    if rec.icmp_type.is_none() && rec.src_port == 0 {
         rec.icmp_type = Some((rec.dst_port >> 8) as u8);
         rec.icmp_code = Some(rec.dst_port as u8);
+    }
+    if rec.icmp_type.is_some() {
+        rec.src_port = 0;
+        rec.dst_port = 0;
     }
 }
 
