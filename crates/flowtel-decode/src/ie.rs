@@ -39,7 +39,6 @@ pub(crate) enum Val {
     PhysOutIf,
     PostSrcMac,
     PostDstMac,
-    PostVlan,
     Dot1qVlan,
     SamplerId,
     SamplingInterval,
@@ -50,10 +49,15 @@ pub(crate) enum Val {
     SamplingPopulation,
     IngressVrfId,
     EgressVrfId,
+    DataLinkFrameSize,
+    DataLinkFrameType,
+    MinTtl,
+    MaxTtl,
+    IpVersion,
 }
 
-/// Number of [`Val`] variants.
-pub(crate) const VALS: usize = 30;
+/// Number of [`Val`] variants (at most 64: presence is a `u64` mask).
+pub(crate) const VALS: usize = 34;
 
 /// What the compiled plan does with one field's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +96,6 @@ pub(crate) enum Slot {
     SrcMac,
     DstMac,
     Vlan,
-    MplsTopLabel,
     IcmpTypeCode,
     IcmpType,
     IcmpCode,
@@ -100,6 +103,25 @@ pub(crate) enum Slot {
     InterfaceName,
     InterfaceDescription,
     VrfName,
+    IpTtl,
+    ForwardingStatus,
+    FlowLabel,
+    FragmentId,
+    FragmentOffset,
+    FragmentFlags,
+    DstVlan,
+    InnerVlan,
+    /// IE 70 + n: the MPLS label stack entry at depth n (3 bytes: label, TC, S).
+    MplsLabel(u8),
+    NextHopAs,
+    ObservationPointId,
+    Etype,
+    /// IE 315 dataLinkFrameSection (RFC 7133 §4.1).
+    DataLinkFrame,
+    /// IE 313 ipHeaderPacketSection (RFC 5477 §8.2.8).
+    IpHeaderSection,
+    /// IE 314 ipPayloadPacketSection (RFC 5477 §8.2.9).
+    IpPayloadSection,
 }
 
 /// The slot for IANA element `id` (or enterprise element `(enterprise, id)`) of `len` bytes;
@@ -164,9 +186,27 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         81 if len == 6 => Val(V::PostSrcMac),
         57 if len == 6 => Val(V::PostDstMac),
         58 if int => Vlan,
-        59 if int => Val(V::PostVlan),
+        59 if int => DstVlan,
         243 if int => Val(V::Dot1qVlan),
-        70 if len == 3 => MplsTopLabel,
+        245 if int => InnerVlan,
+        70..=79 if len == 3 => MplsLabel((id - 70) as u8),
+        52 if int => Val(V::MinTtl),
+        53 if int => Val(V::MaxTtl),
+        192 if int => IpTtl,
+        60 if int => Val(V::IpVersion),
+        89 if int => ForwardingStatus,
+        31 if int => FlowLabel,
+        54 if int => FragmentId,
+        88 if int => FragmentOffset,
+        197 if int => FragmentFlags,
+        128 if int => NextHopAs,
+        138 if int => ObservationPointId,
+        256 if int => Etype,
+        312 if int => Val(V::DataLinkFrameSize),
+        408 if int => Val(V::DataLinkFrameType),
+        313 => IpHeaderSection,
+        314 => IpPayloadSection,
+        315 => DataLinkFrame,
         32 | 139 if int => IcmpTypeCode,
         176 | 178 if int => IcmpType,
         177 | 179 if int => IcmpCode,

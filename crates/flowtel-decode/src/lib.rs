@@ -83,7 +83,7 @@ pub mod record;
 
 pub use record::{
     CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters,
-    RawField, SamplingSource, SflowInterface, SflowSample,
+    MplsLabels, RawField, SamplingSource, SflowInterface, SflowSample,
 };
 
 pub mod link;
@@ -95,6 +95,7 @@ mod ipfix;
 mod netflow_v5;
 mod netflow_v9;
 mod options;
+mod packet;
 mod pending;
 mod scope;
 mod sets;
@@ -124,6 +125,43 @@ pub struct DecoderConfig {
     pub max_pending_sets: usize,
     /// How long a pending data set waits for its template, in nanoseconds of receive time.
     pub pending_timeout_ns: u64,
+    /// Which length a record made of one sampled packet counts as its bytes (sFlow flow
+    /// samples, IPFIX packet sections): see [`SflowBytes`].
+    pub sflow_bytes: SflowBytes,
+}
+
+/// The byte count of a sampled packet (an sFlow flow sample, or an IPFIX / NetFlow v9 record
+/// carrying IE 313 / 315 packet sections instead of counters).
+///
+/// sFlow reports the sampled frame's length at layer 2 (Ethernet header and FCS included:
+/// 18-22 bytes more per packet than the IP length), NetFlow and IPFIX octet counters count
+/// layer 3 (IP header and payload). `Frame` (the default) keeps what the agent reports, as
+/// sflowtool, goflow2 and tshark do, so totals match theirs and the interface counters;
+/// `Ip` counts the IP length read from the sampled header (IPv4 total length, IPv6 payload
+/// length + 40), so sFlow and NetFlow totals of the same traffic agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SflowBytes {
+    /// sFlow `frame_length` (sampled header), else the ethernet record's length, else the
+    /// IP length; IPFIX IE 312 `dataLinkFrameSize`, else the IP length.
+    #[default]
+    Frame,
+    /// The IP length from the sampled header (else the sampled IPv4/IPv6 record's length),
+    /// else the frame length for packets that are not IP.
+    Ip,
+}
+
+impl std::str::FromStr for SflowBytes {
+    type Err = String;
+
+    /// `frame` or `ip`, the configuration's spelling.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "frame" => Ok(SflowBytes::Frame),
+            "ip" => Ok(SflowBytes::Ip),
+            other => Err(format!("expected frame or ip, got {other:?}")),
+        }
+    }
 }
 
 impl Default for DecoderConfig {
@@ -136,6 +174,7 @@ impl Default for DecoderConfig {
             max_fields_per_template: 256,
             max_pending_sets: 4_096,
             pending_timeout_ns: 60_000_000_000,
+            sflow_bytes: SflowBytes::Frame,
         }
     }
 }

@@ -102,6 +102,52 @@ pub struct FlowRecord {
     pub mpls_top_label: Option<u32>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// EtherType of the flow's network layer (0x0800 IPv4, 0x86dd IPv6): IE 256 ethernetType,
+    /// the sampled frame, IE 60 ipVersion, else inferred from the address family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etype: Option<u16>,
+    /// IP TTL / hop limit: IE 192 ipTTL, else 52 minimumTTL, else 53 maximumTTL; the sampled
+    /// packet's header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_ttl: Option<u8>,
+    /// IPv4 flags (3 bits: reserved, DF = 2, MF = 1): IE 197 fragmentFlags, the sampled
+    /// IPv4 header; for IPv6 the fragment header's M flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_flags: Option<u8>,
+    /// IE 54 fragmentIdentification, the sampled IPv4 header or IPv6 fragment header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment_id: Option<u32>,
+    /// Fragment offset in 8-octet units: IE 88 fragmentOffset, the sampled header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment_offset: Option<u16>,
+    /// IE 31 flowLabelIPv6, the sampled IPv6 header (20 bits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_flow_label: Option<u32>,
+    /// IE 89 forwardingStatus (RFC 7270: status in the top two bits, 01 forwarded, 10
+    /// dropped, 11 consumed; reason code in the low six).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_status: Option<u8>,
+    /// VLAN on the ingress side: IE 58 vlanId, sFlow extended switch `src_vlan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_vlan: Option<u16>,
+    /// VLAN on the egress side: IE 59 postVlanId, sFlow extended switch `dst_vlan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_vlan: Option<u16>,
+    /// With QinQ, the inner (customer, IEEE 802.1ad C-TAG) VLAN: IE 245
+    /// dot1qCustomerVlanId, the sampled frame's second tag. `vlan` is the outer one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_vlan: Option<u16>,
+    /// The MPLS label stack, top first: IE 70-79 mplsTopLabelStackSection /
+    /// mplsLabelStackSection2-10, the sampled frame. Up to [`MplsLabels::CAPACITY`] labels.
+    #[serde(skip_serializing_if = "MplsLabels::is_empty")]
+    pub mpls_labels: MplsLabels,
+    /// First AS of the path to the destination: IE 128 bgpNextAdjacentAsNumber, the first AS
+    /// of the sFlow extended gateway's destination AS path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop_as: Option<u32>,
+    /// IE 138 observationPointId.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observation_point_id: Option<u64>,
     pub sampler_id: Option<u64>,
     /// The resolved 1-in-N sampling rate; `None` when unknown.
     pub sampling_rate: Option<u32>,
@@ -122,6 +168,68 @@ pub struct FlowRecord {
     /// is set (for `flowtel decode`). Empty otherwise, and then it never allocates.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_fields: Vec<RawField>,
+}
+
+/// An MPLS label stack, top first, stored inline (no allocation): at most
+/// [`MplsLabels::CAPACITY`] labels, deeper ones are not kept. Serialized as a list.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MplsLabels {
+    len: u8,
+    labels: [u32; MplsLabels::CAPACITY],
+}
+
+impl MplsLabels {
+    /// Labels kept per record.
+    pub const CAPACITY: usize = 6;
+    pub const EMPTY: MplsLabels = MplsLabels {
+        len: 0,
+        labels: [0; MplsLabels::CAPACITY],
+    };
+
+    /// Append a label below the others; false when the stack is full.
+    pub fn push(&mut self, label: u32) -> bool {
+        match self.labels.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = label;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Set the label at `depth` (0 = top), as IPFIX IE 70 + depth carries it; the labels
+    /// above it that were not given are 0.
+    pub fn set(&mut self, depth: usize, label: u32) {
+        if let Some(slot) = self.labels.get_mut(depth) {
+            *slot = label;
+            self.len = self.len.max(depth as u8 + 1);
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        self.labels.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+impl std::fmt::Debug for MplsLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for MplsLabels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
+    }
 }
 
 /// An information element flowtel does not map, kept verbatim.
@@ -179,6 +287,19 @@ impl FlowRecord {
             mpls_top_label: None,
             icmp_type: None,
             icmp_code: None,
+            etype: None,
+            ip_ttl: None,
+            ip_flags: None,
+            fragment_id: None,
+            fragment_offset: None,
+            ipv6_flow_label: None,
+            forwarding_status: None,
+            src_vlan: None,
+            dst_vlan: None,
+            inner_vlan: None,
+            mpls_labels: MplsLabels::EMPTY,
+            next_hop_as: None,
+            observation_point_id: None,
             sampler_id: None,
             sampling_rate: None,
             sampling_source: SamplingSource::Unknown,

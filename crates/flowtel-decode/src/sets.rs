@@ -432,7 +432,7 @@ impl Decoder {
                 }
             }
             self.stats.fields_out_of_range += u64::from(s.out_of_range);
-            template::finish(rec, &s, &time_base);
+            template::finish(rec, &s, &time_base, self.config.sflow_bytes);
             // Sampling resolution: the record itself, then options data of this scope.
             if let Some(rate) = s.sampling_rate() {
                 rec.sampling_rate = Some(rate);

@@ -7,7 +7,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::SflowBytes;
 use crate::ie::{self, Slot, VALS, Val};
+use crate::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::packet;
 use crate::record::{FlowDirection, FlowRecord, RawField};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
@@ -95,13 +98,17 @@ impl Template {
 /// options records.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scratch<'a> {
-    present: u32,
+    present: u64,
     /// Integer fields of this record whose value did not fit their field (left unset).
     pub out_of_range: u32,
     vals: [u64; VALS],
     pub if_name: Option<&'a [u8]>,
     pub if_description: Option<&'a [u8]>,
     pub vrf_name: Option<&'a [u8]>,
+    /// IE 315 dataLinkFrameSection, 313 ipHeaderPacketSection, 314 ipPayloadPacketSection.
+    pub frame: Option<&'a [u8]>,
+    pub ip_section: Option<&'a [u8]>,
+    pub payload_section: Option<&'a [u8]>,
 }
 
 impl Default for Scratch<'_> {
@@ -113,6 +120,9 @@ impl Default for Scratch<'_> {
             if_name: None,
             if_description: None,
             vrf_name: None,
+            frame: None,
+            ip_section: None,
+            payload_section: None,
         }
     }
 }
@@ -126,11 +136,20 @@ impl<'a> Scratch<'a> {
         self.if_name = None;
         self.if_description = None;
         self.vrf_name = None;
+        self.frame = None;
+        self.ip_section = None;
+        self.payload_section = None;
+    }
+
+    /// Whether the record carries a sampled packet (IE 313/314/315).
+    #[inline]
+    fn has_packet(&self) -> bool {
+        self.frame.is_some() || self.ip_section.is_some() || self.payload_section.is_some()
     }
 
     #[inline]
     pub(crate) fn get(&self, k: Val) -> Option<u64> {
-        if self.present & (1 << k as u32) == 0 {
+        if self.present & (1 << k as u64) == 0 {
             return None;
         }
         self.vals.get(k as usize).copied()
@@ -140,7 +159,7 @@ impl<'a> Scratch<'a> {
     fn set(&mut self, k: Val, v: u64) {
         if let Some(slot) = self.vals.get_mut(k as usize) {
             *slot = v;
-            self.present |= 1 << k as u32;
+            self.present |= 1 << k as u64;
         }
     }
 
@@ -148,7 +167,7 @@ impl<'a> Scratch<'a> {
     fn set_opt(&mut self, k: Val, v: Option<u64>) {
         match v {
             Some(v) => self.set(k, v),
-            None => self.present &= !(1 << k as u32),
+            None => self.present &= !(1 << k as u64),
         }
     }
 
@@ -171,10 +190,10 @@ impl<'a> Scratch<'a> {
     /// samplingPacketInterval (IE 305/306, RFC 5477 §8.2.1), only when the space is present:
     /// IOS-XR sends interval 1 without a space next to the real size/population.
     pub(crate) fn sampling_rate(&self) -> Option<u32> {
-        const ANY: u32 = 1 << Val::SamplingInterval as u32
-            | 1 << Val::SamplerRandomInterval as u32
-            | 1 << Val::SamplingSize as u32
-            | 1 << Val::SamplingPacketInterval as u32;
+        const ANY: u64 = 1 << Val::SamplingInterval as u64
+            | 1 << Val::SamplerRandomInterval as u64
+            | 1 << Val::SamplingSize as u64
+            | 1 << Val::SamplingPacketInterval as u64;
         if self.present & ANY == 0 {
             return None;
         }
@@ -396,8 +415,36 @@ fn apply<'a>(
         Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
-        Slot::Vlan => rec.vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
-        Slot::MplsTopLabel => rec.mpls_top_label = fit::<u32>(int, s).map(|l| l >> 4),
+        Slot::Vlan => {
+            rec.vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16);
+            rec.src_vlan = rec.vlan;
+        }
+        Slot::DstVlan => rec.dst_vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
+        Slot::InnerVlan => rec.inner_vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
+        Slot::MplsLabel(depth) => {
+            // RFC 7012 mplsTopLabelStackSection: the label stack entry's first 3 octets,
+            // label (20 bits), TC (3), S (1).
+            if let Some(label) = fit::<u32>(int, s).map(|l| l >> 4) {
+                rec.mpls_labels.set(usize::from(depth), label);
+                if depth == 0 {
+                    rec.mpls_top_label = Some(label);
+                }
+            }
+        }
+        Slot::IpTtl => rec.ip_ttl = fit(int, s),
+        Slot::ForwardingStatus => rec.forwarding_status = fit(int, s),
+        Slot::FlowLabel => rec.ipv6_flow_label = fit::<u32>(int, s).map(|l| l & 0x000f_ffff),
+        Slot::FragmentId => rec.fragment_id = fit(int, s),
+        Slot::FragmentOffset => rec.fragment_offset = fit(int, s),
+        // IE 197 fragmentFlags: bit 0 (0x80) reserved, 1 (0x40) DF, 2 (0x20) MF (RFC 5102),
+        // stored as the IPv4 header's 3-bit flags field.
+        Slot::FragmentFlags => rec.ip_flags = fit::<u8>(int, s).map(|f| f >> 5),
+        Slot::NextHopAs => rec.next_hop_as = fit(int, s),
+        Slot::ObservationPointId => rec.observation_point_id = fit(int, s),
+        Slot::Etype => rec.etype = fit(int, s),
+        Slot::DataLinkFrame => s.frame = Some(v),
+        Slot::IpHeaderSection => s.ip_section = Some(v),
+        Slot::IpPayloadSection => s.payload_section = Some(v),
         Slot::IcmpTypeCode => {
             if let Some(tc) = fit::<u16>(int, s) {
                 rec.icmp_type = Some((tc >> 8) as u8);
@@ -440,26 +487,35 @@ pub(crate) struct TimeBase {
 }
 
 /// Fill the record fields that depend on several values: counters by precedence, times,
-/// post-NAT/post-VLAN fallbacks.
-pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
-    rec.bytes = s
+/// post-NAT/post-VLAN fallbacks, and the fields of a sampled packet the record carries.
+pub(crate) fn finish(
+    rec: &mut FlowRecord,
+    s: &Scratch<'_>,
+    base: &TimeBase,
+    sflow_bytes: SflowBytes,
+) {
+    let bytes = s
         .get(Val::Octets)
         .or_else(|| s.get(Val::OctetsTotal))
-        .or_else(|| s.get(Val::PostOctets))
-        .unwrap_or(0);
-    rec.packets = s
+        .or_else(|| s.get(Val::PostOctets));
+    let packets = s
         .get(Val::Packets)
         .or_else(|| s.get(Val::PacketsTotal))
-        .or_else(|| s.get(Val::PostPackets))
-        .unwrap_or(0);
+        .or_else(|| s.get(Val::PostPackets));
+    rec.bytes = bytes.unwrap_or(0);
+    rec.packets = packets.unwrap_or(0);
     rec.sampler_id = s.sampler_id();
-    if s.present == 0 || s.present == 1 << Val::Octets as u32 | 1 << Val::Packets as u32 {
+    const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
+    if s.present & !COUNTERS == 0 && !s.has_packet() {
         finish_common(rec);
         return;
     }
+    if s.has_packet() {
+        sampled_packet(rec, s, sflow_bytes, bytes.is_none(), packets.is_none());
+    }
     let small = |k: Val| s.get(k).map(|v| v as u16 & 0x0FFF);
     if rec.vlan.is_none() {
-        rec.vlan = small(Val::Dot1qVlan).or_else(|| small(Val::PostVlan));
+        rec.vlan = small(Val::Dot1qVlan).or(rec.dst_vlan);
     }
     let mac48 = |k: Val| {
         s.get(k).map(|v| {
@@ -472,6 +528,19 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
     }
     if rec.dst_mac.is_none() {
         rec.dst_mac = mac48(Val::PostDstMac);
+    }
+    let ttl = |k: Val| s.get(k).and_then(|t| u8::try_from(t).ok());
+    rec.ip_ttl = rec
+        .ip_ttl
+        .or_else(|| ttl(Val::MinTtl))
+        .or_else(|| ttl(Val::MaxTtl));
+    if rec.etype.is_none() {
+        // IE 60 ipVersion.
+        rec.etype = match s.get(Val::IpVersion) {
+            Some(4) => Some(ETHERTYPE_IPV4),
+            Some(6) => Some(ETHERTYPE_IPV6),
+            _ => None,
+        };
     }
     // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
     rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
@@ -503,6 +572,73 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
     finish_common(rec);
 }
 
+/// A record carrying a sampled packet instead of (or besides) flow fields: RFC 7133 IE 315
+/// `dataLinkFrameSection` (Juniper inline monitoring, Cisco, Nokia), RFC 5477 IE 313
+/// `ipHeaderPacketSection` and IE 314 `ipPayloadPacketSection`. The packet is read by the
+/// same parser as sFlow's sampled header (`packet`), into the record when it carries no
+/// address of its own (a record with address fields keeps them and only takes its byte count
+/// from the packet). A frame whose IE 408 `dataLinkFrameType` is not Ethernet (0x01) is not
+/// parsed.
+///
+/// IE 314 fills the transport fields (ports, TCP flags, ICMP type) of a record that has no
+/// ports, with the record's `protocolIdentifier`.
+///
+/// Without an octet counter, bytes are the packet's length as [`SflowBytes`] says: IE 312
+/// `dataLinkFrameSize` (else the IP length) for `Frame`, the IP length from the header
+/// (else IE 312) for `Ip`; the captured section's length when neither is known. Without a
+/// packet counter, packets are 1: one record is one sampled packet.
+/// Parse a packet into `rec` when the record carries no address of its own, else into a copy
+/// (only the packet's length is then used).
+fn parse_into(
+    rec: &mut FlowRecord,
+    parse: impl Fn(&mut FlowRecord) -> packet::Parsed,
+) -> packet::Parsed {
+    if rec.src_addr.is_none() {
+        parse(rec)
+    } else {
+        parse(&mut rec.clone())
+    }
+}
+
+fn sampled_packet(
+    rec: &mut FlowRecord,
+    s: &Scratch<'_>,
+    sflow_bytes: SflowBytes,
+    count_bytes: bool,
+    count_packets: bool,
+) {
+    let ethernet = s.get(Val::DataLinkFrameType).is_none_or(|t| t == 1);
+    let (parsed, captured) = match (s.frame.filter(|_| ethernet), s.ip_section) {
+        (Some(frame), _) => (
+            parse_into(rec, |r| packet::parse_frame(frame, r)),
+            frame.len(),
+        ),
+        (None, Some(ip)) => (parse_into(rec, |r| packet::parse_ip(ip, r)), ip.len()),
+        (None, None) => {
+            let section = s.payload_section.or(s.frame).unwrap_or_default();
+            if let Some(payload) = s.payload_section
+                && rec.src_port == 0
+                && rec.dst_port == 0
+            {
+                packet::parse_transport(rec.ip_protocol, payload, rec);
+            }
+            (packet::Parsed::default(), section.len())
+        }
+    };
+    if count_bytes {
+        let frame_size = s.get(Val::DataLinkFrameSize);
+        let ip = parsed.ip_len.map(u64::from);
+        rec.bytes = match sflow_bytes {
+            SflowBytes::Frame => frame_size.or(ip),
+            SflowBytes::Ip => ip.or(frame_size),
+        }
+        .unwrap_or(captured as u64);
+    }
+    if count_packets {
+        rec.packets = 1;
+    }
+}
+
 /// ICMP and ICMPv6 flows leave the decoder the same way whatever the wire format: type and
 /// code in `icmp_type` / `icmp_code`, ports 0 (ICMP has no ports).
 ///
@@ -512,6 +648,7 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
 /// icmpTypeCode, 176-179 icmpType/Code) win over the port.
 #[inline]
 pub(crate) fn finish_common(rec: &mut FlowRecord) {
+    infer_etype(rec);
     if !matches!(rec.ip_protocol, 1 | 58) {
         return;
     }
@@ -522,6 +659,18 @@ pub(crate) fn finish_common(rec: &mut FlowRecord) {
     if rec.icmp_type.is_some() {
         rec.src_port = 0;
         rec.dst_port = 0;
+    }
+}
+
+/// The network layer's EtherType from the address family, when nothing named it.
+#[inline]
+pub(crate) fn infer_etype(rec: &mut FlowRecord) {
+    if rec.etype.is_none() {
+        rec.etype = match rec.src_addr.or(rec.dst_addr) {
+            Some(IpAddr::V4(_)) => Some(ETHERTYPE_IPV4),
+            Some(IpAddr::V6(_)) => Some(ETHERTYPE_IPV6),
+            None => None,
+        };
     }
 }
 

@@ -269,3 +269,309 @@ fn a_field_repeated_in_a_template_is_read_from_its_first_occurrence() {
         .collect();
     assert_eq!(raw, [(8, vec![192, 0, 2, 9]), (1, vec![0, 0, 0, 7])]);
 }
+
+/// XDR (RFC 4506) writer for sFlow v5 datagrams ("sFlow Version 5", sflow.org, 2004).
+fn w32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// An opaque structure: its format word, its length, its body (padded to 4 bytes).
+fn tlv(format: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    w32(&mut out, format);
+    w32(&mut out, body.len() as u32);
+    out.extend_from_slice(body);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}
+
+/// An sFlow v5 datagram from agent 192.0.2.10 holding `samples` (each already a TLV).
+fn sflow_datagram(samples: &[Vec<u8>]) -> Vec<u8> {
+    let mut d = Vec::new();
+    w32(&mut d, 5); // version
+    w32(&mut d, 1); // address type IPv4
+    d.extend_from_slice(&[192, 0, 2, 10]);
+    w32(&mut d, 0); // sub-agent id
+    w32(&mut d, 1); // sequence
+    w32(&mut d, 1000); // uptime
+    w32(&mut d, samples.len() as u32);
+    for s in samples {
+        d.extend_from_slice(s);
+    }
+    d
+}
+
+/// A compact flow sample (format 1) at 1-in-`rate` holding `records` (each a TLV).
+fn flow_sample(rate: u32, records: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    w32(&mut b, 7); // sequence
+    w32(&mut b, 3); // source id: ifIndex 3
+    w32(&mut b, rate);
+    w32(&mut b, 1000); // sample pool
+    w32(&mut b, 0); // drops
+    w32(&mut b, 3); // input
+    w32(&mut b, 4); // output
+    w32(&mut b, records.len() as u32);
+    for r in records {
+        b.extend_from_slice(r);
+    }
+    tlv(1, &b)
+}
+
+/// Flow record 1, `sampled_header` of an Ethernet frame.
+fn raw_header(frame_length: u32, header: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    w32(&mut b, 1); // header_protocol: ethernet
+    w32(&mut b, frame_length);
+    w32(&mut b, 4); // stripped (FCS)
+    w32(&mut b, header.len() as u32);
+    b.extend_from_slice(header);
+    while b.len() % 4 != 0 {
+        b.push(0);
+    }
+    tlv(1, &b)
+}
+
+/// Flow record 1003, `extended_gateway`.
+fn gateway(router_as: u32, src_as: u32, path: &[u32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    w32(&mut b, 1);
+    b.extend_from_slice(&[192, 0, 2, 254]); // nexthop
+    w32(&mut b, router_as);
+    w32(&mut b, src_as);
+    w32(&mut b, 64999); // src_peer_as
+    if path.is_empty() {
+        w32(&mut b, 0);
+    } else {
+        w32(&mut b, 1); // one segment
+        w32(&mut b, 2); // AS_SEQUENCE
+        w32(&mut b, path.len() as u32);
+        for a in path {
+            w32(&mut b, *a);
+        }
+    }
+    w32(&mut b, 0); // communities
+    w32(&mut b, 100); // localpref
+    tlv(1003, &b)
+}
+
+/// Flow record 1001, `extended_switch`.
+fn switch(src_vlan: u32, dst_vlan: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    for v in [src_vlan, 0, dst_vlan, 0] {
+        w32(&mut b, v);
+    }
+    tlv(1001, &b)
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+const MACS: &str = "0000 5e00 5301 0000 5e00 5302";
+
+/// QinQ (802.1ad 100, 802.1Q 200), IPv4 UDP 53 -> 54321, total length 0x30 (48), TTL 64.
+fn qinq_udp() -> Vec<u8> {
+    hex(&format!(
+        "{MACS} 88a8 0064 8100 00c8 0800 \
+         4500 0030 1234 4000 4011 0000 c000 0201 c000 0202 \
+         0035 d431 001c 0000"
+    ))
+}
+
+#[test]
+fn sflow_gateway_as_numbers_follow_the_router_own_as() {
+    // sFlow v5 extended gateway: src_as 0 means the router's own AS; an empty destination
+    // path means the destination is in the router's own AS.
+    let local = flow_sample(100, &[raw_header(66, &qinq_udp()), gateway(65000, 0, &[])]);
+    let transit = flow_sample(
+        100,
+        &[
+            raw_header(66, &qinq_udp()),
+            gateway(65000, 64512, &[3356, 15169]),
+        ],
+    );
+    let flows = decode(&[sflow_datagram(&[local, transit])]);
+    let ases: Vec<_> = flows
+        .iter()
+        .map(|r| (r.src_as, r.dst_as, r.next_hop_as))
+        .collect();
+    assert_eq!(
+        ases,
+        [
+            (Some(65000), Some(65000), None),
+            (Some(64512), Some(15169), Some(3356))
+        ]
+    );
+}
+
+#[test]
+fn sflow_switch_vlans_qinq_and_header_fields() {
+    // QinQ: `vlan` is the outer (service) tag, where the packet was sampled; the customer tag
+    // is `inner_vlan`. The extended switch record's VLANs are src_vlan / dst_vlan, and its
+    // incoming VLAN, when valid, is `vlan` (the agent's own view wins over the header's).
+    let sample = flow_sample(512, &[raw_header(70, &qinq_udp())]);
+    let switched = flow_sample(512, &[raw_header(70, &qinq_udp()), switch(10, 20)]);
+    let flows = decode(&[sflow_datagram(&[sample, switched])]);
+    let r = &flows[0];
+    assert_eq!((r.vlan, r.inner_vlan), (Some(100), Some(200)));
+    assert_eq!((r.src_vlan, r.dst_vlan), (None, None));
+    assert_eq!((r.src_addr, r.dst_addr), (ip("192.0.2.1"), ip("192.0.2.2")));
+    assert_eq!((r.ip_protocol, r.src_port, r.dst_port), (17, 53, 54321));
+    assert_eq!(
+        (r.etype, r.ip_ttl, r.fragment_id),
+        (Some(0x0800), Some(64), Some(0x1234))
+    );
+    assert_eq!(
+        (r.ip_flags, r.fragment_offset),
+        (Some(2), Some(0)),
+        "DF set"
+    );
+    assert_eq!((r.bytes, r.packets, r.sampling_rate), (70, 1, Some(512)));
+    let r = &flows[1];
+    assert_eq!((r.vlan, r.inner_vlan), (Some(10), Some(200)));
+    assert_eq!((r.src_vlan, r.dst_vlan), (Some(10), Some(20)));
+}
+
+#[test]
+fn sflow_bytes_count_the_frame_or_the_ip_packet() {
+    // The agent reports the frame at layer 2 (70: 14 MAC header + 8 tags + 48 IP);
+    // `sflow_bytes: ip` counts the IPv4 total length (48), as a NetFlow exporter would.
+    let d = sflow_datagram(&[flow_sample(512, &[raw_header(70, &qinq_udp())])]);
+    let frame = decode(std::slice::from_ref(&d));
+    let ip_len = decode_with(
+        DecoderConfig {
+            sflow_bytes: flowtel_decode::SflowBytes::Ip,
+            ..DecoderConfig::default()
+        },
+        &[d],
+    );
+    assert_eq!((frame[0].bytes, ip_len[0].bytes), (70, 48));
+}
+
+#[test]
+fn ipfix_parity_fields_are_read_from_their_elements() {
+    // The IEs goflow2's FlowMessage maps, mapped the same way.
+    let fields = [
+        f(27, 16), // sourceIPv6Address
+        f(28, 16), // destinationIPv6Address
+        f(192, 1), // ipTTL
+        f(89, 1),  // forwardingStatus
+        f(31, 4),  // flowLabelIPv6
+        f(54, 4),  // fragmentIdentification
+        f(88, 2),  // fragmentOffset
+        f(197, 1), // fragmentFlags
+        f(58, 2),  // vlanId
+        f(59, 2),  // postVlanId
+        f(245, 2), // dot1qCustomerVlanId
+        f(70, 3),  // mplsTopLabelStackSection
+        f(71, 3),  // mplsLabelStackSection2
+        f(128, 4), // bgpNextAdjacentAsNumber
+        f(138, 4), // observationPointId
+        f(256, 2), // ethernetType
+    ];
+    let d = Msg::ipfix(1, EXPORT_SECS)
+        .template(256, &fields)
+        .data(
+            256,
+            &[rec(&[
+                &"2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                &"2001:db8::2"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                &[57],
+                &[0x40 | 1],
+                &0x000a_bcdeu32.to_be_bytes(),
+                &77u32.to_be_bytes(),
+                &185u16.to_be_bytes(),
+                &[0x20], // MF
+                &100u16.to_be_bytes(),
+                &200u16.to_be_bytes(),
+                &300u16.to_be_bytes(),
+                &[0x01, 0xf4, 0x00], // label 8000, S = 0
+                &[0x00, 0x01, 0x11], // label 17, S = 1
+                &3356u32.to_be_bytes(),
+                &9u32.to_be_bytes(),
+                &0x86ddu16.to_be_bytes(),
+            ])],
+        )
+        .build();
+    let r = &decode(&[d])[0];
+    assert_eq!((r.ip_ttl, r.forwarding_status), (Some(57), Some(0x41)));
+    assert_eq!(r.ipv6_flow_label, Some(0xabcde));
+    assert_eq!(
+        (r.fragment_id, r.fragment_offset, r.ip_flags),
+        (Some(77), Some(185), Some(1))
+    );
+    assert_eq!(
+        (r.vlan, r.src_vlan, r.dst_vlan, r.inner_vlan),
+        (Some(100), Some(100), Some(200), Some(300))
+    );
+    assert_eq!(
+        (r.mpls_labels.as_slice(), r.mpls_top_label),
+        (&[8000, 17][..], Some(8000))
+    );
+    assert_eq!(
+        (r.next_hop_as, r.observation_point_id, r.etype),
+        (Some(3356), Some(9), Some(0x86dd))
+    );
+}
+
+#[test]
+fn ipfix_ip_header_and_payload_sections_are_parsed() {
+    // RFC 5477 IE 313 ipHeaderPacketSection (from the IP header on) and IE 314
+    // ipPayloadPacketSection (from the transport header on, with protocolIdentifier given).
+    let ipv6 = hex(
+        "6123 4567 0014 0640 2001 0db8 0000 0000 0000 0000 0000 0001 \
+         2001 0db8 0000 0000 0000 0000 0000 0002 \
+         c000 0050 0000 0000 0000 0000 5002 0000",
+    );
+    let tcp = hex("c001 01bb 0000 0000 0000 0000 5012 0000");
+    let d = Msg::ipfix(1, EXPORT_SECS)
+        .template(256, &[f(313, 0xFFFF)])
+        .template(257, &[f(8, 4), f(12, 4), f(4, 1), f(314, 0xFFFF)])
+        .data(256, &[rec(&[&[ipv6.len() as u8], &ipv6])])
+        .data(
+            257,
+            &[rec(&[
+                &[10, 0, 0, 1],
+                &[10, 0, 0, 2],
+                &[6],
+                &[tcp.len() as u8],
+                &tcp,
+            ])],
+        )
+        .build();
+    let flows = decode(&[d]);
+    let r = &flows[0];
+    assert_eq!(
+        (r.src_addr, r.dst_addr),
+        (ip("2001:db8::1"), ip("2001:db8::2"))
+    );
+    assert_eq!(
+        (r.ip_protocol, r.src_port, r.dst_port, r.tcp_flags),
+        (6, 49152, 80, 0x02)
+    );
+    assert_eq!(
+        (r.tos, r.ipv6_flow_label, r.ip_ttl),
+        (0x12, Some(0x34567), Some(64))
+    );
+    assert_eq!((r.bytes, r.packets), (60, 1), "IPv6 payload length 20 + 40");
+    let r = &flows[1];
+    assert_eq!((r.src_port, r.dst_port, r.tcp_flags), (49153, 443, 0x12));
+    assert_eq!(
+        (r.bytes, r.packets),
+        (16, 1),
+        "only the captured section is known"
+    );
+}

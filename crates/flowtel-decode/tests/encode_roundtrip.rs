@@ -22,6 +22,12 @@ fn flow(src: &str, dst: &str, proto: u8, sport: u16, dport: u16, bytes: u64) -> 
     let mut r = FlowRecord::new(exporter(), FlowProtocol::NetflowV9, 0);
     r.src_addr = Some(src.parse().unwrap());
     r.dst_addr = Some(dst.parse().unwrap());
+    // The decoder names the network layer from the address family.
+    r.etype = Some(if r.src_addr.unwrap().is_ipv4() {
+        0x0800
+    } else {
+        0x86dd
+    });
     r.ip_protocol = proto;
     r.src_port = sport;
     r.dst_port = dport;

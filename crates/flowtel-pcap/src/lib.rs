@@ -553,7 +553,7 @@ fn link_payload(linktype: Linktype, frame: &[u8]) -> Result<&[u8], Skip> {
 fn ethertype_payload(ethertype: u16, rest: &[u8]) -> Result<&[u8], Skip> {
     match link::walk(ethertype, rest, link::Limits::NONE).inner {
         Inner::Ipv4(ip) | Inner::Ipv6(ip) => Ok(ip),
-        Inner::ControlWord(_) | Inner::Other => Err(Skip::NotIp),
+        Inner::Ethernet(_) | Inner::Other => Err(Skip::NotIp),
         Inner::Truncated => Err(Skip::Truncated),
     }
 }

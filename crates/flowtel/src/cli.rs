@@ -61,6 +61,10 @@ pub struct DecodeArgs {
     /// Scope templates by exporter address and source port, not the address alone.
     #[arg(long)]
     pub scope_includes_port: bool,
+    /// Bytes of a sampled packet (sFlow, IPFIX packet sections): `frame` (layer 2, as the
+    /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
+    #[arg(long, value_name = "frame|ip", value_parser = |s: &str| s.parse::<flowtel_decode::SflowBytes>())]
+    pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

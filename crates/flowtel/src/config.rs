@@ -196,6 +196,10 @@ pub struct DecoderSettings {
     pub max_pending_sets: usize,
     /// Seconds a data set waits for its template before it is discarded.
     pub pending_timeout_secs: u64,
+    /// Bytes of a sampled packet (sFlow flow samples, IPFIX packet sections): `frame`, the
+    /// layer-2 frame length the agent reports (default), or `ip`, the IP packet length, as
+    /// NetFlow/IPFIX octet counters count.
+    pub sflow_bytes: flowtel_decode::SflowBytes,
 }
 
 impl Default for DecoderSettings {
@@ -208,6 +212,7 @@ impl Default for DecoderSettings {
             max_fields_per_template: d.max_fields_per_template,
             max_pending_sets: d.max_pending_sets,
             pending_timeout_secs: d.pending_timeout_ns / 1_000_000_000,
+            sflow_bytes: d.sflow_bytes,
         }
     }
 }
@@ -224,6 +229,7 @@ impl DecoderSettings {
             max_fields_per_template: self.max_fields_per_template,
             max_pending_sets: self.max_pending_sets,
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
+            sflow_bytes: self.sflow_bytes,
         }
     }
 }
@@ -414,6 +420,14 @@ pub struct RunArgs {
     /// Seconds a data set waits for its template [default: 60].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub pending_timeout: Option<u64>,
+    /// Bytes of a sampled packet (sFlow, IPFIX packet sections): `frame` (layer 2, as the
+    /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
+    #[arg(long, value_name = "frame|ip", value_parser = parse_sflow_bytes)]
+    pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
+}
+
+fn parse_sflow_bytes(s: &str) -> Result<flowtel_decode::SflowBytes, String> {
+    s.parse()
 }
 
 fn parse_device(s: &str) -> Result<(std::net::IpAddr, String), String> {
@@ -698,6 +712,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         d.max_pending_sets = size(n);
     }
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
+    set(&mut d.sflow_bytes, &a.sflow_bytes);
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -910,6 +925,7 @@ decoder:
   max_fields_per_template: 64
   max_pending_sets: 0
   pending_timeout_secs: 5
+  sflow_bytes: ip
 ";
         let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
         let d = c.decoder.to_decoder_config();
@@ -919,6 +935,7 @@ decoder:
         assert_eq!(d.max_fields_per_template, 64);
         assert_eq!(d.max_pending_sets, 0);
         assert_eq!(d.pending_timeout_ns, 5_000_000_000);
+        assert_eq!(d.sflow_bytes, flowtel_decode::SflowBytes::Ip);
         assert!(!d.keep_unknown_fields);
         assert_eq!(crate::daemon::pipeline_spec(&c).unwrap().decoder, d);
 
@@ -940,6 +957,8 @@ decoder:
             "6",
             "--pending-timeout",
             "7",
+            "--sflow-bytes",
+            "frame",
         ])
         .unwrap()
         .run;
@@ -953,6 +972,7 @@ decoder:
                 max_fields_per_template: 5,
                 max_pending_sets: 6,
                 pending_timeout_secs: 7,
+                sflow_bytes: flowtel_decode::SflowBytes::Frame,
             }
         );
         let flag = T::try_parse_from(["run", "--scope-includes-port"])

@@ -27,6 +27,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut decoder = Decoder::new(DecoderConfig {
         keep_unknown_fields: true,
         scope_includes_port: args.scope_includes_port,
+        sflow_bytes: args.sflow_bytes.unwrap_or_default(),
         ..DecoderConfig::default()
     });
     let mut stdout = BufWriter::new(io::stdout().lock());

@@ -66,7 +66,6 @@
 mod counters;
 mod datagram;
 mod flow;
-mod header;
 mod samples;
 mod xdr;
 

@@ -137,7 +137,7 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
         },
     );
     if let Some(rec) = ctx.out.flows.last_mut() {
-        acc.finish(rec);
+        acc.finish(rec, ctx.sflow_bytes);
     }
 }
 
