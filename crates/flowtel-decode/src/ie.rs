@@ -26,8 +26,10 @@ pub(crate) enum Val {
     PacketsTotal,
     PostOctets,
     PostPackets,
-    ReverseOctets,
-    ReversePackets,
+    InitiatorOctets,
+    ResponderOctets,
+    InitiatorPackets,
+    ResponderPackets,
     StartSysUpMs,
     EndSysUpMs,
     StartNs,
@@ -57,7 +59,7 @@ pub(crate) enum Val {
 }
 
 /// Number of [`Val`] variants (at most 64: presence is a `u64` mask).
-pub(crate) const VALS: usize = 34;
+pub(crate) const VALS: usize = 36;
 
 /// What the compiled plan does with one field's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,23 @@ pub(crate) enum Slot {
     IpHeaderSection,
     /// IE 314 ipPayloadPacketSection (RFC 5477 §8.2.9).
     IpPayloadSection,
+    ApplicationId,
+    ApplicationName,
+    NatSrcV4,
+    NatDstV4,
+    NatSrcV6,
+    NatDstV6,
+    NatSrcPort,
+    NatDstPort,
+    NatEvent,
+    FirewallEvent,
+    FirewallExtEvent,
+    FlowId,
+    EventTimeMillis,
+    IngressAcl,
+    EgressAcl,
+    /// A configured field (`decoder.fields`): the index in the template's custom list.
+    Custom(u16),
 }
 
 /// The slot for IANA element `id` (or enterprise element `(enterprise, id)`) of `len` bytes;
@@ -131,14 +150,6 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
     use Slot::*;
     // Any length but zero: the value is narrowed to the field when read (see the module doc).
     let int = len != 0;
-    if enterprise == REVERSE_PEN {
-        // RFC 5103 §6.1: reverse IEs are the forward IE numbers under PEN 29305.
-        return match id {
-            1 | 85 if int => Val(V::ReverseOctets),
-            2 | 86 if int => Val(V::ReversePackets),
-            _ => Unknown,
-        };
-    }
     if enterprise != 0 {
         return Unknown;
     }
@@ -149,6 +160,11 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         86 if int => Val(V::PacketsTotal),
         23 | 171 if int => Val(V::PostOctets),
         24 | 172 if int => Val(V::PostPackets),
+        // Cisco NSEL (ASA/FTD) NF_F_FWD/REV_FLOW_DELTA_BYTES, RFC 5102 initiator/responder.
+        231 if int => Val(V::InitiatorOctets),
+        232 if int => Val(V::ResponderOctets),
+        298 if int => Val(V::InitiatorPackets),
+        299 if int => Val(V::ResponderPackets),
         4 if int => Protocol,
         5 if int => Tos,
         6 if int => TcpFlags,
@@ -204,6 +220,24 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         256 if int => Etype,
         312 if int => Val(V::DataLinkFrameSize),
         408 if int => Val(V::DataLinkFrameType),
+        // RFC 6759 applicationId: an octetArray, read as a number when it fits 8 octets.
+        95 if int => ApplicationId,
+        96 => ApplicationName,
+        // RFC 8158 / RFC 5102 NAT elements; Cisco ASA 8.4's v9-only 40001-40004.
+        225 | 40001 if len == 4 => NatSrcV4,
+        226 | 40002 if len == 4 => NatDstV4,
+        281 if len == 16 => NatSrcV6,
+        282 if len == 16 => NatDstV6,
+        227 | 40003 if int => NatSrcPort,
+        228 | 40004 if int => NatDstPort,
+        230 if int => NatEvent,
+        // IE 233 firewallEvent / NF_F_FW_EVENT (v9 40005 on ASA 8.4); Cisco NSEL v9 types.
+        233 | 40005 if int => FirewallEvent,
+        33002 if int => FirewallExtEvent,
+        148 if int => FlowId,
+        323 if int => EventTimeMillis,
+        33000 if len == 12 => IngressAcl,
+        33001 if len == 12 => EgressAcl,
         313 => IpHeaderSection,
         314 => IpPayloadSection,
         315 => DataLinkFrame,
@@ -225,6 +259,49 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         236 => VrfName,
         210 => Ignore,
         _ => Unknown,
+    }
+}
+
+/// The slot of an RFC 5103 reverse element (PEN 29305, the forward element's number): the
+/// forward element's slot, applied to the reverse record. Elements that identify the flow
+/// rather than measure one direction (addresses, ports, protocol, interfaces, AS numbers,
+/// prefix lengths: swapped from the forward record instead) and RFC 5103 §6.1's
+/// non-reversible ones have no reverse reading.
+pub(crate) fn reverse_slot(id: u16, len: u16) -> Slot {
+    match slot(0, id, len) {
+        Slot::Protocol
+        | Slot::SrcPort
+        | Slot::DstPort
+        | Slot::SrcV4
+        | Slot::DstV4
+        | Slot::SrcV6
+        | Slot::DstV6
+        | Slot::SrcMask
+        | Slot::DstMask
+        | Slot::InIf
+        | Slot::OutIf
+        | Slot::SrcAs
+        | Slot::DstAs
+        | Slot::Direction
+        | Slot::InterfaceName
+        | Slot::InterfaceDescription
+        | Slot::VrfName
+        | Slot::Val(Val::SamplerId)
+        | Slot::Val(Val::SysInitMillis)
+        | Slot::Val(Val::IngressVrfId)
+        | Slot::Val(Val::EgressVrfId)
+        | Slot::Val(Val::PhysInIf)
+        | Slot::Val(Val::PhysOutIf)
+        | Slot::ObservationPointId
+        | Slot::ApplicationId
+        | Slot::ApplicationName
+        | Slot::FirewallEvent
+        | Slot::FirewallExtEvent
+        | Slot::FlowId
+        | Slot::EventTimeMillis
+        | Slot::IngressAcl
+        | Slot::EgressAcl => Slot::Unknown,
+        other => other,
     }
 }
 
@@ -250,7 +327,9 @@ mod tests {
         assert_eq!(slot(0, 1, 3), Slot::Val(Val::Octets));
         assert_eq!(slot(0, 4, 4), Slot::Protocol);
         assert_eq!(slot(0, 4, 0), Slot::Unknown);
-        assert_eq!(slot(REVERSE_PEN, 1, 8), Slot::Val(Val::ReverseOctets));
+        assert_eq!(reverse_slot(1, 8), Slot::Val(Val::Octets));
+        assert_eq!(reverse_slot(6, 1), Slot::TcpFlags);
+        assert_eq!(reverse_slot(8, 4), Slot::Unknown);
         assert_eq!(slot(2636, 1, 8), Slot::Unknown);
     }
 }

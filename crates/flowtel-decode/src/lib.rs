@@ -82,8 +82,9 @@
 pub mod record;
 
 pub use record::{
-    CounterRecord, EthernetCounters, FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters,
-    MplsLabels, RawField, SamplingSource, SflowInterface, SflowSample,
+    CounterRecord, CustomField, CustomValue, EthernetCounters, Firewall, FlowDirection,
+    FlowProtocol, FlowRecord, InterfaceCounters, MplsLabels, Nat, RawField, SamplingSource,
+    SflowInterface, SflowSample,
 };
 
 pub mod link;
@@ -107,6 +108,7 @@ pub use stats::{DecoderStats, Limit};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Limits and options for a [`Decoder`]. Every limit bounds state an exporter controls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,76 @@ pub struct DecoderConfig {
     /// Which length a record made of one sampled packet counts as its bytes (sFlow flow
     /// samples, IPFIX packet sections): see [`SflowBytes`].
     pub sflow_bytes: SflowBytes,
+    /// NetFlow v9 / IPFIX elements read into [`FlowRecord::custom_fields`] under a name
+    /// (`decoder.fields:`). A mapped element is read only this way (its built-in meaning,
+    /// if any, is replaced). Empty by default: records then never allocate for them.
+    pub fields: Vec<FieldMapping>,
+}
+
+/// One configured element: (enterprise, id) read as `kind` under `name`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMapping {
+    /// Private Enterprise Number (RFC 7011 §3.2); 0 for IANA elements and NetFlow v9 types.
+    #[serde(default)]
+    pub enterprise: u32,
+    /// The element id (without the enterprise bit) or NetFlow v9 field type.
+    pub id: u16,
+    /// The name the value is known by: a rollup dimension `custom_str.NAME` /
+    /// `custom_int.NAME` and a flow attribute. Letters, digits, `_`, `-` and `.`.
+    pub name: Arc<str>,
+    #[serde(rename = "type")]
+    pub kind: FieldKind,
+}
+
+/// How a configured element's bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    /// UTF-8 text (RFC 7011 §6.1.6), NUL padding and trailing spaces removed; invalid
+    /// sequences replaced.
+    String,
+    /// A big-endian unsigned integer of any length whose value fits 64 bits.
+    Unsigned,
+    /// An IPv4 (4 bytes) or IPv6 (16 bytes) address.
+    Address,
+    /// A 6-byte MAC address.
+    Mac,
+}
+
+/// Why a `decoder.fields` list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldsError {
+    #[error("field name {0:?} must be 1-64 letters, digits, '_', '-' or '.'")]
+    Name(String),
+    #[error("field name {0:?} is used twice")]
+    DuplicateName(String),
+    #[error("element (enterprise {0}, id {1}) is mapped twice")]
+    DuplicateElement(u32, u16),
+}
+
+/// Check a `decoder.fields` list: valid, distinct names and elements mapped once.
+pub fn validate_fields(fields: &[FieldMapping]) -> Result<(), FieldsError> {
+    for (i, f) in fields.iter().enumerate() {
+        let ok = (1..=64).contains(&f.name.len())
+            && f.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(FieldsError::Name(f.name.to_string()));
+        }
+        let before = fields.get(..i).unwrap_or_default();
+        if before.iter().any(|b| b.name == f.name) {
+            return Err(FieldsError::DuplicateName(f.name.to_string()));
+        }
+        if before
+            .iter()
+            .any(|b| (b.enterprise, b.id) == (f.enterprise, f.id))
+        {
+            return Err(FieldsError::DuplicateElement(f.enterprise, f.id));
+        }
+    }
+    Ok(())
 }
 
 /// The byte count of a sampled packet (an sFlow flow sample, or an IPFIX / NetFlow v9 record
@@ -175,6 +247,7 @@ impl Default for DecoderConfig {
             max_pending_sets: 4_096,
             pending_timeout_ns: 60_000_000_000,
             sflow_bytes: SflowBytes::Frame,
+            fields: Vec::new(),
         }
     }
 }
@@ -340,6 +413,21 @@ impl Decoder {
             .get(&(exporter, domain))?
             .if_descriptions
             .get(&if_index)
+            .map(|s| &**s)
+    }
+
+    /// The application name (IE 96 applicationName) `exporter` announced in options data for
+    /// `application_id` (IE 95, see [`FlowRecord::application_id`]) in domain `domain`.
+    pub fn application_name(
+        &self,
+        exporter: IpAddr,
+        domain: u32,
+        application_id: u64,
+    ) -> Option<&str> {
+        self.names
+            .get(&(exporter, domain))?
+            .app_names
+            .get(&application_id)
             .map(|s| &**s)
     }
 

@@ -5,6 +5,7 @@
 //! sampling correction is the rollup's job, using [`FlowRecord::sampling_rate`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -148,6 +149,25 @@ pub struct FlowRecord {
     /// IE 138 observationPointId.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observation_point_id: Option<u64>,
+    /// IE 95 applicationId (RFC 6759: classification engine id in the first octet, then
+    /// the selector id), as a big-endian number of up to 8 octets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<u64>,
+    /// The application's name (IE 96 applicationName) the exporter announced for
+    /// `application_id` in options data, e.g. Cisco NBAR's `ssl`; shared with the decoder's
+    /// table (no allocation per record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<Arc<str>>,
+    /// Address translation (IE 225-228, 281/282, 230; Cisco ASA 8.4's 40001-40004).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<Nat>,
+    /// Firewall event and Cisco NSEL fields (IE 233, 148, 323; v9 33000-33002, 40005).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Firewall>,
+    /// Fields mapped by [`crate::DecoderConfig::fields`] (`decoder.fields:`), in template
+    /// order. Empty, and never allocated, when no mapping is configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomField>,
     pub sampler_id: Option<u64>,
     /// The resolved 1-in-N sampling rate; `None` when unknown.
     pub sampling_rate: Option<u32>,
@@ -168,6 +188,122 @@ pub struct FlowRecord {
     /// is set (for `flowtel decode`). Empty otherwise, and then it never allocates.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_fields: Vec<RawField>,
+}
+
+/// Network address translation of a flow (RFC 8158 / RFC 5102 NAT elements, Cisco NEL/NSEL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Nat {
+    /// IE 225 postNATSourceIPv4Address, 281 postNATSourceIPv6Address (v9 40001 on ASA 8.4).
+    pub src_addr: Option<IpAddr>,
+    /// IE 226 postNATDestinationIPv4Address, 282 postNATDestinationIPv6Address (v9 40002).
+    pub dst_addr: Option<IpAddr>,
+    /// IE 227 postNAPTSourceTransportPort (v9 40003).
+    pub src_port: Option<u16>,
+    /// IE 228 postNAPTDestinationTransportPort (v9 40004).
+    pub dst_port: Option<u16>,
+    /// IE 230 natEvent (IANA "NAT Event Type": 4 NAT44 session create, 5 delete, ...).
+    pub event: Option<u8>,
+}
+
+impl Nat {
+    /// The IANA name of a natEvent value, lower-case with underscores.
+    pub const fn event_name(event: u8) -> Option<&'static str> {
+        Some(match event {
+            1 => "nat_translation_create",
+            2 => "nat_translation_delete",
+            3 => "nat_addresses_exhausted",
+            4 => "nat44_session_create",
+            5 => "nat44_session_delete",
+            6 => "nat64_session_create",
+            7 => "nat64_session_delete",
+            8 => "nat44_bib_create",
+            9 => "nat44_bib_delete",
+            10 => "nat64_bib_create",
+            11 => "nat64_bib_delete",
+            12 => "nat_ports_exhausted",
+            13 => "quota_exceeded",
+            14 => "address_binding_create",
+            15 => "address_binding_delete",
+            16 => "port_block_allocation",
+            17 => "port_block_deallocation",
+            18 => "threshold_reached",
+            _ => return None,
+        })
+    }
+}
+
+/// Firewall events: IPFIX IE 233 firewallEvent and Cisco ASA/FTD NSEL (Cisco "ASA NetFlow
+/// Implementation Guide"). NSEL's byte counters (IE 231/232 initiator/responderOctets,
+/// 298/299 packets) are not here: they are the forward and reverse records' counters (see
+/// [`crate`] "Biflows and firewall connections").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Firewall {
+    /// IE 233 firewallEvent / NF_F_FW_EVENT (v9 40005 on ASA 8.4): 1 created, 2 deleted,
+    /// 3 denied, 4 alert, 5 update.
+    pub event: Option<u8>,
+    /// NF_F_FW_EXT_EVENT (v9 33002): the reason, e.g. 1001 denied by ingress ACL, 2000+
+    /// teardown reasons.
+    pub ext_event: Option<u16>,
+    /// IE 148 flowId / NF_F_CONN_ID: the firewall's connection id.
+    pub flow_id: Option<u64>,
+    /// IE 323 observationTimeMilliseconds / NF_F_EVENT_TIME_MSEC: when the event happened,
+    /// Unix milliseconds.
+    pub event_time_ms: Option<u64>,
+    /// NF_F_INGRESS_ACL_ID (v9 33000): ACL id, ACE id and hash of the rule that matched.
+    pub ingress_acl: Option<[u32; 3]>,
+    /// NF_F_EGRESS_ACL_ID (v9 33001).
+    pub egress_acl: Option<[u32; 3]>,
+}
+
+impl Firewall {
+    /// The IANA name of a firewallEvent value, lower-case.
+    pub const fn event_name(event: u8) -> Option<&'static str> {
+        Some(match event {
+            0 => "ignore",
+            1 => "created",
+            2 => "deleted",
+            3 => "denied",
+            4 => "alert",
+            5 => "update",
+            _ => return None,
+        })
+    }
+}
+
+/// A field mapped by configuration (`decoder.fields:`): its configured name and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomField {
+    /// The configured name, shared with the configuration.
+    pub name: Arc<str>,
+    pub value: CustomValue,
+}
+
+/// A configured field's value, of the configured [`crate::FieldKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CustomValue {
+    Str(Box<str>),
+    Unsigned(u64),
+    Addr(IpAddr),
+    #[serde(serialize_with = "crate::record::mac_str")]
+    Mac([u8; 6]),
+}
+
+impl std::fmt::Display for CustomValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CustomValue::Str(s) => f.write_str(s),
+            CustomValue::Unsigned(n) => write!(f, "{n}"),
+            CustomValue::Addr(a) => write!(f, "{a}"),
+            CustomValue::Mac([a, b, c, d, e, g]) => {
+                write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+            }
+        }
+    }
+}
+
+pub(crate) fn mac_str<S: serde::Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&CustomValue::Mac(*m))
 }
 
 /// An MPLS label stack, top first, stored inline (no allocation): at most
@@ -300,6 +436,11 @@ impl FlowRecord {
             mpls_labels: MplsLabels::EMPTY,
             next_hop_as: None,
             observation_point_id: None,
+            application_id: None,
+            application_name: None,
+            nat: None,
+            firewall: None,
+            custom_fields: Vec::new(),
             sampler_id: None,
             sampling_rate: None,
             sampling_source: SamplingSource::Unknown,

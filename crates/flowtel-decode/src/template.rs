@@ -11,7 +11,10 @@ use crate::SflowBytes;
 use crate::ie::{self, Slot, VALS, Val};
 use crate::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::packet;
-use crate::record::{FlowDirection, FlowRecord, RawField};
+use std::sync::Arc;
+
+use crate::record::{CustomField, CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RawField};
+use crate::{FieldKind, FieldMapping};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
 pub(crate) const VARLEN: u16 = 0xFFFF;
@@ -32,6 +35,8 @@ pub(crate) struct FieldSpec {
 pub(crate) struct Op {
     pub len: u16,
     pub slot: Slot,
+    /// An RFC 5103 reverse element: `slot` is applied to the reverse record.
+    pub reverse: bool,
     pub enterprise: u32,
     pub id: u16,
 }
@@ -42,6 +47,9 @@ pub(crate) struct Template {
     pub options: bool,
     pub fields: Box<[FieldSpec]>,
     pub ops: Box<[Op]>,
+    /// The configured fields (`decoder.fields`) this template carries, by [`Slot::Custom`]
+    /// index: name and how to read the value.
+    pub custom: Box<[(Arc<str>, FieldKind)]>,
     /// Smallest possible record: fixed lengths plus one byte per variable-length field.
     /// Always at least 1, so a data set loop always advances.
     pub min_len: usize,
@@ -49,8 +57,13 @@ pub(crate) struct Template {
 
 impl Template {
     /// Compile `fields`; `None` when no record could be read with it (zero minimum length).
-    pub(crate) fn compile(options: bool, fields: Vec<FieldSpec>) -> Option<Template> {
+    pub(crate) fn compile(
+        options: bool,
+        fields: Vec<FieldSpec>,
+        mapped: &[FieldMapping],
+    ) -> Option<Template> {
         let mut min_len = 0usize;
+        let mut custom = Vec::new();
         let ops: Box<[Op]> = fields
             .iter()
             .enumerate()
@@ -69,16 +82,28 @@ impl Template {
                         (b.enterprise, b.id, b.v9_scope) == (f.enterprise, f.id, f.v9_scope)
                     })
                 });
-                let slot = if repeated {
+                let reverse = f.enterprise == ie::REVERSE_PEN && !f.v9_scope;
+                let configured = mapped
+                    .iter()
+                    .find(|m| (m.enterprise, m.id) == (f.enterprise, f.id) && !f.v9_scope);
+                // A configured element is read at every occurrence (Junos repeats 2636/137,
+                // one common property each), in template order.
+                let slot = if let Some(m) = configured {
+                    custom.push((Arc::clone(&m.name), m.kind));
+                    Slot::Custom((custom.len() - 1) as u16)
+                } else if repeated {
                     Slot::Unknown
                 } else if f.v9_scope {
                     ie::v9_scope_slot(f.id, f.len)
+                } else if reverse {
+                    ie::reverse_slot(f.id, f.len)
                 } else {
                     ie::slot(f.enterprise, f.id, f.len)
                 };
                 Op {
                     len: f.len,
                     slot,
+                    reverse: reverse && slot != Slot::Unknown,
                     enterprise: f.enterprise,
                     id: f.id,
                 }
@@ -88,6 +113,7 @@ impl Template {
             options,
             fields: fields.into_boxed_slice(),
             ops,
+            custom: custom.into_boxed_slice(),
             min_len,
         })
     }
@@ -105,11 +131,19 @@ pub(crate) struct Scratch<'a> {
     pub if_name: Option<&'a [u8]>,
     pub if_description: Option<&'a [u8]>,
     pub vrf_name: Option<&'a [u8]>,
+    pub app_name: Option<&'a [u8]>,
     /// IE 315 dataLinkFrameSection, 313 ipHeaderPacketSection, 314 ipPayloadPacketSection.
     pub frame: Option<&'a [u8]>,
     pub ip_section: Option<&'a [u8]>,
     pub payload_section: Option<&'a [u8]>,
+    /// RFC 5103 reverse fields of the record: (op index, value start, value end) within the
+    /// record, applied to the reverse record once the forward one is finished.
+    reverse: [(u16, u32, u32); MAX_REVERSE_FIELDS],
+    reverse_len: u8,
 }
+
+/// Reverse fields kept per record; more are ignored (an ipfixprobe biflow has about eight).
+const MAX_REVERSE_FIELDS: usize = 24;
 
 impl Default for Scratch<'_> {
     fn default() -> Self {
@@ -120,9 +154,12 @@ impl Default for Scratch<'_> {
             if_name: None,
             if_description: None,
             vrf_name: None,
+            app_name: None,
             frame: None,
             ip_section: None,
             payload_section: None,
+            reverse: [(0, 0, 0); MAX_REVERSE_FIELDS],
+            reverse_len: 0,
         }
     }
 }
@@ -136,9 +173,11 @@ impl<'a> Scratch<'a> {
         self.if_name = None;
         self.if_description = None;
         self.vrf_name = None;
+        self.app_name = None;
         self.frame = None;
         self.ip_section = None;
         self.payload_section = None;
+        self.reverse_len = 0;
     }
 
     /// Whether the record carries a sampled packet (IE 313/314/315).
@@ -301,7 +340,7 @@ pub(crate) fn read_record<'a>(
     keep_unknown: bool,
 ) -> Result<usize, RecordTruncated> {
     let mut pos = 0usize;
-    for op in template.ops.iter() {
+    for (i, op) in template.ops.iter().enumerate() {
         let len = if op.len == VARLEN {
             // RFC 7011 §7: one length byte, or 255 followed by a two-byte length.
             let first = *data.get(pos).ok_or(RecordTruncated)?;
@@ -327,8 +366,16 @@ pub(crate) fn read_record<'a>(
             _ if len <= 8 => Some(uint(v)),
             _ => wide_uint(v),
         };
+        if op.reverse {
+            if let Some(slot) = scratch.reverse.get_mut(usize::from(scratch.reverse_len)) {
+                *slot = (i as u16, pos as u32, (pos + len) as u32);
+                scratch.reverse_len += 1;
+            }
+            pos += len;
+            continue;
+        }
         pos += len;
-        apply(op, v, int, rec, scratch, keep_unknown);
+        apply(op, v, int, rec, scratch, keep_unknown, &template.custom);
     }
     Ok(pos)
 }
@@ -351,6 +398,7 @@ fn apply<'a>(
     rec: &mut FlowRecord,
     s: &mut Scratch<'a>,
     keep_unknown: bool,
+    custom: &[(Arc<str>, FieldKind)],
 ) {
     match op.slot {
         Slot::Unknown => {
@@ -442,6 +490,31 @@ fn apply<'a>(
         Slot::NextHopAs => rec.next_hop_as = fit(int, s),
         Slot::ObservationPointId => rec.observation_point_id = fit(int, s),
         Slot::Etype => rec.etype = fit(int, s),
+        Slot::ApplicationId => rec.application_id = fit(int, s),
+        Slot::ApplicationName => s.app_name = Some(v),
+        Slot::NatSrcV4 => nat(rec).src_addr = v4(v),
+        Slot::NatDstV4 => nat(rec).dst_addr = v4(v),
+        Slot::NatSrcV6 => nat(rec).src_addr = v6(v),
+        Slot::NatDstV6 => nat(rec).dst_addr = v6(v),
+        Slot::NatSrcPort => nat(rec).src_port = fit(int, s),
+        Slot::NatDstPort => nat(rec).dst_port = fit(int, s),
+        Slot::NatEvent => nat(rec).event = fit(int, s),
+        Slot::FirewallEvent => firewall(rec).event = fit(int, s),
+        Slot::FirewallExtEvent => firewall(rec).ext_event = fit(int, s),
+        Slot::FlowId => firewall(rec).flow_id = fit(int, s),
+        Slot::EventTimeMillis => firewall(rec).event_time_ms = fit(int, s),
+        Slot::IngressAcl => firewall(rec).ingress_acl = acl(v),
+        Slot::EgressAcl => firewall(rec).egress_acl = acl(v),
+        Slot::Custom(i) => {
+            if let Some((name, kind)) = custom.get(usize::from(i))
+                && let Some(value) = custom_value(*kind, v, int)
+            {
+                rec.custom_fields.push(CustomField {
+                    name: Arc::clone(name),
+                    value,
+                });
+            }
+        }
         Slot::DataLinkFrame => s.frame = Some(v),
         Slot::IpHeaderSection => s.ip_section = Some(v),
         Slot::IpPayloadSection => s.payload_section = Some(v),
@@ -464,6 +537,31 @@ fn apply<'a>(
         Slot::InterfaceName => s.if_name = Some(v),
         Slot::InterfaceDescription => s.if_description = Some(v),
         Slot::VrfName => s.vrf_name = Some(v),
+    }
+}
+
+fn nat(rec: &mut FlowRecord) -> &mut Nat {
+    rec.nat.get_or_insert_with(Nat::default)
+}
+
+fn firewall(rec: &mut FlowRecord) -> &mut Firewall {
+    rec.firewall.get_or_insert_with(Firewall::default)
+}
+
+/// NF_F_INGRESS/EGRESS_ACL_ID: three 32-bit words (ACL id, ACE id, hash).
+fn acl(v: &[u8]) -> Option<[u32; 3]> {
+    let w = |i: usize| v.get(i..i + 4).map(uint).map(|x| x as u32);
+    Some([w(0)?, w(4)?, w(8)?])
+}
+
+/// A configured field's value; `None` (the field is left out) when the bytes do not fit
+/// the configured type.
+fn custom_value(kind: FieldKind, v: &[u8], int: Option<u64>) -> Option<CustomValue> {
+    match kind {
+        FieldKind::String => Some(CustomValue::Str(crate::options::text(v))),
+        FieldKind::Unsigned => int.map(CustomValue::Unsigned),
+        FieldKind::Address => v4(v).or_else(|| v6(v)).map(CustomValue::Addr),
+        FieldKind::Mac => mac(v).map(CustomValue::Mac),
     }
 }
 
@@ -497,11 +595,13 @@ pub(crate) fn finish(
     let bytes = s
         .get(Val::Octets)
         .or_else(|| s.get(Val::OctetsTotal))
-        .or_else(|| s.get(Val::PostOctets));
+        .or_else(|| s.get(Val::PostOctets))
+        .or_else(|| s.get(Val::InitiatorOctets));
     let packets = s
         .get(Val::Packets)
         .or_else(|| s.get(Val::PacketsTotal))
-        .or_else(|| s.get(Val::PostPackets));
+        .or_else(|| s.get(Val::PostPackets))
+        .or_else(|| s.get(Val::InitiatorPackets));
     rec.bytes = bytes.unwrap_or(0);
     rec.packets = packets.unwrap_or(0);
     rec.sampler_id = s.sampler_id();
@@ -545,6 +645,14 @@ pub(crate) fn finish(
     // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
     rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
     rec.out_if = rec.out_if.or(s.get(Val::PhysOutIf).map(|v| v as u32));
+    let (start, end) = times(s, base);
+    rec.flow_start_ns = start;
+    rec.flow_end_ns = end;
+    finish_common(rec);
+}
+
+/// The flow's start and end from whichever time elements the record carries.
+fn times(s: &Scratch<'_>, base: &TimeBase) -> (Option<u64>, Option<u64>) {
     let sysup = |t: u64| -> Option<u64> {
         let t = t as u32;
         if let Some(up) = base.sys_uptime_ms {
@@ -561,15 +669,15 @@ pub(crate) fn finish(
         s.get(k)
             .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
     };
-    rec.flow_start_ns = s
+    let start = s
         .get(Val::StartNs)
         .or_else(|| s.get(Val::StartSysUpMs).and_then(sysup))
         .or_else(|| delta(Val::StartDeltaMicros));
-    rec.flow_end_ns = s
+    let end = s
         .get(Val::EndNs)
         .or_else(|| s.get(Val::EndSysUpMs).and_then(sysup))
         .or_else(|| delta(Val::EndDeltaMicros));
-    finish_common(rec);
+    (start, end)
 }
 
 /// A record carrying a sampled packet instead of (or besides) flow fields: RFC 7133 IE 315
@@ -674,24 +782,88 @@ pub(crate) fn infer_etype(rec: &mut FlowRecord) {
     }
 }
 
-/// The RFC 5103 reverse direction of a biflow record, when it carries reverse counters
-/// that are not both zero.
-pub(crate) fn reverse(rec: &FlowRecord, s: &Scratch<'_>) -> Option<FlowRecord> {
-    let bytes = s.get(Val::ReverseOctets).unwrap_or(0);
-    let packets = s.get(Val::ReversePackets).unwrap_or(0);
-    if bytes == 0 && packets == 0 {
+/// The reverse direction of a biflow record, when its reverse counters are not both zero.
+///
+/// RFC 5103 biflows (PEN 29305): the forward record with addresses, ports, interfaces, AS
+/// numbers, prefix lengths, MACs and VLANs swapped, then every reverse element the template
+/// carries applied as its forward counterpart would be (octets and packets, TCP flags, ToS,
+/// TTL, times, MACs, VLANs, ICMP type, ...). Fields with no reverse value are the forward
+/// record's swapped ones (times included) or, for TCP flags and direction, unset.
+///
+/// Cisco NSEL (ASA/FTD): `responderOctets` / `responderPackets` (IE 232/299,
+/// NF_F_REV_FLOW_DELTA_BYTES) are the responder's bytes, sent back from the destination to
+/// the source of the forward record (whose own bytes are `initiatorOctets`, IE 231). They
+/// become the reverse record's counters when it has no RFC 5103 counters, so a connection
+/// counts its bytes in both directions, each towards the side that received them.
+pub(crate) fn reverse(
+    rec: &FlowRecord,
+    s: &Scratch<'_>,
+    template: &Template,
+    data: &[u8],
+    base: &TimeBase,
+) -> Option<FlowRecord> {
+    let responder = s.get(Val::ResponderOctets).is_some() || s.get(Val::ResponderPackets).is_some();
+    if s.reverse_len == 0 && !responder {
         return None;
     }
     let mut r = rec.clone();
-    r.bytes = bytes;
-    r.packets = packets;
     std::mem::swap(&mut r.src_addr, &mut r.dst_addr);
     std::mem::swap(&mut r.src_port, &mut r.dst_port);
     std::mem::swap(&mut r.in_if, &mut r.out_if);
     std::mem::swap(&mut r.src_as, &mut r.dst_as);
     std::mem::swap(&mut r.src_prefix_len, &mut r.dst_prefix_len);
     std::mem::swap(&mut r.src_mac, &mut r.dst_mac);
+    std::mem::swap(&mut r.src_vlan, &mut r.dst_vlan);
+    if let Some(nat) = r.nat.as_mut() {
+        std::mem::swap(&mut nat.src_addr, &mut nat.dst_addr);
+        std::mem::swap(&mut nat.src_port, &mut nat.dst_port);
+    }
     r.tcp_flags = 0;
     r.direction = None;
+    r.unknown_fields = Vec::new();
+    let mut rs = Scratch::default();
+    let fields = s
+        .reverse
+        .get(..usize::from(s.reverse_len))
+        .unwrap_or_default();
+    for &(i, start, end) in fields {
+        let (Some(op), Some(v)) = (
+            template.ops.get(usize::from(i)),
+            data.get(start as usize..end as usize),
+        ) else {
+            continue;
+        };
+        let int = if v.len() <= 8 {
+            Some(uint(v))
+        } else {
+            wide_uint(v)
+        };
+        apply(op, v, int, &mut r, &mut rs, false, &template.custom);
+    }
+    let bytes = rs
+        .get(Val::Octets)
+        .or_else(|| rs.get(Val::OctetsTotal))
+        .or_else(|| rs.get(Val::PostOctets))
+        .or_else(|| s.get(Val::ResponderOctets))
+        .unwrap_or(0);
+    let packets = rs
+        .get(Val::Packets)
+        .or_else(|| rs.get(Val::PacketsTotal))
+        .or_else(|| rs.get(Val::PostPackets))
+        .or_else(|| s.get(Val::ResponderPackets))
+        .unwrap_or(0);
+    if bytes == 0 && packets == 0 {
+        return None;
+    }
+    r.bytes = bytes;
+    r.packets = packets;
+    let (start, end) = times(&rs, base);
+    r.flow_start_ns = start.or(r.flow_start_ns);
+    r.flow_end_ns = end.or(r.flow_end_ns);
+    let ttl = |k: Val| rs.get(k).and_then(|t| u8::try_from(t).ok());
+    if let Some(t) = ttl(Val::MinTtl).or_else(|| ttl(Val::MaxTtl)) {
+        r.ip_ttl = Some(t);
+    }
+    finish_common(&mut r);
     Some(r)
 }

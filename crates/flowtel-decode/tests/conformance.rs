@@ -575,3 +575,325 @@ fn ipfix_ip_header_and_payload_sections_are_parsed() {
         "only the captured section is known"
     );
 }
+
+const REV: u32 = 29305;
+
+#[test]
+fn rfc5103_reverse_elements_all_reach_the_reverse_record() {
+    // RFC 5103 §6.1: the reverse IEs are the forward numbers under PEN 29305. Every one with
+    // a forward meaning (here counters, TCP flags, ToS, TTL, end time) lands on the reverse
+    // record; addresses, ports and interfaces are swapped.
+    let fields = [
+        f(8, 4),
+        f(12, 4),
+        f(7, 2),
+        f(11, 2),
+        f(4, 1),
+        f(10, 4),
+        f(14, 4),
+        f(1, 8),
+        f(2, 8),
+        f(6, 1),
+        f(5, 1),
+        f(152, 8),
+        f(153, 8),
+        builder::fe(REV, 1, 8),
+        builder::fe(REV, 2, 8),
+        builder::fe(REV, 6, 1),
+        builder::fe(REV, 5, 1),
+        builder::fe(REV, 192, 1),
+        builder::fe(REV, 153, 8),
+    ];
+    let d = Msg::ipfix(1, EXPORT_SECS)
+        .template(256, &fields)
+        .data(
+            256,
+            &[rec(&[
+                &[10, 0, 0, 1],
+                &[10, 0, 0, 2],
+                &51000u16.to_be_bytes(),
+                &443u16.to_be_bytes(),
+                &[6],
+                &3u32.to_be_bytes(),
+                &4u32.to_be_bytes(),
+                &500u64.to_be_bytes(),
+                &5u64.to_be_bytes(),
+                &[0x02],
+                &[0x10],
+                &1_700_000_000_000u64.to_be_bytes(),
+                &1_700_000_001_000u64.to_be_bytes(),
+                &9000u64.to_be_bytes(),
+                &7u64.to_be_bytes(),
+                &[0x12],
+                &[0x28],
+                &[57],
+                &1_700_000_002_000u64.to_be_bytes(),
+            ])],
+        )
+        .build();
+    let flows = decode(&[d]);
+    assert_eq!(flows.len(), 2);
+    let (f, r) = (&flows[0], &flows[1]);
+    assert_eq!(
+        (f.bytes, f.packets, f.tcp_flags, f.tos),
+        (500, 5, 0x02, 0x10)
+    );
+    assert_eq!(
+        (r.bytes, r.packets, r.tcp_flags, r.tos),
+        (9000, 7, 0x12, 0x28)
+    );
+    assert_eq!((r.src_addr, r.dst_addr), (ip("10.0.0.2"), ip("10.0.0.1")));
+    assert_eq!(
+        (r.src_port, r.dst_port, r.in_if, r.out_if),
+        (443, 51000, Some(4), Some(3))
+    );
+    assert_eq!(r.ip_ttl, Some(57));
+    assert_eq!(
+        r.flow_start_ns, f.flow_start_ns,
+        "no reverse start: the forward one"
+    );
+    assert_eq!(r.flow_end_ns, Some(1_700_000_002_000_000_000));
+}
+
+/// A Cisco ASA/FTD NSEL template (Cisco "ASA NetFlow Implementation Guide", NetFlow v9):
+/// NF_F_CONN_ID (148), addresses and ports, protocol, ICMP type/code (176/177),
+/// NF_F_FW_EVENT (233), NF_F_FW_EXT_EVENT (33002), NF_F_EVENT_TIME_MSEC (323),
+/// NF_F_FWD/REV_FLOW_DELTA_BYTES (231/232), translated addresses and ports (225-228),
+/// NF_F_INGRESS_ACL_ID (33000).
+const NSEL: &[builder::F] = &[
+    f(148, 4),
+    f(8, 4),
+    f(7, 2),
+    f(12, 4),
+    f(11, 2),
+    f(4, 1),
+    f(176, 1),
+    f(177, 1),
+    f(233, 1),
+    f(33002, 2),
+    f(323, 8),
+    f(231, 4),
+    f(232, 4),
+    f(225, 4),
+    f(226, 4),
+    f(227, 2),
+    f(228, 2),
+    f(33000, 12),
+];
+
+#[allow(clippy::too_many_arguments)]
+fn nsel(id: u32, proto: u8, event: u8, ext: u16, fwd: u32, rev: u32) -> Vec<u8> {
+    rec(&[
+        &id.to_be_bytes(),
+        &[10, 1, 1, 1],
+        &51000u16.to_be_bytes(),
+        &[8, 8, 8, 8],
+        &443u16.to_be_bytes(),
+        &[proto],
+        &[0],
+        &[0],
+        &[event],
+        &ext.to_be_bytes(),
+        &1_700_000_000_123u64.to_be_bytes(),
+        &fwd.to_be_bytes(),
+        &rev.to_be_bytes(),
+        &[203, 0, 113, 7],
+        &[8, 8, 8, 8],
+        &40000u16.to_be_bytes(),
+        &443u16.to_be_bytes(),
+        &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3],
+    ])
+}
+
+#[test]
+fn nsel_counts_both_directions_and_keeps_the_firewall_event() {
+    // A flow update (5) with 1000 bytes from the initiator and 5000 from the responder, and a
+    // denied connection (3, ext 1001 "ingress ACL") with no bytes.
+    let d = Msg::v9(1, 1000, EXPORT_SECS)
+        .template(263, NSEL)
+        .data(
+            263,
+            &[nsel(77, 6, 5, 0, 1000, 5000), nsel(78, 6, 3, 1001, 0, 0)],
+        )
+        .build();
+    let flows = decode(&[d]);
+    assert_eq!(flows.len(), 3, "update: two directions; denied: one record");
+    let (fwd, rev, denied) = (&flows[0], &flows[1], &flows[2]);
+    assert_eq!(
+        (fwd.src_addr, fwd.dst_addr, fwd.bytes),
+        (ip("10.1.1.1"), ip("8.8.8.8"), 1000)
+    );
+    assert_eq!(
+        (rev.src_addr, rev.dst_addr, rev.bytes),
+        (ip("8.8.8.8"), ip("10.1.1.1"), 5000)
+    );
+    assert_eq!((rev.src_port, rev.dst_port), (443, 51000));
+    let fw = fwd.firewall.unwrap();
+    assert_eq!(
+        (fw.event, fw.ext_event, fw.flow_id),
+        (Some(5), Some(0), Some(77))
+    );
+    assert_eq!(
+        (fw.event_time_ms, fw.ingress_acl),
+        (Some(1_700_000_000_123), Some([1, 2, 3]))
+    );
+    assert_eq!(rev.firewall.unwrap().event, Some(5));
+    let nat = fwd.nat.unwrap();
+    assert_eq!(
+        (nat.src_addr, nat.src_port),
+        (ip("203.0.113.7"), Some(40000))
+    );
+    let nat = rev.nat.unwrap();
+    assert_eq!(
+        (nat.dst_addr, nat.dst_port),
+        (ip("203.0.113.7"), Some(40000)),
+        "swapped"
+    );
+    assert_eq!((denied.bytes, denied.packets), (0, 0));
+    let fw = denied.firewall.unwrap();
+    assert_eq!((fw.event, fw.ext_event), (Some(3), Some(1001)));
+    assert_eq!(flowtel_decode::Firewall::event_name(3), Some("denied"));
+}
+
+#[test]
+fn nat_event_and_ipv6_post_nat_addresses() {
+    let fields = [f(27, 16), f(28, 16), f(281, 16), f(282, 16), f(230, 1)];
+    let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let d = Msg::ipfix(1, EXPORT_SECS)
+        .template(256, &fields)
+        .data(
+            256,
+            &[rec(&[
+                &a("fd00::1"),
+                &a("2001:db8::2"),
+                &a("2001:db8:f::1"),
+                &a("2001:db8::2"),
+                &[4],
+            ])],
+        )
+        .build();
+    let nat = decode(&[d])[0].nat.unwrap();
+    assert_eq!(
+        (nat.src_addr, nat.dst_addr),
+        (ip("2001:db8:f::1"), ip("2001:db8::2"))
+    );
+    assert_eq!(nat.event, Some(4));
+    assert_eq!(
+        flowtel_decode::Nat::event_name(4),
+        Some("nat44_session_create")
+    );
+}
+
+#[test]
+fn application_names_come_from_options_data() {
+    // RFC 6759 / Cisco NBAR: an options template scoped by applicationId (95) announcing
+    // applicationName (96); data records carry applicationId. 0x0d0001bb: engine 13 (NBAR),
+    // selector 443.
+    let app = 0x0d00_01bbu32;
+    let d = Msg::ipfix(5, EXPORT_SECS)
+        .options_template(300, &[f(95, 4)], &[f(96, 0xFFFF)])
+        .data(300, &[rec(&[&app.to_be_bytes(), &[3], b"ssl"])])
+        .template(256, &[f(8, 4), f(12, 4), f(95, 4)])
+        .data(
+            256,
+            &[
+                rec(&[&[10, 0, 0, 1], &[10, 0, 0, 2], &app.to_be_bytes()]),
+                rec(&[
+                    &[10, 0, 0, 1],
+                    &[10, 0, 0, 2],
+                    &0x0d00_0001u32.to_be_bytes(),
+                ]),
+            ],
+        )
+        .build();
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = DecodeOutput::default();
+    dec.decode(exporter(), &d, EXPORT_NS, &mut out);
+    let r = &out.flows[0];
+    assert_eq!(r.application_id, Some(u64::from(app)));
+    assert_eq!(r.application_name.as_deref(), Some("ssl"));
+    assert_eq!(out.flows[1].application_name, None, "no name announced");
+    assert_eq!(
+        dec.application_name(exporter().ip(), 5, u64::from(app)),
+        Some("ssl")
+    );
+    assert_eq!(
+        dec.application_name(exporter().ip(), 6, u64::from(app)),
+        None
+    );
+}
+
+#[test]
+fn configured_fields_are_read_under_their_names() {
+    use flowtel_decode::{CustomValue, FieldKind, FieldMapping};
+    let map = |enterprise, id, name: &str, kind| FieldMapping {
+        enterprise,
+        id,
+        name: name.into(),
+        kind,
+    };
+    let config = DecoderConfig {
+        fields: vec![
+            map(0, 56701, "app_id", FieldKind::String),
+            map(2636, 137, "juniper_cpid", FieldKind::Unsigned),
+            map(9, 1, "peer", FieldKind::Address),
+            map(9, 2, "gw_mac", FieldKind::Mac),
+        ],
+        ..DecoderConfig::default()
+    };
+    let v9 = Msg::v9(1, 1000, EXPORT_SECS)
+        .template(257, &[f(8, 4), f(56701, 8)])
+        .data(257, &[rec(&[&[10, 0, 0, 1], b"ssl\0\0\0\0\0"])])
+        .build();
+    let ipfix = Msg::ipfix(1, EXPORT_SECS)
+        .template(
+            256,
+            &[
+                f(8, 4),
+                builder::fe(2636, 137, 4),
+                builder::fe(2636, 137, 2),
+                builder::fe(9, 1, 16),
+                builder::fe(9, 2, 6),
+            ],
+        )
+        .data(
+            256,
+            &[rec(&[
+                &[10, 0, 0, 1],
+                &7u32.to_be_bytes(),
+                &0x0801u16.to_be_bytes(),
+                &"2001:db8::9"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                &[0, 0x1b, 0x21, 1, 2, 3],
+            ])],
+        )
+        .build();
+    let unmapped = decode(&[v9.clone(), ipfix.clone()]);
+    let flows = decode_with(config, &[v9, ipfix]);
+    let fields = |r: &FlowRecord| -> Vec<(String, CustomValue)> {
+        r.custom_fields
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.clone()))
+            .collect()
+    };
+    assert_eq!(
+        fields(&flows[0]),
+        [("app_id".into(), CustomValue::Str("ssl".into()))]
+    );
+    assert_eq!(
+        fields(&flows[1]),
+        [
+            ("juniper_cpid".into(), CustomValue::Unsigned(7)),
+            ("juniper_cpid".into(), CustomValue::Unsigned(0x0801)),
+            (
+                "peer".into(),
+                CustomValue::Addr("2001:db8::9".parse().unwrap())
+            ),
+            ("gw_mac".into(), CustomValue::Mac([0, 0x1b, 0x21, 1, 2, 3])),
+        ]
+    );
+    // Without a mapping the same datagrams allocate nothing for them.
+    assert!(unmapped.iter().all(|r| r.custom_fields.capacity() == 0));
+}

@@ -200,6 +200,11 @@ pub struct DecoderSettings {
     /// layer-2 frame length the agent reports (default), or `ip`, the IP packet length, as
     /// NetFlow/IPFIX octet counters count.
     pub sflow_bytes: flowtel_decode::SflowBytes,
+    /// Elements read under a name (`{enterprise, id, name, type}`, type `string`, `unsigned`,
+    /// `address` or `mac`): rollup dimensions `custom_str.NAME` / `custom_int.NAME` and flow
+    /// attributes. See examples/decoder-fields-*.yaml.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<flowtel_decode::FieldMapping>,
 }
 
 impl Default for DecoderSettings {
@@ -213,6 +218,7 @@ impl Default for DecoderSettings {
             max_pending_sets: d.max_pending_sets,
             pending_timeout_secs: d.pending_timeout_ns / 1_000_000_000,
             sflow_bytes: d.sflow_bytes,
+            fields: d.fields,
         }
     }
 }
@@ -230,6 +236,7 @@ impl DecoderSettings {
             max_pending_sets: self.max_pending_sets,
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
             sflow_bytes: self.sflow_bytes,
+            fields: self.fields.clone(),
         }
     }
 }
@@ -739,6 +746,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     if d.pending_timeout_secs == 0 {
         bail!("decoder.pending_timeout_secs: must be >= 1");
     }
+    flowtel_decode::validate_fields(&d.fields).context("decoder.fields")?;
     if c.rollups.is_empty() {
         bail!("rollups: at least one rollup is required");
     }
@@ -973,6 +981,7 @@ decoder:
                 max_pending_sets: 6,
                 pending_timeout_secs: 7,
                 sflow_bytes: flowtel_decode::SflowBytes::Frame,
+                fields: Vec::new(),
             }
         );
         let flag = T::try_parse_from(["run", "--scope-includes-port"])

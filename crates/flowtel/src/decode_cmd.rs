@@ -24,11 +24,16 @@ use crate::timefmt::utc_micros;
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut reader = CaptureReader::open(&args.file)
         .with_context(|| format!("cannot read capture {}", args.file.display()))?;
+    let base = match &args.config {
+        Some(path) => crate::config::load_file(path)?.decoder.to_decoder_config(),
+        None => DecoderConfig::default(),
+    };
+    flowtel_decode::validate_fields(&base.fields).context("decoder.fields")?;
     let mut decoder = Decoder::new(DecoderConfig {
         keep_unknown_fields: true,
-        scope_includes_port: args.scope_includes_port,
-        sflow_bytes: args.sflow_bytes.unwrap_or_default(),
-        ..DecoderConfig::default()
+        scope_includes_port: args.scope_includes_port || base.scope_includes_port,
+        sflow_bytes: args.sflow_bytes.unwrap_or(base.sflow_bytes),
+        ..base
     });
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut summary = Summary::default();
