@@ -82,11 +82,12 @@
 pub mod record;
 
 pub use record::{
-    CounterRecord, CustomField, CustomValue, EthernetCounters, Firewall, FlowDirection,
-    FlowProtocol, FlowRecord, InterfaceCounters, MplsLabels, Nat, RawField, SamplingSource,
-    SflowInterface, SflowSample,
+    CounterRecord, CustomField, CustomValue, DropReason, DropRecord, EthernetCounters, Firewall,
+    FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters, MplsLabels, Nat, RawField,
+    SamplingSource, SflowInterface, SflowSample,
 };
 
+pub mod iana;
 pub mod link;
 pub mod sflow;
 
@@ -260,12 +261,15 @@ pub struct DecodeOutput {
     pub flows: Vec<FlowRecord>,
     /// Interface counters (sFlow counter samples).
     pub counters: Vec<CounterRecord>,
+    /// Packets the agents report they dropped (sFlow discarded-packet samples).
+    pub drops: Vec<DropRecord>,
 }
 
 impl DecodeOutput {
     pub fn clear(&mut self) {
         self.flows.clear();
         self.counters.clear();
+        self.drops.clear();
     }
 }
 
@@ -278,8 +282,36 @@ pub struct DatagramReport {
     pub records: usize,
     /// Counter records appended to the output.
     pub counters: usize,
+    /// Drop records (sFlow discarded-packet samples) appended to the output.
+    pub drops: usize,
     /// Problems found; the rest of the datagram was still decoded where possible.
     pub errors: Vec<DecodeError>,
+    /// Templates and options templates this datagram defined or changed, field by field; only
+    /// filled with [`DecoderConfig::keep_unknown_fields`] (for `flowtel decode`).
+    pub templates: Vec<TemplateReport>,
+}
+
+/// A template (or options template) as the exporter defined it (RFC 7011 §3.4, RFC 3954
+/// §5.2): what [`DatagramReport::templates`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateReport {
+    /// Observation domain / source id.
+    pub domain: u32,
+    pub id: u16,
+    pub options: bool,
+    pub fields: Vec<TemplateFieldReport>,
+}
+
+/// One field specifier of a [`TemplateReport`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateFieldReport {
+    /// Private Enterprise Number; 0 for IANA elements and NetFlow v9 types.
+    pub enterprise: u32,
+    pub id: u16,
+    /// Length in bytes; 65535 means variable length (RFC 7011 §7).
+    pub length: u16,
+    /// NetFlow v9 options scope field (its id is a scope type: 1 system, 2 interface, ...).
+    pub scope: bool,
 }
 
 /// The stateful decoder: one per receive worker (or per capture).
@@ -386,6 +418,7 @@ impl Decoder {
                 .or_default() += 1;
             *self.stats.records.entry(p.as_str()).or_default() += report.records as u64;
         }
+        self.stats.drop_notifications += report.drops as u64;
         for e in &report.errors {
             self.stats.count_error(e.kind);
         }

@@ -519,6 +519,218 @@ pub struct EthernetCounters {
     pub symbol_errors: u32,
 }
 
+/// A packet an sFlow agent reports it dropped: one discarded-packet sample (sFlow "Dropped
+/// Packet Notification Structures", sflow.org 2020: enterprise 0, format 5), as hsflowd's
+/// drop monitor and Linux switches (via devlink traps) send them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DropRecord {
+    /// UDP source address of the datagram.
+    pub exporter: SocketAddr,
+    /// sFlow agent address (the device's identity).
+    pub agent: Option<IpAddr>,
+    pub sub_agent_id: u32,
+    pub time_received_ns: u64,
+    /// Discard sample sequence number (per data source).
+    pub sequence: u32,
+    /// Data source type (0 ifIndex) and index.
+    pub source_id_type: u32,
+    pub source_id_index: u32,
+    /// Discards the agent did not report (rate limit, lack of resources) since the previous
+    /// notification of this source.
+    pub drops: u32,
+    /// The ifIndex the packet came in on, when known.
+    pub in_if: Option<u32>,
+    /// The ifIndex it would have gone out on, when known.
+    pub out_if: Option<u32>,
+    pub reason: DropReason,
+    /// The dropped packet's flow fields, read from the notification's flow records exactly as
+    /// a flow sample's (sampled header: addresses, ports, protocol, VLAN, MACs...): `packets` 1,
+    /// `bytes` as [`crate::SflowBytes`] says, no sampling rate (a drop is reported, not
+    /// sampled).
+    pub packet: FlowRecord,
+    /// Extended egress queue (flow record 1036): the queue the packet was selected for.
+    pub egress_queue: Option<u32>,
+    /// Extended function (1038): the software function that dropped it (Linux kernel symbol).
+    pub function: Option<Box<str>>,
+    /// Extended hardware trap (1041): devlink trap group and trap name.
+    pub hw_trap_group: Option<Box<str>>,
+    pub hw_trap: Option<Box<str>>,
+    /// Extended Linux drop reason (1042): the kernel's `SKB_DROP_REASON_*` name.
+    pub linux_reason: Option<Box<str>>,
+}
+
+/// Why an sFlow agent dropped a packet (the `drop_reason` of the sFlow drop notification
+/// structures): 0-15 are the ICMP destination-unreachable codes (RFC 1812), 256 on the
+/// reasons of Linux's drop monitor and devlink traps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct DropReason(pub u32);
+
+impl From<DropReason> for String {
+    fn from(r: DropReason) -> String {
+        r.to_string()
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    /// The reason's name, else its number.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl DropReason {
+    /// The reason's name in the sFlow drop notification structures (and sflowtool), e.g.
+    /// `acl`, `ttl_exceeded`, `no_buffer_space`; `None` for a code it does not define.
+    pub fn name(self) -> Option<&'static str> {
+        let i = match self.0 {
+            0..=15 => self.0 as usize,
+            256..=371 => (self.0 - 256) as usize + 16,
+            _ => return None,
+        };
+        DROP_REASONS.get(i).copied()
+    }
+}
+
+/// Codes 0-15, then 256-371, in order.
+const DROP_REASONS: [&str; 132] = [
+    "net_unreachable",
+    "host_unreachable",
+    "protocol_unreachable",
+    "port_unreachable",
+    "frag_needed",
+    "src_route_failed",
+    "dst_net_unknown",
+    "dst_host_unknown",
+    "src_host_isolated",
+    "dst_net_prohibited",
+    "dst_host_prohibited",
+    "dst_net_tos_unreachable",
+    "dst_host_tos_unreachable",
+    "comm_admin_prohibited",
+    "host_precedence_violation",
+    "precedence_cutoff",
+    "unknown",
+    "ttl_exceeded",
+    "acl",
+    "no_buffer_space",
+    "red",
+    "traffic_shaping",
+    "pkt_too_big",
+    "src_mac_is_multicast",
+    "vlan_tag_mismatch",
+    "ingress_vlan_filter",
+    "ingress_spanning_tree_filter",
+    "port_list_is_empty",
+    "port_loopback_filter",
+    "blackhole_route",
+    "non_ip",
+    "uc_dip_over_mc_dmac",
+    "dip_is_loopback_address",
+    "sip_is_mc",
+    "sip_is_loopback_address",
+    "ip_header_corrupted",
+    "ipv4_sip_is_limited_bc",
+    "ipv6_mc_dip_reserved_scope",
+    "ipv6_mc_dip_interface_local_scope",
+    "unresolved_neigh",
+    "mc_reverse_path_forwarding",
+    "non_routable_packet",
+    "decap_error",
+    "overlay_smac_is_mc",
+    "unknown_l2",
+    "unknown_l3",
+    "unknown_l3_exception",
+    "unknown_buffer",
+    "unknown_tunnel",
+    "unknown_l4",
+    "sip_is_unspecified",
+    "mlag_port_isolation",
+    "blackhole_arp_neigh",
+    "src_mac_is_dmac",
+    "dmac_is_reserved",
+    "sip_is_class_e",
+    "mc_dmac_mismatch",
+    "sip_is_dip",
+    "dip_is_local_network",
+    "dip_is_link_local",
+    "overlay_smac_is_dmac",
+    "egress_vlan_filter",
+    "uc_reverse_path_forwarding",
+    "split_horizon",
+    "locked_port",
+    "dmac_filter",
+    "blackhole_nexthop",
+    "vxlan_parsing",
+    "llc_snap_parsing",
+    "vlan_parsing",
+    "pppoe_ppp_parsing",
+    "mpls_parsing",
+    "arp_parsing",
+    "ip_1_parsing",
+    "ip_n_parsing",
+    "gre_parsing",
+    "udp_parsing",
+    "tcp_parsing",
+    "ipsec_parsing",
+    "sctp_parsing",
+    "dccp_parsing",
+    "gtp_parsing",
+    "esp_parsing",
+    "unknown_parsing",
+    "pkt_too_small",
+    "unhandled_proto",
+    "ipv6disabled",
+    "invalid_proto",
+    "ip_noproto",
+    "skb_csum",
+    "skb_ucopy_fault",
+    "dev_ready",
+    "dev_hdr",
+    "dup_frag",
+    "skb_gso_seg",
+    "reverse_path_forwarding",
+    "icmp_parsing",
+    "tcp_md5notfound",
+    "tcp_md5unexpected",
+    "tcp_md5failure",
+    "tcp_flags",
+    "tcp_zerowindow",
+    "tcp_old_data",
+    "tcp_overwindow",
+    "tcp_ofomerge",
+    "tcp_rfc7323_paws",
+    "tcp_invalid_sequence",
+    "tcp_reset",
+    "tcp_invalid_syn",
+    "tcp_close",
+    "tcp_fastopen",
+    "tcp_old_ack",
+    "tcp_too_old_ack",
+    "tcp_ack_unsent_data",
+    "tcp_ofo_queue_prune",
+    "tcp_ofo_drop",
+    "tcp_minttl",
+    "ipv6_bad_exthdr",
+    "ipv6_ndisc_frag",
+    "ipv6_ndisc_hop_limit",
+    "ipv6_ndisc_bad_code",
+    "ipv6_ndisc_bad_options",
+    "ipv6_ndisc_ns_otherhost",
+    "tap_filter",
+    "tap_txfilter",
+    "tc_ingress",
+    "tc_egress",
+    "xdp",
+    "cpu_backlog",
+    "bpf_cgroup_egress",
+    "xfrm_policy",
+    "socket_filter",
+];
+
 /// Per-sample details of an sFlow v5 flow sample (sFlow v5 §"Flow sample").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SflowSample {

@@ -11,7 +11,9 @@ use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
 use crate::scope::{Meta, ScopeKey};
 use crate::stats::Limit;
 use crate::template::{self, FieldSpec, Scratch, Template, TimeBase};
-use crate::{DatagramReport, DecodeOutput, Decoder, ipfix, netflow_v9};
+use crate::{
+    DatagramReport, DecodeOutput, Decoder, TemplateFieldReport, TemplateReport, ipfix, netflow_v9,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -294,6 +296,20 @@ impl Decoder {
             self.stats.count_limit(Limit::FieldsPerTemplate);
             return;
         }
+        let described = self.config.keep_unknown_fields.then(|| TemplateReport {
+            domain: key.domain,
+            id,
+            options,
+            fields: fields
+                .iter()
+                .map(|f| TemplateFieldReport {
+                    enterprise: f.enterprise,
+                    id: f.id,
+                    length: f.len,
+                    scope: f.v9_scope,
+                })
+                .collect(),
+        });
         let Some(tmpl) = Template::compile(options, fields, &self.config.fields) else {
             err(report, ErrorKind::InvalidTemplate, offset, "template");
             return;
@@ -318,6 +334,7 @@ impl Decoder {
             None => {}
         }
         scope.templates.insert(id, Arc::new(tmpl));
+        report.templates.extend(described);
         self.stats.templates_learnt += 1;
         self.learnt.push((key, id));
     }

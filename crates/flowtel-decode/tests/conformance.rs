@@ -281,7 +281,7 @@ fn tlv(format: u32, body: &[u8]) -> Vec<u8> {
     w32(&mut out, format);
     w32(&mut out, body.len() as u32);
     out.extend_from_slice(body);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out
@@ -328,7 +328,7 @@ fn raw_header(frame_length: u32, header: &[u8]) -> Vec<u8> {
     w32(&mut b, 4); // stripped (FCS)
     w32(&mut b, header.len() as u32);
     b.extend_from_slice(header);
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
     tlv(1, &b)
@@ -896,4 +896,69 @@ fn configured_fields_are_read_under_their_names() {
     );
     // Without a mapping the same datagrams allocate nothing for them.
     assert!(unmapped.iter().all(|r| r.custom_fields.capacity() == 0));
+}
+
+/// An XDR `string<>`: length, bytes, padding.
+fn xdr_string(out: &mut Vec<u8>, s: &str) {
+    w32(out, s.len() as u32);
+    out.extend_from_slice(s.as_bytes());
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+#[test]
+fn sflow_drop_notifications_become_drop_records() {
+    // sFlow "Dropped Packet Notification Structures" (2020): a discarded packet sample
+    // (enterprise 0, format 5): sequence, expanded source id, drops, input, output, reason,
+    // then flow records: the sampled header, a hardware trap (1041) and an egress queue (1036).
+    let mut trap = Vec::new();
+    xdr_string(&mut trap, "acl_drops");
+    xdr_string(&mut trap, "ingress_flow_action_drop");
+    let mut body = Vec::new();
+    for v in [9, 0, 3, 2, 3, 0, 258] {
+        // sequence 9, source 0:3, 2 unreported drops, in 3, out unknown, reason acl
+        w32(&mut body, v);
+    }
+    w32(&mut body, 3);
+    body.extend(raw_header(70, &qinq_udp()));
+    body.extend(tlv(1041, &trap));
+    body.extend(tlv(1036, &5u32.to_be_bytes()));
+    let d = sflow_datagram(&[
+        tlv(5, &body),
+        flow_sample(512, &[raw_header(70, &qinq_udp())]),
+    ]);
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = DecodeOutput::default();
+    let report = dec.decode(exporter(), &d, EXPORT_NS, &mut out);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.records, report.drops), (1, 1));
+    assert_eq!(
+        (out.flows.len(), out.drops.len()),
+        (1, 1),
+        "a drop is not a flow"
+    );
+    assert_eq!(dec.stats().drop_notifications, 1);
+    let r = &out.drops[0];
+    assert_eq!(
+        (r.sequence, r.source_id_type, r.source_id_index, r.drops),
+        (9, 0, 3, 2)
+    );
+    assert_eq!((r.in_if, r.out_if), (Some(3), None));
+    assert_eq!((r.reason.0, r.reason.name()), (258, Some("acl")));
+    assert_eq!(r.reason.to_string(), "acl");
+    assert_eq!(flowtel_decode::DropReason(4000).to_string(), "4000");
+    assert_eq!(r.agent, ip("192.0.2.10"));
+    assert_eq!(
+        (r.hw_trap_group.as_deref(), r.hw_trap.as_deref()),
+        (Some("acl_drops"), Some("ingress_flow_action_drop"))
+    );
+    assert_eq!((r.egress_queue, r.function.as_deref()), (Some(5), None));
+    let p = &r.packet;
+    assert_eq!((p.src_addr, p.dst_addr), (ip("192.0.2.1"), ip("192.0.2.2")));
+    assert_eq!(
+        (p.ip_protocol, p.src_port, p.dst_port, p.vlan),
+        (17, 53, 54321, Some(100))
+    );
+    assert_eq!((p.bytes, p.packets, p.sampling_rate), (70, 1, None));
 }

@@ -104,6 +104,7 @@ pub(crate) fn decode(
             format::FLOW_SAMPLE_EXPANDED => samples::flow_sample(&mut ctx, body, true),
             format::COUNTER_SAMPLE => samples::counter_sample(&mut ctx, body, false),
             format::COUNTER_SAMPLE_EXPANDED => samples::counter_sample(&mut ctx, body, true),
+            format::DISCARDED_PACKET => samples::drop_sample(&mut ctx, body),
             _ => {}
         }
     }

@@ -57,6 +57,16 @@
 //! counters (record 2) attached when present. Samples without generic interface counters (host,
 //! CPU, enterprise structures) are skipped.
 //!
+//! # Drop notifications
+//!
+//! Discarded-packet samples (format 5, sFlow "Dropped Packet Notification Structures",
+//! 2020: sequence, expanded source id, drops, input and output ifIndex, reason, flow records)
+//! become one [`DropRecord`](crate::DropRecord) each, in `DecodeOutput::drops`: the reason,
+//! the interfaces, and the dropped packet's flow fields read from its flow records like a flow
+//! sample's (plus the egress queue, function, hardware trap and Linux reason records). They are
+//! counted in [`DecoderStats::drop_notifications`](crate::DecoderStats::drop_notifications)
+//! and never become flow records (a dropped packet carried no traffic).
+//!
 //! # Encoding
 //!
 //! `flowtel_encode::sflow` writes the same structures (flow samples with any of the records
@@ -83,6 +93,8 @@ pub mod format {
     pub const COUNTER_SAMPLE: u32 = 2;
     pub const FLOW_SAMPLE_EXPANDED: u32 = 3;
     pub const COUNTER_SAMPLE_EXPANDED: u32 = 4;
+    /// Discarded packet (sFlow "Dropped Packet Notification Structures", 2020).
+    pub const DISCARDED_PACKET: u32 = 5;
 
     pub const RAW_HEADER: u32 = 1;
     pub const ETHERNET: u32 = 2;
@@ -91,6 +103,10 @@ pub mod format {
     pub const SWITCH: u32 = 1001;
     pub const ROUTER: u32 = 1002;
     pub const GATEWAY: u32 = 1003;
+    pub const EGRESS_QUEUE: u32 = 1036;
+    pub const FUNCTION: u32 = 1038;
+    pub const HW_TRAP: u32 = 1041;
+    pub const LINUX_REASON: u32 = 1042;
 
     pub const GENERIC_INTERFACE: u32 = 1;
     pub const ETHERNET_INTERFACE: u32 = 2;
