@@ -137,8 +137,8 @@ pub(crate) enum Slot {
     FirewallExtEvent,
     FlowId,
     EventTimeMillis,
-    IngressAcl,
-    EgressAcl,
+    /// An RFC 5103 reverse element: the op's `inner` slot applies to the reverse record.
+    Reverse,
     /// A configured field (`decoder.fields`): the index in the template's custom list.
     Custom(u16),
 }
@@ -236,8 +236,6 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         33002 if int => FirewallExtEvent,
         148 if int => FlowId,
         323 if int => EventTimeMillis,
-        33000 if len == 12 => IngressAcl,
-        33001 if len == 12 => EgressAcl,
         313 => IpHeaderSection,
         314 => IpPayloadSection,
         315 => DataLinkFrame,
@@ -260,6 +258,76 @@ pub(crate) fn slot(enterprise: u32, id: u16, len: u16) -> Slot {
         210 => Ignore,
         _ => Unknown,
     }
+}
+
+/// The largest value an integer slot holds: a value above it does not fit its field. For
+/// slots that are not integers (or hold 64 bits), `u64::MAX`.
+pub(crate) const fn max_value(slot: Slot) -> u64 {
+    match slot {
+        Slot::Protocol
+        | Slot::Tos
+        | Slot::SrcMask
+        | Slot::DstMask
+        | Slot::IcmpType
+        | Slot::IcmpCode
+        | Slot::IpTtl
+        | Slot::ForwardingStatus
+        | Slot::FragmentFlags
+        | Slot::NatEvent
+        | Slot::FirewallEvent => u8::MAX as u64,
+        Slot::TcpFlags
+        | Slot::SrcPort
+        | Slot::DstPort
+        | Slot::IcmpTypeCode
+        | Slot::FragmentOffset
+        | Slot::Etype
+        | Slot::NatSrcPort
+        | Slot::NatDstPort
+        | Slot::FirewallExtEvent => u16::MAX as u64,
+        Slot::InIf
+        | Slot::OutIf
+        | Slot::SrcAs
+        | Slot::DstAs
+        | Slot::FlowLabel
+        | Slot::FragmentId
+        | Slot::NextHopAs
+        | Slot::MplsLabel(_) => u32::MAX as u64,
+        _ => u64::MAX,
+    }
+}
+
+/// Whether a slot reads its field as an integer (so a value above 64 bits cannot be read).
+pub(crate) const fn reads_int(slot: Slot) -> bool {
+    !matches!(
+        slot,
+        Slot::Unknown
+            | Slot::Ignore
+            | Slot::Reverse
+            | Slot::Custom(_)
+            | Slot::SrcV4
+            | Slot::DstV4
+            | Slot::SrcV6
+            | Slot::DstV6
+            | Slot::NextHopV4
+            | Slot::NextHopV6
+            | Slot::BgpNextHopV4
+            | Slot::BgpNextHopV6
+            | Slot::StartNtp
+            | Slot::EndNtp
+            | Slot::SrcMac
+            | Slot::DstMac
+            | Slot::InterfaceName
+            | Slot::InterfaceDescription
+            | Slot::VrfName
+            | Slot::ApplicationName
+            | Slot::NatSrcV4
+            | Slot::NatDstV4
+            | Slot::NatSrcV6
+            | Slot::NatDstV6
+            | Slot::DataLinkFrame
+            | Slot::IpHeaderSection
+            | Slot::IpPayloadSection
+    )
 }
 
 /// The slot of an RFC 5103 reverse element (PEN 29305, the forward element's number): the
@@ -298,9 +366,7 @@ pub(crate) fn reverse_slot(id: u16, len: u16) -> Slot {
         | Slot::FirewallEvent
         | Slot::FirewallExtEvent
         | Slot::FlowId
-        | Slot::EventTimeMillis
-        | Slot::IngressAcl
-        | Slot::EgressAcl => Slot::Unknown,
+        | Slot::EventTimeMillis => Slot::Unknown,
         other => other,
     }
 }

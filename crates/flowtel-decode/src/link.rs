@@ -77,10 +77,8 @@ pub struct Walk<'a> {
     pub vlan: Option<u16>,
     /// The second VLAN tag's id (with QinQ, the customer tag, IEEE 802.1ad C-TAG).
     pub inner_vlan: Option<u16>,
-    /// The label of the top MPLS stack entry.
+    /// The label of the top MPLS stack entry (the whole stack goes to `walk`'s `labels`).
     pub mpls_top_label: Option<u32>,
-    /// The MPLS labels, top first (up to [`MplsLabels::CAPACITY`]).
-    pub mpls_labels: MplsLabels,
     /// The ethertype of what follows the VLAN tags (0x8847 for MPLS, 0x0800 IPv4, ...); after
     /// an MPLS stack, the IPv4/IPv6 ethertype its payload's first nibble names.
     pub ethertype: u16,
@@ -136,12 +134,18 @@ fn after_label_stack(rest: &[u8]) -> (u16, Inner<'_>) {
 /// ethertype, IEEE 802.1Q §9.6) and MPLS label stack entries (RFC 3032 §2.1: label 20 bits,
 /// TC 3, bottom of stack 1, TTL 8) to the network-layer payload or a pseudowire's Ethernet
 /// frame (see [`after_label_stack`] for what follows the bottom of the stack).
-pub fn walk(mut ethertype: u16, mut rest: &[u8], limits: Limits) -> Walk<'_> {
+///
+/// The MPLS labels met are appended to `labels` (top first, up to its capacity).
+pub fn walk<'a>(
+    mut ethertype: u16,
+    mut rest: &'a [u8],
+    limits: Limits,
+    labels: &mut MplsLabels,
+) -> Walk<'a> {
     let mut walk = Walk {
         vlan: None,
         inner_vlan: None,
         mpls_top_label: None,
-        mpls_labels: MplsLabels::default(),
         ethertype,
         inner: Inner::Other,
     };
@@ -182,7 +186,7 @@ pub fn walk(mut ethertype: u16, mut rest: &[u8], limits: Limits) -> Walk<'_> {
                 if i == 0 {
                     walk.mpls_top_label = Some(entry >> 12);
                 }
-                walk.mpls_labels.push(entry >> 12);
+                labels.push(entry >> 12);
                 rest = after;
                 if entry & 0x100 != 0 {
                     let (payload_type, after_stack) = after_label_stack(rest);
@@ -220,9 +224,10 @@ mod tests {
             0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x88, 0x47, 0x00, 0x06, 0x40, 0x40, 0x00, 0x00,
             0x51, 0xff, 0x45,
         ];
-        let w = walk(ETHERTYPE_QINQ, &rest, Limits::NONE);
+        let mut labels = MplsLabels::EMPTY;
+        let w = walk(ETHERTYPE_QINQ, &rest, Limits::NONE, &mut labels);
         assert_eq!((w.vlan, w.inner_vlan), (Some(100), Some(200)));
-        assert_eq!(w.mpls_labels.as_slice(), [100, 5]);
+        assert_eq!(labels.as_slice(), [100, 5]);
         assert_eq!(w.ethertype, ETHERTYPE_IPV4);
         assert_eq!(w.mpls_top_label, Some(100));
         assert_eq!(w.inner, Inner::Ipv4(&[0x45]));
@@ -231,12 +236,15 @@ mod tests {
             vlan_tags: 1,
             mpls_labels: 16,
         };
-        assert_eq!(walk(ETHERTYPE_QINQ, &rest, one_tag).inner, Inner::Other);
+        assert_eq!(
+            walk(ETHERTYPE_QINQ, &rest, one_tag, &mut MplsLabels::default()).inner,
+            Inner::Other
+        );
         let one_label = Limits {
             vlan_tags: 4,
             mpls_labels: 1,
         };
-        let w = walk(ETHERTYPE_QINQ, &rest, one_label);
+        let w = walk(ETHERTYPE_QINQ, &rest, one_label, &mut MplsLabels::default());
         assert_eq!((w.mpls_top_label, w.inner), (Some(100), Inner::Other));
 
         for n in 0..rest.len() {
@@ -244,6 +252,7 @@ mod tests {
                 ETHERTYPE_QINQ,
                 rest.get(..n).unwrap_or_default(),
                 Limits::NONE,
+                &mut MplsLabels::default(),
             );
             assert_eq!(w.inner, Inner::Truncated, "cut at {n}");
         }
@@ -257,25 +266,44 @@ mod tests {
         let frame = [0x02, 0, 0, 0, 0, 5, 0x02, 0, 0, 0, 0, 6, 0x08, 0x00, 0x45];
         let label = [0x00, 0x01, 0x11, 0xff];
         let with_cw: Vec<u8> = [&label[..], &[0, 0, 0, 0], &frame].concat();
-        let w = walk(ETHERTYPE_MPLS, &with_cw, Limits::NONE);
+        let mut labels = MplsLabels::EMPTY;
+        let w = walk(ETHERTYPE_MPLS, &with_cw, Limits::NONE, &mut labels);
         assert_eq!(w.inner, Inner::Ethernet(&frame));
-        assert_eq!(w.mpls_labels.as_slice(), [17]);
+        assert_eq!(labels.as_slice(), [17]);
         let without: Vec<u8> = [&label[..], &frame].concat();
         assert_eq!(
-            walk(ETHERTYPE_MPLS, &without, Limits::NONE).inner,
+            walk(
+                ETHERTYPE_MPLS,
+                &without,
+                Limits::NONE,
+                &mut MplsLabels::default()
+            )
+            .inner,
             Inner::Ethernet(&frame)
         );
         let mut other = frame;
         other[0] = 0xa2;
         let without: Vec<u8> = [&label[..], &other].concat();
         assert_eq!(
-            walk(ETHERTYPE_MPLS, &without, Limits::NONE).inner,
+            walk(
+                ETHERTYPE_MPLS,
+                &without,
+                Limits::NONE,
+                &mut MplsLabels::default()
+            )
+            .inner,
             Inner::Ethernet(&other)
         );
         // Neither reading finds an ethertype: the RFC 4385 control word reading.
         let junk = [&label[..], &[0u8; 20]].concat();
         assert_eq!(
-            walk(ETHERTYPE_MPLS, &junk, Limits::NONE).inner,
+            walk(
+                ETHERTYPE_MPLS,
+                &junk,
+                Limits::NONE,
+                &mut MplsLabels::default()
+            )
+            .inner,
             Inner::Ethernet(&[0u8; 16])
         );
     }

@@ -18,8 +18,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::FlowRecord;
 use crate::link::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Inner, Limits, be16, be32};
+use crate::{FlowRecord, MplsLabels};
 
 /// sFlow v5 `header_protocol` values we parse (sFlow v5 §"Sampled header").
 pub(crate) const PROTO_ETHERNET: u32 = 1;
@@ -85,7 +85,19 @@ fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize, p: &mut Parse
     let Some(ethertype) = be16(data, 12) else {
         return;
     };
-    let walk = link::walk(ethertype, data.get(14..).unwrap_or_default(), LIMITS);
+    // The outer frame's labels go to the record; a carried frame's are not kept.
+    let mut inner_labels = MplsLabels::EMPTY;
+    let labels = if depth == 0 {
+        &mut rec.mpls_labels
+    } else {
+        &mut inner_labels
+    };
+    let walk = link::walk(
+        ethertype,
+        data.get(14..).unwrap_or_default(),
+        LIMITS,
+        labels,
+    );
     if depth == 0 {
         // Set even when the walk stops early: the tags were read.
         if walk.vlan.is_some() {
@@ -96,7 +108,6 @@ fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize, p: &mut Parse
         }
         if walk.mpls_top_label.is_some() {
             rec.mpls_top_label = walk.mpls_top_label;
-            rec.mpls_labels = walk.mpls_labels;
         }
     }
     match walk.inner {
@@ -117,6 +128,7 @@ fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize, p: &mut Parse
 
 /// IPv4 (RFC 791 §3.1): options are skipped by IHL; non-first fragments carry no transport
 /// header, so ports stay 0 for them.
+#[inline]
 pub(crate) fn parse_ipv4(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
     let Some(&vihl) = data.first() else { return };
     if vihl >> 4 != 4 {
@@ -162,6 +174,7 @@ pub(crate) fn parse_ipv4(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
 /// IPv6 (RFC 8200 §3, §4): extension headers, the routing header (SRv6's segment routing
 /// header, RFC 8754, among them) included, are walked to the upper-layer header; a fragment
 /// header with a non-zero offset (§4.5) ends the walk without ports.
+#[inline]
 pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
     let (Some(word), Some(payload_len), Some(&next), Some(&hops)) =
         (be32(data, 0), be16(data, 4), data.get(6), data.get(7))
@@ -239,6 +252,7 @@ pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
 /// Transport header: ports for TCP, UDP, UDP-Lite, SCTP, DCCP; flags for TCP (RFC 9293 §3.1);
 /// type and code for ICMP (RFC 792) and ICMPv6 (RFC 4443 §2.1). Also IPFIX IE 314
 /// `ipPayloadPacketSection`, whose protocol comes from the record.
+#[inline]
 pub(crate) fn parse_transport(proto: u8, data: &[u8], rec: &mut FlowRecord) {
     match proto {
         6 | 17 | 33 | 132 | 136 => {

@@ -233,7 +233,8 @@ impl Nat {
 }
 
 /// Firewall events: IPFIX IE 233 firewallEvent and Cisco ASA/FTD NSEL (Cisco "ASA NetFlow
-/// Implementation Guide"). NSEL's byte counters (IE 231/232 initiator/responderOctets,
+/// Implementation Guide"). The ACL ids (NF_F_INGRESS/EGRESS_ACL_ID, v9 33000/33001) stay
+/// unmapped (`flowtel decode` shows them by name). NSEL's byte counters (IE 231/232 initiator/responderOctets,
 /// 298/299 packets) are not here: they are the forward and reverse records' counters (see
 /// [`crate`] "Biflows and firewall connections").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -249,10 +250,6 @@ pub struct Firewall {
     /// IE 323 observationTimeMilliseconds / NF_F_EVENT_TIME_MSEC: when the event happened,
     /// Unix milliseconds.
     pub event_time_ms: Option<u64>,
-    /// NF_F_INGRESS_ACL_ID (v9 33000): ACL id, ACE id and hash of the rule that matched.
-    pub ingress_acl: Option<[u32; 3]>,
-    /// NF_F_EGRESS_ACL_ID (v9 33001).
-    pub egress_acl: Option<[u32; 3]>,
 }
 
 impl Firewall {

@@ -454,7 +454,6 @@ impl Decoder {
                     break;
                 }
             }
-            self.stats.fields_out_of_range += u64::from(s.out_of_range);
             template::finish(rec, &s, &time_base, self.config.sflow_bytes);
             if let Some(id) = rec.application_id {
                 rec.application_name = app_names.and_then(|n| n.get(&id)).cloned();
@@ -469,11 +468,14 @@ impl Decoder {
             } else {
                 self.stats.sampling_rate_unknown += 1;
             }
-            if let Some(r) = template::reverse(rec, &s, tmpl, rest, &time_base) {
+            if s.has_reverse()
+                && let Some(r) = template::reverse(rec, &s, tmpl, rest, &time_base)
+            {
                 self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
                 out.flows.push(r);
             }
         }
+        self.stats.fields_out_of_range += u64::from(s.out_of_range);
         out.flows.len() - first
     }
 

@@ -35,8 +35,15 @@ pub(crate) struct FieldSpec {
 pub(crate) struct Op {
     pub len: u16,
     pub slot: Slot,
-    /// An RFC 5103 reverse element: `slot` is applied to the reverse record.
-    pub reverse: bool,
+    /// For [`Slot::Reverse`]: the forward slot, applied to the reverse record.
+    pub inner: Slot,
+    /// This op's position in the plan (for [`Slot::Reverse`]).
+    pub index: u16,
+    /// Values above it do not fit the slot's field ([`ie::max_value`]); `u64::MAX` when the
+    /// field's length cannot exceed the slot, so the check never fails.
+    pub max: u64,
+    /// The slot reads the value as an integer ([`ie::reads_int`], or a configured unsigned).
+    pub int: bool,
     pub enterprise: u32,
     pub id: u16,
 }
@@ -50,6 +57,8 @@ pub(crate) struct Template {
     /// The configured fields (`decoder.fields`) this template carries, by [`Slot::Custom`]
     /// index: name and how to read the value.
     pub custom: Box<[(Arc<str>, FieldKind)]>,
+    /// Some field is longer than its slot's type, so values are checked against `Op::max`.
+    pub checked: bool,
     /// Smallest possible record: fixed lengths plus one byte per variable-length field.
     /// Always at least 1, so a data set loop always advances.
     pub min_len: usize,
@@ -100,16 +109,34 @@ impl Template {
                 } else {
                     ie::slot(f.enterprise, f.id, f.len)
                 };
+                let (slot, inner) = match slot {
+                    s if reverse && s != Slot::Unknown && !matches!(s, Slot::Custom(_)) => {
+                        (Slot::Reverse, s)
+                    }
+                    s => (s, Slot::Unknown),
+                };
+                let target = if slot == Slot::Reverse { inner } else { slot };
+                let max = ie::max_value(target);
+                let int = ie::reads_int(target)
+                    || matches!(target, Slot::Custom(i)
+                        if custom.get(usize::from(i)).is_some_and(|c| c.1 == FieldKind::Unsigned));
+                let fits = f.len != VARLEN && u32::from(f.len) * 8 <= 64 - max.leading_zeros();
+                let max = if fits { u64::MAX } else { max };
                 Op {
+                    index: i as u16,
                     len: f.len,
                     slot,
-                    reverse: reverse && slot != Slot::Unknown,
+                    inner,
+                    max,
+                    int,
                     enterprise: f.enterprise,
                     id: f.id,
                 }
             })
             .collect();
+        let checked = ops.iter().any(|o| o.max != u64::MAX);
         (min_len > 0).then(|| Template {
+            checked,
             options,
             fields: fields.into_boxed_slice(),
             ops,
@@ -125,7 +152,8 @@ impl Template {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scratch<'a> {
     present: u64,
-    /// Integer fields of this record whose value did not fit their field (left unset).
+    /// Integer fields whose value did not fit their field (left unset), since the scratch
+    /// was made (not reset per record).
     pub out_of_range: u32,
     vals: [u64; VALS],
     pub if_name: Option<&'a [u8]>,
@@ -169,7 +197,6 @@ impl<'a> Scratch<'a> {
     #[inline]
     pub(crate) fn reset(&mut self) {
         self.present = 0;
-        self.out_of_range = 0;
         self.if_name = None;
         self.if_description = None;
         self.vrf_name = None;
@@ -178,6 +205,14 @@ impl<'a> Scratch<'a> {
         self.ip_section = None;
         self.payload_section = None;
         self.reverse_len = 0;
+    }
+
+    /// Whether the record has a reverse direction to build (RFC 5103 elements, NSEL responder
+    /// counters).
+    #[inline]
+    pub(crate) fn has_reverse(&self) -> bool {
+        const RESPONDER: u64 = 1 << Val::ResponderOctets as u64 | 1 << Val::ResponderPackets as u64;
+        self.reverse_len > 0 || self.present & RESPONDER != 0
     }
 
     /// Whether the record carries a sampled packet (IE 313/314/315).
@@ -340,7 +375,7 @@ pub(crate) fn read_record<'a>(
     keep_unknown: bool,
 ) -> Result<usize, RecordTruncated> {
     let mut pos = 0usize;
-    for (i, op) in template.ops.iter().enumerate() {
+    for op in template.ops.iter() {
         let len = if op.len == VARLEN {
             // RFC 7011 §7: one length byte, or 255 followed by a two-byte length.
             let first = *data.get(pos).ok_or(RecordTruncated)?;
@@ -360,47 +395,57 @@ pub(crate) fn read_record<'a>(
         // load shifted right, when 8 bytes are available; `uint` otherwise. Longer ones are
         // kept when their leading bytes are zero (the value fits 64 bits).
         let int = match data.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
-            Some(Ok(w)) if (1..=8).contains(&len) => {
-                Some(u64::from_be_bytes(w) >> (64 - 8 * len as u32))
-            }
-            _ if len <= 8 => Some(uint(v)),
-            _ => wide_uint(v),
+            Some(Ok(w)) if (1..=8).contains(&len) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
+            _ if len <= 8 => uint(v),
+            _ => match wide_uint(v) {
+                Some(i) => i,
+                None if op.int => {
+                    // Above 64 bits: cannot be the field's value (counted, left unset).
+                    scratch.out_of_range += 1;
+                    pos += len;
+                    continue;
+                }
+                None => 0,
+            },
         };
-        if op.reverse {
-            if let Some(slot) = scratch.reverse.get_mut(usize::from(scratch.reverse_len)) {
-                *slot = (i as u16, pos as u32, (pos + len) as u32);
-                scratch.reverse_len += 1;
-            }
-            pos += len;
+        pos += len;
+        // A value too large for its field leaves the field unset (counted). Only templates
+        // with a field longer than its type check (a loop-invariant branch otherwise).
+        if template.checked && int > op.max {
+            scratch.out_of_range += 1;
             continue;
         }
-        pos += len;
-        apply(op, v, int, rec, scratch, keep_unknown, &template.custom);
+        apply(
+            op.slot,
+            op,
+            v,
+            int,
+            rec,
+            scratch,
+            keep_unknown,
+            &template.custom,
+            pos,
+        );
     }
     Ok(pos)
 }
 
-/// `int` narrowed to the field's type; `None` (and counted) when it does not fit.
+/// Apply one field's value: `slot` (the op's, or for a reverse element its forward slot),
+/// `v` the bytes and `int` their value as an integer (already checked to fit `slot`).
 #[inline]
-fn fit<T: TryFrom<u64>>(int: Option<u64>, s: &mut Scratch<'_>) -> Option<T> {
-    let v = int.and_then(|i| T::try_from(i).ok());
-    if v.is_none() {
-        s.out_of_range += 1;
-    }
-    v
-}
-
-#[inline]
+#[allow(clippy::too_many_arguments)]
 fn apply<'a>(
+    slot: Slot,
     op: &Op,
     v: &'a [u8],
-    int: Option<u64>,
+    int: u64,
     rec: &mut FlowRecord,
     s: &mut Scratch<'a>,
     keep_unknown: bool,
     custom: &[(Arc<str>, FieldKind)],
+    end: usize,
 ) {
-    match op.slot {
+    match slot {
         Slot::Unknown => {
             if keep_unknown {
                 rec.unknown_fields.push(RawField {
@@ -411,100 +456,98 @@ fn apply<'a>(
             }
         }
         Slot::Ignore => {}
-        Slot::Val(k) => {
-            if let Some(i) = fit::<u64>(int, s) {
-                s.set(k, i);
+        // Kept to be applied to the reverse record once the forward one is finished.
+        Slot::Reverse => {
+            if let Some(slot) = s.reverse.get_mut(usize::from(s.reverse_len)) {
+                let start = end.saturating_sub(v.len());
+                *slot = (op.index, start as u32, end as u32);
+                s.reverse_len += 1;
             }
         }
-        Slot::Protocol => {
-            if let Some(p) = fit(int, s) {
-                rec.ip_protocol = p;
-            }
-        }
-        Slot::Tos => {
-            if let Some(t) = fit(int, s) {
-                rec.tos = t;
-            }
-        }
-        Slot::TcpFlags => {
-            if let Some(f) = fit(int, s) {
-                rec.tcp_flags = f;
-            }
-        }
-        Slot::SrcPort => {
-            if let Some(p) = fit(int, s) {
-                rec.src_port = p;
-            }
-        }
-        Slot::DstPort => {
-            if let Some(p) = fit(int, s) {
-                rec.dst_port = p;
-            }
-        }
+        Slot::Val(k) => s.set(k, int),
+        Slot::Protocol => rec.ip_protocol = int as u8,
+        Slot::Tos => rec.tos = int as u8,
+        Slot::TcpFlags => rec.tcp_flags = int as u16,
+        Slot::SrcPort => rec.src_port = int as u16,
+        Slot::DstPort => rec.dst_port = int as u16,
         Slot::SrcV4 => set_addr(&mut rec.src_addr, v4(v)),
         Slot::DstV4 => set_addr(&mut rec.dst_addr, v4(v)),
         Slot::SrcV6 => set_addr(&mut rec.src_addr, v6(v)),
         Slot::DstV6 => set_addr(&mut rec.dst_addr, v6(v)),
-        Slot::SrcMask => rec.src_prefix_len = fit(int, s),
-        Slot::DstMask => rec.dst_prefix_len = fit(int, s),
-        Slot::InIf => rec.in_if = fit(int, s),
-        Slot::OutIf => rec.out_if = fit(int, s),
+        Slot::SrcMask => rec.src_prefix_len = Some(int as u8),
+        Slot::DstMask => rec.dst_prefix_len = Some(int as u8),
+        Slot::InIf => rec.in_if = Some(int as u32),
+        Slot::OutIf => rec.out_if = Some(int as u32),
         Slot::NextHopV4 => set_addr(&mut rec.next_hop, v4(v)),
         Slot::NextHopV6 => set_addr(&mut rec.next_hop, v6(v)),
         Slot::BgpNextHopV4 => set_addr(&mut rec.bgp_next_hop, v4(v)),
         Slot::BgpNextHopV6 => set_addr(&mut rec.bgp_next_hop, v6(v)),
-        Slot::SrcAs => rec.src_as = fit(int, s),
-        Slot::DstAs => rec.dst_as = fit(int, s),
-        Slot::StartSecs => set_time(s, Val::StartNs, int, 1_000_000_000),
-        Slot::EndSecs => set_time(s, Val::EndNs, int, 1_000_000_000),
-        Slot::StartMillis => set_time(s, Val::StartNs, int, 1_000_000),
-        Slot::EndMillis => set_time(s, Val::EndNs, int, 1_000_000),
+        Slot::SrcAs => rec.src_as = Some(int as u32),
+        Slot::DstAs => rec.dst_as = Some(int as u32),
+        Slot::StartSecs => s.set(Val::StartNs, int.saturating_mul(1_000_000_000)),
+        Slot::EndSecs => s.set(Val::EndNs, int.saturating_mul(1_000_000_000)),
+        Slot::StartMillis => s.set(Val::StartNs, int.saturating_mul(1_000_000)),
+        Slot::EndMillis => s.set(Val::EndNs, int.saturating_mul(1_000_000)),
         Slot::StartNtp => s.set_opt(Val::StartNs, ntp_to_unix_ns(v)),
         Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
         Slot::Vlan => {
-            rec.vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16);
+            rec.vlan = Some((int & 0x0FFF) as u16);
             rec.src_vlan = rec.vlan;
         }
-        Slot::DstVlan => rec.dst_vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
-        Slot::InnerVlan => rec.inner_vlan = fit::<u64>(int, s).map(|i| (i & 0x0FFF) as u16),
+        Slot::DstVlan => rec.dst_vlan = Some((int & 0x0FFF) as u16),
+        Slot::InnerVlan => rec.inner_vlan = Some((int & 0x0FFF) as u16),
         Slot::MplsLabel(depth) => {
             // RFC 7012 mplsTopLabelStackSection: the label stack entry's first 3 octets,
             // label (20 bits), TC (3), S (1).
-            if let Some(label) = fit::<u32>(int, s).map(|l| l >> 4) {
-                rec.mpls_labels.set(usize::from(depth), label);
-                if depth == 0 {
-                    rec.mpls_top_label = Some(label);
-                }
+            let label = (int as u32) >> 4;
+            rec.mpls_labels.set(usize::from(depth), label);
+            if depth == 0 {
+                rec.mpls_top_label = Some(label);
             }
         }
-        Slot::IpTtl => rec.ip_ttl = fit(int, s),
-        Slot::ForwardingStatus => rec.forwarding_status = fit(int, s),
-        Slot::FlowLabel => rec.ipv6_flow_label = fit::<u32>(int, s).map(|l| l & 0x000f_ffff),
-        Slot::FragmentId => rec.fragment_id = fit(int, s),
-        Slot::FragmentOffset => rec.fragment_offset = fit(int, s),
+        Slot::IcmpTypeCode => {
+            rec.icmp_type = Some((int >> 8) as u8);
+            rec.icmp_code = Some(int as u8);
+        }
+        Slot::IcmpType => rec.icmp_type = Some(int as u8),
+        Slot::IcmpCode => rec.icmp_code = Some(int as u8),
+        Slot::Direction => {
+            // IE 61 flowDirection: 0 ingress, 1 egress.
+            rec.direction = match int {
+                0 => Some(FlowDirection::Ingress),
+                1 => Some(FlowDirection::Egress),
+                _ => None,
+            }
+        }
+        Slot::InterfaceName => s.if_name = Some(v),
+        Slot::InterfaceDescription => s.if_description = Some(v),
+        Slot::VrfName => s.vrf_name = Some(v),
+        Slot::IpTtl => rec.ip_ttl = Some(int as u8),
+        Slot::ForwardingStatus => rec.forwarding_status = Some(int as u8),
+        Slot::FlowLabel => rec.ipv6_flow_label = Some(int as u32 & 0x000f_ffff),
+        Slot::FragmentId => rec.fragment_id = Some(int as u32),
+        Slot::FragmentOffset => rec.fragment_offset = Some(int as u16),
         // IE 197 fragmentFlags: bit 0 (0x80) reserved, 1 (0x40) DF, 2 (0x20) MF (RFC 5102),
         // stored as the IPv4 header's 3-bit flags field.
-        Slot::FragmentFlags => rec.ip_flags = fit::<u8>(int, s).map(|f| f >> 5),
-        Slot::NextHopAs => rec.next_hop_as = fit(int, s),
-        Slot::ObservationPointId => rec.observation_point_id = fit(int, s),
-        Slot::Etype => rec.etype = fit(int, s),
-        Slot::ApplicationId => rec.application_id = fit(int, s),
+        Slot::FragmentFlags => rec.ip_flags = Some(int as u8 >> 5),
+        Slot::NextHopAs => rec.next_hop_as = Some(int as u32),
+        Slot::ObservationPointId => rec.observation_point_id = Some(int),
+        Slot::Etype => rec.etype = Some(int as u16),
+        Slot::ApplicationId => rec.application_id = Some(int),
         Slot::ApplicationName => s.app_name = Some(v),
         Slot::NatSrcV4 => nat(rec).src_addr = v4(v),
         Slot::NatDstV4 => nat(rec).dst_addr = v4(v),
         Slot::NatSrcV6 => nat(rec).src_addr = v6(v),
         Slot::NatDstV6 => nat(rec).dst_addr = v6(v),
-        Slot::NatSrcPort => nat(rec).src_port = fit(int, s),
-        Slot::NatDstPort => nat(rec).dst_port = fit(int, s),
-        Slot::NatEvent => nat(rec).event = fit(int, s),
-        Slot::FirewallEvent => firewall(rec).event = fit(int, s),
-        Slot::FirewallExtEvent => firewall(rec).ext_event = fit(int, s),
-        Slot::FlowId => firewall(rec).flow_id = fit(int, s),
-        Slot::EventTimeMillis => firewall(rec).event_time_ms = fit(int, s),
-        Slot::IngressAcl => firewall(rec).ingress_acl = acl(v),
-        Slot::EgressAcl => firewall(rec).egress_acl = acl(v),
+        Slot::NatSrcPort => nat(rec).src_port = Some(int as u16),
+        Slot::NatDstPort => nat(rec).dst_port = Some(int as u16),
+        Slot::NatEvent => nat(rec).event = Some(int as u8),
+        Slot::FirewallEvent => firewall(rec).event = Some(int as u8),
+        Slot::FirewallExtEvent => firewall(rec).ext_event = Some(int as u16),
+        Slot::FlowId => firewall(rec).flow_id = Some(int),
+        Slot::EventTimeMillis => firewall(rec).event_time_ms = Some(int),
         Slot::Custom(i) => {
             if let Some((name, kind)) = custom.get(usize::from(i))
                 && let Some(value) = custom_value(*kind, v, int)
@@ -518,25 +561,6 @@ fn apply<'a>(
         Slot::DataLinkFrame => s.frame = Some(v),
         Slot::IpHeaderSection => s.ip_section = Some(v),
         Slot::IpPayloadSection => s.payload_section = Some(v),
-        Slot::IcmpTypeCode => {
-            if let Some(tc) = fit::<u16>(int, s) {
-                rec.icmp_type = Some((tc >> 8) as u8);
-                rec.icmp_code = Some(tc as u8);
-            }
-        }
-        Slot::IcmpType => rec.icmp_type = fit(int, s),
-        Slot::IcmpCode => rec.icmp_code = fit(int, s),
-        Slot::Direction => {
-            // IE 61 flowDirection: 0 ingress, 1 egress.
-            rec.direction = match int {
-                Some(0) => Some(FlowDirection::Ingress),
-                Some(1) => Some(FlowDirection::Egress),
-                _ => None,
-            }
-        }
-        Slot::InterfaceName => s.if_name = Some(v),
-        Slot::InterfaceDescription => s.if_description = Some(v),
-        Slot::VrfName => s.vrf_name = Some(v),
     }
 }
 
@@ -548,28 +572,14 @@ fn firewall(rec: &mut FlowRecord) -> &mut Firewall {
     rec.firewall.get_or_insert_with(Firewall::default)
 }
 
-/// NF_F_INGRESS/EGRESS_ACL_ID: three 32-bit words (ACL id, ACE id, hash).
-fn acl(v: &[u8]) -> Option<[u32; 3]> {
-    let w = |i: usize| v.get(i..i + 4).map(uint).map(|x| x as u32);
-    Some([w(0)?, w(4)?, w(8)?])
-}
-
 /// A configured field's value; `None` (the field is left out) when the bytes do not fit
 /// the configured type.
-fn custom_value(kind: FieldKind, v: &[u8], int: Option<u64>) -> Option<CustomValue> {
+fn custom_value(kind: FieldKind, v: &[u8], int: u64) -> Option<CustomValue> {
     match kind {
         FieldKind::String => Some(CustomValue::Str(crate::options::text(v))),
-        FieldKind::Unsigned => int.map(CustomValue::Unsigned),
+        FieldKind::Unsigned => Some(CustomValue::Unsigned(int)),
         FieldKind::Address => v4(v).or_else(|| v6(v)).map(CustomValue::Addr),
         FieldKind::Mac => mac(v).map(CustomValue::Mac),
-    }
-}
-
-/// A time in `unit` nanoseconds (seconds, milliseconds since the Unix epoch).
-#[inline]
-fn set_time(s: &mut Scratch<'_>, k: Val, int: Option<u64>, unit: u64) {
-    if let Some(t) = fit::<u64>(int, s) {
-        s.set(k, t.saturating_mul(unit));
     }
 }
 
@@ -613,9 +623,33 @@ pub(crate) fn finish(
     if s.has_packet() {
         sampled_packet(rec, s, sflow_bytes, bytes.is_none(), packets.is_none());
     }
-    let small = |k: Val| s.get(k).map(|v| v as u16 & 0x0FFF);
+    // Values few templates carry, looked at only when one is present.
+    const RARE: u64 = 1 << Val::Dot1qVlan as u64
+        | 1 << Val::PostSrcMac as u64
+        | 1 << Val::PostDstMac as u64
+        | 1 << Val::MinTtl as u64
+        | 1 << Val::MaxTtl as u64
+        | 1 << Val::IpVersion as u64
+        | 1 << Val::PhysInIf as u64
+        | 1 << Val::PhysOutIf as u64;
+    if s.present & RARE != 0 {
+        finish_rare(rec, s);
+    }
     if rec.vlan.is_none() {
-        rec.vlan = small(Val::Dot1qVlan).or(rec.dst_vlan);
+        rec.vlan = rec.dst_vlan;
+    }
+    let (start, end) = times(s, base);
+    rec.flow_start_ns = start;
+    rec.flow_end_ns = end;
+    finish_common(rec);
+}
+
+/// Fallbacks from elements few templates carry: IE 243 dot1qVlanId, 81/57 post MACs, 52/53
+/// TTL, 60 ipVersion, 252/253 physical interfaces (Nokia).
+#[cold]
+fn finish_rare(rec: &mut FlowRecord, s: &Scratch<'_>) {
+    if rec.vlan.is_none() {
+        rec.vlan = s.get(Val::Dot1qVlan).map(|v| v as u16 & 0x0FFF);
     }
     let mac48 = |k: Val| {
         s.get(k).map(|v| {
@@ -642,16 +676,12 @@ pub(crate) fn finish(
             _ => None,
         };
     }
-    // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
     rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
     rec.out_if = rec.out_if.or(s.get(Val::PhysOutIf).map(|v| v as u32));
-    let (start, end) = times(s, base);
-    rec.flow_start_ns = start;
-    rec.flow_end_ns = end;
-    finish_common(rec);
 }
 
 /// The flow's start and end from whichever time elements the record carries.
+#[inline]
 fn times(s: &Scratch<'_>, base: &TimeBase) -> (Option<u64>, Option<u64>) {
     let sysup = |t: u64| -> Option<u64> {
         let t = t as u32;
@@ -833,12 +863,26 @@ pub(crate) fn reverse(
         ) else {
             continue;
         };
+        // Already checked to fit when the record was read.
         let int = if v.len() <= 8 {
-            Some(uint(v))
+            uint(v)
         } else {
-            wide_uint(v)
+            wide_uint(v).unwrap_or(0)
         };
-        apply(op, v, int, &mut r, &mut rs, false, &template.custom);
+        if int > op.max {
+            continue;
+        }
+        apply(
+            op.inner,
+            op,
+            v,
+            int,
+            &mut r,
+            &mut rs,
+            false,
+            &template.custom,
+            end as usize,
+        );
     }
     let bytes = rs
         .get(Val::Octets)

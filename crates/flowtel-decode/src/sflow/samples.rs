@@ -95,11 +95,11 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
     };
 
     // Built in place in the output (a FlowRecord is a few hundred bytes: no moves).
-    ctx.out.flows.push(FlowRecord::new(
-        ctx.exporter,
-        FlowProtocol::SflowV5,
-        ctx.received_ns,
-    ));
+    let (exporter, received_ns) = (ctx.exporter, ctx.received_ns);
+    let len = ctx.out.flows.len();
+    ctx.out.flows.resize_with(len + 1, || {
+        FlowRecord::new(exporter, FlowProtocol::SflowV5, received_ns)
+    });
     ctx.report.records += 1;
     let known_rate = rate > 0;
     if let Some(rec) = ctx.out.flows.last_mut() {
