@@ -133,7 +133,8 @@ fn after_label_stack(rest: &[u8]) -> (u16, Inner<'_>) {
 /// Walk from `ethertype`, whose payload is `rest`, over VLAN tags (TCI then the inner
 /// ethertype, IEEE 802.1Q §9.6) and MPLS label stack entries (RFC 3032 §2.1: label 20 bits,
 /// TC 3, bottom of stack 1, TTL 8) to the network-layer payload or a pseudowire's Ethernet
-/// frame (see [`after_label_stack`] for what follows the bottom of the stack).
+/// frame (see `after_label_stack` for what follows the bottom of the stack: IPv4, IPv6, or an
+/// Ethernet pseudowire with or without control word).
 ///
 /// The MPLS labels met are appended to `labels` (top first, up to its capacity).
 pub fn walk<'a>(
