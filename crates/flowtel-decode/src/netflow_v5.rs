@@ -3,7 +3,11 @@
 //! Layout from Cisco's "NetFlow Export Datagram Format" (v5 header and flow record tables).
 //! Times: the header carries the exporter's uptime (`sys_uptime`, ms) and wall clock
 //! (`unix_secs`, `unix_nsecs`); a record's `first`/`last` are uptimes, so
-//! `start = export_time - (sys_uptime - first)` with 32-bit wrapping arithmetic.
+//! `start = export_time - (sys_uptime - first)`, the difference taken as a signed 32-bit
+//! number of milliseconds: a record may end a few ms *after* the header's uptime (exporters
+//! stamp the header before the last records), and the uptime counter wraps every 2^32 ms
+//! (about 49.7 days), so a wrapping unsigned difference would date such records 49.7 days
+//! in the past. See [`crate::template::uptime_to_unix_ns`].
 //! `sampling_interval`: top 2 bits are the sampling mode, low 14 bits the 1-in-N interval.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +17,7 @@ use nom::{IResult, Parser};
 
 use crate::error::{DecodeError, ErrorKind};
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
+use crate::template::{finish_common, uptime_to_unix_ns};
 
 pub(crate) const HEADER_LEN: usize = 24;
 pub(crate) const RECORD_LEN: usize = 48;
@@ -93,35 +98,36 @@ pub(crate) fn decode(
         let Ok(r) = <&[u8; RECORD_LEN]>::try_from(chunk) else {
             break;
         };
-        let at = |t: u32| {
-            let ago_ms = u64::from(h.sys_uptime_ms.wrapping_sub(t));
-            Some(export_ns.saturating_sub(ago_ms * 1_000_000))
-        };
-        out.push(FlowRecord {
-            observation_domain: base.observation_domain,
-            sequence_num: h.sequence,
-            sampling_rate: base.sampling_rate,
-            sampling_source: base.sampling_source,
-            src_addr: v4(r, 0),
-            dst_addr: v4(r, 4),
-            next_hop: v4(r, 8),
-            in_if: Some(u32::from(be16(r, 12))),
-            out_if: Some(u32::from(be16(r, 14))),
-            packets: u64::from(be32(r, 16)),
-            bytes: u64::from(be32(r, 20)),
-            flow_start_ns: at(be32(r, 24)),
-            flow_end_ns: at(be32(r, 28)),
-            src_port: be16(r, 32),
-            dst_port: be16(r, 34),
-            tcp_flags: u16::from(r[37]),
-            ip_protocol: r[38],
-            tos: r[39],
-            src_as: Some(u32::from(be16(r, 40))),
-            dst_as: Some(u32::from(be16(r, 42))),
-            src_prefix_len: Some(r[44]),
-            dst_prefix_len: Some(r[45]),
-            ..FlowRecord::new(exporter, FlowProtocol::NetflowV5, received_ns)
+        let at = |t: u32| Some(uptime_to_unix_ns(export_ns, h.sys_uptime_ms, t));
+        // Built in place in the output (a FlowRecord is a few hundred bytes: no move).
+        let len = out.len();
+        out.resize_with(len + 1, || {
+            FlowRecord::new(exporter, FlowProtocol::NetflowV5, received_ns)
         });
+        let Some(rec) = out.last_mut() else { break };
+        rec.observation_domain = base.observation_domain;
+        rec.sequence_num = h.sequence;
+        rec.sampling_rate = base.sampling_rate;
+        rec.sampling_source = base.sampling_source;
+        rec.src_addr = v4(r, 0);
+        rec.dst_addr = v4(r, 4);
+        rec.next_hop = v4(r, 8);
+        rec.in_if = Some(u32::from(be16(r, 12)));
+        rec.out_if = Some(u32::from(be16(r, 14)));
+        rec.packets = u64::from(be32(r, 16));
+        rec.bytes = u64::from(be32(r, 20));
+        rec.flow_start_ns = at(be32(r, 24));
+        rec.flow_end_ns = at(be32(r, 28));
+        rec.src_port = be16(r, 32);
+        rec.dst_port = be16(r, 34);
+        rec.tcp_flags = u16::from(r[37]);
+        rec.ip_protocol = r[38];
+        rec.tos = r[39];
+        rec.src_as = Some(u32::from(be16(r, 40)));
+        rec.dst_as = Some(u32::from(be16(r, 42)));
+        rec.src_prefix_len = Some(r[44]);
+        rec.dst_prefix_len = Some(r[45]);
+        finish_common(rec);
         n += 1;
     }
     if n < usize::from(h.count) {

@@ -8,9 +8,11 @@
 //! FLOW_SAMPLER_ID 48). A record without a sampler id sets the scope's default rate.
 //! Names are kept per (exporter address, domain) for enrichment: IE 82 interfaceName and 83
 //! interfaceDescription keyed by IE 10 ingressInterface (or the v9 Interface scope), IE 236
-//! VRFname keyed by IE 234 ingressVRFID (or 235 egressVRFID).
+//! VRFname keyed by IE 234 ingressVRFID (or 235 egressVRFID), IE 96 applicationName keyed by
+//! IE 95 applicationId (RFC 6759, Cisco NBAR).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::template::Scratch;
 
@@ -42,11 +44,16 @@ pub(crate) struct Names {
     pub if_names: HashMap<u32, Box<str>>,
     pub if_descriptions: HashMap<u32, Box<str>>,
     pub vrf_names: HashMap<u32, Box<str>>,
+    /// IE 96 applicationName keyed by IE 95 applicationId; shared with the records.
+    pub app_names: HashMap<u64, Arc<str>>,
 }
 
 impl Names {
     pub(crate) fn len(&self) -> usize {
-        self.if_names.len() + self.if_descriptions.len() + self.vrf_names.len()
+        self.if_names.len()
+            + self.if_descriptions.len()
+            + self.vrf_names.len()
+            + self.app_names.len()
     }
 }
 
@@ -74,12 +81,14 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(
 }
 
 /// Apply one options data record. `if_index` is the record's interface (IE 10 or the v9
-/// Interface scope). Returns false when an entry was refused by `max_entries`.
+/// Interface scope), `app_id` its IE 95 applicationId. Returns false when an entry was
+/// refused by `max_entries`.
 pub(crate) fn apply(
     scope: &mut ScopeOptions,
     names: &mut Names,
     s: &Scratch<'_>,
     if_index: Option<u32>,
+    app_id: Option<u64>,
     max_entries: usize,
 ) -> bool {
     let mut ok = true;
@@ -103,6 +112,13 @@ pub(crate) fn apply(
     if let (Some(vrf), Some(name)) = (s.vrf_id(), s.vrf_name) {
         let room = names.len() < max_entries;
         ok &= bounded_insert(&mut names.vrf_names, vrf, text(name), room);
+    }
+    // RFC 6759 §5: an options template scoped by applicationId announcing applicationName
+    // (Cisco NBAR's "application table").
+    if let (Some(id), Some(name)) = (app_id, s.app_name) {
+        let room = names.len() < max_entries;
+        let name: Arc<str> = text(name).into();
+        ok &= bounded_insert(&mut names.app_names, id, name, room);
     }
     ok
 }

@@ -5,6 +5,7 @@
 //! sampling correction is the rollup's job, using [`FlowRecord::sampling_rate`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -119,6 +120,71 @@ pub struct FlowRecord {
     pub mpls_top_label: Option<u32>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// EtherType of the flow's network layer (0x0800 IPv4, 0x86dd IPv6): IE 256 ethernetType,
+    /// the sampled frame, IE 60 ipVersion, else inferred from the address family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etype: Option<u16>,
+    /// IP TTL / hop limit: IE 192 ipTTL, else 52 minimumTTL, else 53 maximumTTL; the sampled
+    /// packet's header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_ttl: Option<u8>,
+    /// IPv4 flags (3 bits: reserved, DF = 2, MF = 1): IE 197 fragmentFlags, the sampled
+    /// IPv4 header; for IPv6 the fragment header's M flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_flags: Option<u8>,
+    /// IE 54 fragmentIdentification, the sampled IPv4 header or IPv6 fragment header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment_id: Option<u32>,
+    /// Fragment offset in 8-octet units: IE 88 fragmentOffset, the sampled header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment_offset: Option<u16>,
+    /// IE 31 flowLabelIPv6, the sampled IPv6 header (20 bits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_flow_label: Option<u32>,
+    /// IE 89 forwardingStatus (RFC 7270: status in the top two bits, 01 forwarded, 10
+    /// dropped, 11 consumed; reason code in the low six).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_status: Option<u8>,
+    /// VLAN on the ingress side: IE 58 vlanId, sFlow extended switch `src_vlan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_vlan: Option<u16>,
+    /// VLAN on the egress side: IE 59 postVlanId, sFlow extended switch `dst_vlan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_vlan: Option<u16>,
+    /// With QinQ, the inner (customer, IEEE 802.1ad C-TAG) VLAN: IE 245
+    /// dot1qCustomerVlanId, the sampled frame's second tag. `vlan` is the outer one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_vlan: Option<u16>,
+    /// The MPLS label stack, top first: IE 70-79 mplsTopLabelStackSection /
+    /// mplsLabelStackSection2-10, the sampled frame. Up to [`MplsLabels::CAPACITY`] labels.
+    #[serde(skip_serializing_if = "MplsLabels::is_empty")]
+    pub mpls_labels: MplsLabels,
+    /// First AS of the path to the destination: IE 128 bgpNextAdjacentAsNumber, the first AS
+    /// of the sFlow extended gateway's destination AS path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop_as: Option<u32>,
+    /// IE 138 observationPointId.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observation_point_id: Option<u64>,
+    /// IE 95 applicationId (RFC 6759: classification engine id in the first octet, then
+    /// the selector id), as a big-endian number of up to 8 octets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<u64>,
+    /// The application's name (IE 96 applicationName) the exporter announced for
+    /// `application_id` in options data, e.g. Cisco NBAR's `ssl`; shared with the decoder's
+    /// table (no allocation per record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<Arc<str>>,
+    /// Address translation (IE 225-228, 281/282, 230; Cisco ASA 8.4's 40001-40004).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<Nat>,
+    /// Firewall event and Cisco NSEL fields (IE 233, 148, 323; v9 33000-33002, 40005).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Firewall>,
+    /// Fields mapped by [`crate::DecoderConfig::fields`] (`decoder.fields:`), in template
+    /// order. Empty, and never allocated, when no mapping is configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomField>,
     pub sampler_id: Option<u64>,
     /// The resolved 1-in-N sampling rate; `None` when unknown.
     pub sampling_rate: Option<u32>,
@@ -139,6 +205,181 @@ pub struct FlowRecord {
     /// is set (for `flowtel decode`). Empty otherwise, and then it never allocates.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_fields: Vec<RawField>,
+}
+
+/// Network address translation of a flow (RFC 8158 / RFC 5102 NAT elements, Cisco NEL/NSEL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Nat {
+    /// IE 225 postNATSourceIPv4Address, 281 postNATSourceIPv6Address (v9 40001 on ASA 8.4).
+    pub src_addr: Option<IpAddr>,
+    /// IE 226 postNATDestinationIPv4Address, 282 postNATDestinationIPv6Address (v9 40002).
+    pub dst_addr: Option<IpAddr>,
+    /// IE 227 postNAPTSourceTransportPort (v9 40003).
+    pub src_port: Option<u16>,
+    /// IE 228 postNAPTDestinationTransportPort (v9 40004).
+    pub dst_port: Option<u16>,
+    /// IE 230 natEvent (IANA "NAT Event Type": 4 NAT44 session create, 5 delete, ...).
+    pub event: Option<u8>,
+}
+
+impl Nat {
+    /// The IANA name of a natEvent value, lower-case with underscores.
+    pub const fn event_name(event: u8) -> Option<&'static str> {
+        Some(match event {
+            1 => "nat_translation_create",
+            2 => "nat_translation_delete",
+            3 => "nat_addresses_exhausted",
+            4 => "nat44_session_create",
+            5 => "nat44_session_delete",
+            6 => "nat64_session_create",
+            7 => "nat64_session_delete",
+            8 => "nat44_bib_create",
+            9 => "nat44_bib_delete",
+            10 => "nat64_bib_create",
+            11 => "nat64_bib_delete",
+            12 => "nat_ports_exhausted",
+            13 => "quota_exceeded",
+            14 => "address_binding_create",
+            15 => "address_binding_delete",
+            16 => "port_block_allocation",
+            17 => "port_block_deallocation",
+            18 => "threshold_reached",
+            _ => return None,
+        })
+    }
+}
+
+/// Firewall events: IPFIX IE 233 firewallEvent and Cisco ASA/FTD NSEL (Cisco "ASA NetFlow
+/// Implementation Guide"). The ACL ids (NF_F_INGRESS/EGRESS_ACL_ID, v9 33000/33001) stay
+/// unmapped (`flowtel decode` shows them by name). NSEL's byte counters (IE 231/232 initiator/responderOctets,
+/// 298/299 packets) are not here: they are the forward and reverse records' counters (see
+/// [`crate`] "Biflows and firewall connections").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Firewall {
+    /// IE 233 firewallEvent / NF_F_FW_EVENT (v9 40005 on ASA 8.4): 1 created, 2 deleted,
+    /// 3 denied, 4 alert, 5 update.
+    pub event: Option<u8>,
+    /// NF_F_FW_EXT_EVENT (v9 33002): the reason, e.g. 1001 denied by ingress ACL, 2000+
+    /// teardown reasons.
+    pub ext_event: Option<u16>,
+    /// IE 148 flowId / NF_F_CONN_ID: the firewall's connection id.
+    pub flow_id: Option<u64>,
+    /// IE 323 observationTimeMilliseconds / NF_F_EVENT_TIME_MSEC: when the event happened,
+    /// Unix milliseconds.
+    pub event_time_ms: Option<u64>,
+}
+
+impl Firewall {
+    /// The IANA name of a firewallEvent value, lower-case.
+    pub const fn event_name(event: u8) -> Option<&'static str> {
+        Some(match event {
+            0 => "ignore",
+            1 => "created",
+            2 => "deleted",
+            3 => "denied",
+            4 => "alert",
+            5 => "update",
+            _ => return None,
+        })
+    }
+}
+
+/// A field mapped by configuration (`decoder.fields:`): its configured name and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomField {
+    /// The configured name, shared with the configuration.
+    pub name: Arc<str>,
+    pub value: CustomValue,
+}
+
+/// A configured field's value, of the configured [`crate::FieldKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CustomValue {
+    Str(Box<str>),
+    Unsigned(u64),
+    Addr(IpAddr),
+    #[serde(serialize_with = "crate::record::mac_str")]
+    Mac([u8; 6]),
+}
+
+impl std::fmt::Display for CustomValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CustomValue::Str(s) => f.write_str(s),
+            CustomValue::Unsigned(n) => write!(f, "{n}"),
+            CustomValue::Addr(a) => write!(f, "{a}"),
+            CustomValue::Mac([a, b, c, d, e, g]) => {
+                write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+            }
+        }
+    }
+}
+
+pub(crate) fn mac_str<S: serde::Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&CustomValue::Mac(*m))
+}
+
+/// An MPLS label stack, top first, stored inline (no allocation): at most
+/// [`MplsLabels::CAPACITY`] labels, deeper ones are not kept. Serialized as a list.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MplsLabels {
+    len: u8,
+    labels: [u32; MplsLabels::CAPACITY],
+}
+
+impl MplsLabels {
+    /// Labels kept per record.
+    pub const CAPACITY: usize = 6;
+    pub const EMPTY: MplsLabels = MplsLabels {
+        len: 0,
+        labels: [0; MplsLabels::CAPACITY],
+    };
+
+    /// Append a label below the others; false when the stack is full.
+    pub fn push(&mut self, label: u32) -> bool {
+        match self.labels.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = label;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Set the label at `depth` (0 = top), as IPFIX IE 70 + depth carries it; the labels
+    /// above it that were not given are 0.
+    pub fn set(&mut self, depth: usize, label: u32) {
+        if let Some(slot) = self.labels.get_mut(depth) {
+            *slot = label;
+            self.len = self.len.max(depth as u8 + 1);
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        self.labels.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+impl std::fmt::Debug for MplsLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for MplsLabels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.as_slice())
+    }
 }
 
 /// An information element flowtel does not map, kept verbatim.
@@ -196,6 +437,24 @@ impl FlowRecord {
             mpls_top_label: None,
             icmp_type: None,
             icmp_code: None,
+            etype: None,
+            ip_ttl: None,
+            ip_flags: None,
+            fragment_id: None,
+            fragment_offset: None,
+            ipv6_flow_label: None,
+            forwarding_status: None,
+            src_vlan: None,
+            dst_vlan: None,
+            inner_vlan: None,
+            mpls_labels: MplsLabels::EMPTY,
+            next_hop_as: None,
+            observation_point_id: None,
+            application_id: None,
+            application_name: None,
+            nat: None,
+            firewall: None,
+            custom_fields: Vec::new(),
             sampler_id: None,
             sampling_rate: None,
             sampling_source: SamplingSource::Unknown,
@@ -273,6 +532,218 @@ pub struct EthernetCounters {
     pub internal_mac_receive_errors: u32,
     pub symbol_errors: u32,
 }
+
+/// A packet an sFlow agent reports it dropped: one discarded-packet sample (sFlow "Dropped
+/// Packet Notification Structures", sflow.org 2020: enterprise 0, format 5), as hsflowd's
+/// drop monitor and Linux switches (via devlink traps) send them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DropRecord {
+    /// UDP source address of the datagram.
+    pub exporter: SocketAddr,
+    /// sFlow agent address (the device's identity).
+    pub agent: Option<IpAddr>,
+    pub sub_agent_id: u32,
+    pub time_received_ns: u64,
+    /// Discard sample sequence number (per data source).
+    pub sequence: u32,
+    /// Data source type (0 ifIndex) and index.
+    pub source_id_type: u32,
+    pub source_id_index: u32,
+    /// Discards the agent did not report (rate limit, lack of resources) since the previous
+    /// notification of this source.
+    pub drops: u32,
+    /// The ifIndex the packet came in on, when known.
+    pub in_if: Option<u32>,
+    /// The ifIndex it would have gone out on, when known.
+    pub out_if: Option<u32>,
+    pub reason: DropReason,
+    /// The dropped packet's flow fields, read from the notification's flow records exactly as
+    /// a flow sample's (sampled header: addresses, ports, protocol, VLAN, MACs...): `packets` 1,
+    /// `bytes` as [`crate::SflowBytes`] says, no sampling rate (a drop is reported, not
+    /// sampled).
+    pub packet: FlowRecord,
+    /// Extended egress queue (flow record 1036): the queue the packet was selected for.
+    pub egress_queue: Option<u32>,
+    /// Extended function (1038): the software function that dropped it (Linux kernel symbol).
+    pub function: Option<Box<str>>,
+    /// Extended hardware trap (1041): devlink trap group and trap name.
+    pub hw_trap_group: Option<Box<str>>,
+    pub hw_trap: Option<Box<str>>,
+    /// Extended Linux drop reason (1042): the kernel's `SKB_DROP_REASON_*` name.
+    pub linux_reason: Option<Box<str>>,
+}
+
+/// Why an sFlow agent dropped a packet (the `drop_reason` of the sFlow drop notification
+/// structures): 0-15 are the ICMP destination-unreachable codes (RFC 1812), 256 on the
+/// reasons of Linux's drop monitor and devlink traps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct DropReason(pub u32);
+
+impl From<DropReason> for String {
+    fn from(r: DropReason) -> String {
+        r.to_string()
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    /// The reason's name, else its number.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl DropReason {
+    /// The reason's name in the sFlow drop notification structures (and sflowtool), e.g.
+    /// `acl`, `ttl_exceeded`, `no_buffer_space`; `None` for a code it does not define.
+    pub fn name(self) -> Option<&'static str> {
+        let i = match self.0 {
+            0..=15 => self.0 as usize,
+            256..=371 => (self.0 - 256) as usize + 16,
+            _ => return None,
+        };
+        DROP_REASONS.get(i).copied()
+    }
+}
+
+/// Codes 0-15, then 256-371, in order.
+const DROP_REASONS: [&str; 132] = [
+    "net_unreachable",
+    "host_unreachable",
+    "protocol_unreachable",
+    "port_unreachable",
+    "frag_needed",
+    "src_route_failed",
+    "dst_net_unknown",
+    "dst_host_unknown",
+    "src_host_isolated",
+    "dst_net_prohibited",
+    "dst_host_prohibited",
+    "dst_net_tos_unreachable",
+    "dst_host_tos_unreachable",
+    "comm_admin_prohibited",
+    "host_precedence_violation",
+    "precedence_cutoff",
+    "unknown",
+    "ttl_exceeded",
+    "acl",
+    "no_buffer_space",
+    "red",
+    "traffic_shaping",
+    "pkt_too_big",
+    "src_mac_is_multicast",
+    "vlan_tag_mismatch",
+    "ingress_vlan_filter",
+    "ingress_spanning_tree_filter",
+    "port_list_is_empty",
+    "port_loopback_filter",
+    "blackhole_route",
+    "non_ip",
+    "uc_dip_over_mc_dmac",
+    "dip_is_loopback_address",
+    "sip_is_mc",
+    "sip_is_loopback_address",
+    "ip_header_corrupted",
+    "ipv4_sip_is_limited_bc",
+    "ipv6_mc_dip_reserved_scope",
+    "ipv6_mc_dip_interface_local_scope",
+    "unresolved_neigh",
+    "mc_reverse_path_forwarding",
+    "non_routable_packet",
+    "decap_error",
+    "overlay_smac_is_mc",
+    "unknown_l2",
+    "unknown_l3",
+    "unknown_l3_exception",
+    "unknown_buffer",
+    "unknown_tunnel",
+    "unknown_l4",
+    "sip_is_unspecified",
+    "mlag_port_isolation",
+    "blackhole_arp_neigh",
+    "src_mac_is_dmac",
+    "dmac_is_reserved",
+    "sip_is_class_e",
+    "mc_dmac_mismatch",
+    "sip_is_dip",
+    "dip_is_local_network",
+    "dip_is_link_local",
+    "overlay_smac_is_dmac",
+    "egress_vlan_filter",
+    "uc_reverse_path_forwarding",
+    "split_horizon",
+    "locked_port",
+    "dmac_filter",
+    "blackhole_nexthop",
+    "vxlan_parsing",
+    "llc_snap_parsing",
+    "vlan_parsing",
+    "pppoe_ppp_parsing",
+    "mpls_parsing",
+    "arp_parsing",
+    "ip_1_parsing",
+    "ip_n_parsing",
+    "gre_parsing",
+    "udp_parsing",
+    "tcp_parsing",
+    "ipsec_parsing",
+    "sctp_parsing",
+    "dccp_parsing",
+    "gtp_parsing",
+    "esp_parsing",
+    "unknown_parsing",
+    "pkt_too_small",
+    "unhandled_proto",
+    "ipv6disabled",
+    "invalid_proto",
+    "ip_noproto",
+    "skb_csum",
+    "skb_ucopy_fault",
+    "dev_ready",
+    "dev_hdr",
+    "dup_frag",
+    "skb_gso_seg",
+    "reverse_path_forwarding",
+    "icmp_parsing",
+    "tcp_md5notfound",
+    "tcp_md5unexpected",
+    "tcp_md5failure",
+    "tcp_flags",
+    "tcp_zerowindow",
+    "tcp_old_data",
+    "tcp_overwindow",
+    "tcp_ofomerge",
+    "tcp_rfc7323_paws",
+    "tcp_invalid_sequence",
+    "tcp_reset",
+    "tcp_invalid_syn",
+    "tcp_close",
+    "tcp_fastopen",
+    "tcp_old_ack",
+    "tcp_too_old_ack",
+    "tcp_ack_unsent_data",
+    "tcp_ofo_queue_prune",
+    "tcp_ofo_drop",
+    "tcp_minttl",
+    "ipv6_bad_exthdr",
+    "ipv6_ndisc_frag",
+    "ipv6_ndisc_hop_limit",
+    "ipv6_ndisc_bad_code",
+    "ipv6_ndisc_bad_options",
+    "ipv6_ndisc_ns_otherhost",
+    "tap_filter",
+    "tap_txfilter",
+    "tc_ingress",
+    "tc_egress",
+    "xdp",
+    "cpu_backlog",
+    "bpf_cgroup_egress",
+    "xfrm_policy",
+    "socket_filter",
+];
 
 /// Per-sample details of an sFlow v5 flow sample (sFlow v5 §"Flow sample").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,7 +11,9 @@ use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
 use crate::scope::{Meta, ScopeKey};
 use crate::stats::Limit;
 use crate::template::{self, FieldSpec, Scratch, Template, TimeBase};
-use crate::{DatagramReport, DecodeOutput, Decoder, ipfix, netflow_v9};
+use crate::{
+    DatagramReport, DecodeOutput, Decoder, TemplateFieldReport, TemplateReport, ipfix, netflow_v9,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -294,7 +296,21 @@ impl Decoder {
             self.stats.count_limit(Limit::FieldsPerTemplate);
             return;
         }
-        let Some(tmpl) = Template::compile(options, fields) else {
+        let described = self.config.keep_unknown_fields.then(|| TemplateReport {
+            domain: key.domain,
+            id,
+            options,
+            fields: fields
+                .iter()
+                .map(|f| TemplateFieldReport {
+                    enterprise: f.enterprise,
+                    id: f.id,
+                    length: f.len,
+                    scope: f.v9_scope,
+                })
+                .collect(),
+        });
+        let Some(tmpl) = Template::compile(options, fields, &self.config.fields) else {
             err(report, ErrorKind::InvalidTemplate, offset, "template");
             return;
         };
@@ -318,6 +334,7 @@ impl Decoder {
             None => {}
         }
         scope.templates.insert(id, Arc::new(tmpl));
+        report.templates.extend(described);
         self.stats.templates_learnt += 1;
         self.learnt.push((key, id));
     }
@@ -393,9 +410,11 @@ impl Decoder {
                     }
                 }
                 self.stats.options_records += 1;
+                self.stats.fields_out_of_range += u64::from(s.out_of_range);
                 let scope = self.scopes.entry(*key).or_default();
                 let names = self.names.entry((key.addr, key.domain)).or_default();
-                if !options::apply(&mut scope.options, names, &s, rec.in_if, max_entries) {
+                let (if_index, app_id) = (rec.in_if, rec.application_id);
+                if !options::apply(&mut scope.options, names, &s, if_index, app_id, max_entries) {
                     self.stats.count_limit(Limit::OptionsEntries);
                 }
             }
@@ -403,6 +422,11 @@ impl Decoder {
         }
         let keep = self.config.keep_unknown_fields;
         let scope = self.scopes.get(key).map(|s| &s.options);
+        let app_names = self
+            .names
+            .get(&(key.addr, key.domain))
+            .map(|n| &n.app_names)
+            .filter(|n| !n.is_empty());
         let time_base = TimeBase {
             sys_init_ms: scope.and_then(|o| o.sys_init_ms),
             ..meta.base
@@ -430,7 +454,10 @@ impl Decoder {
                     break;
                 }
             }
-            template::finish(rec, &s, &time_base);
+            template::finish(rec, &s, &time_base, self.config.sflow_bytes);
+            if let Some(id) = rec.application_id {
+                rec.application_name = app_names.and_then(|n| n.get(&id)).cloned();
+            }
             // Sampling resolution: the record itself, then options data of this scope.
             if let Some(rate) = s.sampling_rate() {
                 rec.sampling_rate = Some(rate);
@@ -441,11 +468,14 @@ impl Decoder {
             } else {
                 self.stats.sampling_rate_unknown += 1;
             }
-            if let Some(r) = template::reverse(rec, &s) {
+            if s.has_reverse()
+                && let Some(r) = template::reverse(rec, &s, tmpl, rest, &time_base)
+            {
                 self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
                 out.flows.push(r);
             }
         }
+        self.stats.fields_out_of_range += u64::from(s.out_of_range);
         out.flows.len() - first
     }
 

@@ -72,6 +72,11 @@ pub struct DecoderStats {
     pub limit_hits: BTreeMap<Limit, u64>,
     /// Flow records whose sampling rate could not be resolved.
     pub sampling_rate_unknown: u64,
+    /// Integer fields whose value did not fit the record's field (a protocol above 255, a
+    /// 16-byte counter above 2^64 - 1): the field was left unset, the record kept.
+    pub fields_out_of_range: u64,
+    /// sFlow discarded-packet samples decoded (packets the agents report they dropped).
+    pub drop_notifications: u64,
 }
 
 impl DecoderStats {

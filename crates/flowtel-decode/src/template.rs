@@ -7,8 +7,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::SflowBytes;
 use crate::ie::{self, Slot, VALS, Val};
-use crate::record::{FlowDirection, FlowRecord, RawField};
+use crate::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::packet;
+use std::sync::Arc;
+
+use crate::record::{CustomField, CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RawField};
+use crate::{FieldKind, FieldMapping};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
 pub(crate) const VARLEN: u16 = 0xFFFF;
@@ -29,6 +35,15 @@ pub(crate) struct FieldSpec {
 pub(crate) struct Op {
     pub len: u16,
     pub slot: Slot,
+    /// For [`Slot::Reverse`]: the forward slot, applied to the reverse record.
+    pub inner: Slot,
+    /// This op's position in the plan (for [`Slot::Reverse`]).
+    pub index: u16,
+    /// Values above it do not fit the slot's field ([`ie::max_value`]); `u64::MAX` when the
+    /// field's length cannot exceed the slot, so the check never fails.
+    pub max: u64,
+    /// The slot reads the value as an integer ([`ie::reads_int`], or a configured unsigned).
+    pub int: bool,
     pub enterprise: u32,
     pub id: u16,
 }
@@ -39,6 +54,11 @@ pub(crate) struct Template {
     pub options: bool,
     pub fields: Box<[FieldSpec]>,
     pub ops: Box<[Op]>,
+    /// The configured fields (`decoder.fields`) this template carries, by [`Slot::Custom`]
+    /// index: name and how to read the value.
+    pub custom: Box<[(Arc<str>, FieldKind)]>,
+    /// Some field is longer than its slot's type, so values are checked against `Op::max`.
+    pub checked: bool,
     /// Smallest possible record: fixed lengths plus one byte per variable-length field.
     /// Always at least 1, so a data set loop always advances.
     pub min_len: usize,
@@ -46,33 +66,83 @@ pub(crate) struct Template {
 
 impl Template {
     /// Compile `fields`; `None` when no record could be read with it (zero minimum length).
-    pub(crate) fn compile(options: bool, fields: Vec<FieldSpec>) -> Option<Template> {
+    pub(crate) fn compile(
+        options: bool,
+        fields: Vec<FieldSpec>,
+        mapped: &[FieldMapping],
+    ) -> Option<Template> {
         let mut min_len = 0usize;
+        let mut custom = Vec::new();
         let ops: Box<[Op]> = fields
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(i, f)| {
                 min_len += if f.len == VARLEN {
                     1
                 } else {
                     usize::from(f.len)
                 };
-                let slot = if f.v9_scope {
+                // A field repeated in one template: the last occurrence is read, earlier ones
+                // are kept only as raw fields. RFC 7011 §8 orders repeated elements by "the
+                // logical order of their treatments by the Metering Process"; exporters that
+                // repeat the header fields of an encapsulated packet (Cisco and Huawei SRv6:
+                // outer IPv6 header, then the inner packet's addresses, protocol and ports) put
+                // the customer's flow last, and pmacct keys such flows on the last occurrence.
+                let repeated = fields.get(i + 1..).is_some_and(|after| {
+                    after.iter().any(|b| {
+                        (b.enterprise, b.id, b.v9_scope) == (f.enterprise, f.id, f.v9_scope)
+                    })
+                });
+                let reverse = f.enterprise == ie::REVERSE_PEN && !f.v9_scope;
+                let configured = mapped
+                    .iter()
+                    .find(|m| (m.enterprise, m.id) == (f.enterprise, f.id) && !f.v9_scope);
+                // A configured element is read at every occurrence (Junos repeats 2636/137,
+                // one common property each), in template order.
+                let slot = if let Some(m) = configured {
+                    custom.push((Arc::clone(&m.name), m.kind));
+                    Slot::Custom((custom.len() - 1) as u16)
+                } else if repeated {
+                    Slot::Unknown
+                } else if f.v9_scope {
                     ie::v9_scope_slot(f.id, f.len)
+                } else if reverse {
+                    ie::reverse_slot(f.id, f.len)
                 } else {
                     ie::slot(f.enterprise, f.id, f.len)
                 };
+                let (slot, inner) = match slot {
+                    s if reverse && s != Slot::Unknown && !matches!(s, Slot::Custom(_)) => {
+                        (Slot::Reverse, s)
+                    }
+                    s => (s, Slot::Unknown),
+                };
+                let target = if slot == Slot::Reverse { inner } else { slot };
+                let max = ie::max_value(target);
+                let int = ie::reads_int(target)
+                    || matches!(target, Slot::Custom(i)
+                        if custom.get(usize::from(i)).is_some_and(|c| c.1 == FieldKind::Unsigned));
+                let fits = f.len != VARLEN && u32::from(f.len) * 8 <= 64 - max.leading_zeros();
+                let max = if fits { u64::MAX } else { max };
                 Op {
+                    index: i as u16,
                     len: f.len,
                     slot,
+                    inner,
+                    max,
+                    int,
                     enterprise: f.enterprise,
                     id: f.id,
                 }
             })
             .collect();
+        let checked = ops.iter().any(|o| o.max != u64::MAX);
         (min_len > 0).then(|| Template {
+            checked,
             options,
             fields: fields.into_boxed_slice(),
             ops,
+            custom: custom.into_boxed_slice(),
             min_len,
         })
     }
@@ -83,21 +153,43 @@ impl Template {
 /// options records.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scratch<'a> {
-    present: u32,
+    present: u64,
+    /// Integer fields whose value did not fit their field (left unset), since the scratch
+    /// was made (not reset per record).
+    pub out_of_range: u32,
     vals: [u64; VALS],
     pub if_name: Option<&'a [u8]>,
     pub if_description: Option<&'a [u8]>,
     pub vrf_name: Option<&'a [u8]>,
+    pub app_name: Option<&'a [u8]>,
+    /// IE 315 dataLinkFrameSection, 313 ipHeaderPacketSection, 314 ipPayloadPacketSection.
+    pub frame: Option<&'a [u8]>,
+    pub ip_section: Option<&'a [u8]>,
+    pub payload_section: Option<&'a [u8]>,
+    /// RFC 5103 reverse fields of the record: (op index, value start, value end) within the
+    /// record, applied to the reverse record once the forward one is finished.
+    reverse: [(u16, u32, u32); MAX_REVERSE_FIELDS],
+    reverse_len: u8,
 }
+
+/// Reverse fields kept per record; more are ignored (an ipfixprobe biflow has about eight).
+const MAX_REVERSE_FIELDS: usize = 24;
 
 impl Default for Scratch<'_> {
     fn default() -> Self {
         Scratch {
             present: 0,
+            out_of_range: 0,
             vals: [0; VALS],
             if_name: None,
             if_description: None,
             vrf_name: None,
+            app_name: None,
+            frame: None,
+            ip_section: None,
+            payload_section: None,
+            reverse: [(0, 0, 0); MAX_REVERSE_FIELDS],
+            reverse_len: 0,
         }
     }
 }
@@ -110,11 +202,30 @@ impl<'a> Scratch<'a> {
         self.if_name = None;
         self.if_description = None;
         self.vrf_name = None;
+        self.app_name = None;
+        self.frame = None;
+        self.ip_section = None;
+        self.payload_section = None;
+        self.reverse_len = 0;
+    }
+
+    /// Whether the record has a reverse direction to build (RFC 5103 elements, NSEL responder
+    /// counters).
+    #[inline]
+    pub(crate) fn has_reverse(&self) -> bool {
+        const RESPONDER: u64 = 1 << Val::ResponderOctets as u64 | 1 << Val::ResponderPackets as u64;
+        self.reverse_len > 0 || self.present & RESPONDER != 0
+    }
+
+    /// Whether the record carries a sampled packet (IE 313/314/315).
+    #[inline]
+    fn has_packet(&self) -> bool {
+        self.frame.is_some() || self.ip_section.is_some() || self.payload_section.is_some()
     }
 
     #[inline]
     pub(crate) fn get(&self, k: Val) -> Option<u64> {
-        if self.present & (1 << k as u32) == 0 {
+        if self.present & (1 << k as u64) == 0 {
             return None;
         }
         self.vals.get(k as usize).copied()
@@ -124,7 +235,7 @@ impl<'a> Scratch<'a> {
     fn set(&mut self, k: Val, v: u64) {
         if let Some(slot) = self.vals.get_mut(k as usize) {
             *slot = v;
-            self.present |= 1 << k as u32;
+            self.present |= 1 << k as u64;
         }
     }
 
@@ -132,7 +243,7 @@ impl<'a> Scratch<'a> {
     fn set_opt(&mut self, k: Val, v: Option<u64>) {
         match v {
             Some(v) => self.set(k, v),
-            None => self.present &= !(1 << k as u32),
+            None => self.present &= !(1 << k as u64),
         }
     }
 
@@ -155,10 +266,10 @@ impl<'a> Scratch<'a> {
     /// samplingPacketInterval (IE 305/306, RFC 5477 §8.2.1), only when the space is present:
     /// IOS-XR sends interval 1 without a space next to the real size/population.
     pub(crate) fn sampling_rate(&self) -> Option<u32> {
-        const ANY: u32 = 1 << Val::SamplingInterval as u32
-            | 1 << Val::SamplerRandomInterval as u32
-            | 1 << Val::SamplingSize as u32
-            | 1 << Val::SamplingPacketInterval as u32;
+        const ANY: u64 = 1 << Val::SamplingInterval as u64
+            | 1 << Val::SamplerRandomInterval as u64
+            | 1 << Val::SamplingSize as u64
+            | 1 << Val::SamplingPacketInterval as u64;
         if self.present & ANY == 0 {
             return None;
         }
@@ -194,6 +305,12 @@ pub(crate) fn uint(v: &[u8]) -> u64 {
     }
 }
 
+/// A big-endian unsigned integer longer than 8 bytes, when its value fits 64 bits.
+fn wide_uint(v: &[u8]) -> Option<u64> {
+    let (high, low) = v.split_at(v.len().checked_sub(8)?);
+    high.iter().all(|&b| b == 0).then(|| uint(low))
+}
+
 fn mac(v: &[u8]) -> Option<[u8; 6]> {
     <[u8; 6]>::try_from(v).ok()
 }
@@ -216,6 +333,24 @@ fn v6(v: &[u8]) -> Option<IpAddr> {
 fn set_addr(slot: &mut Option<IpAddr>, v: Option<IpAddr>) {
     if slot.is_none() || v.is_some_and(|a| !a.is_unspecified()) {
         *slot = v;
+    }
+}
+
+/// The wall-clock time of `event_ms`, an exporter uptime in milliseconds, given that the
+/// exporter's uptime was `header_ms` at `export_ns` (NetFlow v5 FIRST/LAST, NetFlow v9
+/// FIRST_SWITCHED/LAST_SWITCHED, RFC 3954 §8).
+///
+/// The difference `header_ms - event_ms` is taken as a signed 32-bit number (RFC 1982-style
+/// serial arithmetic): an event a few milliseconds after the header's uptime (exporters stamp
+/// the header before writing the last records) lies after the export time, and an event
+/// before a wrap of the 32-bit uptime counter (every 2^32 ms, about 49.7 days) still lies
+/// just before it. An unsigned wrapping difference would date both 49.7 days in the past.
+pub(crate) fn uptime_to_unix_ns(export_ns: u64, header_ms: u32, event_ms: u32) -> u64 {
+    let ago_ms = i64::from(header_ms.wrapping_sub(event_ms) as i32);
+    if ago_ms >= 0 {
+        export_ns.saturating_sub(ago_ms.unsigned_abs() * 1_000_000)
+    } else {
+        export_ns.saturating_add(ago_ms.unsigned_abs() * 1_000_000)
     }
 }
 
@@ -259,27 +394,60 @@ pub(crate) fn read_record<'a>(
         };
         let v = data.get(pos..pos + len).ok_or(RecordTruncated)?;
         // Integers of 1..=8 bytes (reduced-size encoding) are read as one 8-byte big-endian
-        // load shifted right, when 8 bytes are available; `uint` otherwise.
+        // load shifted right, when 8 bytes are available; `uint` otherwise. Longer ones are
+        // kept when their leading bytes are zero (the value fits 64 bits).
         let int = match data.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
             Some(Ok(w)) if (1..=8).contains(&len) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
-            _ => uint(v),
+            _ if len <= 8 => uint(v),
+            _ => match wide_uint(v) {
+                Some(i) => i,
+                None if op.int => {
+                    // Above 64 bits: cannot be the field's value (counted, left unset).
+                    scratch.out_of_range += 1;
+                    pos += len;
+                    continue;
+                }
+                None => 0,
+            },
         };
         pos += len;
-        apply(op, v, int, rec, scratch, keep_unknown);
+        // A value too large for its field leaves the field unset (counted). Only templates
+        // with a field longer than its type check (a loop-invariant branch otherwise).
+        if template.checked && int > op.max {
+            scratch.out_of_range += 1;
+            continue;
+        }
+        apply(
+            op.slot,
+            op,
+            v,
+            int,
+            rec,
+            scratch,
+            keep_unknown,
+            &template.custom,
+            pos,
+        );
     }
     Ok(pos)
 }
 
+/// Apply one field's value: `slot` (the op's, or for a reverse element its forward slot),
+/// `v` the bytes and `int` their value as an integer (already checked to fit `slot`).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn apply<'a>(
+    slot: Slot,
     op: &Op,
     v: &'a [u8],
     int: u64,
     rec: &mut FlowRecord,
     s: &mut Scratch<'a>,
     keep_unknown: bool,
+    custom: &[(Arc<str>, FieldKind)],
+    end: usize,
 ) {
-    match op.slot {
+    match slot {
         Slot::Unknown => {
             if keep_unknown {
                 rec.unknown_fields.push(RawField {
@@ -290,6 +458,14 @@ fn apply<'a>(
             }
         }
         Slot::Ignore => {}
+        // Kept to be applied to the reverse record once the forward one is finished.
+        Slot::Reverse => {
+            if let Some(slot) = s.reverse.get_mut(usize::from(s.reverse_len)) {
+                let start = end.saturating_sub(v.len());
+                *slot = (op.index, start as u32, end as u32);
+                s.reverse_len += 1;
+            }
+        }
         Slot::Val(k) => s.set(k, int),
         Slot::Protocol => rec.ip_protocol = int as u8,
         Slot::Tos => rec.tos = int as u8,
@@ -318,12 +494,24 @@ fn apply<'a>(
         Slot::EndNtp => s.set_opt(Val::EndNs, ntp_to_unix_ns(v)),
         Slot::SrcMac => rec.src_mac = mac(v),
         Slot::DstMac => rec.dst_mac = mac(v),
-        Slot::Vlan => rec.vlan = Some((int as u16) & 0x0FFF),
-        Slot::MplsTopLabel => rec.mpls_top_label = Some((int as u32) >> 4),
+        Slot::Vlan => {
+            rec.vlan = Some((int & 0x0FFF) as u16);
+            rec.src_vlan = rec.vlan;
+        }
+        Slot::DstVlan => rec.dst_vlan = Some((int & 0x0FFF) as u16),
+        Slot::InnerVlan => rec.inner_vlan = Some((int & 0x0FFF) as u16),
+        Slot::MplsLabel(depth) => {
+            // RFC 7012 mplsTopLabelStackSection: the label stack entry's first 3 octets,
+            // label (20 bits), TC (3), S (1).
+            let label = (int as u32) >> 4;
+            rec.mpls_labels.set(usize::from(depth), label);
+            if depth == 0 {
+                rec.mpls_top_label = Some(label);
+            }
+        }
         Slot::IcmpTypeCode => {
-            let tc = int as u16;
-            rec.icmp_type = Some((tc >> 8) as u8);
-            rec.icmp_code = Some(tc as u8);
+            rec.icmp_type = Some((int >> 8) as u8);
+            rec.icmp_code = Some(int as u8);
         }
         Slot::IcmpType => rec.icmp_type = Some(int as u8),
         Slot::IcmpCode => rec.icmp_code = Some(int as u8),
@@ -338,6 +526,62 @@ fn apply<'a>(
         Slot::InterfaceName => s.if_name = Some(v),
         Slot::InterfaceDescription => s.if_description = Some(v),
         Slot::VrfName => s.vrf_name = Some(v),
+        Slot::IpTtl => rec.ip_ttl = Some(int as u8),
+        Slot::ForwardingStatus => rec.forwarding_status = Some(int as u8),
+        Slot::FlowLabel => rec.ipv6_flow_label = Some(int as u32 & 0x000f_ffff),
+        Slot::FragmentId => rec.fragment_id = Some(int as u32),
+        Slot::FragmentOffset => rec.fragment_offset = Some(int as u16),
+        // IE 197 fragmentFlags: bit 0 (0x80) reserved, 1 (0x40) DF, 2 (0x20) MF (RFC 5102),
+        // stored as the IPv4 header's 3-bit flags field.
+        Slot::FragmentFlags => rec.ip_flags = Some(int as u8 >> 5),
+        Slot::NextHopAs => rec.next_hop_as = Some(int as u32),
+        Slot::ObservationPointId => rec.observation_point_id = Some(int),
+        Slot::Etype => rec.etype = Some(int as u16),
+        Slot::ApplicationId => rec.application_id = Some(int),
+        Slot::ApplicationName => s.app_name = Some(v),
+        Slot::NatSrcV4 => nat(rec).src_addr = v4(v),
+        Slot::NatDstV4 => nat(rec).dst_addr = v4(v),
+        Slot::NatSrcV6 => nat(rec).src_addr = v6(v),
+        Slot::NatDstV6 => nat(rec).dst_addr = v6(v),
+        Slot::NatSrcPort => nat(rec).src_port = Some(int as u16),
+        Slot::NatDstPort => nat(rec).dst_port = Some(int as u16),
+        Slot::NatEvent => nat(rec).event = Some(int as u8),
+        Slot::FirewallEvent => firewall(rec).event = Some(int as u8),
+        Slot::FirewallExtEvent => firewall(rec).ext_event = Some(int as u16),
+        Slot::FlowId => firewall(rec).flow_id = Some(int),
+        Slot::EventTimeMillis => firewall(rec).event_time_ms = Some(int),
+        Slot::Custom(i) => {
+            if let Some((name, kind)) = custom.get(usize::from(i))
+                && let Some(value) = custom_value(*kind, v, int)
+            {
+                rec.custom_fields.push(CustomField {
+                    name: Arc::clone(name),
+                    value,
+                });
+            }
+        }
+        Slot::DataLinkFrame => s.frame = Some(v),
+        Slot::IpHeaderSection => s.ip_section = Some(v),
+        Slot::IpPayloadSection => s.payload_section = Some(v),
+    }
+}
+
+fn nat(rec: &mut FlowRecord) -> &mut Nat {
+    rec.nat.get_or_insert_with(Nat::default)
+}
+
+fn firewall(rec: &mut FlowRecord) -> &mut Firewall {
+    rec.firewall.get_or_insert_with(Firewall::default)
+}
+
+/// A configured field's value; `None` (the field is left out) when the bytes do not fit
+/// the configured type.
+fn custom_value(kind: FieldKind, v: &[u8], int: u64) -> Option<CustomValue> {
+    match kind {
+        FieldKind::String => Some(CustomValue::Str(crate::options::text(v))),
+        FieldKind::Unsigned => Some(CustomValue::Unsigned(int)),
+        FieldKind::Address => v4(v).or_else(|| v6(v)).map(CustomValue::Addr),
+        FieldKind::Mac => mac(v).map(CustomValue::Mac),
     }
 }
 
@@ -353,26 +597,61 @@ pub(crate) struct TimeBase {
 }
 
 /// Fill the record fields that depend on several values: counters by precedence, times,
-/// post-NAT/post-VLAN fallbacks.
-pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
-    rec.bytes = s
+/// post-NAT/post-VLAN fallbacks, and the fields of a sampled packet the record carries.
+pub(crate) fn finish(
+    rec: &mut FlowRecord,
+    s: &Scratch<'_>,
+    base: &TimeBase,
+    sflow_bytes: SflowBytes,
+) {
+    let bytes = s
         .get(Val::Octets)
         .or_else(|| s.get(Val::OctetsTotal))
         .or_else(|| s.get(Val::PostOctets))
-        .unwrap_or(0);
-    rec.packets = s
+        .or_else(|| s.get(Val::InitiatorOctets));
+    let packets = s
         .get(Val::Packets)
         .or_else(|| s.get(Val::PacketsTotal))
         .or_else(|| s.get(Val::PostPackets))
-        .unwrap_or(0);
+        .or_else(|| s.get(Val::InitiatorPackets));
+    rec.bytes = bytes.unwrap_or(0);
+    rec.packets = packets.unwrap_or(0);
     rec.sampler_id = s.sampler_id();
-    if s.present == 0 || s.present == 1 << Val::Octets as u32 | 1 << Val::Packets as u32 {
+    const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
+    if s.present & !COUNTERS == 0 && !s.has_packet() {
         finish_common(rec);
         return;
     }
-    let small = |k: Val| s.get(k).map(|v| v as u16 & 0x0FFF);
+    if s.has_packet() {
+        sampled_packet(rec, s, sflow_bytes, bytes.is_none(), packets.is_none());
+    }
+    // Values few templates carry, looked at only when one is present.
+    const RARE: u64 = 1 << Val::Dot1qVlan as u64
+        | 1 << Val::PostSrcMac as u64
+        | 1 << Val::PostDstMac as u64
+        | 1 << Val::MinTtl as u64
+        | 1 << Val::MaxTtl as u64
+        | 1 << Val::IpVersion as u64
+        | 1 << Val::PhysInIf as u64
+        | 1 << Val::PhysOutIf as u64;
+    if s.present & RARE != 0 {
+        finish_rare(rec, s);
+    }
     if rec.vlan.is_none() {
-        rec.vlan = small(Val::Dot1qVlan).or_else(|| small(Val::PostVlan));
+        rec.vlan = rec.dst_vlan;
+    }
+    let (start, end) = times(s, base);
+    rec.flow_start_ns = start;
+    rec.flow_end_ns = end;
+    finish_common(rec);
+}
+
+/// Fallbacks from elements few templates carry: IE 243 dot1qVlanId, 81/57 post MACs, 52/53
+/// TTL, 60 ipVersion, 252/253 physical interfaces (Nokia).
+#[cold]
+fn finish_rare(rec: &mut FlowRecord, s: &Scratch<'_>) {
+    if rec.vlan.is_none() {
+        rec.vlan = s.get(Val::Dot1qVlan).map(|v| v as u16 & 0x0FFF);
     }
     let mac48 = |k: Val| {
         s.get(k).map(|v| {
@@ -386,15 +665,31 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
     if rec.dst_mac.is_none() {
         rec.dst_mac = mac48(Val::PostDstMac);
     }
-    // IE 252/253 ingress/egressPhysicalInterface when the logical ones are absent (Nokia).
+    let ttl = |k: Val| s.get(k).and_then(|t| u8::try_from(t).ok());
+    rec.ip_ttl = rec
+        .ip_ttl
+        .or_else(|| ttl(Val::MinTtl))
+        .or_else(|| ttl(Val::MaxTtl));
+    if rec.etype.is_none() {
+        // IE 60 ipVersion.
+        rec.etype = match s.get(Val::IpVersion) {
+            Some(4) => Some(ETHERTYPE_IPV4),
+            Some(6) => Some(ETHERTYPE_IPV6),
+            _ => None,
+        };
+    }
     rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
     rec.out_if = rec.out_if.or(s.get(Val::PhysOutIf).map(|v| v as u32));
+}
+
+/// The flow's start and end from whichever time elements the record carries.
+#[inline]
+fn times(s: &Scratch<'_>, base: &TimeBase) -> (Option<u64>, Option<u64>) {
     let sysup = |t: u64| -> Option<u64> {
         let t = t as u32;
         if let Some(up) = base.sys_uptime_ms {
             // RFC 3954 §8 FIRST_SWITCHED/LAST_SWITCHED: sysUpTime in ms of the exporter.
-            let ago_ms = u64::from(up.wrapping_sub(t));
-            Some(base.export_ns.saturating_sub(ago_ms * 1_000_000))
+            Some(uptime_to_unix_ns(base.export_ns, up, t))
         } else {
             // IPFIX IE 21/22 are relative to systemInitTimeMilliseconds (IE 160).
             let init = s.sys_init_ms().or(base.sys_init_ms)?;
@@ -406,45 +701,225 @@ pub(crate) fn finish(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase) {
         s.get(k)
             .map(|d| base.export_ns.saturating_sub(d.saturating_mul(1_000)))
     };
-    rec.flow_start_ns = s
+    let start = s
         .get(Val::StartNs)
         .or_else(|| s.get(Val::StartSysUpMs).and_then(sysup))
         .or_else(|| delta(Val::StartDeltaMicros));
-    rec.flow_end_ns = s
+    let end = s
         .get(Val::EndNs)
         .or_else(|| s.get(Val::EndSysUpMs).and_then(sysup))
         .or_else(|| delta(Val::EndDeltaMicros));
-    finish_common(rec);
+    (start, end)
 }
 
-/// NetFlow exporters without ICMP type fields put type << 8 | code in the destination port
-/// of ICMP and ICMPv6 flows.
-#[inline]
-fn finish_common(rec: &mut FlowRecord) {
-    if rec.icmp_type.is_none() && matches!(rec.ip_protocol, 1 | 58) && rec.src_port == 0 {
-        rec.icmp_type = Some((rec.dst_port >> 8) as u8);
-        rec.icmp_code = Some(rec.dst_port as u8);
+/// A record carrying a sampled packet instead of (or besides) flow fields: RFC 7133 IE 315
+/// `dataLinkFrameSection` (Juniper inline monitoring, Cisco, Nokia), RFC 5477 IE 313
+/// `ipHeaderPacketSection` and IE 314 `ipPayloadPacketSection`. The packet is read by the
+/// same parser as sFlow's sampled header (`packet`), into the record when it carries no
+/// address of its own (a record with address fields keeps them and only takes its byte count
+/// from the packet). A frame whose IE 408 `dataLinkFrameType` is not Ethernet (0x01) is not
+/// parsed.
+///
+/// IE 314 fills the transport fields (ports, TCP flags, ICMP type) of a record that has no
+/// ports, with the record's `protocolIdentifier`.
+///
+/// Without an octet counter, bytes are the packet's length as [`SflowBytes`] says: IE 312
+/// `dataLinkFrameSize` (else the IP length) for `Frame`, the IP length from the header
+/// (else IE 312) for `Ip`; the captured section's length when neither is known. Without a
+/// packet counter, packets are 1: one record is one sampled packet.
+/// Parse a packet into `rec` when the record carries no address of its own, else into a copy
+/// (only the packet's length is then used).
+fn parse_into(
+    rec: &mut FlowRecord,
+    parse: impl Fn(&mut FlowRecord) -> packet::Parsed,
+) -> packet::Parsed {
+    if rec.src_addr.is_none() {
+        parse(rec)
+    } else {
+        parse(&mut rec.clone())
     }
 }
 
-/// The RFC 5103 reverse direction of a biflow record, when it carries reverse counters
-/// that are not both zero.
-pub(crate) fn reverse(rec: &FlowRecord, s: &Scratch<'_>) -> Option<FlowRecord> {
-    let bytes = s.get(Val::ReverseOctets).unwrap_or(0);
-    let packets = s.get(Val::ReversePackets).unwrap_or(0);
-    if bytes == 0 && packets == 0 {
+fn sampled_packet(
+    rec: &mut FlowRecord,
+    s: &Scratch<'_>,
+    sflow_bytes: SflowBytes,
+    count_bytes: bool,
+    count_packets: bool,
+) {
+    let ethernet = s.get(Val::DataLinkFrameType).is_none_or(|t| t == 1);
+    let (parsed, captured) = match (s.frame.filter(|_| ethernet), s.ip_section) {
+        (Some(frame), _) => (
+            parse_into(rec, |r| packet::parse_frame(frame, r)),
+            frame.len(),
+        ),
+        (None, Some(ip)) => (parse_into(rec, |r| packet::parse_ip(ip, r)), ip.len()),
+        (None, None) => {
+            let section = s.payload_section.or(s.frame).unwrap_or_default();
+            if let Some(payload) = s.payload_section
+                && rec.src_port == 0
+                && rec.dst_port == 0
+            {
+                packet::parse_transport(rec.ip_protocol, payload, rec);
+            }
+            (packet::Parsed::default(), section.len())
+        }
+    };
+    if count_bytes {
+        let frame_size = s.get(Val::DataLinkFrameSize);
+        let ip = parsed.ip_len.map(u64::from);
+        rec.bytes = match sflow_bytes {
+            SflowBytes::Frame => frame_size.or(ip),
+            SflowBytes::Ip => ip.or(frame_size),
+        }
+        .unwrap_or(captured as u64);
+    }
+    if count_packets {
+        rec.packets = 1;
+    }
+}
+
+/// ICMP and ICMPv6 flows leave the decoder the same way whatever the wire format: type and
+/// code in `icmp_type` / `icmp_code`, ports 0 (ICMP has no ports).
+///
+/// NetFlow v5, and v9/IPFIX exporters without ICMP type fields, put `type << 8 | code` in the
+/// destination port of ICMP flows (Cisco's convention, kept by most exporters) with a zero
+/// source port: that value becomes the type and code. A port below 256 (type 0 with a nonzero
+/// code, which neither ICMP nor ICMPv6 has) is the type alone, as some exporters send it. Explicit fields (IE 32/139
+/// icmpTypeCode, 176-179 icmpType/Code) win over the port.
+#[inline]
+pub(crate) fn finish_common(rec: &mut FlowRecord) {
+    infer_etype(rec);
+    if !matches!(rec.ip_protocol, 1 | 58) {
+        return;
+    }
+    if rec.icmp_type.is_none() && rec.src_port == 0 {
+        let (kind, code) = (rec.dst_port >> 8, rec.dst_port & 0xff);
+        if kind == 0 && code != 0 {
+            // Type 0 with a nonzero code exists in neither ICMP (echo reply has code 0 only)
+            // nor ICMPv6 (type 0 is reserved): the exporter put the type alone in the port
+            // (Cisco IOS XR does for ICMPv6, as pmacct reads it).
+            rec.icmp_type = Some(code as u8);
+            rec.icmp_code = Some(0);
+        } else {
+            rec.icmp_type = Some(kind as u8);
+            rec.icmp_code = Some(code as u8);
+        }
+    }
+    if rec.icmp_type.is_some() {
+        rec.src_port = 0;
+        rec.dst_port = 0;
+    }
+}
+
+/// The network layer's EtherType from the address family, when nothing named it.
+#[inline]
+pub(crate) fn infer_etype(rec: &mut FlowRecord) {
+    if rec.etype.is_none() {
+        rec.etype = match rec.src_addr.or(rec.dst_addr) {
+            Some(IpAddr::V4(_)) => Some(ETHERTYPE_IPV4),
+            Some(IpAddr::V6(_)) => Some(ETHERTYPE_IPV6),
+            None => None,
+        };
+    }
+}
+
+/// The reverse direction of a biflow record, when its reverse counters are not both zero.
+///
+/// RFC 5103 biflows (PEN 29305): the forward record with addresses, ports, interfaces, AS
+/// numbers, prefix lengths, MACs and VLANs swapped, then every reverse element the template
+/// carries applied as its forward counterpart would be (octets and packets, TCP flags, ToS,
+/// TTL, times, MACs, VLANs, ICMP type, ...). Fields with no reverse value are the forward
+/// record's swapped ones (times included) or, for TCP flags and direction, unset.
+///
+/// Cisco NSEL (ASA/FTD): `responderOctets` / `responderPackets` (IE 232/299,
+/// NF_F_REV_FLOW_DELTA_BYTES) are the responder's bytes, sent back from the destination to
+/// the source of the forward record (whose own bytes are `initiatorOctets`, IE 231). They
+/// become the reverse record's counters when it has no RFC 5103 counters, so a connection
+/// counts its bytes in both directions, each towards the side that received them.
+pub(crate) fn reverse(
+    rec: &FlowRecord,
+    s: &Scratch<'_>,
+    template: &Template,
+    data: &[u8],
+    base: &TimeBase,
+) -> Option<FlowRecord> {
+    let responder = s.get(Val::ResponderOctets).is_some() || s.get(Val::ResponderPackets).is_some();
+    if s.reverse_len == 0 && !responder {
         return None;
     }
     let mut r = rec.clone();
-    r.bytes = bytes;
-    r.packets = packets;
     std::mem::swap(&mut r.src_addr, &mut r.dst_addr);
     std::mem::swap(&mut r.src_port, &mut r.dst_port);
     std::mem::swap(&mut r.in_if, &mut r.out_if);
     std::mem::swap(&mut r.src_as, &mut r.dst_as);
     std::mem::swap(&mut r.src_prefix_len, &mut r.dst_prefix_len);
     std::mem::swap(&mut r.src_mac, &mut r.dst_mac);
+    std::mem::swap(&mut r.src_vlan, &mut r.dst_vlan);
+    if let Some(nat) = r.nat.as_mut() {
+        std::mem::swap(&mut nat.src_addr, &mut nat.dst_addr);
+        std::mem::swap(&mut nat.src_port, &mut nat.dst_port);
+    }
     r.tcp_flags = 0;
     r.direction = None;
+    r.unknown_fields = Vec::new();
+    let mut rs = Scratch::default();
+    let fields = s
+        .reverse
+        .get(..usize::from(s.reverse_len))
+        .unwrap_or_default();
+    for &(i, start, end) in fields {
+        let (Some(op), Some(v)) = (
+            template.ops.get(usize::from(i)),
+            data.get(start as usize..end as usize),
+        ) else {
+            continue;
+        };
+        // Already checked to fit when the record was read.
+        let int = if v.len() <= 8 {
+            uint(v)
+        } else {
+            wide_uint(v).unwrap_or(0)
+        };
+        if int > op.max {
+            continue;
+        }
+        apply(
+            op.inner,
+            op,
+            v,
+            int,
+            &mut r,
+            &mut rs,
+            false,
+            &template.custom,
+            end as usize,
+        );
+    }
+    let bytes = rs
+        .get(Val::Octets)
+        .or_else(|| rs.get(Val::OctetsTotal))
+        .or_else(|| rs.get(Val::PostOctets))
+        .or_else(|| s.get(Val::ResponderOctets))
+        .unwrap_or(0);
+    let packets = rs
+        .get(Val::Packets)
+        .or_else(|| rs.get(Val::PacketsTotal))
+        .or_else(|| rs.get(Val::PostPackets))
+        .or_else(|| s.get(Val::ResponderPackets))
+        .unwrap_or(0);
+    if bytes == 0 && packets == 0 {
+        return None;
+    }
+    r.bytes = bytes;
+    r.packets = packets;
+    let (start, end) = times(&rs, base);
+    r.flow_start_ns = start.or(r.flow_start_ns);
+    r.flow_end_ns = end.or(r.flow_end_ns);
+    let ttl = |k: Val| rs.get(k).and_then(|t| u8::try_from(t).ok());
+    if let Some(t) = ttl(Val::MinTtl).or_else(|| ttl(Val::MaxTtl)) {
+        r.ip_ttl = Some(t);
+    }
+    finish_common(&mut r);
     Some(r)
 }

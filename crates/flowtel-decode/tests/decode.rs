@@ -392,7 +392,7 @@ fn variable_length_enterprise_and_reduced_size_fields() {
         f(8, 4),
         fe(2636, 137, 0xFFFF),
         f(1, 2),
-        f(315, 0xFFFF),
+        f(84, 0xFFFF),
         f(2, 3),
         fe(9, 1, 4),
     ];
@@ -430,7 +430,7 @@ fn variable_length_enterprise_and_reduced_size_fields() {
         (u[0].enterprise, u[0].id, u[0].value.as_slice()),
         (2636, 137, &b"abc"[..])
     );
-    assert_eq!((u[1].enterprise, u[1].id, u[1].value.len()), (0, 315, 300));
+    assert_eq!((u[1].enterprise, u[1].id, u[1].value.len()), (0, 84, 300));
     assert_eq!((u[2].enterprise, u[2].id), (9, 1));
     // Without keep_unknown_fields nothing is kept.
     let mut dec = Decoder::new(DecoderConfig::default());

@@ -305,8 +305,8 @@ impl FlowExporter {
             Col::Protocol => uint(out, r.ip_protocol.into()),
             Col::Tos => uint(out, r.tos.into()),
             Col::TcpFlags => uint(out, r.tcp_flags.into()),
-            Col::SrcPort => uint(out, r.src_port.into()),
-            Col::DstPort => uint(out, r.dst_port.into()),
+            Col::SrcPort => uint(out, wire_ports(r).0.into()),
+            Col::DstPort => uint(out, wire_ports(r).1.into()),
             Col::SrcAddr => put_addr(out, r.src_addr, n),
             Col::DstAddr => put_addr(out, r.dst_addr, n),
             Col::NextHop => put_addr(out, r.next_hop, n),
@@ -357,5 +357,15 @@ fn put_addr(out: &mut Vec<u8>, a: Option<IpAddr>, len: usize) {
         (None, 16) => out.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets()),
         // An IPv6 address never reaches the IPv4 layout (is_v4); None writes 0.0.0.0.
         _ => out.extend_from_slice(&Ipv4Addr::UNSPECIFIED.octets()),
+    }
+}
+
+/// The source and destination ports as NetFlow writes them: for an ICMP or ICMPv6 flow with
+/// a type, source port 0 and destination port `type << 8 | code` (Cisco's convention, which
+/// the decoder reads back into `icmp_type` / `icmp_code` with ports 0).
+pub(crate) fn wire_ports(r: &FlowRecord) -> (u16, u16) {
+    match (r.ip_protocol, r.icmp_type) {
+        (1 | 58, Some(t)) => (0, u16::from(t) << 8 | u16::from(r.icmp_code.unwrap_or(0))),
+        _ => (r.src_port, r.dst_port),
     }
 }

@@ -197,7 +197,13 @@ impl MessageWriter {
                 put16(&mut self.buf, f.length);
                 put32(&mut self.buf, pen);
             }
-            _ => {
+            // RFC 3954 §5.2: NetFlow v9 field types use all 16 bits (Cisco NSEL's 33000-40005,
+            // PAN-OS's 56701); IPFIX reserves the top bit for the enterprise flag.
+            (ExportVersion::NetflowV9, _) => {
+                put16(&mut self.buf, f.id);
+                put16(&mut self.buf, f.length);
+            }
+            (ExportVersion::Ipfix, None) => {
                 put16(&mut self.buf, f.id & 0x7fff);
                 put16(&mut self.buf, f.length);
             }

@@ -77,8 +77,9 @@ impl V5Exporter {
             out.extend_from_slice(&u32::try_from(r.bytes).unwrap_or(u32::MAX).to_be_bytes());
             out.extend_from_slice(&uptime(ms(r.flow_start_ns)).to_be_bytes());
             out.extend_from_slice(&uptime(ms(r.flow_end_ns)).to_be_bytes());
-            out.extend_from_slice(&r.src_port.to_be_bytes());
-            out.extend_from_slice(&r.dst_port.to_be_bytes());
+            let (src_port, dst_port) = crate::flow::wire_ports(r);
+            out.extend_from_slice(&src_port.to_be_bytes());
+            out.extend_from_slice(&dst_port.to_be_bytes());
             out.extend_from_slice(&[0, r.tcp_flags as u8, r.ip_protocol, r.tos]);
             out.extend_from_slice(&u16_or(r.src_as, 23_456).to_be_bytes());
             out.extend_from_slice(&u16_or(r.dst_as, 23_456).to_be_bytes());

@@ -551,9 +551,10 @@ fn link_payload(linktype: Linktype, frame: &[u8]) -> Result<&[u8], Skip> {
 
 /// Skip VLAN tags and MPLS labels after an ethertype, up to the IP header.
 fn ethertype_payload(ethertype: u16, rest: &[u8]) -> Result<&[u8], Skip> {
-    match link::walk(ethertype, rest, link::Limits::NONE).inner {
+    let mut labels = flowtel_decode::MplsLabels::EMPTY;
+    match link::walk(ethertype, rest, link::Limits::NONE, &mut labels).inner {
         Inner::Ipv4(ip) | Inner::Ipv6(ip) => Ok(ip),
-        Inner::ControlWord(_) | Inner::Other => Err(Skip::NotIp),
+        Inner::Ethernet(_) | Inner::Other => Err(Skip::NotIp),
         Inner::Truncated => Err(Skip::Truncated),
     }
 }

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,9 +76,11 @@ pub enum Profile {
     Ktranslate,
 }
 
-/// One dimension a rollup groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// One dimension a rollup groups by. Written in configuration by its snake_case name
+/// (`src_addr`, `firewall_event`, …) or, for a field mapped with `decoder.fields`,
+/// `custom_str.NAME` / `custom_int.NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Dimension {
     /// The exporter's configured name, else its address (sFlow: agent address).
     DeviceName,
@@ -89,7 +92,9 @@ pub enum Dimension {
     DstPort,
     /// IP protocol as a lower-case IANA keyword (`tcp`, `udp`, `icmp`, `ipv6-icmp`, …).
     Transport,
-    /// IANA service name of the service side of the flow (see the crate docs).
+    /// The application the exporter named (IE 95 applicationId with its IE 96
+    /// applicationName from options data, e.g. Cisco NBAR), else the IANA service name of the
+    /// service side of the flow (see the crate docs).
     Application,
     /// Host name of the source; flowtel does no reverse DNS, so always empty. Kept so the
     /// ktranslate spec's `custom_str.src_host` maps to the same attribute set.
@@ -105,11 +110,116 @@ pub enum Dimension {
     OutIfName,
     Vlan,
     Tos,
+    /// IE 233 firewallEvent / Cisco NSEL NF_F_FW_EVENT by its IANA name (`created`,
+    /// `deleted`, `denied`, `alert`, `update`), empty when absent.
+    FirewallEvent,
+    /// IE 230 natEvent by its IANA name (`nat44_session_create`, …), empty when absent.
+    NatEvent,
+    /// IE 225 / 281 post-NAT source address, empty when absent.
+    PostNatSrcAddr,
+    /// IE 226 / 282 post-NAT destination address.
+    PostNatDstAddr,
+    /// IE 227 post-NAPT source port (0 when absent).
+    PostNatSrcPort,
+    /// IE 228 post-NAPT destination port.
+    PostNatDstPort,
+    /// A `decoder.fields` field as a string attribute named NAME (ktranslate's `custom_str.`).
+    CustomStr(Arc<str>),
+    /// A `decoder.fields` unsigned field as an integer attribute named NAME (`custom_int.`).
+    CustomInt(Arc<str>),
+}
+
+/// The built-in dimensions by configuration name.
+const NAMED: [(&str, Dimension); 26] = [
+    ("device_name", Dimension::DeviceName),
+    ("exporter_address", Dimension::ExporterAddress),
+    ("src_addr", Dimension::SrcAddr),
+    ("dst_addr", Dimension::DstAddr),
+    ("src_port", Dimension::SrcPort),
+    ("dst_port", Dimension::DstPort),
+    ("transport", Dimension::Transport),
+    ("application", Dimension::Application),
+    ("src_host", Dimension::SrcHost),
+    ("dst_host", Dimension::DstHost),
+    ("src_country", Dimension::SrcCountry),
+    ("dst_country", Dimension::DstCountry),
+    ("src_as", Dimension::SrcAs),
+    ("dst_as", Dimension::DstAs),
+    ("in_if", Dimension::InIf),
+    ("out_if", Dimension::OutIf),
+    ("in_if_name", Dimension::InIfName),
+    ("out_if_name", Dimension::OutIfName),
+    ("vlan", Dimension::Vlan),
+    ("tos", Dimension::Tos),
+    ("firewall_event", Dimension::FirewallEvent),
+    ("nat_event", Dimension::NatEvent),
+    ("post_nat_src_addr", Dimension::PostNatSrcAddr),
+    ("post_nat_dst_addr", Dimension::PostNatDstAddr),
+    ("post_nat_src_port", Dimension::PostNatSrcPort),
+    ("post_nat_dst_port", Dimension::PostNatDstPort),
+];
+
+/// Whether `name` is a valid custom field name (the `decoder.fields` rule).
+fn custom_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+impl std::str::FromStr for Dimension {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((_, d)) = NAMED.iter().find(|(n, _)| *n == s) {
+            return Ok(d.clone());
+        }
+        let custom = |name: &str, f: fn(Arc<str>) -> Dimension| {
+            if custom_name(name) {
+                Ok(f(Arc::from(name)))
+            } else {
+                Err(format!("invalid custom field name in dimension {s:?}"))
+            }
+        };
+        if let Some(name) = s.strip_prefix("custom_str.") {
+            return custom(name, Dimension::CustomStr);
+        }
+        if let Some(name) = s.strip_prefix("custom_int.") {
+            return custom(name, Dimension::CustomInt);
+        }
+        Err(format!("unknown dimension {s:?}"))
+    }
+}
+
+impl TryFrom<String> for Dimension {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Dimension> for String {
+    fn from(d: Dimension) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dimension::CustomStr(n) => write!(f, "custom_str.{n}"),
+            Dimension::CustomInt(n) => write!(f, "custom_int.{n}"),
+            d => {
+                let name = NAMED.iter().find(|(_, x)| x == d).map_or("", |(n, _)| n);
+                f.write_str(name)
+            }
+        }
+    }
 }
 
 impl Dimension {
     /// The attribute name under `profile`.
-    pub const fn attribute_name(self, profile: Profile) -> &'static str {
+    pub fn attribute_name(&self, profile: Profile) -> &str {
         use Dimension::*;
         match (profile, self) {
             (Profile::Default, SrcAddr) => "network.local.address",
@@ -140,11 +250,19 @@ impl Dimension {
             (_, OutIfName) => "out_if_name",
             (_, Vlan) => "vlan",
             (_, Tos) => "tos",
+            (_, FirewallEvent) => "firewall_event",
+            (_, NatEvent) => "nat_event",
+            (_, PostNatSrcAddr) => "post_nat_src_addr",
+            (_, PostNatDstAddr) => "post_nat_dst_addr",
+            (_, PostNatSrcPort) => "post_nat_src_port",
+            (_, PostNatDstPort) => "post_nat_dst_port",
+            // ktranslate's `custom_str.application` is the attribute `application`.
+            (_, CustomStr(name) | CustomInt(name)) => name,
         }
     }
 
     /// Whether the enricher must look up interface names for this dimension.
-    pub const fn needs_interface_names(self) -> bool {
+    pub const fn needs_interface_names(&self) -> bool {
         matches!(self, Dimension::InIfName | Dimension::OutIfName)
     }
 }
@@ -282,8 +400,11 @@ impl RollupConfig {
         }
         let mut seen = BTreeSet::new();
         for d in &self.dimensions {
-            if !seen.insert(*d) {
-                return Err(ConfigError::DuplicateDimension(self.name.clone(), *d));
+            if !seen.insert(d) {
+                return Err(ConfigError::DuplicateDimension(
+                    self.name.clone(),
+                    d.clone(),
+                ));
             }
         }
         Ok(())

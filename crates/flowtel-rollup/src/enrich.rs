@@ -88,6 +88,16 @@ impl Enriched<'_> {
             .map(|i| services::service_name_at(self.record.ip_protocol, i))
     }
 
+    /// The application label of the `application` dimension: the name the exporter gave it
+    /// ([`FlowRecord::application_name`], IE 95/96 from options data, e.g. Cisco NBAR), else
+    /// the IANA service name of the flow's service side.
+    pub fn application_name(&self) -> Option<&str> {
+        self.record
+            .application_name
+            .as_deref()
+            .or_else(|| self.application())
+    }
+
     /// The record and its enrichment as one owned value, for the per-flow sinks. The device
     /// name is shared with the enricher's cache (no allocation once the device was seen).
     pub fn to_record(&self) -> EnrichedRecord {
@@ -124,7 +134,8 @@ pub struct EnrichedRecord {
     pub sampling_rate: u32,
     /// Whether [`Self::sampling_rate`] came from the record (else from configuration or 1).
     pub rate_known: bool,
-    /// IANA service name of the flow's service side.
+    /// IANA service name of the flow's service side (the exporter's own name, when it gave
+    /// one, is `record.application_name`; [`EnrichedRecord::application_name`] picks).
     pub application: Option<&'static str>,
     pub src_country: Country,
     pub dst_country: Country,
@@ -134,6 +145,14 @@ pub struct EnrichedRecord {
     pub dst_as: Option<u32>,
     pub in_if_name: Option<Arc<str>>,
     pub out_if_name: Option<Arc<str>>,
+}
+
+impl EnrichedRecord {
+    /// The application label of the `application` dimension: the exporter's name for it,
+    /// else the IANA service name.
+    pub fn application_name(&self) -> Option<&str> {
+        self.record.application_name.as_deref().or(self.application)
+    }
 }
 
 /// Cumulative enrichment counters.

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use flowtel_decode::FlowDirection;
+use flowtel_decode::{CustomValue, Firewall, FlowDirection, FlowRecord, Nat};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
@@ -606,6 +606,9 @@ const ADDR_NONE: u8 = 0;
 const ADDR_V4: u8 = 4;
 const ADDR_V6: u8 = 6;
 const COUNTRY_UNKNOWN: [u8; 2] = [0, 0];
+/// Application key tags: an IANA service (protocol, table index) or an exporter's name.
+const APP_IANA: u8 = 0;
+const APP_NAMED: u8 = 1;
 const COUNTRY_PRIVATE: [u8; 2] = [0xff, 0xff];
 
 fn put_addr(out: &mut Vec<u8>, a: Option<IpAddr>) {
@@ -666,10 +669,18 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
             Dimension::SrcPort => out.extend_from_slice(&port(r.src_port).to_be_bytes()),
             Dimension::DstPort => out.extend_from_slice(&port(r.dst_port).to_be_bytes()),
             Dimension::Transport => out.push(r.ip_protocol),
-            Dimension::Application => {
-                out.push(r.ip_protocol);
-                out.extend_from_slice(&e.application.unwrap_or(u16::MAX).to_be_bytes());
-            }
+            Dimension::Application => match r.application_name.as_deref() {
+                // The exporter's own name for the application (NBAR, App-ID) wins.
+                Some(name) => {
+                    out.push(APP_NAMED);
+                    put_str(out, name);
+                }
+                None => {
+                    out.push(APP_IANA);
+                    out.push(r.ip_protocol);
+                    out.extend_from_slice(&e.application.unwrap_or(u16::MAX).to_be_bytes());
+                }
+            },
             Dimension::SrcHost | Dimension::DstHost => {}
             Dimension::SrcCountry => put_country(out, e.src_country),
             Dimension::DstCountry => put_country(out, e.dst_country),
@@ -681,6 +692,62 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
             Dimension::OutIfName => put_str(out, e.out_if_name.as_deref().unwrap_or("")),
             Dimension::Vlan => put_opt_u32(out, r.vlan.map(u32::from)),
             Dimension::Tos => out.push(r.tos),
+            Dimension::FirewallEvent => {
+                put_opt_u32(out, r.firewall.and_then(|f| f.event).map(u32::from))
+            }
+            Dimension::NatEvent => put_opt_u32(out, r.nat.and_then(|n| n.event).map(u32::from)),
+            Dimension::PostNatSrcAddr => put_addr(out, r.nat.and_then(|n| n.src_addr)),
+            Dimension::PostNatDstAddr => put_addr(out, r.nat.and_then(|n| n.dst_addr)),
+            Dimension::PostNatSrcPort => {
+                put_opt_u32(out, r.nat.and_then(|n| n.src_port).map(u32::from))
+            }
+            Dimension::PostNatDstPort => {
+                put_opt_u32(out, r.nat.and_then(|n| n.dst_port).map(u32::from))
+            }
+            Dimension::CustomStr(name) => put_custom(out, custom(r, name)),
+            Dimension::CustomInt(name) => match custom(r, name) {
+                Some(CustomValue::Unsigned(n)) => {
+                    out.push(1);
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+                _ => out.push(0),
+            },
+        }
+    }
+}
+
+/// The first value of the configured field `name` the record carries.
+fn custom<'r>(r: &'r FlowRecord, name: &str) -> Option<&'r CustomValue> {
+    r.custom_fields
+        .iter()
+        .find(|f| &*f.name == name)
+        .map(|f| &f.value)
+}
+
+const CUSTOM_NONE: u8 = 0;
+const CUSTOM_STR: u8 = 1;
+const CUSTOM_UINT: u8 = 2;
+const CUSTOM_ADDR: u8 = 3;
+const CUSTOM_MAC: u8 = 4;
+
+fn put_custom(out: &mut Vec<u8>, v: Option<&CustomValue>) {
+    match v {
+        None => out.push(CUSTOM_NONE),
+        Some(CustomValue::Str(s)) => {
+            out.push(CUSTOM_STR);
+            put_str(out, s);
+        }
+        Some(CustomValue::Unsigned(n)) => {
+            out.push(CUSTOM_UINT);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        Some(CustomValue::Addr(a)) => {
+            out.push(CUSTOM_ADDR);
+            put_addr(out, Some(*a));
+        }
+        Some(CustomValue::Mac(m)) => {
+            out.push(CUSTOM_MAC);
+            out.extend_from_slice(m);
         }
     }
 }
@@ -713,6 +780,9 @@ impl<'a> KeyReader<'a> {
     fn u32(&mut self) -> u32 {
         <[u8; 4]>::try_from(self.take(4)).map_or(0, u32::from_be_bytes)
     }
+    fn u64(&mut self) -> u64 {
+        <[u8; 8]>::try_from(self.take(8)).map_or(0, u64::from_be_bytes)
+    }
     fn opt_u32(&mut self) -> Option<u32> {
         (self.u8() == 1).then(|| self.u32())
     }
@@ -726,6 +796,14 @@ impl<'a> KeyReader<'a> {
     fn str(&mut self) -> &'a str {
         let n = usize::from(self.u8());
         std::str::from_utf8(self.take(n)).unwrap_or("")
+    }
+}
+
+/// An event code as its IANA name, else its number.
+fn event_label(code: u32, name: impl Fn(u8) -> Option<&'static str>) -> AttrValue {
+    match u8::try_from(code).ok().and_then(name) {
+        Some(n) => AttrValue::Str(Arc::from(n)),
+        None => AttrValue::Str(Arc::from(code.to_string())),
     }
 }
 
@@ -763,13 +841,16 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
                         None => s(&p.to_string()),
                     }
                 }
-                Dimension::Application => {
-                    let proto = k.u8();
-                    match k.u16() {
-                        u16::MAX => s(""),
-                        i => s(services::service_name_at(proto, i)),
+                Dimension::Application => match k.u8() {
+                    APP_NAMED => s(k.str()),
+                    _ => {
+                        let proto = k.u8();
+                        match k.u16() {
+                            u16::MAX => s(""),
+                            i => s(services::service_name_at(proto, i)),
+                        }
                     }
-                }
+                },
                 Dimension::SrcHost | Dimension::DstHost => s(""),
                 Dimension::SrcCountry | Dimension::DstCountry => country(k.take(2)),
                 Dimension::SrcAs
@@ -779,6 +860,35 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
                 | Dimension::Vlan => num(k.opt_u32().unwrap_or(0)),
                 Dimension::InIfName | Dimension::OutIfName => s(k.str()),
                 Dimension::Tos => num(u32::from(k.u8())),
+                Dimension::FirewallEvent => match k.opt_u32() {
+                    None => s(""),
+                    Some(e) => event_label(e, Firewall::event_name),
+                },
+                Dimension::NatEvent => match k.opt_u32() {
+                    None => s(""),
+                    Some(e) => event_label(e, Nat::event_name),
+                },
+                Dimension::PostNatSrcAddr | Dimension::PostNatDstAddr => addr(k.addr()),
+                Dimension::PostNatSrcPort | Dimension::PostNatDstPort => {
+                    num(k.opt_u32().unwrap_or(0))
+                }
+                Dimension::CustomStr(_) => match k.u8() {
+                    CUSTOM_STR => s(k.str()),
+                    CUSTOM_UINT => s(&k.u64().to_string()),
+                    CUSTOM_ADDR => addr(k.addr()),
+                    CUSTOM_MAC => {
+                        let m = <[u8; 6]>::try_from(k.take(6)).unwrap_or_default();
+                        s(&CustomValue::Mac(m).to_string())
+                    }
+                    _ => s(""),
+                },
+                Dimension::CustomInt(_) => {
+                    let n = if k.u8() == 1 { k.u64() } else { 0 };
+                    match profile {
+                        Profile::Default => AttrValue::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+                        Profile::Ktranslate => AttrValue::Str(Arc::from(n.to_string())),
+                    }
+                }
             };
             (Arc::clone(name), v)
         })

@@ -8,7 +8,9 @@
 //!   (`unique`, `s_unique`, percentiles) are rejected.
 //! - value: `in_bytes`, `out_bytes`, `in_pkts`, `out_pkts`, or two of the same unit joined by
 //!   `+` (`in_bytes+out_bytes` = every record). `flows` counts records.
-//! - dimensions: ktranslate column names; `custom_str.` / `custom_int.` prefixes are dropped.
+//! - dimensions: ktranslate column names; `custom_str.` / `custom_int.` prefixes are dropped
+//!   for the columns flowtel knows (`custom_str.application` is the application); any other
+//!   `custom_str.NAME` / `custom_int.NAME` is a field mapped with `decoder.fields`.
 //!
 //! A parsed spec uses the ktranslate [`Profile`], so it emits `kentik.rollup.<name>` with
 //! ktranslate's attribute names. `--rollup_interval` and top-K come from elsewhere; the
@@ -116,6 +118,12 @@ pub fn parse_dimension(raw: &str) -> Option<Dimension> {
         .or_else(|| raw.strip_prefix("custom_int."))
         .unwrap_or(raw);
     Some(match name {
+        "firewall_event" | "fw_event" => Dimension::FirewallEvent,
+        "nat_event" => Dimension::NatEvent,
+        "post_nat_src_addr" | "xlate_src_addr" => Dimension::PostNatSrcAddr,
+        "post_nat_dst_addr" | "xlate_dst_addr" => Dimension::PostNatDstAddr,
+        "post_nat_src_port" | "xlate_src_port" => Dimension::PostNatSrcPort,
+        "post_nat_dst_port" | "xlate_dst_port" => Dimension::PostNatDstPort,
         "device_name" | "i_device_name" => Dimension::DeviceName,
         "src_addr" | "src_ip" | "ipv4_src_addr" | "ipv6_src_addr" => Dimension::SrcAddr,
         "dst_addr" | "dst_ip" | "ipv4_dst_addr" | "ipv6_dst_addr" => Dimension::DstAddr,
@@ -136,6 +144,7 @@ pub fn parse_dimension(raw: &str) -> Option<Dimension> {
         "vlan_in" | "vlan" => Dimension::Vlan,
         "tos" => Dimension::Tos,
         "device_ip" | "sampler_address" | "exporter_address" => Dimension::ExporterAddress,
+        _ if raw.starts_with("custom_") => return raw.parse().ok(),
         _ => return None,
     })
 }

@@ -392,7 +392,33 @@ rollups:
     assert!(err.to_string().contains("unknown field"), "{err}");
     let err =
         serde_yaml::from_str::<PipelineConfig>("rollups: [{dimensions: [bogus]}]").unwrap_err();
-    assert!(err.to_string().contains("unknown variant"), "{err}");
+    assert!(
+        err.to_string().contains("unknown dimension \"bogus\""),
+        "{err}"
+    );
+    let custom: PipelineConfig = serde_yaml::from_str(
+        "rollups: [{dimensions: [firewall_event, custom_str.app_id, custom_int.cpid]}]",
+    )
+    .unwrap();
+    assert_eq!(
+        custom.rollups[0].dimensions,
+        [
+            Dimension::FirewallEvent,
+            Dimension::CustomStr("app_id".into()),
+            Dimension::CustomInt("cpid".into())
+        ]
+    );
+    assert_eq!(
+        serde_yaml::to_string(&custom.rollups[0].dimensions).unwrap(),
+        "- firewall_event\n- custom_str.app_id\n- custom_int.cpid\n"
+    );
+    let err =
+        serde_yaml::from_str::<PipelineConfig>("rollups: [{dimensions: [\"custom_str.a b\"]}]")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid custom field name"),
+        "{err}"
+    );
     let bad = RollupConfig {
         top_k: 0,
         ..RollupConfig::default()
@@ -403,4 +429,82 @@ rollups:
         ..RollupConfig::default()
     };
     assert!(Rollup::new(bad).is_err());
+}
+
+#[test]
+fn vendor_dimensions_application_names_firewall_nat_and_custom_fields() {
+    use flowtel_decode::{CustomField, CustomValue, Firewall, Nat};
+    let mut nbar = rec(T0 + S, "10.0.0.5", "8.8.8.8", 6, 51514, 443, 1000);
+    nbar.application_name = Some(Arc::from("ms-teams"));
+    nbar.firewall = Some(Firewall {
+        event: Some(5),
+        ..Firewall::default()
+    });
+    nbar.nat = Some(Nat {
+        src_addr: Some("203.0.113.7".parse().unwrap()),
+        src_port: Some(40000),
+        event: Some(4),
+        ..Nat::default()
+    });
+    nbar.custom_fields = vec![
+        CustomField {
+            name: Arc::from("app_id"),
+            value: CustomValue::Str("ms-teams-audio".into()),
+        },
+        CustomField {
+            name: Arc::from("cpid"),
+            value: CustomValue::Unsigned(2049),
+        },
+    ];
+    let plain = rec(T0 + 2 * S, "10.0.0.5", "8.8.8.8", 6, 51515, 443, 500);
+    let dims = [
+        "application",
+        "firewall_event",
+        "nat_event",
+        "post_nat_src_addr",
+        "post_nat_src_port",
+        "custom_str.app_id",
+        "custom_int.cpid",
+    ];
+    let dimensions: Vec<Dimension> = dims.iter().map(|d| d.parse().unwrap()).collect();
+    let config = RollupConfig {
+        dimensions,
+        ..RollupConfig::default()
+    };
+    let (batches, _) = run(config, &[nbar, plain]);
+    let points = &batches[0].points;
+    let named = attrs(&points[0]);
+    assert_eq!(named["network.protocol.name"], s("ms-teams"));
+    assert_eq!(named["firewall_event"], s("update"));
+    assert_eq!(named["nat_event"], s("nat44_session_create"));
+    assert_eq!(named["post_nat_src_addr"], s("203.0.113.7"));
+    assert_eq!(named["post_nat_src_port"], AttrValue::Int(40000));
+    assert_eq!(named["app_id"], s("ms-teams-audio"));
+    assert_eq!(named["cpid"], AttrValue::Int(2049));
+    let plain = attrs(&points[1]);
+    assert_eq!(
+        plain["network.protocol.name"],
+        s("https"),
+        "IANA service otherwise"
+    );
+    assert_eq!(
+        (&plain["firewall_event"], &plain["app_id"]),
+        (&s(""), &s(""))
+    );
+    assert_eq!(plain["cpid"], AttrValue::Int(0));
+
+    // ktranslate specs name them the same way.
+    let r = parse_spec("s_sum,fw,in_bytes,custom_str.app_id,custom_int.cpid,fw_event").unwrap();
+    assert_eq!(
+        r.dimensions,
+        [
+            Dimension::CustomStr("app_id".into()),
+            Dimension::CustomInt("cpid".into()),
+            Dimension::FirewallEvent
+        ]
+    );
+    assert_eq!(
+        r.dimensions[0].attribute_name(Profile::Ktranslate),
+        "app_id"
+    );
 }

@@ -65,6 +65,14 @@ pub struct DecodeArgs {
     /// Scope templates by exporter address and source port, not the address alone.
     #[arg(long)]
     pub scope_includes_port: bool,
+    /// A flowtel configuration file whose `decoder:` section (fields mapped by name, limits,
+    /// sflow_bytes) the decoder uses; flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bytes of a sampled packet (sFlow, IPFIX packet sections): `frame` (layer 2, as the
+    /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
+    #[arg(long, value_name = "frame|ip", value_parser = |s: &str| s.parse::<flowtel_decode::SflowBytes>())]
+    pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

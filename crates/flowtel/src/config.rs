@@ -294,6 +294,15 @@ pub struct DecoderSettings {
     pub max_pending_sets: usize,
     /// Seconds a data set waits for its template before it is discarded.
     pub pending_timeout_secs: u64,
+    /// Bytes of a sampled packet (sFlow flow samples, IPFIX packet sections): `frame`, the
+    /// layer-2 frame length the agent reports (default), or `ip`, the IP packet length, as
+    /// NetFlow/IPFIX octet counters count.
+    pub sflow_bytes: flowtel_decode::SflowBytes,
+    /// Elements read under a name (`{enterprise, id, name, type}`, type `string`, `unsigned`,
+    /// `address` or `mac`): rollup dimensions `custom_str.NAME` / `custom_int.NAME` and flow
+    /// attributes. See examples/decoder-fields-*.yaml.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<flowtel_decode::FieldMapping>,
 }
 
 impl Default for DecoderSettings {
@@ -306,6 +315,8 @@ impl Default for DecoderSettings {
             max_fields_per_template: d.max_fields_per_template,
             max_pending_sets: d.max_pending_sets,
             pending_timeout_secs: d.pending_timeout_ns / 1_000_000_000,
+            sflow_bytes: d.sflow_bytes,
+            fields: d.fields,
         }
     }
 }
@@ -322,6 +333,8 @@ impl DecoderSettings {
             max_fields_per_template: self.max_fields_per_template,
             max_pending_sets: self.max_pending_sets,
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
+            sflow_bytes: self.sflow_bytes,
+            fields: self.fields.clone(),
         }
     }
 }
@@ -704,6 +717,10 @@ pub struct RunArgs {
     /// Exporter prefix refused on every listen address (repeatable).
     #[arg(long = "deny-exporter", value_name = "PREFIX")]
     pub deny_exporters: Vec<crate::prefix::Prefix>,
+    /// Bytes of a sampled packet (sFlow, IPFIX packet sections): `frame` (layer 2, as the
+    /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
+    #[arg(long, value_name = "frame|ip", value_parser = parse_sflow_bytes)]
+    pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
 }
 
 fn parse_flow_rule(s: &str) -> Result<crate::pipeline::select::RuleConfig, String> {
@@ -728,6 +745,10 @@ fn parse_flow_rule(s: &str) -> Result<crate::pipeline::select::RuleConfig, Strin
     let rule = RuleConfig::parse_flag(action, conditions).map_err(|e| e.to_string())?;
     Selection::new(std::slice::from_ref(&rule), 1).map_err(|e| e.to_string())?;
     Ok(rule)
+}
+
+fn parse_sflow_bytes(s: &str) -> Result<flowtel_decode::SflowBytes, String> {
+    s.parse()
 }
 
 fn parse_device(s: &str) -> Result<(std::net::IpAddr, String), String> {
@@ -1022,6 +1043,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     if !a.flow_rules.is_empty() {
         config.flow_records.rules = a.flow_rules.clone();
     }
+    set(&mut d.sflow_bytes, &a.sflow_bytes);
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -1069,6 +1091,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     if d.pending_timeout_secs == 0 {
         bail!("decoder.pending_timeout_secs: must be >= 1");
     }
+    flowtel_decode::validate_fields(&d.fields).context("decoder.fields")?;
     if c.rollups.is_empty() {
         bail!("rollups: at least one rollup is required");
     }
@@ -1259,6 +1282,7 @@ decoder:
   max_fields_per_template: 64
   max_pending_sets: 0
   pending_timeout_secs: 5
+  sflow_bytes: ip
 ";
         let c = resolve_text(text, RunArgs::default(), &no_env).unwrap();
         let d = c.decoder.to_decoder_config();
@@ -1268,6 +1292,7 @@ decoder:
         assert_eq!(d.max_fields_per_template, 64);
         assert_eq!(d.max_pending_sets, 0);
         assert_eq!(d.pending_timeout_ns, 5_000_000_000);
+        assert_eq!(d.sflow_bytes, flowtel_decode::SflowBytes::Ip);
         assert!(!d.keep_unknown_fields);
         assert_eq!(
             crate::pipeline::PipelineSpec::from_config(&c)
@@ -1294,6 +1319,8 @@ decoder:
             "6",
             "--pending-timeout",
             "7",
+            "--sflow-bytes",
+            "frame",
         ])
         .unwrap()
         .run;
@@ -1307,6 +1334,8 @@ decoder:
                 max_fields_per_template: 5,
                 max_pending_sets: 6,
                 pending_timeout_secs: 7,
+                sflow_bytes: flowtel_decode::SflowBytes::Frame,
+                fields: Vec::new(),
             }
         );
         let flag = T::try_parse_from(["run", "--scope-includes-port"])

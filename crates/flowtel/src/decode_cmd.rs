@@ -2,7 +2,12 @@
 //!
 //! Each datagram is decoded with its sender as the exporter, by one [`Decoder`] for the whole
 //! capture (so templates learnt early decode data later), with unknown fields kept. Records go
-//! to stdout as JSON lines or as readable text; a summary goes to stderr. The exit status is 0
+//! to stdout as JSON lines or as readable text; a summary goes to stderr.
+//!
+//! So a user can see what a device sends, every template the capture defines is listed field by
+//! field with each element's IANA name (`flowtel_decode::iana`), and the elements flowtel does
+//! not map are shown on each record by name with their value (as their IANA data type reads,
+//! hex otherwise). sFlow drop notifications are listed as drop records. The exit status is 0
 //! whenever the capture could be opened: decode errors are part of the output, not failures.
 //!
 //! `--format protobuf` and `--format flow-json` write the flow records as the per-flow sinks
@@ -18,8 +23,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flowtel_decode::{
-    CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats,
-    FlowProtocol, FlowRecord, ProtocolCounts, SflowInterface,
+    CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, DropRecord,
+    FlowProtocol, FlowRecord, ProtocolCounts, RawField, SflowInterface, TemplateReport, iana,
 };
 use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use flowtel_records::RecordEncoder;
@@ -32,10 +37,16 @@ use crate::timefmt::utc_micros;
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut reader = CaptureReader::open(&args.file)
         .with_context(|| format!("cannot read capture {}", args.file.display()))?;
+    let base = match &args.config {
+        Some(path) => crate::config::load_file(path)?.decoder.to_decoder_config(),
+        None => DecoderConfig::default(),
+    };
+    flowtel_decode::validate_fields(&base.fields).context("decoder.fields")?;
     let mut decoder = Decoder::new(DecoderConfig {
         keep_unknown_fields: true,
-        scope_includes_port: args.scope_includes_port,
-        ..DecoderConfig::default()
+        scope_includes_port: args.scope_includes_port || base.scope_includes_port,
+        sflow_bytes: args.sflow_bytes.unwrap_or(base.sflow_bytes),
+        ..base
     });
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut summary = Summary::default();
@@ -65,7 +76,7 @@ pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
         );
         summary.add(&report, datagram.payload.len(), &output);
         let written = match args.format {
-            OutputFormat::Json => write_json(&mut stdout, &output),
+            OutputFormat::Json => write_json(&mut stdout, &report, &output),
             OutputFormat::Text => write_text(&mut stdout, &datagram, &report, &output),
             OutputFormat::Protobuf | OutputFormat::FlowJson => {
                 records.write(&mut stdout, args.format, &decoder, &output)
@@ -168,12 +179,14 @@ struct Summary {
     filtered: u64,
     by_protocol: ProtocolCounts,
     counters: u64,
+    drops: u64,
 }
 
 impl Summary {
     fn add(&mut self, report: &DatagramReport, bytes: usize, output: &DecodeOutput) {
         self.by_protocol.add(report, bytes);
         self.counters += output.counters.len() as u64;
+        self.drops += output.drops.len() as u64;
     }
 
     fn render(&self, file: &str, capture: &CaptureStats, decoder: &DecoderStats) -> String {
@@ -212,10 +225,11 @@ impl Summary {
             .filter_map(|(p, c)| Some((p?.as_str(), c.records)).filter(|(_, n)| *n > 0));
         let _ = writeln!(
             s,
-            "  records    {} flows: {}; {} sFlow counter records",
+            "  records    {} flows: {}; {} sFlow counter records; {} sFlow drop notifications",
             total.records,
             pairs_by(records),
-            self.counters
+            self.counters,
+            self.drops
         );
         let _ = writeln!(
             s,
@@ -263,7 +277,15 @@ fn pairs_by<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {
 // JSON
 // ---------------------------------------------------------------------------------------------
 
-fn write_json(out: &mut impl Write, output: &DecodeOutput) -> io::Result<()> {
+fn write_json(
+    out: &mut impl Write,
+    report: &DatagramReport,
+    output: &DecodeOutput,
+) -> io::Result<()> {
+    for t in &report.templates {
+        serde_json::to_writer(&mut *out, &template_json(t))?;
+        out.write_all(b"\n")?;
+    }
     for flow in &output.flows {
         serde_json::to_writer(&mut *out, &flow_json(flow))?;
         out.write_all(b"\n")?;
@@ -272,7 +294,66 @@ fn write_json(out: &mut impl Write, output: &DecodeOutput) -> io::Result<()> {
         serde_json::to_writer(&mut *out, &counters_json(counters))?;
         out.write_all(b"\n")?;
     }
+    for drop in &output.drops {
+        serde_json::to_writer(&mut *out, &drop_json(drop))?;
+        out.write_all(b"\n")?;
+    }
     Ok(())
+}
+
+/// A template as JSON, `"record": "template"`, each field with its IANA name when it has one.
+fn template_json(t: &TemplateReport) -> Value {
+    let fields: Vec<Value> = t
+        .fields
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::json!({
+                "enterprise": f.enterprise,
+                "id": f.id,
+                "length": f.length,
+            });
+            if let Value::Object(map) = &mut v {
+                if f.scope {
+                    map.insert("scope".to_owned(), Value::from(true));
+                } else if let Some(name) = iana::name(f.enterprise, f.id) {
+                    map.insert("name".to_owned(), Value::from(name));
+                }
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "record": "template",
+        "domain": t.domain,
+        "id": t.id,
+        "options": t.options,
+        "fields": fields,
+    })
+}
+
+/// A field flowtel does not map as JSON: enterprise, id, its name when it has one, the value
+/// as its data type reads and the raw bytes in hex.
+fn unknown_json(f: &RawField) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        if let Some(name) = iana::name(f.enterprise, f.id) {
+            map.insert("name".to_owned(), Value::from(name));
+        }
+        let shown = iana::render(iana::data_type(f.enterprise, f.id), &f.value);
+        map.insert("shown".to_owned(), Value::from(shown));
+    }
+    v
+}
+
+/// An sFlow drop notification as JSON, `"record": "drop"`, the reason by name and code.
+fn drop_json(drop: &DropRecord) -> Value {
+    let mut value = serde_json::to_value(drop).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("record".to_owned(), Value::from("drop"));
+        map.insert("reason_code".to_owned(), Value::from(drop.reason.0));
+        map.insert("packet".to_owned(), flow_json(&drop.packet));
+    }
+    value
 }
 
 /// A flow record as JSON: every [`FlowRecord`] field, MACs as `aa:bb:cc:dd:ee:ff` strings, and
@@ -286,6 +367,10 @@ fn flow_json(flow: &FlowRecord) -> Value {
                 key.to_owned(),
                 mac.map_or(Value::Null, |m| Value::from(mac_str(m))),
             );
+        }
+        if !flow.unknown_fields.is_empty() {
+            let fields = flow.unknown_fields.iter().map(unknown_json).collect();
+            map.insert("unknown_fields".to_owned(), Value::Array(fields));
         }
     }
     value
@@ -340,6 +425,9 @@ fn write_text(
     for error in &report.errors {
         writeln!(out, "  ! {error}")?;
     }
+    for t in &report.templates {
+        writeln!(out, "  {}", template_line(t))?;
+    }
 
     let rows: Vec<[String; 7]> = output.flows.iter().map(flow_columns).collect();
     let mut w = [0usize; 7];
@@ -371,7 +459,75 @@ fn write_text(
     for counters in &output.counters {
         writeln!(out, "  {}", counters_line(counters))?;
     }
+    for drop in &output.drops {
+        writeln!(out, "  {}", drop_line(drop))?;
+    }
     Ok(())
+}
+
+/// `template 256 domain 0: sourceIPv4Address(8)/4 ...`, field lengths `var` when variable.
+fn template_line(t: &TemplateReport) -> String {
+    let kind = if t.options {
+        "options template"
+    } else {
+        "template"
+    };
+    let mut line = format!("{kind} {} domain {}:", t.id, t.domain);
+    for f in &t.fields {
+        let len = if f.length == u16::MAX {
+            "var".to_owned()
+        } else {
+            f.length.to_string()
+        };
+        let name = if f.scope {
+            format!("scope{}", f.id)
+        } else {
+            match iana::name(f.enterprise, f.id) {
+                Some(n) if f.enterprise == 0 => format!("{n}({})", f.id),
+                Some(n) => format!("{n}({}/{})", f.enterprise, f.id),
+                None if f.enterprise == 0 => format!("{}", f.id),
+                None => format!("{}/{}", f.enterprise, f.id),
+            }
+        };
+        let _ = write!(line, " {name}/{len}");
+    }
+    line
+}
+
+/// `drop reason=acl(258) in=3 out=- 192.0.2.1:53 -> 192.0.2.2:54321 udp bytes=70 ...`
+fn drop_line(d: &DropRecord) -> String {
+    let [src, dst, proto, bytes, ..] = flow_columns(&d.packet);
+    let mut line = format!(
+        "drop reason={}({}) in={} out={} {src} -> {dst} {proto} bytes={bytes} source={}:{} \
+         seq={} unreported={}",
+        d.reason,
+        d.reason.0,
+        opt(d.in_if),
+        opt(d.out_if),
+        d.source_id_type,
+        d.source_id_index,
+        d.sequence,
+        d.drops
+    );
+    let extras = flow_extras(&d.packet);
+    if !extras.is_empty() {
+        line.push_str("  ");
+        line.push_str(&extras);
+    }
+    for (label, v) in [
+        ("trap_group", &d.hw_trap_group),
+        ("trap", &d.hw_trap),
+        ("function", &d.function),
+        ("linux_reason", &d.linux_reason),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(line, " {label}={v}");
+        }
+    }
+    if let Some(q) = d.egress_queue {
+        let _ = write!(line, " queue={q}");
+    }
+    line
 }
 
 /// The aligned columns: src, dst, protocol, bytes, packets, interfaces, sampling rate.
@@ -464,12 +620,92 @@ fn flow_extras(flow: &FlowRecord) -> String {
             sample.drops
         ));
     }
-    for field in &flow.unknown_fields {
-        let mut hex = String::with_capacity(field.value.len() * 2);
-        for b in &field.value {
-            let _ = write!(hex, "{b:02x}");
+    if let Some(ttl) = flow.ip_ttl {
+        parts.push(format!("ttl={ttl}"));
+    }
+    if let Some(label) = flow.ipv6_flow_label {
+        parts.push(format!("flow_label=0x{label:05x}"));
+    }
+    if flow.fragment_offset.is_some_and(|o| o != 0) || flow.ip_flags.is_some_and(|f| f & 1 != 0) {
+        parts.push(format!(
+            "frag id={} off={} flags={}",
+            opt(flow.fragment_id),
+            opt(flow.fragment_offset),
+            opt(flow.ip_flags)
+        ));
+    }
+    if let Some(status) = flow.forwarding_status {
+        parts.push(format!("fwd_status=0x{status:02x}"));
+    }
+    if flow.src_vlan.is_some() || flow.dst_vlan.is_some() {
+        parts.push(format!(
+            "vlans {}->{}",
+            opt(flow.src_vlan),
+            opt(flow.dst_vlan)
+        ));
+    }
+    if let Some(inner) = flow.inner_vlan {
+        parts.push(format!("inner_vlan={inner}"));
+    }
+    if flow.mpls_labels.len() > 1 {
+        let labels: Vec<String> = flow
+            .mpls_labels
+            .as_slice()
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        parts.push(format!("labels={}", labels.join("/")));
+    }
+    if let Some(asn) = flow.next_hop_as {
+        parts.push(format!("next_as={asn}"));
+    }
+    if let Some(id) = flow.observation_point_id {
+        parts.push(format!("obs_point={id}"));
+    }
+    if let Some(id) = flow.application_id {
+        let name = flow.application_name.as_deref().unwrap_or("?");
+        parts.push(format!("app={name}(0x{id:x})"));
+    }
+    if let Some(fw) = &flow.firewall {
+        let event = fw.event.map_or_else(
+            || "-".to_owned(),
+            |e| {
+                flowtel_decode::Firewall::event_name(e).map_or_else(|| e.to_string(), str::to_owned)
+            },
+        );
+        parts.push(format!("fw={event}"));
+        if let Some(x) = fw.ext_event {
+            parts.push(format!("fw_ext={x}"));
         }
-        parts.push(format!("{}/{}={hex}", field.enterprise, field.id));
+        if let Some(id) = fw.flow_id {
+            parts.push(format!("conn={id}"));
+        }
+    }
+    if let Some(nat) = &flow.nat {
+        let end = |a: Option<IpAddr>, p: Option<u16>| match a {
+            Some(ip) => SocketAddr::new(ip, p.unwrap_or(0)).to_string(),
+            None => format!("-:{}", opt(p)),
+        };
+        parts.push(format!(
+            "nat {}->{}",
+            end(nat.src_addr, nat.src_port),
+            end(nat.dst_addr, nat.dst_port)
+        ));
+        if let Some(e) = nat.event {
+            let name =
+                flowtel_decode::Nat::event_name(e).map_or_else(|| e.to_string(), str::to_owned);
+            parts.push(format!("nat_event={name}"));
+        }
+    }
+    for field in &flow.custom_fields {
+        parts.push(format!("{}={}", field.name, field.value));
+    }
+    for field in &flow.unknown_fields {
+        let shown = iana::render(iana::data_type(field.enterprise, field.id), &field.value);
+        match iana::name(field.enterprise, field.id) {
+            Some(name) => parts.push(format!("{name}={shown}")),
+            None => parts.push(format!("{}/{}={shown}", field.enterprise, field.id)),
+        }
     }
     parts.join(" ")
 }

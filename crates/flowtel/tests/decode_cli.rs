@@ -252,3 +252,173 @@ fn sflow_counter_samples_print_as_counter_records() {
         "{text}"
     );
 }
+
+/// Decode `payload` (one UDP datagram) with extra `args`; (JSON lines, text, stderr).
+fn decode_payload(payload: &[u8], args: &[&str]) -> (Vec<serde_json::Value>, String, String) {
+    let path = std::env::temp_dir().join(format!(
+        "flowtel-payload-{}-{}.pcapng",
+        std::process::id(),
+        payload.len()
+    ));
+    std::fs::write(&path, pcapng_with_udp_payload(payload)).unwrap();
+    let path_str = path.to_str().unwrap().to_owned();
+    let mut json_args = vec!["decode", path_str.as_str()];
+    json_args.extend_from_slice(args);
+    let json = common::flowtel(&json_args);
+    json_args.extend_from_slice(&["--format", "text"]);
+    let text = common::flowtel(&json_args);
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let lines = String::from_utf8(json.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        lines,
+        String::from_utf8(text.stdout).unwrap(),
+        String::from_utf8_lossy(&json.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sflow_drop_notifications_print_as_drop_records() {
+    use flowtel_encode::sflow::{Datagram, Sample};
+    // sFlow discarded packet (enterprise 0, format 5): sequence 4, source 0:7, 0 unreported,
+    // in 7, out 0, reason 259 (no_buffer_space), one sampled header record.
+    let frame: Vec<u8> = [
+        &[0, 0, 0x5e, 0, 0x53, 1, 0, 0, 0x5e, 0, 0x53, 2, 0x08, 0x00][..],
+        &[
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ],
+        &[
+            0x01, 0xbb, 0xc0, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x10, 0, 0,
+        ],
+    ]
+    .concat();
+    let mut header = Vec::new();
+    for v in [1u32, 54, 4, frame.len() as u32] {
+        header.extend_from_slice(&v.to_be_bytes());
+    }
+    header.extend_from_slice(&frame);
+    header.resize(header.len().next_multiple_of(4), 0); // XDR padding
+    let mut body = Vec::new();
+    for v in [4u32, 0, 7, 0, 7, 0, 259, 1, 1, header.len() as u32] {
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    body.extend_from_slice(&header);
+    let datagram = Datagram {
+        agent: Some("192.0.2.9".parse().unwrap()),
+        sub_agent_id: 0,
+        sequence: 1,
+        uptime_ms: 1000,
+        samples: vec![Sample::Other {
+            data_format: 5,
+            data: body,
+        }],
+    };
+    let (lines, text, stderr) = decode_payload(&datagram.to_bytes(), &[]);
+    assert_eq!(lines.len(), 1);
+    let d = &lines[0];
+    assert_eq!(
+        (&d["record"], &d["reason"], &d["reason_code"]),
+        (&"drop".into(), &"no_buffer_space".into(), &259.into())
+    );
+    assert_eq!(
+        (&d["in_if"], &d["out_if"]),
+        (&7.into(), &serde_json::Value::Null)
+    );
+    assert_eq!(d["packet"]["src_addr"], "10.0.0.1");
+    assert_eq!(d["packet"]["dst_port"], 49152);
+    assert!(
+        text.contains("drop reason=no_buffer_space(259) in=7 out=- 10.0.0.1:443 -> 10.0.0.2:49152 tcp bytes=54"),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("0 sFlow counter records; 1 sFlow drop notifications"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn templates_and_unmapped_elements_are_shown_by_their_iana_names() {
+    use flowtel_encode::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};
+    let mut w = MessageWriter::new(
+        ExportVersion::Ipfix,
+        MessageHeader {
+            export_time_secs: 1_700_000_000,
+            sys_uptime_ms: 0,
+            sequence: 1,
+            domain: 3,
+        },
+    );
+    w.template(
+        256,
+        &[
+            FieldSpec::new(8, 4),
+            FieldSpec::new(84, 8),
+            FieldSpec::new(40, 4),
+            FieldSpec::enterprise(137, 4, 2636),
+        ],
+    );
+    w.data_record(
+        256,
+        &[
+            &[10, 0, 0, 1][..],
+            b"sampler1",
+            &1234u32.to_be_bytes(),
+            &7u32.to_be_bytes(),
+        ]
+        .concat(),
+    );
+    let payload = w.finish();
+    let (lines, text, _) = decode_payload(&payload, &[]);
+    let t = &lines[0];
+    assert_eq!(
+        (&t["record"], &t["id"], &t["domain"]),
+        (&"template".into(), &256.into(), &3.into())
+    );
+    assert_eq!(t["fields"][0]["name"], "sourceIPv4Address");
+    assert_eq!(t["fields"][1]["name"], "samplerName");
+    assert_eq!(t["fields"][3]["enterprise"], 2636);
+    assert!(t["fields"][3].get("name").is_none());
+    let f = &lines[1];
+    assert_eq!(f["record"], "flow");
+    let unknown = &f["unknown_fields"];
+    assert_eq!(
+        (&unknown[0]["name"], &unknown[0]["shown"]),
+        (&"samplerName".into(), &"\"sampler1\"".into())
+    );
+    assert_eq!(
+        (&unknown[1]["name"], &unknown[1]["shown"]),
+        (&"exportedOctetTotalCount".into(), &"1234".into())
+    );
+    assert_eq!(
+        (&unknown[2]["value"], &unknown[2]["shown"]),
+        (&"00000007".into(), &"0x00000007".into())
+    );
+    assert!(
+        text.contains(
+            "template 256 domain 3: sourceIPv4Address(8)/4 samplerName(84)/8 \
+             exportedOctetTotalCount(40)/4 2636/137/4"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("samplerName=\"sampler1\" exportedOctetTotalCount=1234 2636/137=0x00000007"),
+        "{text}"
+    );
+
+    // The same capture with the Juniper example's mapping: 2636/137 becomes a named field.
+    let config = common::repo().join("examples/decoder-fields-juniper.yaml");
+    let (lines, text, _) = decode_payload(&payload, &["--config", config.to_str().unwrap()]);
+    assert_eq!(
+        lines[1]["custom_fields"],
+        serde_json::json!([{"name": "juniper_cpid", "value": 7}])
+    );
+    assert!(text.contains("juniper_cpid=7"), "{text}");
+}

@@ -16,6 +16,7 @@ pub(crate) struct Ctx<'o> {
     pub sequence: u32,
     pub uptime_ms: u32,
     pub keep_unknown: bool,
+    pub sflow_bytes: crate::SflowBytes,
     pub out: &'o mut DecodeOutput,
     pub report: &'o mut DatagramReport,
     pub rate_unknown: &'o mut u64,
@@ -76,6 +77,7 @@ pub(crate) fn decode(
         sequence,
         uptime_ms,
         keep_unknown: config.keep_unknown_fields,
+        sflow_bytes: config.sflow_bytes,
         out,
         report,
         rate_unknown,
@@ -102,6 +104,7 @@ pub(crate) fn decode(
             format::FLOW_SAMPLE_EXPANDED => samples::flow_sample(&mut ctx, body, true),
             format::COUNTER_SAMPLE => samples::counter_sample(&mut ctx, body, false),
             format::COUNTER_SAMPLE_EXPANDED => samples::counter_sample(&mut ctx, body, true),
+            format::DISCARDED_PACKET => samples::drop_sample(&mut ctx, body),
             _ => {}
         }
     }

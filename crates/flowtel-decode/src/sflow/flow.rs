@@ -2,15 +2,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::format;
 use super::samples::raw_field;
 use super::xdr::Xdr;
-use super::{format, header};
-use crate::FlowRecord;
+use crate::packet;
+use crate::{FlowRecord, SflowBytes};
 
 /// Values resolved once all records of a sample are read (records come in any order).
 #[derive(Debug, Default)]
 pub(crate) struct Lengths {
     frame_length: Option<u32>,
+    /// The sampled header's IP length (IPv4 total length, IPv6 payload length + 40).
+    ip_length_from_header: Option<u32>,
     ethernet_length: Option<u32>,
     ip_length: Option<u32>,
     switch_in_vlan: Option<u16>,
@@ -23,18 +26,22 @@ fn valid_vlan(v: u32) -> Option<u16> {
 
 impl Lengths {
     /// Apply the precedence rules documented in the module doc.
-    pub(crate) fn finish(&self, rec: &mut FlowRecord) {
+    pub(crate) fn finish(&self, rec: &mut FlowRecord, bytes: SflowBytes) {
+        let frame = self.frame_length.or(self.ethernet_length);
+        let ip = self.ip_length_from_header.or(self.ip_length);
         rec.bytes = u64::from(
-            self.frame_length
-                .or(self.ethernet_length)
-                .or(self.ip_length)
-                .unwrap_or(0),
+            match bytes {
+                SflowBytes::Frame => frame.or(ip),
+                SflowBytes::Ip => ip.or(frame),
+            }
+            .unwrap_or(0),
         );
         if let Some(v) = self.switch_in_vlan {
             rec.vlan = Some(v);
         } else if rec.vlan.is_none() {
             rec.vlan = self.switch_out_vlan;
         }
+        crate::template::infer_etype(rec);
     }
 }
 
@@ -53,7 +60,7 @@ pub(crate) fn record(
         format::ETHERNET => ethernet(&mut x, rec, acc),
         format::IPV4 => ipv4(&mut x, rec, acc),
         format::IPV6 => ipv6(&mut x, rec, acc),
-        format::SWITCH => switch(&mut x, acc),
+        format::SWITCH => switch(&mut x, rec, acc),
         format::ROUTER => router(&mut x, rec),
         format::GATEWAY => gateway(&mut x, rec, keep_unknown),
         _ => {
@@ -72,7 +79,7 @@ fn raw_header(x: &mut Xdr<'_>, rec: &mut FlowRecord, acc: &mut Lengths) -> Optio
     let _stripped = x.u32()?;
     let bytes = x.opaque()?;
     acc.frame_length = Some(frame_length);
-    header::parse(protocol, bytes, rec);
+    acc.ip_length_from_header = packet::parse(protocol, bytes, rec).ip_len;
     Some(())
 }
 
@@ -144,13 +151,15 @@ fn ipv6(x: &mut Xdr<'_>, rec: &mut FlowRecord, acc: &mut Lengths) -> Option<()> 
 }
 
 /// Record 1001, `extended_switch`: src_vlan, src_priority, dst_vlan, dst_priority.
-fn switch(x: &mut Xdr<'_>, acc: &mut Lengths) -> Option<()> {
+fn switch(x: &mut Xdr<'_>, rec: &mut FlowRecord, acc: &mut Lengths) -> Option<()> {
     let src_vlan = x.u32()?;
     let _src_priority = x.u32()?;
     let dst_vlan = x.u32()?;
     let _dst_priority = x.u32()?;
     acc.switch_in_vlan = valid_vlan(src_vlan);
     acc.switch_out_vlan = valid_vlan(dst_vlan);
+    rec.src_vlan = acc.switch_in_vlan;
+    rec.dst_vlan = acc.switch_out_vlan;
     Some(())
 }
 
@@ -171,12 +180,19 @@ fn router(x: &mut Xdr<'_>, rec: &mut FlowRecord) -> Option<()> {
 
 /// Record 1003, `extended_gateway`: nexthop, as, src_as, src_peer_as, dst_as_path<>
 /// (segments of type 1 AS_SET / 2 AS_SEQUENCE), communities<>, localpref.
+///
+/// sFlow v5 §"Extended Gateway Data": `as` is the router's own AS; `src_as` is the AS of the
+/// source, 0 when the source is in the router's own AS (a locally originated route), and an
+/// empty destination path means the destination is in the router's own AS. So `src_as` 0 and
+/// an empty path both give the router's AS, as sflowtool and goflow2 read them. `next_hop_as`
+/// is the first AS of the path (the neighbour the traffic goes to).
 fn gateway(x: &mut Xdr<'_>, rec: &mut FlowRecord, keep: bool) -> Option<()> {
     let next_hop = x.address()?;
-    let _router_as = x.u32()?;
+    let router_as = x.u32()?;
     let src_as = x.u32()?;
     let _src_peer_as = x.u32()?;
     let segments = x.u32()?;
+    let mut first = None;
     let mut last = None;
     // Each segment is at least 8 bytes: the counts cannot outrun the record.
     for _ in 0..segments {
@@ -184,6 +200,7 @@ fn gateway(x: &mut Xdr<'_>, rec: &mut FlowRecord, keep: bool) -> Option<()> {
         let n = x.u32()?;
         for _ in 0..n {
             let asn = x.u32()?;
+            first.get_or_insert(asn);
             last = Some(asn);
             if keep {
                 rec.as_path.push(asn);
@@ -199,7 +216,8 @@ fn gateway(x: &mut Xdr<'_>, rec: &mut FlowRecord, keep: bool) -> Option<()> {
     }
     let _local_pref = x.u32()?;
     rec.bgp_next_hop = next_hop;
-    rec.src_as = Some(src_as);
-    rec.dst_as = Some(last.unwrap_or(0));
+    rec.src_as = Some(if src_as == 0 { router_as } else { src_as });
+    rec.dst_as = Some(last.unwrap_or(router_as));
+    rec.next_hop_as = first;
     Some(())
 }

@@ -34,15 +34,22 @@
 //! is what sflowtool, goflow2, Akvorado and tshark (`sflow_245.header.frame_length`) report, so
 //! flowtel's totals match theirs (and sum(bytes x rate) equals tshark's sum(frame_length x
 //! sampling_rate)). It counts 18-22 more bytes per packet than a NetFlow exporter's layer-3 octets
-//! would; the interface counters (ifInOctets) count the same way.
+//! would; the interface counters (ifInOctets) count the same way. With
+//! [`DecoderConfig::sflow_bytes`](crate::DecoderConfig::sflow_bytes) = `Ip`, bytes are the IP
+//! length read from the sampled header (IPv4 total length, IPv6 payload length + 40), else the
+//! IPv4/IPv6 record's length, else the frame length (non-IP frames): the layer NetFlow counts.
 //!
 //! Fields come from the records present, whatever their order: the raw header is authoritative for
-//! addresses, ports, protocol, ToS, MACs, VLAN and MPLS label; records 2-4 only fill what no header
-//! provided. `vlan` is the extended switch record's incoming VLAN when valid (1..=4094), else the
-//! header's outer 802.1Q tag, else the switch record's outgoing VLAN. Extended router (1002) gives
-//! `next_hop` and the prefix lengths; extended gateway (1003) gives `bgp_next_hop`, `src_as` (its
-//! `src_as` word) and `dst_as` (the last AS of the destination AS path, 0 when the path is empty:
-//! the destination is in the router's own AS). `in_if` / `out_if` are set only for a real ifIndex;
+//! addresses, ports, protocol, ToS, TTL, fragment fields, flow label, MACs, VLANs and MPLS labels
+//! (the header is parsed by the shared `packet` module, as IPFIX packet sections are); records
+//! 2-4 only fill what no header provided. `vlan` is the extended switch record's incoming VLAN when
+//! valid (1..=4094), else the header's outer tag (with QinQ the service tag; the customer tag is
+//! `inner_vlan`), else the switch record's outgoing VLAN; the switch record's VLANs are also
+//! `src_vlan` / `dst_vlan`. Extended router (1002) gives `next_hop` and the prefix lengths;
+//! extended gateway (1003) gives `bgp_next_hop`, `src_as` (its `src_as` word, or the router's own
+//! `as` when that is 0: the source is in the router's AS), `dst_as` (the last AS of the destination
+//! AS path, or the router's own AS when the path is empty) and `next_hop_as` (the path's first
+//! AS). `in_if` / `out_if` are set only for a real ifIndex;
 //! the discard, "internal" and multiple-interface encodings stay visible in
 //! [`FlowRecord::sflow`](crate::FlowRecord::sflow).
 //!
@@ -57,6 +64,16 @@
 //! counters (record 2) attached when present. Samples without generic interface counters (host,
 //! CPU, enterprise structures) are skipped.
 //!
+//! # Drop notifications
+//!
+//! Discarded-packet samples (format 5, sFlow "Dropped Packet Notification Structures",
+//! 2020: sequence, expanded source id, drops, input and output ifIndex, reason, flow records)
+//! become one [`DropRecord`](crate::DropRecord) each, in `DecodeOutput::drops`: the reason,
+//! the interfaces, and the dropped packet's flow fields read from its flow records like a flow
+//! sample's (plus the egress queue, function, hardware trap and Linux reason records). They are
+//! counted in [`DecoderStats::drop_notifications`](crate::DecoderStats::drop_notifications)
+//! and never become flow records (a dropped packet carried no traffic).
+//!
 //! # Encoding
 //!
 //! `flowtel_encode::sflow` writes the same structures (flow samples with any of the records
@@ -66,7 +83,6 @@
 mod counters;
 mod datagram;
 mod flow;
-mod header;
 mod samples;
 mod xdr;
 
@@ -84,6 +100,8 @@ pub mod format {
     pub const COUNTER_SAMPLE: u32 = 2;
     pub const FLOW_SAMPLE_EXPANDED: u32 = 3;
     pub const COUNTER_SAMPLE_EXPANDED: u32 = 4;
+    /// Discarded packet (sFlow "Dropped Packet Notification Structures", 2020).
+    pub const DISCARDED_PACKET: u32 = 5;
 
     pub const RAW_HEADER: u32 = 1;
     pub const ETHERNET: u32 = 2;
@@ -92,6 +110,10 @@ pub mod format {
     pub const SWITCH: u32 = 1001;
     pub const ROUTER: u32 = 1002;
     pub const GATEWAY: u32 = 1003;
+    pub const EGRESS_QUEUE: u32 = 1036;
+    pub const FUNCTION: u32 = 1038;
+    pub const HW_TRAP: u32 = 1041;
+    pub const LINUX_REASON: u32 = 1042;
 
     pub const GENERIC_INTERFACE: u32 = 1;
     pub const ETHERNET_INTERFACE: u32 = 2;

@@ -3,9 +3,10 @@
 
 use super::datagram::Ctx;
 use super::xdr::Xdr;
-use super::{counters, flow};
+use super::{counters, flow, format};
 use crate::{
-    ErrorKind, FlowProtocol, FlowRecord, RawField, SamplingSource, SflowInterface, SflowSample,
+    DropReason, DropRecord, ErrorKind, FlowProtocol, FlowRecord, RawField, SamplingSource,
+    SflowInterface, SflowSample,
 };
 
 /// Source id: compact is `type << 24 | index`; expanded is two words.
@@ -94,11 +95,11 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
     };
 
     // Built in place in the output (a FlowRecord is a few hundred bytes: no moves).
-    ctx.out.flows.push(FlowRecord::new(
-        ctx.exporter,
-        FlowProtocol::SflowV5,
-        ctx.received_ns,
-    ));
+    let (exporter, received_ns) = (ctx.exporter, ctx.received_ns);
+    let len = ctx.out.flows.len();
+    ctx.out.flows.resize_with(len + 1, || {
+        FlowRecord::new(exporter, FlowProtocol::SflowV5, received_ns)
+    });
     ctx.report.records += 1;
     let known_rate = rate > 0;
     if let Some(rec) = ctx.out.flows.last_mut() {
@@ -137,7 +138,7 @@ pub(crate) fn flow_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) {
         },
     );
     if let Some(rec) = ctx.out.flows.last_mut() {
-        acc.finish(rec);
+        acc.finish(rec, ctx.sflow_bytes);
     }
 }
 
@@ -162,4 +163,98 @@ pub(crate) fn counter_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) 
         ctx.out.counters.push(rec);
         ctx.report.counters += 1;
     }
+}
+
+/// A string record (`string x<>`: length, bytes, padding) as text.
+fn string(x: &mut Xdr<'_>) -> Option<Box<str>> {
+    Some(crate::options::text(x.opaque()?))
+}
+
+/// Discarded packet (format 5): sequence_number, source_id (expanded), drops, input,
+/// output, reason, discard flow_record<>.
+pub(crate) fn drop_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>) {
+    let at = x.offset();
+    let (Some(sequence), Some((source_id_type, source_id_index))) =
+        (x.u32(), source_id(&mut x, true))
+    else {
+        ctx.error(
+            ErrorKind::SflowBadLength,
+            at,
+            "sFlow discarded packet header",
+        );
+        return;
+    };
+    let (Some(drops), Some(input), Some(output), Some(reason)) =
+        (x.u32(), x.u32(), x.u32(), x.u32())
+    else {
+        ctx.error(
+            ErrorKind::SflowBadLength,
+            at,
+            "sFlow discarded packet header",
+        );
+        return;
+    };
+    let mut packet = FlowRecord::new(ctx.exporter, FlowProtocol::SflowV5, ctx.received_ns);
+    packet.agent = ctx.agent;
+    packet.observation_domain = ctx.sub_agent_id;
+    packet.sequence_num = ctx.sequence;
+    packet.packets = 1;
+    let nonzero = |i: u32| (i != 0).then_some(i);
+    packet.in_if = nonzero(input);
+    packet.out_if = nonzero(output);
+    let mut drop = DropRecord {
+        exporter: ctx.exporter,
+        agent: ctx.agent,
+        sub_agent_id: ctx.sub_agent_id,
+        time_received_ns: ctx.received_ns,
+        sequence,
+        source_id_type,
+        source_id_index,
+        drops,
+        in_if: nonzero(input),
+        out_if: nonzero(output),
+        reason: DropReason(reason),
+        packet,
+        egress_queue: None,
+        function: None,
+        hw_trap_group: None,
+        hw_trap: None,
+        linux_reason: None,
+    };
+    let mut acc = flow::Lengths::default();
+    records(
+        ctx,
+        &mut x,
+        "sFlow discarded packet record",
+        |ctx, data_format, mut body| {
+            let at = body.offset();
+            let ok = match data_format {
+                format::EGRESS_QUEUE => body.u32().map(|q| drop.egress_queue = Some(q)),
+                format::FUNCTION => string(&mut body).map(|f| drop.function = Some(f)),
+                format::HW_TRAP => string(&mut body).and_then(|g| {
+                    drop.hw_trap_group = Some(g);
+                    drop.hw_trap = Some(string(&mut body)?);
+                    Some(())
+                }),
+                format::LINUX_REASON => string(&mut body).map(|r| drop.linux_reason = Some(r)),
+                _ => flow::record(
+                    ctx.keep_unknown,
+                    data_format,
+                    body,
+                    &mut drop.packet,
+                    &mut acc,
+                ),
+            };
+            if ok.is_none() {
+                ctx.error(
+                    ErrorKind::SflowBadLength,
+                    at,
+                    "sFlow discarded packet record",
+                );
+            }
+        },
+    );
+    acc.finish(&mut drop.packet, ctx.sflow_bytes);
+    ctx.out.drops.push(drop);
+    ctx.report.drops += 1;
 }

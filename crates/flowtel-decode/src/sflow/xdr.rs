@@ -23,18 +23,22 @@ impl<'a> Xdr<'a> {
     }
 
     /// Absolute offset of the next byte.
+    #[inline]
     pub(crate) fn offset(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.end
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.remaining() {
             return None;
@@ -44,19 +48,23 @@ impl<'a> Xdr<'a> {
         Some(out)
     }
 
+    #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.bytes(N)?.try_into().ok()
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.array::<4>().map(u32::from_be_bytes)
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self) -> Option<u64> {
         self.array::<8>().map(u64::from_be_bytes)
     }
 
     /// Skip `n` bytes rounded up to the XDR 4-byte boundary.
+    #[inline]
     pub(crate) fn skip_padded(&mut self, n: usize) -> Option<()> {
         let padded = n.checked_add(3)? & !3;
         self.bytes(padded).map(|_| ())
@@ -64,6 +72,7 @@ impl<'a> Xdr<'a> {
 
     /// A variable-length opaque (`opaque x<>`): length, bytes, padding. Returns the bytes
     /// without padding; `None` when the length runs past the end.
+    #[inline]
     pub(crate) fn opaque(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.u32()?).ok()?;
         let start = self.pos;
@@ -72,6 +81,7 @@ impl<'a> Xdr<'a> {
     }
 
     /// Split off the next `n` bytes (rounded up to 4) as their own cursor and advance past them.
+    #[inline]
     pub(crate) fn sub(&mut self, n: usize) -> Option<Xdr<'a>> {
         let start = self.pos;
         self.skip_padded(n)?;
@@ -84,6 +94,7 @@ impl<'a> Xdr<'a> {
 
     /// An sFlow `address` (sFlow v5 §"Address types"): type 1 IPv4, 2 IPv6, 0 unknown (no
     /// value). `Some(None)` for unknown, `None` for a truncated or invalid address type.
+    #[inline]
     pub(crate) fn address(&mut self) -> Option<Option<IpAddr>> {
         match self.u32()? {
             0 => Some(None),

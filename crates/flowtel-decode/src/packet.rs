@@ -1,15 +1,25 @@
-//! Sampled packet header parser (sFlow v5 flow record 1, `sampled_header`).
+//! Sampled packets -> [`FlowRecord`] fields: the sFlow raw packet header (sFlow v5 flow
+//! record 1, `sampled_header`) and the IPFIX packet sections (RFC 7133 IE 315
+//! `dataLinkFrameSection`, RFC 5477 IE 313 `ipHeaderPacketSection` and IE 314
+//! `ipPayloadPacketSection`), read by one parser.
 //!
-//! Walks Ethernet -> 802.1Q / QinQ tags -> MPLS label stack -> IPv4 / IPv6 (with options and
-//! extension headers) -> TCP / UDP / SCTP / ICMP / ICMPv6 and writes what it finds into a
-//! [`FlowRecord`]. Agents cut headers (128 bytes by default), so every layer stops cleanly
-//! where the bytes end: fields of layers that were not reached stay unset. Nothing here can
-//! panic: all reads go through `get`.
+//! Walks Ethernet -> 802.1Q / QinQ tags -> MPLS label stack (with Ethernet pseudowires, RFC
+//! 4448, with or without control word) -> IPv4 / IPv6 (with options and extension headers,
+//! the SRv6 routing header included) -> TCP / UDP / SCTP / ICMP / ICMPv6 and writes what it
+//! finds into a [`FlowRecord`]. Agents cut headers (128 bytes by default), so every layer stops
+//! cleanly where the bytes end: fields of layers that were not reached stay unset. Nothing
+//! here can panic: all reads go through `get`.
+//!
+//! Tunnels (GRE, IP-in-IP, SRv6 carrying IP) are reported by their outer header, as the
+//! exporter forwarded them: `ip_protocol` is 47, 4 or 41. With QinQ, `vlan` is the outer
+//! (service) tag, the one on the wire where the packet was sampled, and `inner_vlan` the
+//! customer tag. Over a pseudowire, MACs, VLAN and MPLS labels are the outer frame's; the
+//! addresses, ports and protocol are the carried frame's.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::FlowRecord;
-use crate::link::{self, Inner, Limits, be16};
+use crate::link::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Inner, Limits, be16, be32};
+use crate::{FlowRecord, MplsLabels};
 
 /// sFlow v5 `header_protocol` values we parse (sFlow v5 §"Sampled header").
 pub(crate) const PROTO_ETHERNET: u32 = 1;
@@ -25,19 +35,46 @@ const LIMITS: Limits = Limits {
 const MAX_IPV6_EXTENSIONS: usize = 8;
 const MAX_PSEUDOWIRE_DEPTH: usize = 2;
 
-/// Parse a sampled header of `protocol`; unknown protocols leave the record untouched.
-pub(crate) fn parse(protocol: u32, data: &[u8], rec: &mut FlowRecord) {
-    match protocol {
-        PROTO_ETHERNET => parse_ethernet(data, rec, 0),
-        PROTO_IPV4 => parse_ipv4(data, rec),
-        PROTO_IPV6 => parse_ipv6(data, rec),
-        _ => {}
-    }
+/// What a parse learnt besides the record's fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// The IP packet's length from its header (IPv4 total length, IPv6 payload length + 40):
+    /// the packet's layer-3 size even when the header was cut.
+    pub ip_len: Option<u32>,
 }
 
-/// Ethernet II (IEEE 802.3) with any number (bounded) of 802.1Q / 802.1ad tags. The outer
-/// VLAN id is kept: it is the one on the wire where the agent sampled.
-pub(crate) fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize) {
+/// Parse a sampled header of sFlow `protocol`; unknown protocols leave the record untouched.
+pub(crate) fn parse(protocol: u32, data: &[u8], rec: &mut FlowRecord) -> Parsed {
+    let mut p = Parsed::default();
+    match protocol {
+        PROTO_ETHERNET => parse_ethernet(data, rec, 0, &mut p),
+        PROTO_IPV4 => parse_ipv4(data, rec, &mut p),
+        PROTO_IPV6 => parse_ipv6(data, rec, &mut p),
+        _ => {}
+    }
+    p
+}
+
+/// An IP packet whose version is its first nibble (IPFIX IE 313 `ipHeaderPacketSection`).
+pub(crate) fn parse_ip(data: &[u8], rec: &mut FlowRecord) -> Parsed {
+    let mut p = Parsed::default();
+    match data.first().map(|b| b >> 4) {
+        Some(4) => parse_ipv4(data, rec, &mut p),
+        Some(6) => parse_ipv6(data, rec, &mut p),
+        _ => {}
+    }
+    p
+}
+
+/// An Ethernet frame (IPFIX IE 315 `dataLinkFrameSection`, sFlow header protocol 1).
+pub(crate) fn parse_frame(data: &[u8], rec: &mut FlowRecord) -> Parsed {
+    let mut p = Parsed::default();
+    parse_ethernet(data, rec, 0, &mut p);
+    p
+}
+
+/// Ethernet II (IEEE 802.3) with any number (bounded) of 802.1Q / 802.1ad tags.
+fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize, p: &mut Parsed) {
     let (Some(dst), Some(src)) = (data.get(0..6), data.get(6..12)) else {
         return;
     };
@@ -48,49 +85,80 @@ pub(crate) fn parse_ethernet(data: &[u8], rec: &mut FlowRecord, depth: usize) {
     let Some(ethertype) = be16(data, 12) else {
         return;
     };
-    let walk = link::walk(ethertype, data.get(14..).unwrap_or_default(), LIMITS);
+    // The outer frame's labels go to the record; a carried frame's are not kept.
+    let mut inner_labels = MplsLabels::EMPTY;
+    let labels = if depth == 0 {
+        &mut rec.mpls_labels
+    } else {
+        &mut inner_labels
+    };
+    let walk = link::walk(
+        ethertype,
+        data.get(14..).unwrap_or_default(),
+        LIMITS,
+        labels,
+    );
     if depth == 0 {
         // Set even when the walk stops early: the tags were read.
         if walk.vlan.is_some() {
             rec.vlan = walk.vlan;
+        }
+        if walk.inner_vlan.is_some() {
+            rec.inner_vlan = walk.inner_vlan;
         }
         if walk.mpls_top_label.is_some() {
             rec.mpls_top_label = walk.mpls_top_label;
         }
     }
     match walk.inner {
-        Inner::Ipv4(rest) => parse_ipv4(rest, rec),
-        Inner::Ipv6(rest) => parse_ipv6(rest, rec),
-        // MPLS pseudowire (RFC 4385 §3): a zero control word, then the inner Ethernet frame.
-        Inner::ControlWord(rest) if depth < MAX_PSEUDOWIRE_DEPTH => {
-            parse_ethernet(rest.get(4..).unwrap_or_default(), rec, depth + 1)
+        Inner::Ipv4(rest) => parse_ipv4(rest, rec, p),
+        Inner::Ipv6(rest) => parse_ipv6(rest, rec, p),
+        // An Ethernet pseudowire (RFC 4448): the carried frame.
+        Inner::Ethernet(frame) if depth < MAX_PSEUDOWIRE_DEPTH => {
+            parse_ethernet(frame, rec, depth + 1, p)
         }
-        Inner::ControlWord(_) | Inner::Other | Inner::Truncated => {}
+        Inner::Ethernet(_) | Inner::Truncated => {}
+        Inner::Other => {
+            if depth == 0 {
+                rec.etype = Some(walk.ethertype);
+            }
+        }
     }
 }
 
 /// IPv4 (RFC 791 §3.1): options are skipped by IHL; non-first fragments carry no transport
 /// header, so ports stay 0 for them.
-pub(crate) fn parse_ipv4(data: &[u8], rec: &mut FlowRecord) {
+#[inline]
+pub(crate) fn parse_ipv4(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
     let Some(&vihl) = data.first() else { return };
     if vihl >> 4 != 4 {
         return;
     }
     let ihl = usize::from(vihl & 0x0f) * 4;
-    let (Some(&tos), Some(frag), Some(&proto), Some(src), Some(dst)) = (
+    let (Some(&tos), Some(len), Some(id), Some(frag), Some(&ttl), Some(&proto)) = (
         data.get(1),
+        be16(data, 2),
+        be16(data, 4),
         be16(data, 6),
+        data.get(8),
         data.get(9),
-        data.get(12..16),
-        data.get(16..20),
     ) else {
+        return;
+    };
+    let (Some(src), Some(dst)) = (data.get(12..16), data.get(16..20)) else {
         return;
     };
     if ihl < 20 {
         return;
     }
+    rec.etype = Some(ETHERTYPE_IPV4);
     rec.tos = tos;
     rec.ip_protocol = proto;
+    rec.ip_ttl = Some(ttl);
+    rec.fragment_id = Some(u32::from(id));
+    rec.ip_flags = Some((frag >> 13) as u8);
+    rec.fragment_offset = Some(frag & 0x1fff);
+    p.ip_len = Some(u32::from(len));
     rec.src_addr = <[u8; 4]>::try_from(src)
         .ok()
         .map(|a| IpAddr::V4(Ipv4Addr::from(a)));
@@ -103,22 +171,28 @@ pub(crate) fn parse_ipv4(data: &[u8], rec: &mut FlowRecord) {
     parse_transport(proto, data.get(ihl..).unwrap_or_default(), rec);
 }
 
-/// IPv6 (RFC 8200 §3, §4): extension headers are walked to the upper-layer header; a fragment
+/// IPv6 (RFC 8200 §3, §4): extension headers, the routing header (SRv6's segment routing
+/// header, RFC 8754, among them) included, are walked to the upper-layer header; a fragment
 /// header with a non-zero offset (§4.5) ends the walk without ports.
-pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord) {
-    let (Some(&b0), Some(&b1), Some(&next), Some(src), Some(dst)) = (
-        data.first(),
-        data.get(1),
-        data.get(6),
-        data.get(8..24),
-        data.get(24..40),
-    ) else {
+#[inline]
+pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord, p: &mut Parsed) {
+    let (Some(word), Some(payload_len), Some(&next), Some(&hops)) =
+        (be32(data, 0), be16(data, 4), data.get(6), data.get(7))
+    else {
         return;
     };
-    if b0 >> 4 != 6 {
+    let (Some(src), Some(dst)) = (data.get(8..24), data.get(24..40)) else {
+        return;
+    };
+    if word >> 28 != 6 {
         return;
     }
-    rec.tos = (b0 << 4) | (b1 >> 4);
+    rec.etype = Some(ETHERTYPE_IPV6);
+    // Traffic class: the 8 bits after the version.
+    rec.tos = (word >> 20) as u8;
+    rec.ipv6_flow_label = Some(word & 0x000f_ffff);
+    rec.ip_ttl = Some(hops);
+    p.ip_len = Some(u32::from(payload_len) + 40);
     rec.src_addr = <[u8; 16]>::try_from(src)
         .ok()
         .map(|a| IpAddr::V6(Ipv6Addr::from(a)));
@@ -138,12 +212,16 @@ pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord) {
                 };
                 (usize::from(l) + 1) * 8
             }
-            // Fragment (RFC 8200 §4.5): fixed 8 octets.
+            // Fragment (RFC 8200 §4.5): fixed 8 octets; offset (13 bits) and M flag, then
+            // the 32-bit identification.
             44 => {
                 let (Some(&nh), Some(off)) = (data.get(at), be16(data, at + 2)) else {
                     rec.ip_protocol = proto;
                     return;
                 };
+                rec.fragment_offset = Some(off >> 3);
+                rec.ip_flags = Some((off & 7) as u8);
+                rec.fragment_id = be32(data, at + 4);
                 if off >> 3 != 0 {
                     rec.ip_protocol = nh;
                     return;
@@ -172,8 +250,10 @@ pub(crate) fn parse_ipv6(data: &[u8], rec: &mut FlowRecord) {
 }
 
 /// Transport header: ports for TCP, UDP, UDP-Lite, SCTP, DCCP; flags for TCP (RFC 9293 §3.1);
-/// type and code for ICMP (RFC 792) and ICMPv6 (RFC 4443 §2.1).
-fn parse_transport(proto: u8, data: &[u8], rec: &mut FlowRecord) {
+/// type and code for ICMP (RFC 792) and ICMPv6 (RFC 4443 §2.1). Also IPFIX IE 314
+/// `ipPayloadPacketSection`, whose protocol comes from the record.
+#[inline]
+pub(crate) fn parse_transport(proto: u8, data: &[u8], rec: &mut FlowRecord) {
     match proto {
         6 | 17 | 33 | 132 | 136 => {
             let (Some(sp), Some(dp)) = (be16(data, 0), be16(data, 2)) else {
@@ -229,7 +309,7 @@ mod tests {
              0035 d431 001c 0000"
         ));
         let mut r = record();
-        parse_ethernet(&frame, &mut r, 0);
+        parse_frame(&frame, &mut r);
         assert_eq!(r.vlan, Some(100));
         assert_eq!(r.ip_protocol, 17);
         assert_eq!((r.src_port, r.dst_port), (53, 54321));
@@ -244,12 +324,12 @@ mod tests {
              0050 1f90 0000 0000 0000 0000 5012 0000",
         );
         let mut r = record();
-        parse_ipv4(&first, &mut r);
+        parse_ip(&first, &mut r);
         assert_eq!((r.src_port, r.dst_port, r.tcp_flags), (80, 8080, 0x12));
 
         let later = hex("4500 0030 0000 00b9 4006 0000 0a00 0001 0a00 0002 0050 1f90");
         let mut r = record();
-        parse_ipv4(&later, &mut r);
+        parse_ip(&later, &mut r);
         assert_eq!(r.ip_protocol, 6);
         assert_eq!((r.src_port, r.dst_port), (0, 0));
         assert!(r.src_addr.is_some());
@@ -267,7 +347,7 @@ mod tests {
             dst = "2001 0db8 0000 0000 0000 0000 0000 0002",
         ));
         let mut r = record();
-        parse_ipv6(&pkt, &mut r);
+        parse_ip(&pkt, &mut r);
         assert_eq!(r.tos, 0x01);
         assert_eq!(r.ip_protocol, 58);
         assert_eq!((r.icmp_type, r.icmp_code), (Some(128), Some(0)));
@@ -280,7 +360,7 @@ mod tests {
             a = "2001 0db8 0000 0000 0000 0000 0000 0001",
         ));
         let mut r = record();
-        parse_ipv6(&pkt, &mut r);
+        parse_ip(&pkt, &mut r);
         assert_eq!(r.ip_protocol, 17);
         assert_eq!((r.src_port, r.dst_port), (0, 0));
     }
@@ -292,7 +372,7 @@ mod tests {
              4500 0020 0000 0000 4001 0000 0a00 0001 0a00 0002 0800 0000"
         ));
         let mut r = record();
-        parse_ethernet(&frame, &mut r, 0);
+        parse_frame(&frame, &mut r);
         assert_eq!(r.mpls_top_label, Some(100));
         assert_eq!((r.icmp_type, r.icmp_code), (Some(8), Some(0)));
     }
@@ -304,11 +384,11 @@ mod tests {
              0050 1f90 0000 0000 0000 0000 5012 0000"
         ));
         let mut full = record();
-        parse_ethernet(&frame, &mut full, 0);
+        parse_frame(&frame, &mut full);
         assert_eq!(full.tcp_flags, 0x12);
         for n in 0..frame.len() {
             let mut r = record();
-            parse_ethernet(frame.get(..n).unwrap_or_default(), &mut r, 0);
+            parse_frame(frame.get(..n).unwrap_or_default(), &mut r);
             if n < 14 + 4 + 20 {
                 assert_eq!(r.src_addr, None, "cut at {n}");
             }
@@ -338,10 +418,10 @@ mod tests {
         let parsed = |name: &str| {
             let data = frame(name);
             for n in 0..data.len() {
-                parse_ethernet(data.get(..n).unwrap_or_default(), &mut record(), 0);
+                parse_frame(data.get(..n).unwrap_or_default(), &mut record());
             }
             let mut r = record();
-            parse_ethernet(&data, &mut r, 0);
+            parse_frame(&data, &mut r);
             r
         };
 
