@@ -114,7 +114,7 @@ pub use queue::{
     ExporterConfig, LogsExporter, MetricsExporter, Prebuilt, PushOutcome, QueueConfig,
     ShutdownReport,
 };
-pub use signal::{Logs, Metrics, Signal};
+pub use signal::{EncodedLogs, EncodedLogsRequest, Logs, Metrics, Signal};
 pub use stats::{DropReason, ExportStats, ExportStatsSnapshot, FailureReason};
 
 /// The generated OTLP types this crate speaks, re-exported so users need not pin the crate.

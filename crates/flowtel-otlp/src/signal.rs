@@ -115,3 +115,121 @@ signal!(
     crate::logs::record_count,
     rejected_log_records
 );
+
+/// `LogsService/Export` with a request already encoded to its protobuf bytes (e.g. by a writer
+/// that builds the bytes straight from its records, with no intermediate message objects): the
+/// bytes go on the wire as they are, and the response is decoded as usual.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncodedLogs;
+
+/// An encoded `ExportLogsServiceRequest` and the number of log records in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedLogsRequest {
+    pub bytes: bytes::Bytes,
+    pub records: u64,
+}
+
+/// Sends [`EncodedLogsRequest`] bytes unchanged, decodes an `ExportLogsServiceResponse`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+/// [`RawCodec`]'s encoder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawEncoder;
+
+/// [`RawCodec`]'s decoder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = ExportLogsServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<ExportLogsServiceResponse>, tonic::Status> {
+        use prost::Message;
+        ExportLogsServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("undecodable Export response: {e}")))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = ExportLogsServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+impl Signal for EncodedLogs {
+    type Request = EncodedLogsRequest;
+    type Response = ExportLogsServiceResponse;
+    type Client = tonic::client::Grpc<Channel>;
+    const NAME: &'static str = "logs";
+
+    fn client(channel: Channel, gzip: bool) -> Self::Client {
+        let client = tonic::client::Grpc::new(channel);
+        if gzip {
+            client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip)
+        } else {
+            client
+        }
+    }
+
+    async fn export(
+        mut client: Self::Client,
+        request: tonic::Request<Self::Request>,
+    ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
+        client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("service was not ready: {e}")))?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        );
+        client.unary(request.map(|r| r.bytes), path, RawCodec).await
+    }
+
+    fn items(request: &Self::Request) -> u64 {
+        request.records
+    }
+
+    fn rejected(response: &Self::Response) -> (u64, String) {
+        response
+            .partial_success
+            .as_ref()
+            .map_or((0, String::new()), |p| {
+                (
+                    u64::try_from(p.rejected_log_records).unwrap_or(0),
+                    p.error_message.clone(),
+                )
+            })
+    }
+}

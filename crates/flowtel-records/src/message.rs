@@ -97,10 +97,10 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     } = message;
 
     // goflow2's fields (goflow2 pb/flow.proto numbers and meanings). Those set to 0 / empty
-    // are not decoded yet: when `FlowRecord` gains one, its line here is all the protobuf,
-    // JSON and `flow.*` OTLP encodings need (they render this message); the default OTLP
-    // names already write `ip_ttl` and `forwarding_status` when non-zero, and list any other
-    // in `otlp::write_attributes`.
+    // are not decoded (layer stacks, MPLS TTLs and addresses, IPv6 routing headers): when
+    // `FlowRecord` gains one, its line here is all the protobuf, JSON and `flow.*` OTLP
+    // encodings need (they render this message); the default OTLP names list the ones they
+    // write in `otlp::write_attributes`.
     *r#type = flow_type(r.flow_protocol) as i32;
     *time_received_ns = r.time_received_ns;
     *sequence_num = r.sequence_num;
@@ -112,7 +112,9 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     *packets = r.packets;
     set_addr(src_addr, r.src_addr);
     set_addr(dst_addr, r.dst_addr);
-    *etype = ip_etype(r.src_addr.or(r.dst_addr));
+    *etype = r
+        .etype
+        .map_or_else(|| ip_etype(r.src_addr.or(r.dst_addr)), u32::from);
     *proto = u32::from(r.ip_protocol);
     *src_port = u32::from(r.src_port);
     *dst_port = u32::from(r.dst_port);
@@ -120,23 +122,23 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     *out_if = r.out_if.unwrap_or(0);
     *src_mac = r.src_mac.map_or(0, mac_u64);
     *dst_mac = r.dst_mac.map_or(0, mac_u64);
-    *src_vlan = 0;
-    *dst_vlan = 0;
+    *src_vlan = r.src_vlan.map_or(0, u32::from);
+    *dst_vlan = r.dst_vlan.map_or(0, u32::from);
     *vlan_id = r.vlan.map_or(0, u32::from);
     *ip_tos = u32::from(r.tos);
-    *forwarding_status = 0;
-    *ip_ttl = 0;
-    *ip_flags = 0;
+    *forwarding_status = r.forwarding_status.map_or(0, u32::from);
+    *ip_ttl = r.ip_ttl.map_or(0, u32::from);
+    *ip_flags = r.ip_flags.map_or(0, u32::from);
     *tcp_flags = u32::from(r.tcp_flags);
     *icmp_type = r.icmp_type.map_or(0, u32::from);
     *icmp_code = r.icmp_code.map_or(0, u32::from);
-    *ipv6_flow_label = 0;
-    *fragment_id = 0;
-    *fragment_offset = 0;
+    *ipv6_flow_label = r.ipv6_flow_label.unwrap_or(0);
+    *fragment_id = r.fragment_id.unwrap_or(0);
+    *fragment_offset = r.fragment_offset.map_or(0, u32::from);
     *src_as = r.src_as.unwrap_or(0);
     *dst_as = r.dst_as.unwrap_or(0);
     set_addr(next_hop, r.next_hop);
-    *next_hop_as = 0;
+    *next_hop_as = r.next_hop_as.unwrap_or(0);
     *src_net = r.src_prefix_len.map_or(0, u32::from);
     *dst_net = r.dst_prefix_len.map_or(0, u32::from);
     set_addr(bgp_next_hop, r.bgp_next_hop);
@@ -144,10 +146,17 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     set_slice(as_path, &r.as_path);
     mpls_ttl.clear();
     mpls_label.clear();
-    mpls_label.extend(r.mpls_top_label);
+    if r.mpls_labels.is_empty() {
+        mpls_label.extend(r.mpls_top_label);
+    } else {
+        mpls_label.extend_from_slice(r.mpls_labels.as_slice());
+    }
     mpls_ip.clear();
     *observation_domain_id = r.observation_domain;
-    *observation_point_id = 0;
+    // goflow2's field is 32-bit; IPFIX IE 138 is 64-bit (values beyond 32 bits are rare).
+    *observation_point_id = r
+        .observation_point_id
+        .map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX));
     layer_stack.clear();
     layer_size.clear();
     ipv6_routing_header_addresses.clear();

@@ -60,6 +60,8 @@ pub enum SinkKind {
     Prometheus,
     /// Every flow record as a goflow2-style JSON line, on stdout or in `flow_json.file`.
     FlowJson,
+    /// Every flow record as an OTLP log record (`LogsService/Export`).
+    FlowLogs,
 }
 
 pub use flowtel_rollup::Profile;
@@ -224,6 +226,8 @@ pub struct Config {
     pub access: crate::daemon::access::AccessConfig,
     /// The `flow-json` sink.
     pub flow_json: crate::sinks::flow_json::FlowJsonConfig,
+    /// The `flow-logs` sink.
+    pub flow_logs: crate::sinks::flow_logs::FlowLogsConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -261,6 +265,7 @@ impl Default for Config {
             flow_records: FlowRecordsConfig::default(),
             access: crate::daemon::access::AccessConfig::default(),
             flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
+            flow_logs: crate::sinks::flow_logs::FlowLogsConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -708,6 +713,12 @@ pub struct RunArgs {
     /// order; replaces the file's rules).
     #[arg(long = "flow-rule", value_name = "ACTION:CONDITIONS", value_parser = parse_flow_rule)]
     pub flow_rules: Vec<crate::pipeline::select::RuleConfig>,
+    /// The `flow-logs` sink's OTLP endpoint, when not the metrics' (`--otlp-endpoint`).
+    #[arg(long, value_name = "URL")]
+    pub flow_logs_endpoint: Option<String>,
+    /// The `flow-logs` sink's attribute names: `network.flow` or `flow`.
+    #[arg(long, value_name = "NAMES")]
+    pub flow_logs_attribute_names: Option<String>,
     /// The `flow-json` sink writes to this file (rotated by size) instead of standard output.
     #[arg(long, value_name = "PATH")]
     pub flow_json_file: Option<PathBuf>,
@@ -804,12 +815,29 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Build the effective configuration: defaults < file < environment < flags.
 pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(path) => load_file(path)?,
         None => Config::default(),
     };
+    resolve_over(config, args, env)
+}
+
+/// Environment and flags over a configuration read from a file, then finished and validated.
+fn resolve_over(mut config: Config, args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
+    // The logs' OTLP settings: the file's, then the `_LOGS_` (else generic) variables, the
+    // `--otlp-*` flags and the logs' own endpoint.
+    let mut logs = config.otlp.clone();
+    apply_otlp_env(&mut logs, env, "LOGS")?;
     apply_env(&mut config, env)?;
     apply_flags(&mut config, args);
+    apply_otlp_flags(&mut logs, args);
+    if let Some(e) = &args.flow_logs_endpoint {
+        config.flow_logs.endpoint = Some(e.clone());
+    }
+    if let Some(e) = &config.flow_logs.endpoint {
+        logs.endpoint = e.trim().to_owned();
+    }
+    config.flow_logs.otlp = Some(logs);
     finish(&mut config)?;
     validate(&config)?;
     Ok(config)
@@ -860,43 +888,50 @@ fn finish(config: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn otlp_var(env: Env<'_>, suffix: &str) -> Option<String> {
-    env(&format!("OTEL_EXPORTER_OTLP_METRICS_{suffix}"))
+/// `OTEL_EXPORTER_OTLP_{signal}_{suffix}`, else the generic `OTEL_EXPORTER_OTLP_{suffix}`.
+fn otlp_var(env: Env<'_>, signal: &str, suffix: &str) -> Option<String> {
+    env(&format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}"))
         .or_else(|| env(&format!("OTEL_EXPORTER_OTLP_{suffix}")))
+}
+
+/// The OTLP exporter variables of one signal (`METRICS` or `LOGS`) over `otlp`.
+fn apply_otlp_env(otlp: &mut OtlpConfig, env: Env<'_>, signal: &str) -> anyhow::Result<()> {
+    if let Some(endpoint) = otlp_var(env, signal, "ENDPOINT") {
+        otlp.endpoint = endpoint.trim().to_owned();
+    }
+    if let Some(headers) = otlp_var(env, signal, "HEADERS") {
+        for (k, v) in parse_w3c_list(&headers).context("OTEL_EXPORTER_OTLP_HEADERS")? {
+            otlp.headers.insert(k, v);
+        }
+    }
+    if let Some(c) = otlp_var(env, signal, "COMPRESSION") {
+        otlp.compression = Compression::parse(&c).with_context(|| {
+            format!("OTEL_EXPORTER_OTLP_COMPRESSION: expected gzip or none, got {c:?}")
+        })?;
+    }
+    if let Some(t) = otlp_var(env, signal, "TIMEOUT") {
+        // The variable is in milliseconds; our setting in whole seconds (at least 1).
+        let ms: u64 = t.trim().parse().with_context(|| {
+            format!("OTEL_EXPORTER_OTLP_TIMEOUT: expected milliseconds, got {t:?}")
+        })?;
+        otlp.timeout_secs = ms.div_ceil(1000).max(1);
+    }
+    if let Some(p) = otlp_var(env, signal, "CERTIFICATE") {
+        otlp.ca_file = Some(PathBuf::from(p));
+    }
+    if let Some(p) = otlp_var(env, signal, "CLIENT_CERTIFICATE") {
+        otlp.client_cert_file = Some(PathBuf::from(p));
+    }
+    if let Some(p) = otlp_var(env, signal, "CLIENT_KEY") {
+        otlp.client_key_file = Some(PathBuf::from(p));
+    }
+    Ok(())
 }
 
 /// The OpenTelemetry SDK environment variables (opentelemetry-specification,
 /// "OpenTelemetry Environment Variable Specification" and "OTLP Exporter Configuration").
 fn apply_env(config: &mut Config, env: Env<'_>) -> anyhow::Result<()> {
-    if let Some(endpoint) = otlp_var(env, "ENDPOINT") {
-        config.otlp.endpoint = endpoint.trim().to_owned();
-    }
-    if let Some(headers) = otlp_var(env, "HEADERS") {
-        for (k, v) in parse_w3c_list(&headers).context("OTEL_EXPORTER_OTLP_HEADERS")? {
-            config.otlp.headers.insert(k, v);
-        }
-    }
-    if let Some(c) = otlp_var(env, "COMPRESSION") {
-        config.otlp.compression = Compression::parse(&c).with_context(|| {
-            format!("OTEL_EXPORTER_OTLP_COMPRESSION: expected gzip or none, got {c:?}")
-        })?;
-    }
-    if let Some(t) = otlp_var(env, "TIMEOUT") {
-        // The variable is in milliseconds; our setting in whole seconds (at least 1).
-        let ms: u64 = t.trim().parse().with_context(|| {
-            format!("OTEL_EXPORTER_OTLP_TIMEOUT: expected milliseconds, got {t:?}")
-        })?;
-        config.otlp.timeout_secs = ms.div_ceil(1000).max(1);
-    }
-    if let Some(p) = otlp_var(env, "CERTIFICATE") {
-        config.otlp.ca_file = Some(PathBuf::from(p));
-    }
-    if let Some(p) = otlp_var(env, "CLIENT_CERTIFICATE") {
-        config.otlp.client_cert_file = Some(PathBuf::from(p));
-    }
-    if let Some(p) = otlp_var(env, "CLIENT_KEY") {
-        config.otlp.client_key_file = Some(PathBuf::from(p));
-    }
+    apply_otlp_env(&mut config.otlp, env, "METRICS")?;
     if let Some(attrs) = env("OTEL_RESOURCE_ATTRIBUTES") {
         for (k, v) in parse_w3c_list(&attrs).context("OTEL_RESOURCE_ATTRIBUTES")? {
             if k == "service.name" {
@@ -936,6 +971,33 @@ fn parse_w3c_list(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The `--otlp-*` flags over `otlp` (the metrics' settings, and the logs' base).
+fn apply_otlp_flags(otlp: &mut OtlpConfig, a: &RunArgs) {
+    fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+        if let Some(v) = v {
+            *slot = v.clone();
+        }
+    }
+    set(&mut otlp.endpoint, &a.otlp_endpoint);
+    for (k, v) in &a.otlp_headers {
+        otlp.headers.insert(k.clone(), v.clone());
+    }
+    set(&mut otlp.compression, &a.otlp_compression);
+    set(&mut otlp.temporality, &a.otlp_temporality);
+    set(&mut otlp.timeout_secs, &a.otlp_timeout);
+    if a.otlp_ca_file.is_some() {
+        otlp.ca_file.clone_from(&a.otlp_ca_file);
+    }
+    if a.otlp_client_cert.is_some() {
+        otlp.client_cert_file.clone_from(&a.otlp_client_cert);
+    }
+    if a.otlp_client_key.is_some() {
+        otlp.client_key_file.clone_from(&a.otlp_client_key);
+    }
+    set(&mut otlp.queue_max_windows, &a.queue_max_windows);
+    set(&mut otlp.max_points_per_request, &a.max_points_per_request);
+}
+
 fn apply_flags(config: &mut Config, a: &RunArgs) {
     fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
         if let Some(v) = v {
@@ -964,21 +1026,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         config.sinks = a.sinks.clone();
     }
     set(&mut config.prometheus_listen, &a.prometheus_listen);
-    set(&mut config.otlp.endpoint, &a.otlp_endpoint);
-    for (k, v) in &a.otlp_headers {
-        config.otlp.headers.insert(k.clone(), v.clone());
-    }
-    set(&mut config.otlp.compression, &a.otlp_compression);
-    set(&mut config.otlp.temporality, &a.otlp_temporality);
-    set(&mut config.otlp.timeout_secs, &a.otlp_timeout);
-    set_opt(&mut config.otlp.ca_file, &a.otlp_ca_file);
-    set_opt(&mut config.otlp.client_cert_file, &a.otlp_client_cert);
-    set_opt(&mut config.otlp.client_key_file, &a.otlp_client_key);
-    set(&mut config.otlp.queue_max_windows, &a.queue_max_windows);
-    set(
-        &mut config.otlp.max_points_per_request,
-        &a.max_points_per_request,
-    );
+    apply_otlp_flags(&mut config.otlp, a);
     set_opt(&mut config.resource.service_name, &a.service_name);
     for (k, v) in &a.resource_attributes {
         if k == "service.name" {
@@ -1035,6 +1083,10 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
     set_opt(&mut config.flow_json.file, &a.flow_json_file);
+    set(
+        &mut config.flow_logs.attribute_names,
+        &a.flow_logs_attribute_names,
+    );
     config
         .access
         .allow
@@ -1075,6 +1127,7 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     if c.flow_records.sample == 0 {
         bail!("flow_records.sample: must be >= 1 (1 keeps every record)");
     }
+    c.flow_logs.names()?;
     if c.flow_records.batch_max_records == 0 || c.flow_records.queue_max_records == 0 {
         bail!("flow_records.batch_max_records and queue_max_records: must be >= 1");
     }
@@ -1169,12 +1222,7 @@ mod tests {
     }
 
     fn resolve_text(text: &str, args: RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
-        let mut c = parse_yaml(text)?;
-        apply_env(&mut c, env)?;
-        apply_flags(&mut c, &args);
-        finish(&mut c)?;
-        validate(&c)?;
-        Ok(c)
+        resolve_over(parse_yaml(text)?, &args, env)
     }
 
     #[test]
@@ -1392,6 +1440,36 @@ decoder:
             ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
         ]);
         let c = resolve_text("", RunArgs::default(), &env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://metrics:4317");
+    }
+
+    #[test]
+    fn the_logs_take_the_logs_variables_then_their_own_endpoint() {
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=all"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:4317"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "none"),
+        ]);
+        let file = "otlp:\n  timeout_secs: 7\n";
+        let c = resolve_text(file, RunArgs::default(), &env).unwrap();
+        assert_eq!(c.otlp.endpoint, "http://metrics:4317");
+        assert_eq!(c.otlp.compression, Compression::Gzip);
+        let logs = c.flow_logs.otlp.clone().unwrap();
+        assert_eq!(logs.endpoint, "http://logs:4317");
+        assert_eq!(logs.compression, Compression::None);
+        assert_eq!(logs.timeout_secs, 7, "the file's otlp section is the base");
+        assert_eq!(
+            logs.headers.get("x-tenant").map(String::as_str),
+            Some("all")
+        );
+        let args = RunArgs {
+            flow_logs_endpoint: Some("http://elsewhere:4317".to_owned()),
+            ..RunArgs::default()
+        };
+        let c = resolve_text(file, args, &env).unwrap();
+        assert_eq!(c.flow_logs.otlp.unwrap().endpoint, "http://elsewhere:4317");
         assert_eq!(c.otlp.endpoint, "http://metrics:4317");
     }
 

@@ -107,3 +107,138 @@ fn flow_json_on_stdout_and_record_rules_and_sampling_apply() {
         "every second record of {not_443}"
     );
 }
+
+/// A log record's attribute as JSON (strings, ints, bools).
+fn attr(
+    r: &flowtel_otlp::opentelemetry_proto::tonic::logs::v1::LogRecord,
+    key: &str,
+) -> serde_json::Value {
+    use flowtel_otlp::opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match r
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+    {
+        Some(Value::StringValue(s)) => serde_json::Value::from(s.clone()),
+        Some(Value::IntValue(i)) => serde_json::Value::from(*i),
+        Some(Value::BoolValue(b)) => serde_json::Value::from(*b),
+        _ => serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn flow_logs_deliver_every_record_once_as_decode_prints_it_through_refusals() {
+    let alloy = common::Alloy::start();
+    // The first exports are refused: retried, nothing lost, nothing twice.
+    alloy.refuse_first_logs(2);
+    let d = Daemon::start(&["--sink", "flow-logs", "--otlp-endpoint", &alloy.endpoint()]);
+    replay("softflowd-v9.pcap", d.listen);
+    let (decoded, _) = common::decode_fixture("softflowd-v9", "flow-json");
+    let want = normalized(&decoded);
+    let start = std::time::Instant::now();
+    while alloy.with(|r| r.log_records.len()) < want.len() {
+        assert!(
+            start.elapsed() < common::PATIENCE,
+            "{} of {}",
+            alloy.with(|r| r.log_records.len()),
+            want.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(alloy.with(|r| r.refused_logs) == 2);
+    let got = alloy.with(|r| r.log_records.clone());
+    assert_eq!(got.len(), want.len(), "each record exactly once");
+    for (g, w) in got.iter().zip(&want) {
+        let pairs = [
+            ("source.address", w["src_addr"].clone()),
+            ("destination.address", w["dst_addr"].clone()),
+            ("source.port", w["src_port"].clone()),
+            ("destination.port", w["dst_port"].clone()),
+            ("network.io.bytes", w["bytes"].clone()),
+            ("network.io.packets", w["packets"].clone()),
+            ("network.flow.sequence_num", w["sequence_num"].clone()),
+            ("network.flow.start", w["time_flow_start_ns"].clone()),
+            ("network.flow.end", w["time_flow_end_ns"].clone()),
+            ("network.flow.sampling_rate", w["sampling_rate"].clone()),
+            ("network.flow.sampler_address", w["sampler_address"].clone()),
+            ("network.flow.type", serde_json::Value::from("netflow_v9")),
+            (
+                "network.transport",
+                serde_json::Value::from(w["proto"].as_str().unwrap().to_ascii_lowercase()),
+            ),
+            (
+                "network.type",
+                serde_json::Value::from(w["etype"].as_str().unwrap().to_ascii_lowercase()),
+            ),
+        ];
+        for (key, value) in pairs {
+            assert_eq!(attr(g, key), value, "{key} of {w}");
+        }
+        assert_eq!(
+            serde_json::Value::from(g.time_unix_nano),
+            w["time_flow_end_ns"],
+            "timestamp = flow end"
+        );
+        assert!(g.observed_time_unix_nano > 0);
+    }
+}
+
+#[test]
+fn flow_logs_down_longer_than_the_queue_holds_drop_and_count_while_metrics_flow() {
+    let alloy = common::Alloy::start();
+    let dead = common::free_tcp_addr();
+    let dir = std::env::temp_dir().join(format!("flowtel-flow-logs-down-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flowtel.yaml");
+    std::fs::write(
+        &file,
+        "flow_records:\n  queue_max_records: 50\n  batch_max_records: 20\n",
+    )
+    .unwrap();
+    let d = Daemon::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--sink",
+        "otlp",
+        "--sink",
+        "flow-logs",
+        "--sink",
+        "prometheus",
+        "--otlp-endpoint",
+        &alloy.endpoint(),
+        "--flow-logs-endpoint",
+        &format!("http://{dead}"),
+        "--rollup-interval",
+        "1",
+    ]);
+    // Three times the capture's 227 records: more than the queue's 300.
+    for _ in 0..3 {
+        replay("softflowd-v9.pcap", d.listen);
+    }
+    let body = d.metrics_until("records dropped by the full flow-logs queue", |b| {
+        common::sample(
+            b,
+            "flowtel_sink_dropped_total{sink=\"flow-logs\",reason=\"queue_full\"}",
+        )
+        .is_some_and(|n| n > 0.0)
+            && common::sample(b, "flowtel_sink_failing{sink=\"flow-logs\"}") == Some(1.0)
+    });
+    let queued = common::sample(&body, "flowtel_sink_queue_depth{sink=\"flow-logs\"}").unwrap();
+    assert!(queued <= 300.0, "bounded: {queued}");
+    // The metrics path is unaffected: the windows reach the metrics endpoint.
+    let points = alloy.points_until("a window of flow series", |p| {
+        common::total(p, "network.io.by_flow") == 3 * 2_918_698
+    });
+    assert!(!points.is_empty());
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sink=\"flow-logs\"") || stderr.contains("sink=flow-logs"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -177,6 +177,14 @@ pub fn preflight(config: &Config) -> anyhow::Result<()> {
     if config.has_sink(SinkKind::Otlp) {
         crate::sinks::otlp::exporter_config(config, &resource(config))?;
     }
+    if config.has_sink(SinkKind::FlowLogs) {
+        config
+            .flow_logs
+            .otlp
+            .as_ref()
+            .unwrap_or(&config.otlp)
+            .client_config("flow-logs")?;
+    }
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //! reason `shutdown`.
 
 pub mod flow_json;
+pub mod flow_logs;
 pub mod otlp;
 pub mod prometheus;
 pub mod records;
@@ -166,6 +167,11 @@ impl SinkSet {
                     "flow-json",
                     config.flow_records.batching(),
                     flow_json::FlowJson::open(&config.flow_json)?,
+                ))),
+                SinkKind::FlowLogs => set.add(Arc::new(records::RecordSink::start(
+                    "flow-logs",
+                    config.flow_records.batching(),
+                    flow_logs::FlowLogs::start(config, resource)?,
                 ))),
                 SinkKind::Prometheus => {
                     let p = Arc::new(prometheus::PrometheusSink::default());

@@ -358,14 +358,19 @@ pub struct Received {
     pub requests: Vec<ExportMetricsServiceRequest>,
     /// Bodies of the OTLP log records received, with their resource's `service.name`.
     pub logs: Vec<(String, String)>,
+    /// Every log record received (flow records from the `flow-logs` sink).
+    pub log_records: Vec<flowtel_otlp::opentelemetry_proto::tonic::logs::v1::LogRecord>,
     /// Calls refused with UNAVAILABLE (see [`Alloy::refuse_first`]).
     pub refused: u64,
+    /// Logs calls refused with UNAVAILABLE (see [`Alloy::refuse_first_logs`]).
+    pub refused_logs: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Service {
     state: Arc<Mutex<Received>>,
     refuse: Arc<Mutex<u64>>,
+    refuse_logs: Arc<Mutex<u64>>,
 }
 
 #[tonic::async_trait]
@@ -397,6 +402,14 @@ impl LogsService for Service {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        {
+            let mut refuse = self.refuse_logs.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                self.state.lock().unwrap().refused_logs += 1;
+                return Err(tonic::Status::unavailable("starting up"));
+            }
+        }
         let mut st = self.state.lock().unwrap();
         for rl in request.into_inner().resource_logs {
             let service = rl
@@ -409,6 +422,7 @@ impl LogsService for Service {
             for sl in rl.scope_logs {
                 for r in sl.log_records {
                     st.logs.push((service.clone(), any_to_string(&r.body)));
+                    st.log_records.push(r);
                 }
             }
         }
@@ -478,6 +492,11 @@ impl Alloy {
     /// Answer the next `n` calls with UNAVAILABLE.
     pub fn refuse_first(&self, n: u64) {
         *self.service.refuse.lock().unwrap() = n;
+    }
+
+    /// Answer the next `n` logs calls with UNAVAILABLE.
+    pub fn refuse_first_logs(&self, n: u64) {
+        *self.service.refuse_logs.lock().unwrap() = n;
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&Received) -> R) -> R {
