@@ -384,6 +384,20 @@ pub fn connect_lazy(config: &ChannelConfig) -> Result<Channel, ChannelError> {
         .connect_with_connector_lazy(Connector { tls }))
 }
 
+/// The rustls client configuration the same rules give for `config` (its CA, else the system
+/// roots; its client identity), for flowtel's other TLS clients (the HTTP flow sink), with the
+/// application protocols `alpn` (e.g. `http/1.1`).
+pub fn rustls_client_config(
+    config: &ChannelConfig,
+    alpn: &[&[u8]],
+) -> Result<std::sync::Arc<rustls::ClientConfig>, ChannelError> {
+    let parsed = config.parse()?;
+    let setup = tls_setup(&config.tls, parsed)?;
+    let mut client = (*setup.config).clone();
+    client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(std::sync::Arc::new(client))
+}
+
 /// Rule 3 (the CA replaces the system roots), the client identity, ALPN h2.
 fn tls_setup(tls: &TlsConfig, parsed: Parsed) -> Result<TlsSetup, ChannelError> {
     let mut roots = rustls::RootCertStore::empty();

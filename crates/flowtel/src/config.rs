@@ -62,6 +62,8 @@ pub enum SinkKind {
     FlowJson,
     /// Every flow record as an OTLP log record (`LogsService/Export`).
     FlowLogs,
+    /// Batches of flow records POSTed as JSON to `flow_http.url`.
+    FlowHttp,
 }
 
 pub use flowtel_rollup::Profile;
@@ -228,6 +230,8 @@ pub struct Config {
     pub flow_json: crate::sinks::flow_json::FlowJsonConfig,
     /// The `flow-logs` sink.
     pub flow_logs: crate::sinks::flow_logs::FlowLogsConfig,
+    /// The `flow-http` sink.
+    pub flow_http: crate::sinks::flow_http::FlowHttpConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -266,6 +270,7 @@ impl Default for Config {
             access: crate::daemon::access::AccessConfig::default(),
             flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
             flow_logs: crate::sinks::flow_logs::FlowLogsConfig::default(),
+            flow_http: crate::sinks::flow_http::FlowHttpConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -719,6 +724,16 @@ pub struct RunArgs {
     /// The `flow-logs` sink's attribute names: `network.flow` or `flow`.
     #[arg(long, value_name = "NAMES")]
     pub flow_logs_attribute_names: Option<String>,
+    /// Where the `flow-http` sink POSTs batches (`http://` or `https://`).
+    #[arg(long, value_name = "URL")]
+    pub flow_http_url: Option<String>,
+    /// The `flow-http` body: json-array, ndjson or es-bulk.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub flow_http_format: Option<crate::sinks::flow_http::HttpFormat>,
+    /// An extra `flow-http` request header `KEY=VALUE`, e.g. `authorization=Basic …`
+    /// (repeatable).
+    #[arg(long = "flow-http-header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub flow_http_headers: Vec<(String, String)>,
     /// The `flow-json` sink writes to this file (rotated by size) instead of standard output.
     #[arg(long, value_name = "PATH")]
     pub flow_json_file: Option<PathBuf>,
@@ -1083,6 +1098,11 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
     set_opt(&mut config.flow_json.file, &a.flow_json_file);
+    set_opt(&mut config.flow_http.url, &a.flow_http_url);
+    set(&mut config.flow_http.format, &a.flow_http_format);
+    for (k, v) in &a.flow_http_headers {
+        config.flow_http.headers.insert(k.clone(), v.clone());
+    }
     set(
         &mut config.flow_logs.attribute_names,
         &a.flow_logs_attribute_names,

@@ -196,7 +196,7 @@ fn flow_logs_down_longer_than_the_queue_holds_drop_and_count_while_metrics_flow(
     let file = dir.join("flowtel.yaml");
     std::fs::write(
         &file,
-        "flow_records:\n  queue_max_records: 50\n  batch_max_records: 20\n",
+        "flow_records:\n  queue_max_records: 300\n  batch_max_records: 20\n",
     )
     .unwrap();
     let d = Daemon::start(&[
@@ -241,4 +241,224 @@ fn flow_logs_down_longer_than_the_queue_holds_drop_and_count_while_metrics_flow(
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What an HTTP collector received: path, headers and the (gunzipped) body of each POST.
+#[derive(Debug, Clone, Default)]
+struct Posted {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// An HTTP server on 127.0.0.1 (its own runtime) that records every request and answers the
+/// first `refuse` with 503.
+struct Collector {
+    addr: SocketAddr,
+    posted: std::sync::Arc<std::sync::Mutex<Vec<Posted>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Collector {
+    fn start(refuse: u64) -> Collector {
+        use http_body_util::BodyExt as _;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(refuse));
+        let store = std::sync::Arc::clone(&posted);
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (store, refuse) = (
+                    std::sync::Arc::clone(&store),
+                    std::sync::Arc::clone(&refuse),
+                );
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (store, refuse) = (
+                                std::sync::Arc::clone(&store),
+                                std::sync::Arc::clone(&refuse),
+                            );
+                            async move {
+                                let path = req.uri().path().to_owned();
+                                let headers: Vec<(String, String)> = req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                    })
+                                    .collect();
+                                let gzip = headers
+                                    .iter()
+                                    .any(|(k, v)| k == "content-encoding" && v == "gzip");
+                                let raw = req.into_body().collect().await.unwrap().to_bytes();
+                                let body = if gzip {
+                                    let mut s = String::new();
+                                    std::io::Read::read_to_string(
+                                        &mut flate2::read::GzDecoder::new(&raw[..]),
+                                        &mut s,
+                                    )
+                                    .unwrap();
+                                    s
+                                } else {
+                                    String::from_utf8(raw.to_vec()).unwrap()
+                                };
+                                let status = if refuse
+                                    .fetch_update(
+                                        std::sync::atomic::Ordering::SeqCst,
+                                        std::sync::atomic::Ordering::SeqCst,
+                                        |n| n.checked_sub(1),
+                                    )
+                                    .is_ok()
+                                {
+                                    503
+                                } else {
+                                    store.lock().unwrap().push(Posted {
+                                        path,
+                                        headers,
+                                        body,
+                                    });
+                                    200
+                                };
+                                let mut resp = hyper::Response::new(http_body_util::Full::new(
+                                    hyper::body::Bytes::from("{}"),
+                                ));
+                                *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Collector {
+            addr,
+            posted,
+            _runtime: runtime,
+        }
+    }
+
+    fn posted(&self) -> Vec<Posted> {
+        self.posted.lock().unwrap().clone()
+    }
+}
+
+/// The JSON objects of one body, whatever its form.
+fn objects(format: &str, body: &str) -> Vec<serde_json::Value> {
+    match format {
+        "json-array" => serde_json::from_str::<Vec<serde_json::Value>>(body).unwrap(),
+        "ndjson" => body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        _ => body
+            .lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|pair| {
+                let action: serde_json::Value = serde_json::from_str(pair[0]).unwrap();
+                assert_eq!(action, serde_json::json!({"create": {"_index": "flows"}}));
+                serde_json::from_str(pair[1]).unwrap()
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn flow_http_posts_batches_with_auth_and_gzip_in_every_body_form() {
+    let (decoded, _) = common::decode_fixture("softflowd-ipfix", "flow-json");
+    let want = normalized(&decoded);
+    for format in ["json-array", "ndjson", "es-bulk"] {
+        let collector = Collector::start(1);
+        let dir =
+            std::env::temp_dir().join(format!("flowtel-flow-http-{format}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("flowtel.yaml");
+        std::fs::write(
+            &file,
+            "flow_records:\n  batch_max_records: 100\n  batch_max_age_ms: 200\n",
+        )
+        .unwrap();
+        let d = Daemon::start(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--sink",
+            "flow-http",
+            "--flow-http-url",
+            &format!("http://{}/api/default/flows/_json", collector.addr),
+            "--flow-http-format",
+            format,
+            "--flow-http-header",
+            "authorization=Basic Zmxvd3RlbDpzZWNyZXQ=",
+        ]);
+        replay("softflowd-ipfix.pcap", d.listen);
+        let start = std::time::Instant::now();
+        let count = |c: &Collector| {
+            c.posted()
+                .iter()
+                .map(|p| objects(format, &p.body).len())
+                .sum::<usize>()
+        };
+        while count(&collector) < want.len() {
+            assert!(
+                start.elapsed() < common::PATIENCE,
+                "{format}: {} of {}",
+                count(&collector),
+                want.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let (status, _, stderr) = d.terminate();
+        assert!(status.success(), "{stderr}");
+        let posted = collector.posted();
+        assert!(
+            posted.len() >= 3,
+            "{format}: batches of at most 100 records, got {} requests",
+            posted.len()
+        );
+        let mut got = Vec::new();
+        for p in &posted {
+            assert_eq!(p.path, "/api/default/flows/_json");
+            let header = |k: &str| {
+                p.headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(header("authorization"), Some("Basic Zmxvd3RlbDpzZWNyZXQ="));
+            assert_eq!(header("content-encoding"), Some("gzip"));
+            let objs = objects(format, &p.body);
+            assert!(
+                objs.len() <= 100 || posted.len() == 1,
+                "{format}: {}",
+                objs.len()
+            );
+            got.extend(objs);
+        }
+        let got = normalized(
+            &got.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert_eq!(
+            got, want,
+            "{format}: every record once, in order, after one refused request"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -19,6 +19,7 @@
 //! sink until the deadline to deliver what it holds; what is left is counted as dropped with
 //! reason `shutdown`.
 
+pub mod flow_http;
 pub mod flow_json;
 pub mod flow_logs;
 pub mod otlp;
@@ -172,6 +173,11 @@ impl SinkSet {
                     "flow-logs",
                     config.flow_records.batching(),
                     flow_logs::FlowLogs::start(config, resource)?,
+                ))),
+                SinkKind::FlowHttp => set.add(Arc::new(records::RecordSink::start(
+                    "flow-http",
+                    config.flow_records.batching(),
+                    flow_http::FlowHttp::open(&config.flow_http)?,
                 ))),
                 SinkKind::Prometheus => {
                     let p = Arc::new(prometheus::PrometheusSink::default());

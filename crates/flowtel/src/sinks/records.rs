@@ -136,9 +136,8 @@ impl RecordQueue {
         self.notify.notify_one();
     }
 
-    /// The next batch: up to `max_records` records (at least one pass's), as soon as there are
-    /// that many, the oldest has waited `max_age`, or the queue is closed. `None` once closed
-    /// and empty.
+    /// The next batch: up to `max_records` records, as soon as there are that many, the oldest
+    /// has waited `max_age`, or the queue is closed. `None` once closed and empty.
     pub async fn next(&self, max_records: usize, max_age: Duration) -> Option<Vec<Records>> {
         loop {
             let wait = {
@@ -148,6 +147,22 @@ impl RecordQueue {
                     None if s.closed => return None,
                     None => None,
                     Some(t) if s.records >= max_records || s.closed || t.elapsed() >= max_age => {
+                        // A pass larger than a batch is cut into batch-sized pieces once
+                        // (records are copied: such passes are rare, and this is the sink's
+                        // task, not the receive path).
+                        if s.batches
+                            .front()
+                            .is_some_and(|(_, r)| r.len() > max_records.max(1))
+                            && let Some((t, big)) = s.batches.pop_front()
+                        {
+                            let pieces: Vec<Records> = big
+                                .chunks(max_records.max(1))
+                                .map(|c| Arc::new(c.to_vec()))
+                                .collect();
+                            for piece in pieces.into_iter().rev() {
+                                s.batches.push_front((t, piece));
+                            }
+                        }
                         let mut out = Vec::new();
                         let mut n = 0;
                         while let Some((_, r)) = s.batches.front() {
@@ -379,7 +394,21 @@ mod tests {
         let b = q.next(8, Duration::from_secs(1)).await.unwrap();
         assert_eq!(records_in(&b), 2);
         assert!(t.elapsed() >= Duration::from_millis(999));
+        // A pass larger than a batch comes out in batch-sized pieces, in order.
+        assert!(q.push(&records(7)));
+        let sizes: Vec<u64> = [
+            q.next(3, Duration::from_secs(1)).await.unwrap(),
+            q.next(3, Duration::from_secs(1)).await.unwrap(),
+        ]
+        .iter()
+        .map(|b| records_in(b))
+        .collect();
+        assert_eq!(sizes, [3, 3]);
         q.close();
+        assert_eq!(
+            records_in(&q.next(3, Duration::from_secs(1)).await.unwrap()),
+            1
+        );
         assert!(q.next(8, Duration::from_secs(1)).await.is_none());
         assert!(!q.push(&records(1)), "closed");
     }
