@@ -168,6 +168,42 @@ pub struct DatagramReport {
     pub counters: usize,
     /// Problems found; the rest of the datagram was still decoded where possible.
     pub errors: Vec<DecodeError>,
+    /// Data sets held until their template arrives (NetFlow v9 / IPFIX).
+    pub held: HeldSets,
+}
+
+/// The data sets of one datagram held in the pending buffer, and the first few template ids
+/// they wait for (a fixed array: nothing is allocated per datagram).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeldSets {
+    /// Data sets held.
+    pub sets: usize,
+    ids: [u16; HeldSets::MAX_IDS],
+    distinct: u8,
+}
+
+impl HeldSets {
+    /// Distinct template ids kept per datagram; further ones are counted in `sets` only.
+    pub const MAX_IDS: usize = 4;
+
+    pub(crate) fn add(&mut self, template_id: u16) {
+        self.sets += 1;
+        let n = usize::from(self.distinct);
+        if self.template_ids().contains(&template_id) {
+            return;
+        }
+        if let Some(slot) = self.ids.get_mut(n) {
+            *slot = template_id;
+            self.distinct += 1;
+        }
+    }
+
+    /// The template ids waited for, in the order first seen (at most [`Self::MAX_IDS`]).
+    pub fn template_ids(&self) -> &[u16] {
+        self.ids
+            .get(..usize::from(self.distinct))
+            .unwrap_or_default()
+    }
 }
 
 /// The stateful decoder: one per receive worker (or per capture).
