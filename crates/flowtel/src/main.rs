@@ -19,6 +19,7 @@ mod generate_cmd;
 mod healthcheck_cmd;
 mod run_cmd;
 mod timefmt;
+mod traffic_model;
 
 use flowtel::{config, daemon, ktranslate};
 
