@@ -7,14 +7,23 @@
 //! generator's exporters get device names (`paris-edge-v9`, …) through the same enrichment
 //! settings a configuration file would give.
 //!
-//! After every window the table of its top `--top` series is printed on stdout: window time,
-//! total bytes (overflow included, so the total is exact), then one line per conversation —
-//! device, source → destination, transport, application, countries, bytes. On a terminal each
-//! table replaces the previous one (ANSI clear screen); otherwise tables are appended, one
-//! block per window, so the output can be piped or captured. The default window is 10 s
-//! rather than the daemon's 60 s so something shows quickly; `/metrics` (default
-//! `0.0.0.0:9464`) serves the same windows as `flowtel run --sink prometheus` does.
-//! Logs go to stderr at `warn` unless `--log-level` says otherwise.
+//! Besides the integration's `bytes_by_flow`, the demo runs two small rollups: bytes per
+//! device (a handful of series, so each router's rate is exact whatever the overflow) and
+//! per AS pair. Countries and AS numbers come from the demo's own GeoIP databases
+//! ([`traffic_model::DEMO_COUNTRY_DB`], for the generator's address plan), written to a
+//! directory of the run and removed at exit, unless `--geoip-country-db` / `--geoip-asn-db`
+//! name others.
+//!
+//! After every window the table of its top `--top` series is printed on stdout: window time
+//! (marked partial when the demo started inside it or stopped before its end), total bytes
+//! (overflow included, so the total is exact), then one line per conversation — device,
+//! source → destination, transport, application, countries, bytes, rate — and the per-device
+//! and per-AS-pair tables. On a terminal each window's tables replace the previous ones (ANSI
+//! clear screen); otherwise they are appended, one block per table, so the output can be
+//! piped or captured. The default window is 10 s rather than the daemon's 60 s so something
+//! shows quickly; `/metrics` (default `0.0.0.0:9464`) serves the same windows as
+//! `flowtel run --sink prometheus` does. Logs go to stderr at `warn` unless `--log-level`
+//! says otherwise.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -29,7 +38,7 @@ use clap::Args;
 use flowtel_rollup::{AttrValue, Dimension, OVERFLOW_ATTRIBUTE, Point, RollupConfig, WindowBatch};
 
 use crate::generate_cmd::{self, GenProtocol, GenerateArgs};
-use crate::timefmt::utc_seconds;
+use crate::timefmt::{utc_micros, utc_seconds};
 use crate::traffic_model;
 use flowtel::config::{Config, SinkKind};
 use flowtel::daemon;
@@ -280,9 +289,14 @@ fn run_with_config(args: &DemoArgs, config: anyhow::Result<Config>) -> anyhow::R
         on_listening: Some(Box::new(on_listening)),
         sinks: vec![Arc::new(table)],
         stop: args.duration.map(|d| {
-            // Created lazily: the timer needs the daemon's runtime.
-            Box::pin(async move { tokio::time::sleep(Duration::from_secs_f64(d)).await })
-                as daemon::StopFuture
+            let stop = Arc::clone(&stop);
+            // Created lazily: the timer needs the daemon's runtime. The generator stops first
+            // (it checks every 100 ms), so nothing is sent to sockets already closed.
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs_f64(d)).await;
+                stop.store(true, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }) as daemon::StopFuture
         }),
         reload: None,
     };
@@ -369,9 +383,10 @@ pub fn render_table(b: &WindowBatch, top: usize, covered: Covered, out: &mut Str
     let partial = if covered.at_exit {
         " (partial, at exit)".to_owned()
     } else if covered.from_ns > b.start_time_unix_nano {
+        // To the millisecond: the demo may start within the window's first second.
         format!(
             " (partial, from {})",
-            utc_seconds(covered.from_ns).get(11..).unwrap_or_default()
+            utc_micros(covered.from_ns).get(11..23).unwrap_or_default()
         )
     } else {
         String::new()
@@ -609,7 +624,7 @@ mod tests {
         render_table(&batch, 1, covered, &mut out);
         assert!(
             out.starts_with(
-                "bytes_by_flow network.io.by_flow 1970-01-01 00:00:00 - 00:00:10 UTC (partial, from 00:00:06): 3 series"
+                "bytes_by_flow network.io.by_flow 1970-01-01 00:00:00 - 00:00:10 UTC (partial, from 00:00:06.000): 3 series"
             ),
             "{out}"
         );
