@@ -57,7 +57,8 @@ pub struct GenerateArgs {
     /// Simulated exporters, spread over the protocols in turn.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=240))]
     pub exporters: u16,
-    /// Flow records per second over all exporters (sFlow: flow samples).
+    /// Flow records per second over all exporters (sFlow: flow samples); the simulated
+    /// devices' sampling rates and active timeouts are fitted to it.
     #[arg(long, default_value_t = 100.0, value_name = "FLOWS_PER_SEC")]
     pub rate: f64,
     /// Stop after this many seconds [default: run until interrupted].
