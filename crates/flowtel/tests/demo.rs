@@ -249,3 +249,32 @@ fn demo_shows_every_exporter_at_believable_rates_with_countries() {
         "{body}"
     );
 }
+
+#[test]
+fn one_exporter_is_one_simulated_exporter() {
+    let listen = free_udp_addr();
+    let http = free_tcp_addr();
+    let mut cmd = flowtel_command();
+    cmd.args([
+        "demo",
+        "--exporters",
+        "1",
+        "--duration",
+        "1",
+        "--listen",
+        &listen.to_string(),
+        "--prometheus-listen",
+        &http.to_string(),
+    ]);
+    let (_, stderr) = wait_for_exit(Daemon::spawn(cmd, listen, http));
+    assert!(
+        stderr.contains(&format!(
+            "flowtel demo: 1 simulated exporter -> udp {listen} at 600 flows/s; a table every 10 s;"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("flowtel generate: 1 exporter (v9 1:"),
+        "{stderr}"
+    );
+}
