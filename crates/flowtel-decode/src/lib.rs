@@ -351,6 +351,8 @@ pub struct DatagramReport {
     /// Templates and options templates this datagram defined or changed, field by field; only
     /// filled with [`DecoderConfig::keep_unknown_fields`] (for `flowtel decode`).
     pub templates: Vec<TemplateReport>,
+    /// Data sets held until their template arrives (NetFlow v9 / IPFIX).
+    pub held: HeldSets,
 }
 
 /// A template (or options template) as the exporter defined it (RFC 7011 §3.4, RFC 3954
@@ -374,6 +376,40 @@ pub struct TemplateFieldReport {
     pub length: u16,
     /// NetFlow v9 options scope field (its id is a scope type: 1 system, 2 interface, ...).
     pub scope: bool,
+}
+
+/// The data sets of one datagram held in the pending buffer, and the first few template ids
+/// they wait for (a fixed array: nothing is allocated per datagram).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeldSets {
+    /// Data sets held.
+    pub sets: usize,
+    ids: [u16; HeldSets::MAX_IDS],
+    distinct: u8,
+}
+
+impl HeldSets {
+    /// Distinct template ids kept per datagram; further ones are counted in `sets` only.
+    pub const MAX_IDS: usize = 4;
+
+    pub(crate) fn add(&mut self, template_id: u16) {
+        self.sets += 1;
+        let n = usize::from(self.distinct);
+        if self.template_ids().contains(&template_id) {
+            return;
+        }
+        if let Some(slot) = self.ids.get_mut(n) {
+            *slot = template_id;
+            self.distinct += 1;
+        }
+    }
+
+    /// The template ids waited for, in the order first seen (at most [`Self::MAX_IDS`]).
+    pub fn template_ids(&self) -> &[u16] {
+        self.ids
+            .get(..usize::from(self.distinct))
+            .unwrap_or_default()
+    }
 }
 
 /// The stateful decoder: one per receive worker (or per capture).

@@ -508,6 +508,7 @@ impl Decoder {
             self.config.max_pending_sets,
         );
         self.stats.pending_held += 1;
+        report.held.add(id);
         self.stats.pending_dropped += dropped;
         for _ in 0..dropped {
             self.stats.count_limit(Limit::PendingSets);

@@ -65,9 +65,10 @@ pub enum PcapError {
     /// The input is empty.
     #[error("capture is empty")]
     Empty,
-    /// The input starts with neither a pcap nor a pcapng header.
-    #[error("not a pcap or pcapng capture (unrecognised file header)")]
-    NotACapture,
+    /// The input starts with neither a pcap nor a pcapng header: `head` holds its first bytes
+    /// (up to 4).
+    #[error("{}", not_a_capture(head))]
+    NotACapture { head: Vec<u8> },
     /// Reading the input failed.
     #[error("read error at byte {offset}")]
     Read { offset: usize },
@@ -80,6 +81,45 @@ pub enum PcapError {
     /// A block claims to be larger than any real capture block.
     #[error("capture block at byte {offset} is larger than {max} bytes")]
     BlockTooLarge { offset: usize, max: usize },
+}
+
+/// The first four bytes of a capture: pcap in both byte orders, microsecond and nanosecond
+/// timestamps (draft-ietf-opsawg-pcap §4), and the pcapng section header block type
+/// (draft-ietf-opsawg-pcapng §4.1), which reads the same in both byte orders.
+const MAGICS: [[u8; 4]; 5] = [
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
+/// The message of [`PcapError::NotACapture`]: what the file starts with, what a capture starts
+/// with, and, for a raw flow export saved as a file, what it looks like.
+fn not_a_capture(head: &[u8]) -> String {
+    let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+    let text: String = head
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let looks_like = match head {
+        [0, 5, ..] => " (it looks like a raw NetFlow v5 datagram)",
+        [0, 9, ..] => " (it looks like a raw NetFlow v9 datagram)",
+        [0, 10, ..] => " (it looks like a raw IPFIX message)",
+        [0, 0, 0, 5] => " (it looks like a raw sFlow v5 datagram)",
+        _ => "",
+    };
+    format!(
+        "not a pcap or pcapng file: it starts with {hex} ({text:?}){looks_like}, where a pcap \
+         file starts with a1b2c3d4 or d4c3b2a1 and a pcapng file with 0a0d0d0a; record one \
+         with e.g. `tcpdump -i any -w flows.pcap udp port 9995`"
+    )
 }
 
 /// One UDP datagram found in a capture.
@@ -181,15 +221,36 @@ impl CaptureReader {
     }
 
     /// Read a capture from any byte stream (pcap or pcapng, detected from its first bytes).
-    pub fn new(reader: impl Read + Send + 'static) -> Result<CaptureReader, PcapError> {
+    pub fn new(mut reader: impl Read + Send + 'static) -> Result<CaptureReader, PcapError> {
+        // The magic number first, so that any other file is named as such, whatever its size.
+        // The parser reads its first block in one read: hand it a full buffer.
+        let mut start = vec![0u8; INITIAL_BUFFER_BYTES];
+        let mut len = 0;
+        while len < start.len() {
+            match reader.read(&mut start[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(PcapError::Read { offset: len }),
+            }
+        }
+        start.truncate(len);
+        let head = start.get(..4).unwrap_or(&start).to_vec();
+        if head.is_empty() {
+            return Err(PcapError::Empty);
+        }
+        if !MAGICS.iter().any(|m| m.starts_with(&head)) {
+            return Err(PcapError::NotACapture { head });
+        }
+        let reader = io::Cursor::new(start).chain(reader);
         let inner = match pcap_parser::create_reader(INITIAL_BUFFER_BYTES, reader) {
             Ok(inner) => inner,
             Err(pcap_parser::PcapError::Eof) => return Err(PcapError::Empty),
             Err(pcap_parser::PcapError::ReadError) => return Err(PcapError::Read { offset: 0 }),
-            Err(pcap_parser::PcapError::Incomplete(_)) => {
+            Err(pcap_parser::PcapError::Incomplete(_) | pcap_parser::PcapError::UnexpectedEof) => {
                 return Err(PcapError::Truncated { offset: 0 });
             }
-            Err(_) => return Err(PcapError::NotACapture),
+            Err(_) => return Err(PcapError::NotACapture { head }),
         };
         Ok(CaptureReader {
             inner,
@@ -1327,9 +1388,33 @@ mod tests {
             CaptureReader::new(Cursor::new(Vec::new())),
             Err(PcapError::Empty)
         ));
+        let err = |bytes: &[u8]| match CaptureReader::new(Cursor::new(bytes.to_vec())) {
+            Err(e) => e,
+            Ok(_) => panic!("{bytes:?} accepted"),
+        };
+        let e = err(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(matches!(&e, PcapError::NotACapture { head } if head == b"GET "));
+        assert_eq!(
+            e.to_string(),
+            "not a pcap or pcapng file: it starts with 47455420 (\"GET \"), where a pcap file \
+             starts with a1b2c3d4 or d4c3b2a1 and a pcapng file with 0a0d0d0a; record one with \
+             e.g. `tcpdump -i any -w flows.pcap udp port 9995`"
+        );
+        // Shorter than any capture header, or a flow export saved raw: still named as such.
+        assert!(matches!(err(b"hi"), PcapError::NotACapture { head } if head == b"hi"));
+        assert!(
+            err(&[0, 9, 0, 2, 0, 0])
+                .to_string()
+                .contains("(it looks like a raw NetFlow v9 datagram)")
+        );
+        // A real pcap header cut short is truncated, not foreign.
         assert!(matches!(
-            CaptureReader::new(Cursor::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec())),
-            Err(PcapError::NotACapture)
+            err(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]),
+            PcapError::Truncated { offset: 0 }
+        ));
+        assert!(matches!(
+            err(&[0xd4, 0xc3]),
+            PcapError::Truncated { offset: 0 }
         ));
         assert!(matches!(
             CaptureReader::open("/nonexistent/capture.pcap"),

@@ -595,7 +595,7 @@ pub struct RunArgs {
     /// Read this capture instead of listening (offline pipeline); exits at end of file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
-    /// UDP address to receive flows on (repeatable) [default: 0.0.0.0:9995].
+    /// UDP address to receive flows on (repeatable).
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_socket_addr)]
     pub listen: Vec<SocketAddr>,
     /// Receive workers; 0 = one per core.
@@ -604,7 +604,7 @@ pub struct RunArgs {
     /// Requested receive buffer per socket, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub recv_buffer_bytes: Option<usize>,
-    /// Rollup window length in seconds [default: 60].
+    /// Rollup window length in seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub rollup_interval: Option<u64>,
     /// Series kept per rollup and window; the rest goes into one overflow series.
@@ -616,13 +616,13 @@ pub struct RunArgs {
     /// Output naming profile: default or ktranslate.
     #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
     pub profile: Option<Profile>,
-    /// Where windows go (repeatable) [default: otlp].
+    /// Where windows go (repeatable).
     #[arg(long = "sink", value_enum, value_name = "SINK")]
     pub sinks: Vec<SinkKind>,
-    /// Address of the Prometheus endpoint [default: 0.0.0.0:9464].
+    /// Address of the Prometheus endpoint.
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_socket_addr)]
     pub prometheus_listen: Option<SocketAddr>,
-    /// OTLP/gRPC endpoint [default: http://localhost:4317].
+    /// OTLP/gRPC endpoint.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// Extra OTLP header `KEY=VALUE` (repeatable).
@@ -685,7 +685,7 @@ pub struct RunArgs {
     /// Sampling rate of an exporter whose records carry none, `ADDR=N` (repeatable).
     #[arg(long = "sampling-rate", value_name = "ADDR=N", value_parser = parse_rate)]
     pub sampling_rates: Vec<(std::net::IpAddr, u32)>,
-    /// Sampling rate of the other exporters whose records carry none [default: 1].
+    /// Sampling rate of the other exporters whose records carry none.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub default_sampling_rate: Option<u32>,
     /// Seconds between exports of our own metrics.
@@ -694,23 +694,22 @@ pub struct RunArgs {
     /// Scope templates by exporter address and source port, not the address alone.
     #[arg(long)]
     pub scope_includes_port: bool,
-    /// Template scopes (exporters) the decoder tracks at once [default: 10000].
+    /// Template scopes (exporters) the decoder tracks at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_exporters: Option<u64>,
-    /// Templates per exporter scope [default: 1024].
+    /// Templates per exporter scope.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_templates_per_exporter: Option<u64>,
-    /// Fields per template [default: 256].
+    /// Fields per template.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_fields_per_template: Option<u64>,
-    /// Data sets held while waiting for their template, over all exporters (0: none)
-    /// [default: 4096].
+    /// Data sets held while waiting for their template, over all exporters (0: none).
     #[arg(long, value_name = "N")]
     pub max_pending_sets: Option<u64>,
-    /// Seconds a data set waits for its template [default: 60].
+    /// Seconds a data set waits for its template.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub pending_timeout: Option<u64>,
-    /// Per-flow sinks get 1 in N records (their sampling rate multiplied by N) [default: 1].
+    /// Per-flow sinks get 1 in N records (their sampling rate multiplied by N).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub flow_sample: Option<u32>,
     /// A keep/drop rule for per-flow sinks, `keep:CONDITIONS` or `drop:CONDITIONS` with
@@ -747,6 +746,161 @@ pub struct RunArgs {
     /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
     #[arg(long, value_name = "frame|ip", value_parser = parse_sflow_bytes)]
     pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
+}
+
+/// The default of each `run` flag that has one, by clap argument id, taken from
+/// [`Config::default`] (the one place defaults live) as `check-config` prints it.
+pub fn run_flag_defaults() -> Vec<(&'static str, String)> {
+    let c = Config::default();
+    let rollup = c.rollups.first().cloned().unwrap_or_default();
+    let profile = c.profile.unwrap_or(rollup.profile);
+    let join = |v: &[String]| v.join(", ");
+    vec![
+        (
+            "listen",
+            join(&c.listen.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        ),
+        ("workers", c.workers.to_string()),
+        ("recv_buffer_bytes", c.recv_buffer_bytes.to_string()),
+        (
+            "rollup_interval",
+            c.rollup_interval_secs
+                .unwrap_or(rollup.interval_secs)
+                .to_string(),
+        ),
+        ("top_k", c.top_k.unwrap_or(rollup.top_k).to_string()),
+        (
+            "profile",
+            match profile {
+                Profile::Default => "default",
+                Profile::Ktranslate => "ktranslate",
+            }
+            .to_owned(),
+        ),
+        (
+            "sinks",
+            join(
+                &c.sinks
+                    .iter()
+                    .map(|s| {
+                        clap::ValueEnum::to_possible_value(s)
+                            .map_or_else(String::new, |v| v.get_name().to_owned())
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        ("prometheus_listen", c.prometheus_listen.to_string()),
+        ("otlp_endpoint", c.otlp.endpoint.clone()),
+        (
+            "otlp_compression",
+            match c.otlp.compression {
+                Compression::Gzip => "gzip",
+                Compression::None => "none",
+            }
+            .to_owned(),
+        ),
+        (
+            "otlp_temporality",
+            match c.otlp.temporality {
+                Temporality::Gauge => "gauge",
+                Temporality::Delta => "delta",
+                Temporality::Cumulative => "cumulative",
+            }
+            .to_owned(),
+        ),
+        ("otlp_timeout", c.otlp.timeout_secs.to_string()),
+        ("queue_max_windows", c.otlp.queue_max_windows.to_string()),
+        (
+            "max_points_per_request",
+            c.otlp.max_points_per_request.to_string(),
+        ),
+        (
+            "service_name",
+            c.resource
+                .service_name
+                .clone()
+                .unwrap_or_else(|| default_service_name(profile).to_owned()),
+        ),
+        ("log_level", c.log_level.clone()),
+        ("shutdown_grace", c.shutdown_grace_secs.to_string()),
+        (
+            "exporter_report_interval",
+            c.exporter_report_interval_secs.to_string(),
+        ),
+        (
+            "exporter_silent_after",
+            c.exporter_silent_after_secs.to_string(),
+        ),
+        (
+            "default_sampling_rate",
+            // No configured rate: records are counted as sampled 1 in 1.
+            c.enrichment.sampling.default_rate.unwrap_or(1).to_string(),
+        ),
+        (
+            "self_metrics_interval",
+            c.self_metrics_interval_secs.to_string(),
+        ),
+        ("max_exporters", c.decoder.max_exporters.to_string()),
+        (
+            "max_templates_per_exporter",
+            c.decoder.max_templates_per_exporter.to_string(),
+        ),
+        (
+            "max_fields_per_template",
+            c.decoder.max_fields_per_template.to_string(),
+        ),
+        ("max_pending_sets", c.decoder.max_pending_sets.to_string()),
+        (
+            "pending_timeout",
+            c.decoder.pending_timeout_secs.to_string(),
+        ),
+        ("flow_sample", c.flow_records.sample.to_string()),
+        (
+            "sflow_bytes",
+            match c.decoder.sflow_bytes {
+                flowtel_decode::SflowBytes::Frame => "frame",
+                flowtel_decode::SflowBytes::Ip => "ip",
+            }
+            .to_owned(),
+        ),
+        (
+            "flow_logs_attribute_names",
+            c.flow_logs.attribute_names.clone(),
+        ),
+        (
+            "flow_http_format",
+            match c.flow_http.format {
+                crate::sinks::flow_http::HttpFormat::JsonArray => "json-array",
+                crate::sinks::flow_http::HttpFormat::Ndjson => "ndjson",
+                crate::sinks::flow_http::HttpFormat::EsBulk => "es-bulk",
+            }
+            .to_owned(),
+        ),
+    ]
+}
+
+/// `cmd` (a command with the [`RunArgs`] flags) with `[default: …]` appended to the help of
+/// every flag that has a default, from [`run_flag_defaults`]. The flags themselves stay
+/// without a clap default: a flag given overrides the file, one not given does not.
+pub fn with_run_defaults_in_help(mut cmd: clap::Command) -> clap::Command {
+    for (id, default) in run_flag_defaults() {
+        if cmd.get_arguments().all(|a| a.get_id() != id) {
+            continue;
+        }
+        cmd = cmd.mut_arg(id, |a| {
+            let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+            let long = a.get_long_help().map(ToString::to_string);
+            let a = a.help(format!(
+                "{} [default: {default}]",
+                help.trim_end_matches('.')
+            ));
+            match long {
+                Some(l) => a.long_help(format!("{} [default: {default}]", l.trim_end_matches('.'))),
+                None => a,
+            }
+        });
+    }
+    cmd
 }
 
 fn parse_flow_rule(s: &str) -> Result<crate::pipeline::select::RuleConfig, String> {

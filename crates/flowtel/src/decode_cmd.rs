@@ -24,7 +24,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use flowtel_decode::{
     CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, DropRecord,
-    FlowProtocol, FlowRecord, ProtocolCounts, RawField, SflowInterface, TemplateReport, iana,
+    FlowProtocol, FlowRecord, HeldSets, ProtocolCounts, RawField, SflowInterface, TemplateReport,
+    iana,
 };
 use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use flowtel_records::RecordEncoder;
@@ -394,6 +395,27 @@ fn mac_str(mac: [u8; 6]) -> String {
 // Text
 // ---------------------------------------------------------------------------------------------
 
+/// "1 data set held until template 256 arrives", "3 data sets held until templates 256, 257
+/// arrive".
+fn held_text(held: &HeldSets) -> String {
+    let ids = held.template_ids();
+    let mut list = ids
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if held.sets > ids.len() && ids.len() == HeldSets::MAX_IDS {
+        list.push_str(", …");
+    }
+    format!(
+        "{} data set{} held until template{} {list} arrive{}",
+        held.sets,
+        if held.sets == 1 { "" } else { "s" },
+        if ids.len() == 1 { "" } else { "s" },
+        if ids.len() == 1 { "s" } else { "" },
+    )
+}
+
 fn write_text(
     out: &mut impl Write,
     datagram: &CapturedDatagram,
@@ -420,6 +442,9 @@ fn write_text(
     let _ = write!(header, "  {} records", output.flows.len());
     if !output.counters.is_empty() {
         let _ = write!(header, ", {} counter records", output.counters.len());
+    }
+    if report.held.sets > 0 {
+        let _ = write!(header, ", {}", held_text(&report.held));
     }
     writeln!(out, "{header}")?;
     for error in &report.errors {

@@ -9,16 +9,18 @@
 //! `--template-interval` seconds, as real exporters do, and sFlow agents send interface
 //! counter samples at the same period.
 //!
-//! Traffic model: clients in private ranges (RFC 1918, plus IPv6 ULA) talk to public services
-//! (a fixed set of real, routable prefixes in several countries, with a skewed popularity so
-//! that top-K is meaningful), some public clients reach internal servers, some traffic stays
-//! internal, and a share is ICMP echo. Ports are the services' well-known ports and ephemeral
-//! client ports; sizes follow a heavy-tailed distribution. Each exporter has a sampling rate
-//! (1-in-N), announced in options data (NetFlow v9, IPFIX), the packet header (NetFlow v5, which
-//! carries IPv4 only) or every flow sample (sFlow).
-//! Everything is derived from `--seed`: each exporter draws its flows from its own generator
-//! seeded with (seed, exporter index), so it sends the same sequence of flows in every run with
-//! that seed (how far into its sequence it gets by the end of a run depends on timing).
+//! Traffic model ([`crate::traffic_model`]): each exporter is the edge router or switch of one
+//! site of 2 to 5 Gbit/s, whose conversations (web, video, downloads, calls, backups, public
+//! clients of its servers, file shares; DNS, NTP, ICMP and other small flows) are sampled and
+//! exported as real devices do: NetFlow/IPFIX 1 in N into a flow cache exported at its active
+//! timeout, sFlow 1 in N at random, with N what operators configure (1:1 to 1:4096 for
+//! NetFlow, about 1:2000 for sFlow at the demo's rate). The sampling rate is announced in
+//! options data (NetFlow v9, IPFIX), the packet header (NetFlow v5, which carries IPv4 only)
+//! or every flow sample (sFlow). `--rate` is the record budget the model fits its active
+//! timeout and sampling rates to. Public addresses come from `deploy/geoip/demo-networks.csv`.
+//! Everything is derived from `--seed`: each exporter's site is seeded with (seed, exporter
+//! index) and its records follow model time, so it sends the same records in the same order
+//! in every run with that seed (how far it gets by the end of a run depends on timing).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,11 +28,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord, InterfaceCounters, SflowInterface};
+use flowtel_decode::{FlowRecord, InterfaceCounters, SflowInterface};
 use flowtel_encode::sflow::{
     CounterData, CounterSample, Datagram, FlowData, FlowSample, PacketHeader, Sample,
 };
 use flowtel_encode::{ExportVersion, FlowExporter, SamplerSpec, V5_MAX_RECORDS, V5Exporter};
+
+use crate::traffic_model::{Site, SiteKind};
 
 /// Which format a simulated exporter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,7 +57,8 @@ pub struct GenerateArgs {
     /// Simulated exporters, spread over the protocols in turn.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=240))]
     pub exporters: u16,
-    /// Flow records per second over all exporters (sFlow: flow samples).
+    /// Flow records per second over all exporters (sFlow: flow samples); the simulated
+    /// devices' sampling rates and active timeouts are fitted to it.
     #[arg(long, default_value_t = 100.0, value_name = "FLOWS_PER_SEC")]
     pub rate: f64,
     /// Stop after this many seconds [default: run until interrupted].
@@ -85,176 +90,6 @@ pub struct GenerateArgs {
     pub report_interval: f64,
 }
 
-/// SplitMix64: small, fast, deterministic; the traffic model needs no more.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        let i = self.below(items.len() as u64) as usize;
-        &items[i.min(items.len() - 1)]
-    }
-
-    /// Index in `0..n` with a Zipf-like skew: low indexes are much more likely.
-    fn skewed(&mut self, n: usize) -> usize {
-        let u = self.unit();
-        ((u * u * u) * n as f64) as usize % n.max(1)
-    }
-}
-
-/// A public service prefix: base address, host bits to vary, AS number.
-struct PublicNet {
-    base: IpAddr,
-    hosts: u32,
-    asn: u32,
-}
-
-const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
-}
-
-const fn v6(seg: [u16; 8]) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::new(
-        seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[7],
-    ))
-}
-
-/// Real, routable prefixes of well-known networks in several countries (most popular first).
-const PUBLIC: &[PublicNet] = &[
-    PublicNet {
-        base: v4(142, 250, 74, 0),
-        hosts: 256,
-        asn: 15169,
-    }, // Google, US
-    PublicNet {
-        base: v4(104, 16, 132, 0),
-        hosts: 256,
-        asn: 13335,
-    }, // Cloudflare, US
-    PublicNet {
-        base: v4(151, 101, 1, 0),
-        hosts: 64,
-        asn: 54113,
-    }, // Fastly, US
-    PublicNet {
-        base: v4(52, 94, 236, 0),
-        hosts: 256,
-        asn: 16509,
-    }, // Amazon, US
-    PublicNet {
-        base: v4(157, 240, 3, 0),
-        hosts: 64,
-        asn: 32934,
-    }, // Meta, IE/US
-    PublicNet {
-        base: v4(8, 8, 8, 8),
-        hosts: 1,
-        asn: 15169,
-    }, // Google DNS
-    PublicNet {
-        base: v4(1, 1, 1, 1),
-        hosts: 1,
-        asn: 13335,
-    }, // Cloudflare DNS
-    PublicNet {
-        base: v4(185, 15, 59, 0),
-        hosts: 64,
-        asn: 8560,
-    }, // IONOS, DE
-    PublicNet {
-        base: v4(51, 91, 0, 0),
-        hosts: 256,
-        asn: 16276,
-    }, // OVH, FR
-    PublicNet {
-        base: v4(77, 88, 55, 0),
-        hosts: 64,
-        asn: 13238,
-    }, // Yandex, RU
-    PublicNet {
-        base: v4(202, 12, 27, 0),
-        hosts: 32,
-        asn: 7500,
-    }, // WIDE, JP
-    PublicNet {
-        base: v4(200, 160, 4, 0),
-        hosts: 32,
-        asn: 22548,
-    }, // NIC.br, BR
-    PublicNet {
-        base: v4(196, 216, 2, 0),
-        hosts: 16,
-        asn: 33764,
-    }, // AFRINIC, MU
-    PublicNet {
-        base: v4(203, 119, 0, 0),
-        hosts: 32,
-        asn: 4608,
-    }, // APNIC, AU
-    PublicNet {
-        base: v6([0x2a00, 0x1450, 0x4007, 0x80e, 0, 0, 0, 0x2000]),
-        hosts: 32,
-        asn: 15169,
-    },
-    PublicNet {
-        base: v6([0x2606, 0x4700, 0, 0, 0, 0, 0x6810, 0x8400]),
-        hosts: 32,
-        asn: 13335,
-    },
-    PublicNet {
-        base: v6([0x2a03, 0x2880, 0xf12f, 0x83, 0xface, 0xb00c, 0, 0x25de]),
-        hosts: 1,
-        asn: 32934,
-    },
-];
-
-/// Well-known services: (IP protocol, port).
-const SERVICES: &[(u8, u16)] = &[
-    (6, 443),
-    (17, 443),
-    (6, 80),
-    (17, 53),
-    (6, 53),
-    (17, 123),
-    (6, 22),
-    (6, 993),
-    (6, 587),
-    (6, 25),
-    (17, 5060),
-    (6, 3389),
-    (6, 8443),
-    (17, 3478),
-];
-
-/// Services internal servers run.
-const INTERNAL_SERVICES: &[(u8, u16)] = &[
-    (6, 445),
-    (6, 389),
-    (6, 5432),
-    (6, 3306),
-    (17, 161),
-    (17, 514),
-    (6, 9100),
-    (6, 443),
-];
-
 /// One simulated exporter.
 struct Exporter {
     socket: UdpSocket,
@@ -262,16 +97,14 @@ struct Exporter {
     /// Index among all exporters, for addresses.
     index: u32,
     sampling_rate: u32,
+    /// This exporter's site: the traffic model.
+    site: Site,
     netflow: Option<FlowExporter>,
     v5: Option<V5Exporter>,
     sflow_sequence: u32,
     sflow_sample_sequence: u32,
     sflow_pool: u32,
     boot_ms: u64,
-    /// Fractional flows carried to the next tick.
-    owed: f64,
-    /// This exporter's traffic model.
-    rng: Rng,
     last_templates: Option<Instant>,
     counters: InterfaceCounters,
 }
@@ -316,18 +149,17 @@ fn bind_for(target: SocketAddr, index: u32) -> anyhow::Result<UdpSocket> {
     UdpSocket::bind(any).with_context(|| format!("cannot bind a UDP socket on {any}"))
 }
 
-const SAMPLING_RATES: &[u32] = &[1, 100, 512, 1000, 2048];
-
 /// Build the exporters of a run.
 fn exporters(
     args: &GenerateArgs,
     target: SocketAddr,
-    rng: &mut Rng,
+    epoch_ms: u64,
 ) -> anyhow::Result<Vec<Exporter>> {
     if args.protocols.is_empty() {
         bail!("--protocols: at least one of v9, ipfix, sflow");
     }
-    let boot = now_ms().saturating_sub(3_600_000);
+    let boot = epoch_ms.saturating_sub(3_600_000);
+    let per_exporter = args.rate / f64::from(args.exporters.max(1));
     let mut out = Vec::new();
     for i in 0..u32::from(args.exporters) {
         let protocol = args.protocols[i as usize % args.protocols.len()];
@@ -335,10 +167,13 @@ fn exporters(
         socket
             .connect(target)
             .with_context(|| format!("cannot reach {target}"))?;
-        let sampling_rate = match protocol {
-            GenProtocol::Sflow => *rng.pick(&[256, 512, 1024]),
-            _ => *rng.pick(SAMPLING_RATES),
+        let kind = match protocol {
+            GenProtocol::V5 => SiteKind::NetflowV5,
+            GenProtocol::V9 | GenProtocol::Ipfix => SiteKind::Netflow,
+            GenProtocol::Sflow => SiteKind::Sflow,
         };
+        let site = Site::new(args.seed, i, kind, per_exporter, epoch_ms)?;
+        let sampling_rate = site.sampling_rate();
         let netflow = match protocol {
             GenProtocol::V9 | GenProtocol::Ipfix => {
                 let version = if protocol == GenProtocol::V9 {
@@ -362,14 +197,13 @@ fn exporters(
             protocol,
             index: i,
             sampling_rate,
+            site,
             netflow,
             v5,
             sflow_sequence: 0,
             sflow_sample_sequence: 0,
             sflow_pool: 0,
             boot_ms: boot,
-            owed: 0.0,
-            rng: Rng(args.seed ^ (u64::from(i) + 1).wrapping_mul(0xa076_1d64_78bd_642f)),
             last_templates: None,
             counters: InterfaceCounters {
                 if_index: 1,
@@ -384,149 +218,6 @@ fn exporters(
     Ok(out)
 }
 
-fn nth_host(net: &PublicNet, n: u32) -> IpAddr {
-    match net.base {
-        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a).wrapping_add(n))),
-        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a).wrapping_add(u128::from(n)))),
-    }
-}
-
-/// A private address of exporter `site` (its LAN), IPv6 when `ipv6`.
-fn private_host(rng: &mut Rng, site: u32, ipv6: bool, servers: bool) -> IpAddr {
-    let host = if servers {
-        10 + rng.skewed(8) as u32
-    } else {
-        20 + rng.skewed(200) as u32
-    };
-    if ipv6 {
-        IpAddr::V6(Ipv6Addr::new(
-            0xfd00,
-            0x0f10,
-            site as u16,
-            0,
-            0,
-            0,
-            0,
-            host as u16,
-        ))
-    } else {
-        match site % 3 {
-            0 => IpAddr::V4(Ipv4Addr::new(10, site as u8, 1, host as u8)),
-            1 => IpAddr::V4(Ipv4Addr::new(172, 16 + (site % 16) as u8, 1, host as u8)),
-            _ => IpAddr::V4(Ipv4Addr::new(192, 168, site as u8, host as u8)),
-        }
-    }
-}
-
-fn public_host(rng: &mut Rng, ipv6: bool) -> (IpAddr, u32) {
-    let pool: Vec<&PublicNet> = PUBLIC.iter().filter(|n| n.base.is_ipv6() == ipv6).collect();
-    let net = pool[rng.skewed(pool.len()).min(pool.len() - 1)];
-    let n = rng.skewed(net.hosts as usize) as u32;
-    (nth_host(net, n), net.asn)
-}
-
-/// One flow of exporter `site` at `now` (Unix ms): the traffic model.
-fn flow(rng: &mut Rng, site: u32, now: u64, allow_ipv6: bool) -> FlowRecord {
-    let placeholder: SocketAddr = (Ipv4Addr::UNSPECIFIED, 0).into();
-    let mut r = FlowRecord::new(placeholder, FlowProtocol::NetflowV9, 0);
-    let ipv6 = allow_ipv6 && rng.below(100) < 15;
-    let ephemeral = 32_768 + rng.below(28_000) as u16;
-    let kind = rng.below(100);
-    let private_as = 64_512 + site;
-    if kind < 5 {
-        // ICMP echo to a public host: type 8 code 0, NetFlow's type << 8 | code in dst port.
-        let (dst, asn) = public_host(rng, ipv6);
-        r.src_addr = Some(private_host(rng, site, ipv6, false));
-        r.dst_addr = Some(dst);
-        r.ip_protocol = if ipv6 { 58 } else { 1 };
-        let ty: u8 = if ipv6 { 128 } else { 8 };
-        r.dst_port = u16::from(ty) << 8;
-        r.icmp_type = Some(ty);
-        r.icmp_code = Some(0);
-        r.src_as = Some(private_as);
-        r.dst_as = Some(asn);
-        r.packets = 1 + rng.below(10);
-        r.bytes = r.packets * 84;
-    } else {
-        let (proto, port, src, dst, src_as, dst_as, direction) = if kind < 75 {
-            // Internal client to a public service.
-            let &(proto, port) = &SERVICES[rng.skewed(SERVICES.len())];
-            let (dst, asn) = public_host(rng, ipv6);
-            let src = private_host(rng, site, ipv6, false);
-            (
-                proto,
-                port,
-                src,
-                dst,
-                private_as,
-                asn,
-                FlowDirection::Egress,
-            )
-        } else if kind < 88 {
-            // Public client to an internal server (reverse direction of a service).
-            let (src, asn) = public_host(rng, ipv6);
-            let dst = private_host(rng, site, ipv6, true);
-            let &(proto, port) = rng.pick(&[(6u8, 443u16), (6, 80), (6, 22), (17, 53)]);
-            (
-                proto,
-                port,
-                src,
-                dst,
-                asn,
-                private_as,
-                FlowDirection::Ingress,
-            )
-        } else {
-            // East-west inside the site.
-            let &(proto, port) = rng.pick(INTERNAL_SERVICES);
-            let src = private_host(rng, site, ipv6, false);
-            let dst = private_host(rng, site, ipv6, true);
-            (
-                proto,
-                port,
-                src,
-                dst,
-                private_as,
-                private_as,
-                FlowDirection::Ingress,
-            )
-        };
-        r.src_addr = Some(src);
-        r.dst_addr = Some(dst);
-        r.ip_protocol = proto;
-        r.src_port = ephemeral;
-        r.dst_port = port;
-        r.src_as = Some(src_as);
-        r.dst_as = Some(dst_as);
-        r.direction = Some(direction);
-        r.tcp_flags = if proto == 6 {
-            *rng.pick(&[0x1b, 0x18, 0x12, 0x19])
-        } else {
-            0
-        };
-        // Heavy tail: most flows are small, a few carry most bytes.
-        let u = rng.unit();
-        r.packets = 1 + (u.powi(4) * 20_000.0) as u64;
-        let avg = 60 + rng.below(1_440);
-        r.bytes = r.packets * avg;
-    }
-    r.tos = *rng.pick(&[0u8, 0, 0, 0x28, 0xb8]);
-    r.in_if = Some(1 + rng.below(4) as u32);
-    r.out_if = Some(5 + rng.below(4) as u32);
-    r.src_prefix_len = Some(if ipv6 { 64 } else { 24 });
-    r.dst_prefix_len = Some(if ipv6 { 48 } else { 16 });
-    let gw = if ipv6 {
-        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0f10, site as u16, 0, 0, 0, 0, 1))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(10, 254, site as u8, 1))
-    };
-    r.next_hop = Some(gw);
-    let age = rng.below(60_000);
-    r.flow_start_ns = Some(now.saturating_sub(age + 1_000) * 1_000_000);
-    r.flow_end_ns = Some(now.saturating_sub(rng.below(1_000)) * 1_000_000);
-    r
-}
-
 fn mac(site: u32, n: u8) -> [u8; 6] {
     [0x02, 0x42, 0xac, site as u8, 0, n]
 }
@@ -536,8 +227,8 @@ impl Exporter {
         self.last_templates.is_none_or(|t| t.elapsed() >= interval)
     }
 
-    /// Send `n` flows; returns (datagrams, bytes, send errors).
-    fn send(&mut self, n: u64, args: &GenerateArgs, totals: &mut Totals) {
+    /// Send `flows` (and the templates when they are due), counting into `totals`.
+    fn send(&mut self, flows: &[FlowRecord], args: &GenerateArgs, totals: &mut Totals) {
         let interval = Duration::from_secs_f64(args.template_interval.max(0.1));
         let refresh = self.templates_due(interval);
         if refresh {
@@ -545,14 +236,10 @@ impl Exporter {
         }
         let now = now_ms();
         let max = usize::from(args.max_datagram);
-        let site = self.index;
-        let rng = &mut self.rng;
-        let allow_ipv6 = self.protocol != GenProtocol::V5;
-        let flows: Vec<FlowRecord> = (0..n).map(|_| flow(rng, site, now, allow_ipv6)).collect();
         let mut datagrams = Vec::new();
         match self.netflow.as_mut() {
             Some(exp) => {
-                let mut rest = flows.as_slice();
+                let mut rest = flows;
                 let mut first = refresh;
                 // A refresh with no flows due still sends the templates.
                 while !rest.is_empty() || first {
@@ -570,10 +257,10 @@ impl Exporter {
                         datagrams.push(v5.datagram(now, chunk));
                     }
                 }
-                None => self.sflow(&flows, refresh, now, max, &mut datagrams),
+                None => self.sflow(flows, refresh, now, max, &mut datagrams),
             },
         }
-        totals.flows += n;
+        totals.flows += flows.len() as u64;
         for d in datagrams {
             match self.socket.send(&d) {
                 Ok(_) => {
@@ -700,6 +387,28 @@ fn report(label: &str, t: Totals, prev: Totals, secs: f64) {
     );
 }
 
+/// "1 exporter (v9 1:1000, 3.2 Gbit/s)", "3 exporters (…, …, …)".
+fn describe(exps: &[Exporter]) -> String {
+    let each: Vec<String> = exps
+        .iter()
+        .map(|e| {
+            let s = e.site.summary();
+            format!(
+                "{} 1:{} {:.1} Gbit/s",
+                format!("{:?}", e.protocol).to_lowercase(),
+                s.sampling_rate,
+                s.target_bps / 1e9
+            )
+        })
+        .collect();
+    format!(
+        "{} exporter{} ({})",
+        exps.len(),
+        if exps.len() == 1 { "" } else { "s" },
+        each.join(", ")
+    )
+}
+
 /// The address the collector sees as exporter `index` (the device), and what kind of device
 /// it is: NetFlow/IPFIX exporters send from `127.0.0.(10 + index)` towards a loopback
 /// collector, sFlow agents announce `10.255.0.(1 + index)` in their datagrams.
@@ -727,28 +436,21 @@ pub fn run_until(args: &GenerateArgs, stop: &AtomicBool) -> anyhow::Result<()> {
         bail!("--rate: expected a positive number of flows per second");
     }
     let target = resolve(&args.target)?;
-    let mut rng = Rng(args.seed);
-    let mut exps = exporters(args, target, &mut rng)?;
+    let epoch_ms = now_ms();
+    let mut exps = exporters(args, target, epoch_ms)?;
     eprintln!(
-        "flowtel generate: {} exporters ({}) -> {target} at {} flows/s",
-        exps.len(),
-        exps.iter()
-            .map(|e| format!("{:?} 1:{}", e.protocol, e.sampling_rate).to_lowercase())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "flowtel generate: {} -> {target} at {} flows/s",
+        describe(&exps),
         args.rate
     );
     let start = Instant::now();
     let tick = Duration::from_millis(if args.rate >= 1000.0 { 10 } else { 100 });
     let mut totals = Totals::default();
     let mut last_report = (start, totals);
-    let per_exporter = args.rate / exps.len() as f64;
     let mut next = start;
-    let mut last = start;
+    let mut flows = Vec::new();
     loop {
         let now = Instant::now();
-        let dt = now.duration_since(last).as_secs_f64();
-        last = now;
         let elapsed = now.duration_since(start).as_secs_f64();
         let done_time = args.duration.is_some_and(|d| elapsed >= d);
         let remaining = args.count.map(|c| c.saturating_sub(totals.flows));
@@ -756,14 +458,16 @@ pub fn run_until(args: &GenerateArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             break;
         }
         for e in &mut exps {
-            e.owed += per_exporter * dt;
-            let mut n = e.owed.floor() as u64;
-            if let Some(left) = args.count.map(|c| c.saturating_sub(totals.flows)) {
-                n = n.min(left);
-            }
-            e.owed -= n as f64;
-            if n > 0 || e.templates_due(Duration::from_secs_f64(args.template_interval.max(0.1))) {
-                e.send(n, args, &mut totals);
+            // The model's time is the run's: every record due by now, within --count.
+            let left = args.count.map_or(usize::MAX, |c| {
+                usize::try_from(c.saturating_sub(totals.flows)).unwrap_or(usize::MAX)
+            });
+            flows.clear();
+            e.site.advance(elapsed, left, &mut flows);
+            if !flows.is_empty()
+                || e.templates_due(Duration::from_secs_f64(args.template_interval.max(0.1)))
+            {
+                e.send(&flows, args, &mut totals);
             }
         }
         if args.report_interval > 0.0 {

@@ -11,7 +11,8 @@
 //! When flowtel is started with such arguments (detected by [`is_ktranslate_command_line`]),
 //! they are rewritten into the equivalent `flowtel run --profile ktranslate …` arguments, so the
 //! output carries ktranslate's names (`kentik.rollup.bytes_by_flow`, `src_addr`, …) and the
-//! resource says `service.name=ktranslate` unless `OTEL_SERVICE_NAME` says otherwise.
+//! resource says `service.name=ktranslate` unless `--service_name` or `OTEL_SERVICE_NAME` says
+//! otherwise (`--service_name=flow` in Grafana's command line: `service.name=flow`).
 //!
 //! Parsing follows Go's `flag` package, which ktranslate uses: one or two dashes, `-x=y` or
 //! `-x y`, boolean flags take no separate value (`-tee_logs` alone means true, `-tee_logs=false`
@@ -363,12 +364,22 @@ pub fn translate(args: &[String]) -> Translation {
                 out.push("--log-level".into());
                 out.push(v.to_owned());
             }
-            // ktranslate's internal service label and batching knob; the OTLP resource says
-            // service.name=ktranslate and requests are split by max_points_per_request.
-            "service_name" | "max_flows_per_message" => {}
-            // Which internal metrics ktranslate sends (jchf = to its sinks): flowtel's own
+            // The name the service reports: the OTLP resource's service.name.
+            "service_name" => {
+                out.push("--service-name".into());
+                out.push(v.to_owned());
+                notes.push(format!("{shown}: the OTLP resource says service.name={v}"));
+            }
+            // ktranslate's batching knob: flowtel splits requests by data points instead.
+            "max_flows_per_message" => notes.push(format!(
+                "{shown}: OTLP requests are split at max_points_per_request (default {}) data points instead",
+                crate::config::Config::default().otlp.max_points_per_request
+            )),
+            // Where ktranslate sends its own metrics (jchf = to its sinks): flowtel's own
             // metrics always go to the OTLP endpoint and /metrics.
-            "metrics" => {}
+            "metrics" => notes.push(format!(
+                "{shown}: flowtel's own metrics go to the OTLP endpoint and /metrics whatever this says"
+            )),
             _ => warn_once(
                 &mut warnings,
                 name,
@@ -456,6 +467,8 @@ mod tests {
                 "--rollup-interval",
                 "60",
                 "--tee-logs",
+                "--service-name",
+                "flow",
                 "--rollup-spec",
                 GRAFANA_ROLLUP,
                 "--listen",
@@ -465,6 +478,14 @@ mod tests {
             ])
         );
         assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+        assert_eq!(
+            t.notes,
+            [
+                "--metrics=jchf: flowtel's own metrics go to the OTLP endpoint and /metrics whatever this says",
+                "--service_name=flow: the OTLP resource says service.name=flow",
+                "--max_flows_per_message=100: OTLP requests are split at max_points_per_request (default 10000) data points instead",
+            ]
+        );
     }
 
     #[test]
@@ -625,16 +646,27 @@ mod tests {
         assert_eq!(config.rollups[0].interval_secs, 60);
         assert!(config.rollups[0].sample_adjust);
         assert!(config.tee_logs);
-        assert_eq!(config.resource.service_name.as_deref(), Some("ktranslate"));
+        // --service_name=flow is honoured, over OTEL_SERVICE_NAME (flags win).
+        assert_eq!(config.resource.service_name.as_deref(), Some("flow"));
         assert_eq!(config.listen, vec!["0.0.0.0:9995".parse().unwrap()]);
         let env = |k: &str| (k == "OTEL_SERVICE_NAME").then(|| "netflow".to_owned());
-        assert_eq!(
-            crate::config::resolve(&run, &env)
+        let service_name = |run: &crate::config::RunArgs| {
+            crate::config::resolve(run, &env)
                 .unwrap()
                 .resource
                 .service_name
-                .as_deref(),
-            Some("netflow")
-        );
+        };
+        assert_eq!(service_name(&run).as_deref(), Some("flow"));
+        // Without --service_name, OTEL_SERVICE_NAME replaces the profile's `ktranslate`.
+        let mut argv = vec!["flowtel".to_owned()];
+        let without: Vec<String> = grafana_command_line()
+            .into_iter()
+            .filter(|a| !a.starts_with("--service_name"))
+            .collect();
+        argv.extend(translate(&without).args);
+        let Cmd::Run(run) = T::try_parse_from(argv).unwrap().cmd;
+        assert_eq!(service_name(&run).as_deref(), Some("netflow"));
+        let config = crate::config::resolve(&run, &|_| None).unwrap();
+        assert_eq!(config.resource.service_name.as_deref(), Some("ktranslate"));
     }
 }

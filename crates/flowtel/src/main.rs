@@ -19,12 +19,13 @@ mod generate_cmd;
 mod healthcheck_cmd;
 mod run_cmd;
 mod timefmt;
+mod traffic_model;
 
 use flowtel::{config, daemon, ktranslate};
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 
@@ -60,11 +61,14 @@ fn run() -> anyhow::Result<()> {
         for w in &translation.warnings {
             eprintln!("warning: {w}");
         }
+        for n in &translation.notes {
+            eprintln!("note: {n}");
+        }
         let mut rewritten = vec![args[0].clone(), "check-config".to_owned()];
         rewritten.extend(translation.args.into_iter().skip(1));
         args = rewritten;
     }
-    let cli = Cli::parse_from(args);
+    let cli = parse_cli(args);
     match cli.command {
         None if cli.run.pcap.is_some() => run_cmd::run(&cli.run),
         None => run_daemon(&cli.run, &ktranslate_warnings),
@@ -95,6 +99,16 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command line, with the defaults of the `run` flags in their help (from
+/// `Config::default`), wherever those flags are: plain `flowtel`, `run`, `check-config`.
+fn parse_cli(args: Vec<String>) -> Cli {
+    let cmd = config::with_run_defaults_in_help(Cli::command())
+        .mut_subcommand("run", config::with_run_defaults_in_help)
+        .mut_subcommand("check-config", config::with_run_defaults_in_help);
+    let matches = cmd.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn run_daemon(run: &config::RunArgs, ktranslate_warnings: &[String]) -> anyhow::Result<()> {

@@ -97,6 +97,28 @@ fn ktranslate_command_line_shows_the_translated_config() {
 }
 
 #[test]
+fn ktranslate_service_name_is_honoured_and_said() {
+    let out = flowtel()
+        .args([
+            "check-config",
+            "--format=otel",
+            "--otel.endpoint=http://localhost:4317/",
+            "--nf.port=9995",
+            "--service_name=flow",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("\n  service_name: flow\n"), "{stdout}");
+    assert_eq!(
+        stderr,
+        "note: --service_name=flow: the OTLP resource says service.name=flow\n"
+    );
+}
+
+#[test]
 fn decoder_section_is_printed_with_file_and_flag_values() {
     let path = write_config(
         "decoder.yaml",
@@ -237,4 +259,134 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// Every `run` flag with a default shows it in `--help`, and it is the value `check-config`
+/// prints for an empty configuration: both come from `Config::default`.
+#[test]
+fn run_help_shows_every_default_as_check_config_prints_it() {
+    let out = flowtel().args(["run", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Flag -> its help text (the lines up to the next flag).
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("--") {
+            let name = rest.split([' ', '<']).next().unwrap().to_owned();
+            flags.push((name, String::new()));
+        } else if let Some((_, text)) = flags.last_mut() {
+            text.push_str(t);
+            text.push(' ');
+        }
+    }
+    let default_of = |text: &str| {
+        text.split_once("[default: ")
+            .map(|(_, rest)| rest.split_once(']').unwrap().0.to_owned())
+    };
+
+    let out = flowtel().arg("check-config").output().unwrap();
+    assert!(out.status.success());
+    let yaml: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let at = |path: &str| {
+        let mut v = &yaml;
+        for key in path.split('.') {
+            v = match key.parse::<usize>() {
+                Ok(i) => &v[i],
+                Err(_) => &v[key],
+            };
+        }
+        match v {
+            serde_yaml::Value::String(s) => s.clone(),
+            serde_yaml::Value::Number(n) => n.to_string(),
+            other => panic!("{path}: {other:?}"),
+        }
+    };
+    let expected: &[(&str, String)] = &[
+        ("listen", at("listen.0")),
+        ("workers", at("workers")),
+        ("recv-buffer-bytes", at("recv_buffer_bytes")),
+        ("rollup-interval", at("rollups.0.interval_secs")),
+        ("top-k", at("rollups.0.top_k")),
+        ("profile", at("rollups.0.profile")),
+        ("sink", at("sinks.0")),
+        ("prometheus-listen", at("prometheus_listen")),
+        ("otlp-endpoint", at("otlp.endpoint")),
+        ("otlp-compression", at("otlp.compression")),
+        ("otlp-temporality", at("otlp.temporality")),
+        ("otlp-timeout", at("otlp.timeout_secs")),
+        ("queue-max-windows", at("otlp.queue_max_windows")),
+        ("max-points-per-request", at("otlp.max_points_per_request")),
+        ("service-name", at("resource.service_name")),
+        ("log-level", at("log_level")),
+        ("shutdown-grace", at("shutdown_grace_secs")),
+        (
+            "exporter-report-interval",
+            at("exporter_report_interval_secs"),
+        ),
+        ("exporter-silent-after", at("exporter_silent_after_secs")),
+        // No rate configured (check-config prints `sampling: {}`): counted as 1 in 1.
+        ("default-sampling-rate", "1".to_owned()),
+        ("self-metrics-interval", at("self_metrics_interval_secs")),
+        ("max-exporters", at("decoder.max_exporters")),
+        (
+            "max-templates-per-exporter",
+            at("decoder.max_templates_per_exporter"),
+        ),
+        (
+            "max-fields-per-template",
+            at("decoder.max_fields_per_template"),
+        ),
+        ("max-pending-sets", at("decoder.max_pending_sets")),
+        ("pending-timeout", at("decoder.pending_timeout_secs")),
+        ("flow-sample", at("flow_records.sample")),
+        ("sflow-bytes", at("decoder.sflow_bytes")),
+        ("flow-logs-attribute-names", at("flow_logs.attribute_names")),
+        ("flow-http-format", at("flow_http.format")),
+    ];
+    // Flags that have no default: files, lists, switches.
+    let without = [
+        "config",
+        "pcap",
+        "rollup-spec",
+        "otlp-header",
+        "otlp-ca-file",
+        "otlp-client-cert",
+        "otlp-client-key",
+        "resource-attribute",
+        "geoip-country-db",
+        "geoip-asn-db",
+        "tee-logs",
+        "device",
+        "sampling-rate",
+        "scope-includes-port",
+        "flow-rule",
+        "allow-exporter",
+        "deny-exporter",
+        "flow-json-file",
+        "flow-logs-endpoint",
+        "flow-http-url",
+        "flow-http-header",
+        "help",
+    ];
+    for (flag, text) in &flags {
+        let shown = default_of(text);
+        match expected.iter().find(|(f, _)| f == flag) {
+            Some((_, value)) => assert_eq!(shown.as_ref(), Some(value), "--{flag}: {text}"),
+            None => assert!(
+                without.contains(&flag.as_str()) && shown.is_none(),
+                "--{flag} has no expected default here: {text}"
+            ),
+        }
+    }
+    for (flag, _) in expected {
+        assert!(
+            flags.iter().any(|(f, _)| f == flag),
+            "--{flag} is not in run --help"
+        );
+    }
+    // The same defaults in plain `flowtel --help`.
+    let out = flowtel().arg("--help").output().unwrap();
+    let top = String::from_utf8_lossy(&out.stdout);
+    assert!(top.contains("[default: 1000]"), "{top}");
 }

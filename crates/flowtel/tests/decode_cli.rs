@@ -30,7 +30,14 @@ fn a_file_that_is_not_a_capture_fails() {
     let out = common::flowtel(&["decode", &fixture("tshark-totals.txt")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("not a pcap or pcapng capture"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot read capture {}: not a pcap or pcapng file: it starts with 23207473 (\"# ts\"), \
+             where a pcap file starts with a1b2c3d4 or d4c3b2a1 and a pcapng file with 0a0d0d0a",
+            fixture("tshark-totals.txt")
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -125,6 +132,12 @@ fn unknown_formats_are_rejected_by_the_parser() {
 
 /// A pcapng capture (link type RAW, IPv6) of one UDP datagram from `[2001:db8::7]:6343`.
 fn pcapng_with_udp_payload(payload: &[u8]) -> Vec<u8> {
+    pcapng_with_udp_payloads(&[payload])
+}
+
+/// A pcapng capture (link type RAW, IPv6) of UDP datagrams from `[2001:db8::7]:6343`, one
+/// microsecond apart.
+fn pcapng_with_udp_payloads(payloads: &[&[u8]]) -> Vec<u8> {
     fn block(block_type: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
         while !body.len().is_multiple_of(4) {
@@ -139,28 +152,31 @@ fn pcapng_with_udp_payload(payload: &[u8]) -> Vec<u8> {
         ]
         .concat()
     }
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&6343u16.to_be_bytes());
-    udp.extend_from_slice(&6343u16.to_be_bytes());
-    udp.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(payload);
-    let mut ip = vec![0x60, 0, 0, 0];
-    ip.extend_from_slice(&(udp.len() as u16).to_be_bytes());
-    ip.extend_from_slice(&[17, 64]);
-    ip.extend_from_slice(
-        &"2001:db8::7"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets(),
-    );
-    ip.extend_from_slice(
-        &"2001:db8::1"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets(),
-    );
-    ip.extend_from_slice(&udp);
+    let packet = |payload: &[u8]| {
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&6343u16.to_be_bytes());
+        udp.extend_from_slice(&6343u16.to_be_bytes());
+        udp.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(payload);
+        let mut ip = vec![0x60, 0, 0, 0];
+        ip.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&[17, 64]);
+        ip.extend_from_slice(
+            &"2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        ip.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        ip.extend_from_slice(&udp);
+        ip
+    };
     let shb = [
         0x1a2b_3c4du32.to_le_bytes().as_slice(),
         &1u16.to_le_bytes(),
@@ -174,18 +190,70 @@ fn pcapng_with_udp_payload(payload: &[u8]) -> Vec<u8> {
         &0u32.to_le_bytes(),
     ]
     .concat();
-    // 2023-11-14 22:13:20 UTC in microseconds.
-    let ts: u64 = 1_700_000_000_000_000;
-    let epb = [
-        0u32.to_le_bytes().as_slice(),
-        &((ts >> 32) as u32).to_le_bytes(),
-        &(ts as u32).to_le_bytes(),
-        &(ip.len() as u32).to_le_bytes(),
-        &(ip.len() as u32).to_le_bytes(),
-        &ip,
-    ]
-    .concat();
-    [block(0x0a0d_0d0a, &shb), block(1, &idb), block(6, &epb)].concat()
+    let mut out = [block(0x0a0d_0d0a, &shb), block(1, &idb)].concat();
+    for (i, payload) in payloads.iter().enumerate() {
+        let ip = packet(payload);
+        // 2023-11-14 22:13:20 UTC in microseconds.
+        let ts: u64 = 1_700_000_000_000_000 + i as u64;
+        let epb = [
+            0u32.to_le_bytes().as_slice(),
+            &((ts >> 32) as u32).to_le_bytes(),
+            &(ts as u32).to_le_bytes(),
+            &(ip.len() as u32).to_le_bytes(),
+            &(ip.len() as u32).to_le_bytes(),
+            &ip,
+        ]
+        .concat();
+        out.extend(block(6, &epb));
+    }
+    out
+}
+
+#[test]
+fn data_waiting_for_its_template_says_so_in_text_output() {
+    use flowtel_decode::{FlowProtocol, FlowRecord};
+    use flowtel_encode::{ExportVersion, FlowExporter};
+    let mut exporter = FlowExporter::new(ExportVersion::NetflowV9, 7, 1_700_000_000_000);
+    let mut flow = FlowRecord::new(
+        "192.0.2.1:2055".parse().unwrap(),
+        FlowProtocol::NetflowV9,
+        0,
+    );
+    flow.src_addr = Some("10.0.0.1".parse().unwrap());
+    flow.dst_addr = Some("192.0.2.80".parse().unwrap());
+    flow.ip_protocol = 6;
+    flow.src_port = 40_000;
+    flow.dst_port = 443;
+    flow.packets = 3;
+    flow.bytes = 1_800;
+    let now = 1_700_000_000_000;
+    // Data before its template (the exporter restarted, or the template was lost), then the
+    // template with more data.
+    let data_only = exporter.datagram(now, false, std::slice::from_ref(&flow));
+    let with_template = exporter.datagram(now, true, std::slice::from_ref(&flow));
+    let path = std::env::temp_dir().join(format!("flowtel-held-{}.pcapng", std::process::id()));
+    std::fs::write(
+        &path,
+        pcapng_with_udp_payloads(&[&data_only, &with_template]),
+    )
+    .unwrap();
+    let path_str = path.to_str().unwrap().to_owned();
+    let out = common::flowtel(&["decode", &path_str, "--format", "text"]);
+    std::fs::remove_file(&path).unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let headers: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        headers[0],
+        format!(
+            "2023-11-14 22:13:20.000000  [2001:db8::7]:6343 -> [2001:db8::1]:6343  netflow_v9  \
+             {} bytes  0 records, 1 data set held until template 256 arrives",
+            data_only.len()
+        ),
+        "{text}"
+    );
+    // The template's datagram releases the held set: its own record and the held one.
+    assert!(headers[1].ends_with("  domain 7  2 records"), "{text}");
 }
 
 #[test]

@@ -80,6 +80,7 @@ fn demo_prints_top_conversations_and_serves_metrics() {
         "APPLICATION",
         "COUNTRIES",
         "BYTES",
+        "RATE",
     ] {
         assert!(columns.contains(c), "{columns}");
     }
@@ -89,11 +90,191 @@ fn demo_prints_top_conversations_and_serves_metrics() {
     for r in &rows {
         assert!(r.contains(" -> "), "{r}");
         assert!(r.contains("-edge-") || r.contains("-switch-"), "{r}");
-        let bytes: u64 = r.split_whitespace().last().unwrap().parse().expect(r);
+        // "... BYTES  1.23 Gbit/s"
+        let cells: Vec<&str> = r.split_whitespace().collect();
+        let bytes: u64 = cells[cells.len() - 3].parse().expect(r);
         assert!(
             bytes > 0 && bytes <= previous,
             "rows not in decreasing order:\n{full}"
         );
         previous = bytes;
     }
+}
+
+/// Waits for a demo started with `--duration` to exit by itself; its stdout and stderr.
+fn wait_for_exit(mut demo: Daemon) -> (String, String) {
+    let mut child = demo.child.take().expect("running");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < PATIENCE, "flowtel demo did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (stdout, stderr) = (demo.stdout_text(), demo.stderr_text());
+    assert!(status.success(), "{status}: {stderr}");
+    (stdout, stderr)
+}
+
+/// The demo models sites of 2 to 5 Gbit/s; what the collector measures per router (bytes x
+/// sampling rate) is in 1-10 Gbit/s, every simulated exporter (the sFlow switch too) is in the
+/// top rows of the first full window, the first window says it is partial, and the public
+/// side of the conversations has countries and AS numbers from the demo's GeoIP databases.
+#[test]
+fn demo_shows_every_exporter_at_believable_rates_with_countries() {
+    let listen = free_udp_addr();
+    let http = free_tcp_addr();
+    let interval = 5u64;
+    let mut cmd = flowtel_command();
+    cmd.args([
+        "demo",
+        "--duration",
+        "12",
+        "--rollup-interval",
+        &interval.to_string(),
+        "--listen",
+        &listen.to_string(),
+        "--prometheus-listen",
+        &http.to_string(),
+    ]);
+    let demo = Daemon::spawn(cmd, listen, http);
+    let body = demo.metrics_until("the AS series", |b| {
+        b.lines()
+            .any(|l| l.starts_with("flowtel_rollup_bytes_by_as") && l.contains("src_as=\""))
+    });
+    let (stdout, stderr) = wait_for_exit(demo);
+
+    // The model's figures, as the generator states them.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("flowtel generate: 3 exporters ("))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let models: Vec<&str> = line
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(m, _)| m.split(", ").collect())
+        .unwrap();
+    assert_eq!(models.len(), 3, "{line}");
+    for m in &models {
+        // "v9 1:400 2.2 Gbit/s"
+        let f: Vec<&str> = m.split(' ').collect();
+        let gbps: f64 = f[2].parse().expect(m);
+        assert!((2.0..=5.0).contains(&gbps), "{line}");
+        assert_eq!(f[3], "Gbit/s", "{line}");
+        let n: u32 = f[1].strip_prefix("1:").expect(m).parse().expect(m);
+        let expected = if f[0] == "sflow" {
+            512..=8192
+        } else {
+            1..=4096
+        };
+        assert!(expected.contains(&n), "{line}");
+    }
+
+    let blocks: Vec<&str> = stdout.split("\n\n").collect();
+    let flows: Vec<&str> = blocks
+        .iter()
+        .copied()
+        .filter(|t| t.starts_with("bytes_by_flow network.io.by_flow "))
+        .collect();
+    assert!(flows.len() >= 3, "{stdout}\n{stderr}");
+    assert!(
+        flows[0]
+            .lines()
+            .next()
+            .unwrap()
+            .contains(" (partial, from "),
+        "{stdout}"
+    );
+    let full = flows
+        .iter()
+        .find(|t| !t.lines().next().unwrap().contains("(partial"))
+        .unwrap_or_else(|| panic!("no complete window:\n{stdout}"));
+    let window = full.lines().next().unwrap().split(" UTC").next().unwrap();
+    let window = window
+        .strip_prefix("bytes_by_flow network.io.by_flow ")
+        .unwrap();
+    let rows: Vec<&str> = full
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("  ..."))
+        .collect();
+    assert_eq!(rows.len(), 10, "{full}");
+    for device in ["paris-edge-v9", "lyon-edge-ipfix", "nice-switch-sflow"] {
+        assert!(
+            rows.iter().any(|r| r.trim_start().starts_with(device)),
+            "{device} is not in the top rows of the first full window:\n{full}"
+        );
+    }
+    // Public ends have their country.
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(" -> US ") || r.contains("US -> ")),
+        "{full}"
+    );
+
+    // Per router, over the same window: bytes x 8 / interval.
+    let devices = blocks
+        .iter()
+        .find(|t| {
+            t.starts_with(&format!(
+                "bytes_by_device flowtel.rollup.bytes_by_device {window} "
+            ))
+        })
+        .unwrap_or_else(|| panic!("no per-device table for {window}:\n{stdout}"));
+    let mut seen = 0;
+    for row in devices.lines().skip(2) {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        let bytes: f64 = f[1].parse().expect(row);
+        let bps = bytes * 8.0 / interval as f64;
+        assert!((1e9..=10e9).contains(&bps), "{row}: {bps} bit/s\n{devices}");
+        seen += 1;
+    }
+    assert_eq!(seen, 3, "{devices}");
+
+    // The geo and AS labels have data on /metrics too.
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("network_io_by_flow_bytes{")
+                && (l.contains("network_peer_country=\"US\"")
+                    || l.contains("network_local_country=\"US\""))),
+        "{body}"
+    );
+    assert!(
+        ["13335", "15169", "16509", "54113"].iter().any(|asn| body
+            .lines()
+            .any(|l| l.starts_with("flowtel_rollup_bytes_by_as")
+                && (l.contains(&format!("src_as=\"{asn}\""))
+                    || l.contains(&format!("dst_as=\"{asn}\""))))),
+        "{body}"
+    );
+}
+
+#[test]
+fn one_exporter_is_one_simulated_exporter() {
+    let listen = free_udp_addr();
+    let http = free_tcp_addr();
+    let mut cmd = flowtel_command();
+    cmd.args([
+        "demo",
+        "--exporters",
+        "1",
+        "--duration",
+        "1",
+        "--listen",
+        &listen.to_string(),
+        "--prometheus-listen",
+        &http.to_string(),
+    ]);
+    let (_, stderr) = wait_for_exit(Daemon::spawn(cmd, listen, http));
+    assert!(
+        stderr.contains(&format!(
+            "flowtel demo: 1 simulated exporter -> udp {listen} at 600 flows/s; a table every 10 s;"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("flowtel generate: 1 exporter (v9 1:"),
+        "{stderr}"
+    );
 }

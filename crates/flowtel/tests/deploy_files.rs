@@ -198,8 +198,15 @@ fn dockerfile_builds_locked_and_runs_flowtel_unprivileged() {
     // The build copies the whole repository; the ignore file keeps build outputs out.
     let ignore = read(".dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "/target"));
-    for dir in ["crates", "Cargo.toml", "Cargo.lock"] {
+    // deploy/geoip: `flowtel demo` embeds the demo's GeoIP databases.
+    for dir in ["crates", "Cargo.toml", "Cargo.lock", "deploy/geoip"] {
         assert!(repo().join(dir).exists(), "{dir} is needed by the build");
+        assert!(
+            !ignore
+                .lines()
+                .any(|l| l.trim().trim_start_matches('/') == dir),
+            "{dir} is needed by the build"
+        );
     }
 }
 
@@ -349,6 +356,19 @@ fn compose_references_only_files_that_exist() {
         .collect();
     let i = flowtel_cmd.iter().position(|a| *a == "--config").unwrap();
     assert!(mounts[flowtel_cmd[i + 1]].ends_with("flowtel.yaml"));
+    // The GeoIP databases it names are mounted.
+    let cfg = yaml("deploy/compose/flowtel.yaml");
+    for key in ["country_db", "asn_db"] {
+        let db = Path::new(str_of(&cfg["geoip"], key));
+        let dir = mounts
+            .get(db.parent().unwrap().to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} is not mounted", db.display()));
+        assert!(
+            dir.join(db.file_name().unwrap()).is_file(),
+            "{}",
+            db.display()
+        );
+    }
 }
 
 #[test]
@@ -760,6 +780,17 @@ fn compose_flowtel_config_names_every_generated_exporter() {
     m.insert("sinks".into(), vec!["prometheus"].into());
     m.insert("prometheus_listen".into(), http.to_string().into());
     m.insert("rollup_interval_secs".into(), 1.into());
+    // The GeoIP databases, from where the compose file mounts them.
+    let geoip = m
+        .get_mut("geoip")
+        .and_then(Value::as_mapping_mut)
+        .expect("geoip section");
+    for key in ["country_db", "asn_db"] {
+        let path = geoip[key].as_str().unwrap().to_owned();
+        let name = Path::new(&path).file_name().unwrap();
+        let local = repo().join("deploy/geoip").join(name);
+        geoip.insert(key.into(), local.to_str().unwrap().into());
+    }
     let dir = std::env::temp_dir().join(format!("flowtel-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("flowtel.yaml");
@@ -818,12 +849,17 @@ fn compose_flowtel_config_names_every_generated_exporter() {
             .filter_map(|r| r.split('"').next())
             .map(str::to_owned)
             .collect();
-        if seen == devices {
+        // Public ends have a country from the demo's databases.
+        let countries = body.lines().any(|l| {
+            l.starts_with("network_io_by_flow_bytes{")
+                && (l.contains("_country=\"US\"") || l.contains("_country=\"FR\""))
+        });
+        if seen == devices && countries {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "device names seen {seen:?}, configured {devices:?}"
+            "device names seen {seen:?}, configured {devices:?}; countries: {countries}"
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }

@@ -273,7 +273,8 @@ fn grafanas_ktranslate_command_line_produces_kentik_names() {
     assert_eq!(p.attr("dst_port"), Some("443"));
     assert_eq!(p.attr("protocol"), Some("tcp"));
     assert_eq!(p.attr("application"), Some("https"));
-    assert_eq!(p.resource_attr("service.name"), Some("ktranslate"));
+    // --service_name=flow is honoured.
+    assert_eq!(p.resource_attr("service.name"), Some("flow"));
     assert!(p.gauge);
 }
 
