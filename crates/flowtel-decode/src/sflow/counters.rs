@@ -1,7 +1,7 @@
 //! Counter records inside a counter sample (sFlow v5 §"Counter Data Types":
 //! `if_counters` (0,1) and `ethernet_counters` (0,2)).
 
-use super::datagram::Ctx;
+use super::ctx::Ctx;
 use super::format;
 use super::xdr::Xdr;
 use crate::{CounterRecord, ErrorKind, EthernetCounters, InterfaceCounters};

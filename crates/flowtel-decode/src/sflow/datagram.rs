@@ -1,34 +1,11 @@
 //! sFlow v5 datagram header and sample list (sFlow v5 §"sample_datagram_v5").
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
+use super::ctx::Ctx;
 use super::xdr::Xdr;
 use super::{format, samples};
 use crate::{DatagramReport, DecodeError, DecodeOutput, DecoderConfig, ErrorKind};
-
-/// What every sample of one datagram shares.
-#[derive(Debug)]
-pub(crate) struct Ctx<'o> {
-    pub exporter: SocketAddr,
-    pub received_ns: u64,
-    pub agent: Option<IpAddr>,
-    pub sub_agent_id: u32,
-    pub sequence: u32,
-    pub uptime_ms: u32,
-    pub keep_unknown: bool,
-    pub sflow_bytes: crate::SflowBytes,
-    pub out: &'o mut DecodeOutput,
-    pub report: &'o mut DatagramReport,
-    pub rate_unknown: &'o mut u64,
-}
-
-impl Ctx<'_> {
-    pub(crate) fn error(&mut self, kind: ErrorKind, offset: usize, context: &'static str) {
-        self.report
-            .errors
-            .push(DecodeError::new(kind, offset, context));
-    }
-}
 
 /// Decode one sFlow v5 datagram (the caller checked the version word), appending records to
 /// `out` and counting them and the problems found in `report`. Flow samples whose rate is 0

@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::ctx::raw_field;
 use super::format;
-use super::samples::raw_field;
 use super::xdr::Xdr;
 use crate::packet;
 use crate::{FlowRecord, SflowBytes};

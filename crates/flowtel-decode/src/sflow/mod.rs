@@ -81,6 +81,7 @@
 //! the round-trip tests decode what it writes and compare field by field.
 
 mod counters;
+mod ctx;
 mod datagram;
 mod flow;
 mod samples;

@@ -1,12 +1,12 @@
 //! Flow samples (formats 1 and 3) and counter samples (formats 2 and 4), sFlow v5
 //! §"flow_sample", §"flow_sample_expanded", §"counters_sample", §"counters_sample_expanded".
 
-use super::datagram::Ctx;
+use super::ctx::Ctx;
 use super::xdr::Xdr;
 use super::{counters, flow, format};
 use crate::{
-    DropReason, DropRecord, ErrorKind, FlowProtocol, FlowRecord, RawField, SamplingSource,
-    SflowInterface, SflowSample,
+    DropReason, DropRecord, ErrorKind, FlowProtocol, FlowRecord, SamplingSource, SflowInterface,
+    SflowSample,
 };
 
 /// Source id: compact is `type << 24 | index`; expanded is two words.
@@ -50,17 +50,6 @@ pub(crate) fn records<'a>(
             return;
         };
         each(ctx, data_format, body);
-    }
-}
-
-/// Keep an unmapped record verbatim (only with `keep_unknown_fields`).
-pub(crate) fn raw_field(data_format: u32, mut body: Xdr<'_>) -> RawField {
-    let value = body.bytes(body.remaining()).unwrap_or_default().to_vec();
-    RawField {
-        enterprise: data_format >> 12,
-        // The low 12 bits always fit.
-        id: u16::try_from(data_format & 0xfff).unwrap_or_default(),
-        value,
     }
 }
 
