@@ -271,30 +271,21 @@ mod tests {
         let w = walk(ETHERTYPE_MPLS, &with_cw, Limits::NONE, &mut labels);
         assert_eq!(w.inner, Inner::Ethernet(&frame));
         assert_eq!(labels.as_slice(), [17]);
-        let without: Vec<u8> = [&label[..], &frame].concat();
-        assert_eq!(
+        fn inner(bytes: &[u8]) -> Inner<'_> {
             walk(
                 ETHERTYPE_MPLS,
-                &without,
+                bytes,
                 Limits::NONE,
-                &mut MplsLabels::default()
+                &mut MplsLabels::default(),
             )
-            .inner,
-            Inner::Ethernet(&frame)
-        );
+            .inner
+        }
+        let without: Vec<u8> = [&label[..], &frame].concat();
+        assert_eq!(inner(&without), Inner::Ethernet(&frame));
         let mut other = frame;
         other[0] = 0xa2;
         let without: Vec<u8> = [&label[..], &other].concat();
-        assert_eq!(
-            walk(
-                ETHERTYPE_MPLS,
-                &without,
-                Limits::NONE,
-                &mut MplsLabels::default()
-            )
-            .inner,
-            Inner::Ethernet(&other)
-        );
+        assert_eq!(inner(&without), Inner::Ethernet(&other));
         // Neither reading finds an ethertype: the RFC 4385 control word reading.
         let junk = [&label[..], &[0u8; 20]].concat();
         assert_eq!(

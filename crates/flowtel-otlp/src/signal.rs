@@ -50,6 +50,21 @@ pub struct Metrics;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Logs;
 
+/// `client` sending (and accepting) gzip when `gzip`: the generated clients and the generic
+/// `Grpc` client have the same two methods but no common trait.
+macro_rules! with_gzip {
+    ($client:expr, $gzip:expr) => {{
+        let client = $client;
+        if $gzip {
+            client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip)
+        } else {
+            client
+        }
+    }};
+}
+
 /// Both impls differ only in their generated types, item count and partial-success field.
 macro_rules! signal {
     ($signal:ident, $name:literal, $client:ident, $request:ty, $response:ty, $items:path, $rejected:ident) => {
@@ -60,14 +75,7 @@ macro_rules! signal {
             const NAME: &'static str = $name;
 
             fn client(channel: Channel, gzip: bool) -> Self::Client {
-                let client = $client::new(channel);
-                if gzip {
-                    client
-                        .send_compressed(CompressionEncoding::Gzip)
-                        .accept_compressed(CompressionEncoding::Gzip)
-                } else {
-                    client
-                }
+                with_gzip!($client::new(channel), gzip)
             }
 
             async fn export(
@@ -193,14 +201,7 @@ impl Signal for EncodedLogs {
     const NAME: &'static str = "logs";
 
     fn client(channel: Channel, gzip: bool) -> Self::Client {
-        let client = tonic::client::Grpc::new(channel);
-        if gzip {
-            client
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip)
-        } else {
-            client
-        }
+        with_gzip!(tonic::client::Grpc::new(channel), gzip)
     }
 
     async fn export(
@@ -222,14 +223,6 @@ impl Signal for EncodedLogs {
     }
 
     fn rejected(response: &Self::Response) -> (u64, String) {
-        response
-            .partial_success
-            .as_ref()
-            .map_or((0, String::new()), |p| {
-                (
-                    u64::try_from(p.rejected_log_records).unwrap_or(0),
-                    p.error_message.clone(),
-                )
-            })
+        Logs::rejected(response)
     }
 }

@@ -19,9 +19,9 @@
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use anyhow::Context;
+use flowtel::pipeline::DecoderNames;
 use flowtel_decode::{
     CounterRecord, DatagramReport, DecodeOutput, Decoder, DecoderConfig, DecoderStats, DropRecord,
     FlowProtocol, FlowRecord, HeldSets, ProtocolCounts, RawField, SflowInterface, TemplateReport,
@@ -29,7 +29,7 @@ use flowtel_decode::{
 };
 use flowtel_pcap::{CaptureReader, CaptureStats, CapturedDatagram};
 use flowtel_records::RecordEncoder;
-use flowtel_rollup::{EnrichConfig, Enricher, InterfaceNames};
+use flowtel_rollup::{EnrichConfig, Enricher};
 use serde_json::Value;
 
 use crate::cli::{DecodeArgs, OutputFormat};
@@ -155,22 +155,6 @@ impl FlowRecords {
         }
         out.write_all(&self.bytes)?;
         out.write_all(self.text.as_bytes())
-    }
-}
-
-/// Interface names from the decoder's options data, for the enricher.
-struct DecoderNames<'a>(&'a Decoder);
-
-impl InterfaceNames for DecoderNames<'_> {
-    fn interface_name(
-        &self,
-        exporter: SocketAddr,
-        observation_domain: u32,
-        if_index: u32,
-    ) -> Option<Arc<str>> {
-        self.0
-            .interface_name(exporter.ip(), observation_domain, if_index)
-            .map(Arc::from)
     }
 }
 

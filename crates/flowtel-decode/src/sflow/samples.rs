@@ -163,18 +163,21 @@ fn string(x: &mut Xdr<'_>) -> Option<Box<str>> {
 /// output, reason, discard flow_record<>.
 pub(crate) fn drop_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>) {
     let at = x.offset();
-    let (Some(sequence), Some((source_id_type, source_id_index))) =
-        (x.u32(), source_id(&mut x, true))
-    else {
-        ctx.error(
-            ErrorKind::SflowBadLength,
-            at,
-            "sFlow discarded packet header",
-        );
-        return;
-    };
-    let (Some(drops), Some(input), Some(output), Some(reason)) =
-        (x.u32(), x.u32(), x.u32(), x.u32())
+    let header = (|| {
+        let sequence = x.u32()?;
+        let (source_id_type, source_id_index) = source_id(&mut x, true)?;
+        let (drops, input, output, reason) = (x.u32()?, x.u32()?, x.u32()?, x.u32()?);
+        Some((
+            sequence,
+            source_id_type,
+            source_id_index,
+            drops,
+            input,
+            output,
+            reason,
+        ))
+    })();
+    let Some((sequence, source_id_type, source_id_index, drops, input, output, reason)) = header
     else {
         ctx.error(
             ErrorKind::SflowBadLength,

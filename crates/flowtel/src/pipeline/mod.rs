@@ -33,7 +33,8 @@ use stats::{DecoderSnapshot, PipelineSnapshot, WorkerStats};
 const SNAPSHOT_EVERY_NS: u64 = 250_000_000;
 
 /// Interface names from the decoder's options data, for the enricher.
-struct DecoderNames<'a>(&'a Decoder);
+#[derive(Debug)]
+pub struct DecoderNames<'a>(pub &'a Decoder);
 
 impl InterfaceNames for DecoderNames<'_> {
     fn interface_name(
