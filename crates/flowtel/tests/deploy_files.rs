@@ -224,7 +224,14 @@ fn compose_services_are_pinned_healthy_and_ordered() {
     let names: BTreeSet<&str> = services.keys().filter_map(Value::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["alloy", "flowtel", "generator", "grafana", "prometheus"])
+        BTreeSet::from([
+            "alloy",
+            "flowtel",
+            "generator",
+            "grafana",
+            "loki",
+            "prometheus"
+        ])
     );
     for (name, svc) in services {
         let name = name.as_str().expect("service name");
@@ -270,7 +277,9 @@ fn compose_services_are_pinned_healthy_and_ordered() {
     assert!(dep("generator", "flowtel"));
     assert!(dep("flowtel", "alloy"));
     assert!(dep("alloy", "prometheus"));
+    assert!(dep("alloy", "loki"));
     assert!(dep("grafana", "prometheus"));
+    assert!(dep("grafana", "loki"));
 
     let prom: Vec<&str> = seq_of(&services["prometheus"], "command")
         .iter()
@@ -579,6 +588,7 @@ const NOT_FLOWTEL_CONFIGS: &[&str] = &[
     "deploy/compose/docker-compose.yml",
     "deploy/compose/prometheus.yml",
     "deploy/grafana/provisioning/dashboards/flowtel.yaml",
+    "deploy/grafana/provisioning/datasources/loki.yaml",
     "deploy/grafana/provisioning/datasources/prometheus.yaml",
     "deploy/kubernetes/configmap.yaml",
     "deploy/kubernetes/deployment.yaml",
@@ -883,4 +893,76 @@ fn compose_prometheus_config_passes_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The structured metadata names Loki gives the attributes of flowtel's flow log records
+/// (its OTLP ingestion replaces `.` with `_`), from real records: softflowd's IPFIX capture
+/// decoded and encoded as the flow-logs sink does.
+fn flow_log_metadata_names() -> BTreeSet<String> {
+    let mut decoder = flowtel_decode::Decoder::new(flowtel_decode::DecoderConfig::default());
+    let mut enricher = flowtel_rollup::Enricher::new(&flowtel_rollup::EnrichConfig::default());
+    let mut encoder = flowtel_records::RecordEncoder::new();
+    let mut out = flowtel_decode::DecodeOutput::default();
+    let mut names = BTreeSet::from(["service_name".to_owned()]);
+    for d in flowtel_pcap::read_all(repo().join("tests/fixtures/softflowd-ipfix.pcap")).unwrap() {
+        out.clear();
+        decoder.decode(d.src, &d.payload, d.timestamp_ns, &mut out);
+        for f in &out.flows {
+            let record = enricher.enrich(f, None).to_record();
+            let log = encoder.log_record(&record, flowtel_records::AttributeNames::default());
+            names.extend(log.attributes.iter().map(|kv| kv.key.replace('.', "_")));
+        }
+    }
+    names
+}
+
+#[test]
+fn flows_dashboard_queries_loki_for_attributes_flowtel_sends() {
+    let ds = yaml("deploy/grafana/provisioning/datasources/loki.yaml");
+    let loki = &seq_of(&ds, "datasources")[0];
+    assert_eq!(str_of(loki, "uid"), "loki");
+    assert_eq!(str_of(loki, "url"), "http://loki:3100");
+    let alloy = read("deploy/alloy/local.alloy");
+    assert!(alloy.contains("logs    = [otelcol.exporter.otlphttp.loki.input]"));
+    assert!(alloy.contains("\"http://loki:3100/otlp\""));
+    let flowtel = read("deploy/compose/flowtel.yaml");
+    assert!(flowtel.contains("flow-logs"), "the demo sends flow records");
+
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/dashboards/flows.json")).unwrap();
+    let exprs = queries(&dash);
+    assert!(exprs.len() >= 4);
+    let known = flow_log_metadata_names();
+    for e in &exprs {
+        let mut used = BTreeSet::new();
+        let words = |s: &str| -> Vec<String> {
+            s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        for (start, end) in [("by (", ")"), ("unwrap ", " "), ("{{.", "}}")] {
+            for part in e.split(start).skip(1) {
+                used.extend(words(part.split(end).next().unwrap_or_default()));
+            }
+        }
+        for part in e.split("| ").skip(1).chain(e.split(" or ").skip(1)) {
+            if let Some(first) = words(part).into_iter().next()
+                && !["unwrap", "line_format"].contains(&first.as_str())
+            {
+                used.insert(first);
+            }
+        }
+        assert!(e.contains("{service_name=\"flowtel\"}"), "{e}");
+        for name in &used {
+            assert!(
+                known.contains(name),
+                "{name} in {e} is not an attribute flowtel sends: {known:?}"
+            );
+        }
+        assert!(!used.is_empty(), "{e}");
+    }
+    for panel in dash["panels"].as_array().unwrap() {
+        assert_eq!(panel["datasource"]["uid"], "loki", "{}", panel["title"]);
+    }
 }
