@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Side-by-side CPU cost and lossless rate of flow collectors on this machine: a receive-only
+# loop (the kernel's floor), flowtel, pmacct's nfacctd and nfdump's nfcapd, fed the same
+# NetFlow v9 capture by the same sendmmsg blaster, sender and collector pinned to different
+# cores.
+#
+#   examples/bench-peers.sh
+#
+# Environment:
+#   CAPTURE   NetFlow v9/IPFIX capture to replay (default tests/fixtures/softflowd-v9.pcap, made
+#             by softflowd: about 25 records per datagram; tests/fixtures/regenerate.sh makes it)
+#   RATE      datagrams/s of the CPU-cost run (default 50000)
+#   SECONDS_PER_RUN  duration of each run (default 6)
+#   RATES     rates tried for the lossless search (default "50000 100000 150000 200000 250000 300000")
+#   RUNS      repetitions of the CPU-cost run (default 3)
+#   COLLECTOR_CPU, SENDER_CPU  cores to pin to (default 0 and 1)
+#   FLOWTEL   binary (default target/release/flowtel, built if missing)
+#
+# What each collector does, so the comparison is fair and readable:
+#   floor    blast's receive-only recvmmsg loop: receives and counts datagrams, nothing else
+#   flowtel  `flowtel run` with the default rollup (9 dimensions, top-K 1000, exact bytes) and
+#            the prometheus sink, one worker
+#   nfacctd  pmacct 1.7 with the print plugin aggregating by protocol only (the least work it
+#            can do per record), printing every 60 s
+#   nfcapd   nfdump's collector writing every record to its binary files, rotated every 60 s
+# Every socket asks for an 8 MiB receive buffer (raise net.core.rmem_max to grant it; the
+# script says when it is capped). Loss is the kernel's count of datagrams dropped at the
+# collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
+# collector process's user + system time over the run.
+# Needs root for apt when pmacct, nfdump or softflowd are missing; only loopback is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CAPTURE=${CAPTURE:-tests/fixtures/softflowd-v9.pcap}
+RATE=${RATE:-50000}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
+RATES=${RATES:-50000 100000 150000 200000 250000 300000}
+RUNS=${RUNS:-3}
+COLLECTOR_CPU=${COLLECTOR_CPU:-0}
+SENDER_CPU=${SENDER_CPU:-1}
+FLOWTEL=${FLOWTEL:-target/release/flowtel}
+BUFFER=8388608
+
+need=()
+command -v nfacctd >/dev/null || need+=(pmacct)
+command -v nfcapd >/dev/null || need+=(nfdump)
+command -v softflowd >/dev/null || need+=(softflowd)
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -x "$FLOWTEL" ] || cargo build --release -p flowtel
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cc -O2 -o "$work/blast" examples/blast.c
+rmem=$(cat /proc/sys/net/core/rmem_max)
+[ "$rmem" -ge "$BUFFER" ] || echo "note: net.core.rmem_max is $rmem: buffers are capped below 8 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
+records_per_datagram=$("$FLOWTEL" decode "$CAPTURE" --format json 2>&1 >/dev/null |
+  awk '/datagrams/ && /decoded/ { d = $2 } /records/ && /flows/ { r = $2 } END { printf "%.1f", r / d }')
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Datagrams dropped by the kernel at the sockets bound to 127.0.0.1:PORT (column 13 of
+# /proc/net/udp; the port is the hex after the colon of column 2).
+drops() { awk -v p="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp; }
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+
+# Start collector $1 on port $2; prints its pid.
+start() {
+  local port=$2
+  case $1 in
+    floor) taskset -c "$COLLECTOR_CPU" "$work/blast" sink 127.0.0.1 "$port" 3600 >"$work/floor.out" & ;;
+    flowtel) taskset -c "$COLLECTOR_CPU" "$FLOWTEL" run --listen "127.0.0.1:$port" --workers 1 \
+      --recv-buffer-bytes "$BUFFER" --sink prometheus --prometheus-listen 127.0.0.1:0 \
+      --log-level error >/dev/null 2>&1 & ;;
+    nfacctd)
+      cat >"$work/nfacctd.conf" <<EOF
+daemonize: false
+nfacctd_ip: 127.0.0.1
+nfacctd_port: $port
+nfacctd_pipe_size: $BUFFER
+plugins: print
+aggregate: proto
+print_refresh_time: 60
+print_output: csv
+print_output_file: $work/nfacctd-%s.csv
+EOF
+      taskset -c "$COLLECTOR_CPU" nfacctd -f "$work/nfacctd.conf" >/dev/null 2>&1 & ;;
+    nfcapd)
+      mkdir -p "$work/nfcapd"
+      taskset -c "$COLLECTOR_CPU" nfcapd -b 127.0.0.1 -p "$port" -B "$BUFFER" -w "$work/nfcapd" -t 60 >/dev/null 2>&1 & ;;
+  esac
+  echo $!
+}
+
+# Run collector $1 at rate $2: prints "cpu_seconds sent dropped".
+run() {
+  local port pid before after sent
+  port=$(free_port)
+  pid=$(start "$1" "$port")
+  sleep 1.5
+  before=$(cpu_of "$pid")
+  sent=$(taskset -c "$SENDER_CPU" "$work/blast" send "$CAPTURE" 127.0.0.1 "$port" "$2" "$SECONDS_PER_RUN" | awk '{ print $2 }')
+  sleep 1
+  after=$(cpu_of "$pid")
+  local dropped
+  dropped=$(drops "$port")
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  awk -v a="$after" -v b="$before" -v s="$sent" -v d="$dropped" 'BEGIN { printf "%.2f %d %d\n", a - b, s, d }'
+}
+
+echo "capture $CAPTURE: $records_per_datagram records per datagram; collector on CPU $COLLECTOR_CPU, sender on CPU $SENDER_CPU"
+printf '%-9s %-34s %-12s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" "highest lossless rate"
+for c in floor flowtel nfacctd nfcapd; do
+  cpus=()
+  sent=0
+  for _ in $(seq "$RUNS"); do
+    read -r cpu s _ < <(run "$c" "$RATE")
+    cpus+=("$cpu")
+    sent=$s
+  done
+  best=none
+  for r in $RATES; do
+    read -r _ s d < <(run "$c" "$r")
+    if [ "$d" -eq 0 ] && [ "$s" -gt 0 ]; then best="$r dgrams/s"; else break; fi
+  done
+  per=$(printf '%s\n' "${cpus[@]}" | sort -n | awk -v s="$sent" -v k="$records_per_datagram" \
+    '{ a[NR] = $1 } END { m = a[int((NR + 1) / 2)]; printf "%.3f", (s > 0 ? m / (s * k / 1e6) : 0) }')
+  printf '%-9s %-34s %-12s %s\n' "$c" "$(IFS=/; echo "${cpus[*]}") at $RATE/s x ${SECONDS_PER_RUN}s" "$per" "$best"
+done
