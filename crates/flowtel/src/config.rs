@@ -60,6 +60,8 @@ pub enum SinkKind {
     Prometheus,
     /// Every flow record as a goflow2-style JSON line, on stdout or in `flow_json.file`.
     FlowJson,
+    /// Every flow record as a Kafka record (protobuf or JSON) to `kafka.topic`.
+    Kafka,
 }
 
 pub use flowtel_rollup::Profile;
@@ -224,6 +226,8 @@ pub struct Config {
     pub access: crate::daemon::access::AccessConfig,
     /// The `flow-json` sink.
     pub flow_json: crate::sinks::flow_json::FlowJsonConfig,
+    /// The `kafka` sink.
+    pub kafka: crate::sinks::kafka::KafkaConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -261,6 +265,7 @@ impl Default for Config {
             flow_records: FlowRecordsConfig::default(),
             access: crate::daemon::access::AccessConfig::default(),
             flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
+            kafka: crate::sinks::kafka::KafkaConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -711,6 +716,29 @@ pub struct RunArgs {
     /// The `flow-json` sink writes to this file (rotated by size) instead of standard output.
     #[arg(long, value_name = "PATH")]
     pub flow_json_file: Option<PathBuf>,
+    /// Kafka bootstrap brokers of the `kafka` sink (comma-separated or repeated).
+    #[arg(
+        long = "kafka-brokers",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ','
+    )]
+    pub kafka_brokers: Vec<String>,
+    /// Topic of the `kafka` sink [default: flows].
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Record value of the `kafka` sink [default: protobuf].
+    #[arg(long, value_enum)]
+    pub kafka_format: Option<crate::sinks::kafka::KafkaFormat>,
+    /// Batch compression of the `kafka` sink [default: none].
+    #[arg(long, value_enum)]
+    pub kafka_compression: Option<crate::sinks::kafka::KafkaCompression>,
+    /// Create the `kafka` sink's topic when it does not exist.
+    #[arg(long)]
+    pub kafka_create_topic: bool,
+    /// A Kafka client property, `NAME=VALUE` (repeatable), e.g. `linger.ms=50`,
+    /// `security.protocol=SASL_SSL`; unsupported names are refused with the list.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub kafka_properties: Vec<(String, String)>,
     /// Exporter prefix allowed to send, on every listen address (repeatable; none: any).
     #[arg(long = "allow-exporter", value_name = "PREFIX")]
     pub allow_exporters: Vec<crate::prefix::Prefix>,
@@ -808,6 +836,9 @@ pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
         Some(path) => load_file(path)?,
         None => Config::default(),
     };
+    // The file's Kafka properties are the file's settings: flags and the environment override
+    // them.
+    config.kafka.apply_properties()?;
     apply_env(&mut config, env)?;
     apply_flags(&mut config, args);
     finish(&mut config)?;
@@ -853,6 +884,7 @@ fn finish(config: &mut Config) -> anyhow::Result<()> {
     if let Some(p) = &config.geoip.asn_db {
         config.enrichment.geoip_asn_db = Some(p.clone());
     }
+    config.kafka.apply_properties()?;
     if config.resource.service_name.is_none() {
         let profile = config.profile.unwrap_or(Profile::Default);
         config.resource.service_name = Some(default_service_name(profile).to_owned());
@@ -1035,6 +1067,25 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
     set_opt(&mut config.flow_json.file, &a.flow_json_file);
+    let k = &mut config.kafka;
+    if !a.kafka_brokers.is_empty() {
+        k.brokers = a
+            .kafka_brokers
+            .iter()
+            .map(|b| b.trim().to_owned())
+            .collect();
+    }
+    set(&mut k.topic, &a.kafka_topic);
+    set(&mut k.format, &a.kafka_format);
+    set(&mut k.compression, &a.kafka_compression);
+    if a.kafka_create_topic {
+        k.create_topic = true;
+    }
+    // Applied by `finish`, after every other flag.
+    for (name, value) in &a.kafka_properties {
+        k.properties
+            .insert(name.clone(), serde_yaml::Value::String(value.clone()));
+    }
     config
         .access
         .allow
@@ -1097,8 +1148,9 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     }
     flowtel_rollup::config::validate_rollups(&c.rollups).context("rollups")?;
     if c.sinks.is_empty() {
-        bail!("sinks: at least one of otlp, stdout, prometheus is required");
+        bail!("sinks: at least one of otlp, stdout, prometheus, flow-json, kafka is required");
     }
+    c.kafka.validate(c.has_sink(SinkKind::Kafka))?;
     if c.self_metrics_interval_secs == 0 {
         bail!("self_metrics_interval_secs: must be >= 1");
     }
@@ -1148,6 +1200,7 @@ impl Config {
             *v = REDACTED.to_owned();
         }
         c.otlp.endpoint = flowtel_otlp::redact_endpoint(&c.otlp.endpoint);
+        c.kafka = c.kafka.redacted();
         c
     }
 }
@@ -1170,11 +1223,77 @@ mod tests {
 
     fn resolve_text(text: &str, args: RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
         let mut c = parse_yaml(text)?;
+        c.kafka.apply_properties()?;
         apply_env(&mut c, env)?;
         apply_flags(&mut c, &args);
         finish(&mut c)?;
         validate(&c)?;
         Ok(c)
+    }
+
+    #[test]
+    fn kafka_flags_beat_the_files_properties_and_flag_properties_come_last() {
+        use crate::sinks::kafka::KafkaCompression;
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let file = "sinks: [kafka]\nkafka:\n  brokers: [\"k1:9092\"]\n  properties: {compression.type: gzip, linger.ms: 20, client.id: edge}\n";
+        let args = |a: &[&str]| {
+            T::try_parse_from([&["flowtel"][..], a].concat())
+                .unwrap()
+                .run
+        };
+        let c = resolve_text(file, args(&["--kafka-compression", "zstd"]), &no_env).unwrap();
+        assert_eq!(
+            c.kafka.compression,
+            KafkaCompression::Zstd,
+            "a flag beats the file"
+        );
+        assert_eq!(c.kafka.linger_ms, Some(20));
+        assert_eq!(c.kafka.client_id, "edge");
+        assert!(c.kafka.properties.is_empty());
+        let c = resolve_text(
+            file,
+            args(&[
+                "--kafka-compression",
+                "zstd",
+                "--kafka-property",
+                "compression.type=lz4",
+                "--kafka-brokers",
+                "k2:9092,k3:9092",
+                "--kafka-topic",
+                "netflow",
+                "--kafka-format",
+                "json",
+                "--kafka-create-topic",
+            ]),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.kafka.compression, KafkaCompression::Lz4);
+        assert_eq!(c.kafka.brokers, vec!["k2:9092", "k3:9092"]);
+        assert_eq!(c.kafka.topic, "netflow");
+        assert_eq!(c.kafka.format, crate::sinks::kafka::KafkaFormat::Json);
+        assert!(c.kafka.create_topic);
+        // The sink needs brokers; a bad property names itself.
+        let err = resolve_text("sinks: [kafka]\n", RunArgs::default(), &no_env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kafka.brokers: the kafka sink needs at least one broker"),
+            "{err}"
+        );
+        let err =
+            resolve_text(file, args(&["--kafka-property", "retries=3"]), &no_env).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("kafka.properties.retries: unknown or unsupported"),
+            "{err}"
+        );
+        // Brokers are not needed when the sink is off.
+        resolve_text("kafka: {topic: other}\n", RunArgs::default(), &no_env).unwrap();
     }
 
     #[test]
@@ -1221,10 +1340,10 @@ mod tests {
 
     #[test]
     fn unknown_sink_is_rejected() {
-        let err = parse_yaml("sinks: [otlp, kafka]\n")
+        let err = parse_yaml("sinks: [otlp, elasticsearch]\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("kafka"), "{err}");
+        assert!(err.contains("elasticsearch"), "{err}");
     }
 
     #[test]
@@ -1755,6 +1874,6 @@ decoder:
         assert!(T::try_parse_from(["flowtel", "--sampling-rate", "192.0.2.1=0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "1.5"]).is_err());
-        assert!(T::try_parse_from(["flowtel", "--sink", "kafka"]).is_err());
+        assert!(T::try_parse_from(["flowtel", "--sink", "elasticsearch"]).is_err());
     }
 }

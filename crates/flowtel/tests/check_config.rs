@@ -231,6 +231,30 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
             vec!["--flow-rule", "drop:proto=udp"],
             "unknown key \"proto\"",
         ),
+        (
+            vec![
+                "--sink",
+                "kafka",
+                "--kafka-brokers",
+                "kafka-1:9092",
+                "--kafka-property",
+                "security.protocol=SSL",
+                "--kafka-property",
+                "ssl.ca.location=/nonexistent/kafka-ca.pem",
+            ],
+            "cannot read kafka.ssl_ca_location (ssl.ca.location) /nonexistent/kafka-ca.pem",
+        ),
+        (
+            vec![
+                "--sink",
+                "kafka",
+                "--kafka-brokers",
+                "kafka-1:9092",
+                "--kafka-property",
+                "acks=1",
+            ],
+            "kafka.properties.acks: acks \"1\": only `all` (or -1) is supported",
+        ),
     ] {
         let out = flowtel().arg("check-config").args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} passed");

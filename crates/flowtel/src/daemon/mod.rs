@@ -177,6 +177,9 @@ pub fn preflight(config: &Config) -> anyhow::Result<()> {
     if config.has_sink(SinkKind::Otlp) {
         crate::sinks::otlp::exporter_config(config, &resource(config))?;
     }
+    if config.has_sink(SinkKind::Kafka) {
+        crate::sinks::kafka::Settings::from_config(config)?;
+    }
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //! reason `shutdown`.
 
 pub mod flow_json;
+pub mod kafka;
 pub mod otlp;
 pub mod prometheus;
 pub mod records;
@@ -167,6 +168,7 @@ impl SinkSet {
                     config.flow_records.batching(),
                     flow_json::FlowJson::open(&config.flow_json)?,
                 ))),
+                SinkKind::Kafka => set.add(Arc::new(kafka::KafkaSink::start(config)?)),
                 SinkKind::Prometheus => {
                     let p = Arc::new(prometheus::PrometheusSink::default());
                     set.prometheus = Some(Arc::clone(&p));
