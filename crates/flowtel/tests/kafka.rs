@@ -788,3 +788,97 @@ fn clickhouse_kafka_engine_consumes_the_topic_with_the_deploy_ddl() {
         serde_json::json!(["127.0.0.1", "127.0.0.2"])
     );
 }
+
+/// The compose demo's kafka collector (`deploy/compose/flowtel-kafka.yaml`) with tansu for its
+/// broker, fed by the demo's `generator-kafka` command: it creates its topic with the
+/// configured partitions and publishes every generated record (zstd), each read back once.
+#[test]
+fn the_compose_kafka_collector_creates_its_topic_and_publishes_the_generator_s_records() {
+    if !tools() {
+        return;
+    }
+    let broker = Tansu::start();
+    let text =
+        std::fs::read_to_string(common::repo().join("deploy/compose/flowtel-kafka.yaml")).unwrap();
+    let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let m = cfg.as_mapping_mut().unwrap();
+    m.insert("sinks".into(), vec!["kafka"].into());
+    let kafka = m.get_mut("kafka").unwrap().as_mapping_mut().unwrap();
+    let topic = kafka["topic"].as_str().unwrap().to_owned();
+    let partitions = kafka["create_topic_partitions"].as_u64().unwrap();
+    kafka.insert("brokers".into(), vec![broker.listen.to_string()].into());
+    let file = scratch("flowtel-kafka.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    let d = Daemon::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--kafka-property",
+        "linger.ms=100",
+    ]);
+
+    let compose: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(common::repo().join("deploy/compose/docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
+    let args: Vec<String> = compose["services"]["generator-kafka"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .map(|a| {
+            if a.starts_with("--target=") {
+                format!("--target={}", d.listen)
+            } else {
+                a
+            }
+        })
+        .collect();
+    let count = 600;
+    let out = Command::new(env!("CARGO_BIN_EXE_flowtel"))
+        .args(&args)
+        .args([&format!("--count={count}"), "--report-interval=0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = d.metrics_until("every generated record delivered", |b| {
+        let c = counts(b);
+        c.selected == count as f64 && c.delivered == c.selected
+    });
+    assert_eq!(
+        sample(&body, "flowtel_kafka_partitions"),
+        Some(partitions as f64)
+    );
+    assert_eq!(
+        kafka_error(&body, "unknown_topic"),
+        0.0,
+        "created before the first record"
+    );
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("created the Kafka topic"), "{stderr}");
+
+    let records = consume(broker.listen, &[(&topic, count)], None);
+    assert_eq!(records.len(), count);
+    let got = by_key(&records, &topic);
+    assert_eq!(
+        got.len(),
+        4,
+        "one key per simulated exporter: {:?}",
+        got.keys()
+    );
+    for list in got.values() {
+        for r in list {
+            let m = message(&r.value);
+            assert_eq!(
+                r.key,
+                flowtel_records::message::addr_from_bytes(&m.exporter_address)
+                    .unwrap()
+                    .to_string()
+            );
+        }
+    }
+}
