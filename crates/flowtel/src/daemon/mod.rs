@@ -770,6 +770,7 @@ const CONFIG_KEYS: &[&str] = &[
     "decoder",
     "sinks",
     "flow_records",
+    "kafka",
     "prometheus_listen",
     "otlp",
     "resource",
