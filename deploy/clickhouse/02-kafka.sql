@@ -1,8 +1,11 @@
 -- Ingestion from Kafka: flowtel's `--sink kafka --kafka-format protobuf` publishes one
 -- length-prefixed flowtel.flow.v1.FlowMessage per record (goflow2's framing, which the
--- Protobuf format reads). ClickHouse finds the schema in its format_schema_path
--- (/var/lib/clickhouse/format_schemas/ by default): copy proto/flowtel/flow/v1/flow.proto
--- there as flow.proto. Run 01-flows.sql first; set kafka_broker_list and the topic.
+-- Protobuf format reads), keyed by the exporter address. ClickHouse finds the schema in its
+-- format_schema_path (/var/lib/clickhouse/format_schemas/ by default): copy
+-- proto/flowtel/flow/v1/flow.proto there as flow.proto. Run 01-flows.sql first; set
+-- kafka_broker_list and the topic (the compose demo's kafka profile runs this file as is).
+-- With several partitions, kafka_num_consumers up to the partition count reads them in
+-- parallel; each ClickHouse replica of a cluster consumes its share under the same group.
 --
 -- Columns are matched to the message's fields by name; fields without a column are skipped.
 -- The view turns the raw fields (4- or 16-byte addresses, nanosecond times) into flows' types.

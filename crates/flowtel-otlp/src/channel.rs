@@ -246,7 +246,7 @@ pub fn check_rules(endpoint: &str, tls: &[TlsSetting]) -> Result<Transport, Chan
 struct Parsed {
     transport: Transport,
     ca: Option<Vec<CertificateDer<'static>>>,
-    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    identity: Option<Identity>,
 }
 
 impl ChannelConfig {
@@ -257,49 +257,7 @@ impl ChannelConfig {
 
     fn parse(&self) -> Result<Parsed, ChannelError> {
         let transport = check_rules(&self.endpoint, &self.tls.present())?;
-        let pem = |setting, problem| ChannelError::Pem { setting, problem };
-        let ca = match &self.tls.ca_pem {
-            Some(ca) => {
-                let certs = certificates(ca).map_err(|p| pem(TlsSetting::Ca, p))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for (index, cert) in certs.iter().enumerate() {
-                    roots.add(cert.clone()).map_err(|e| {
-                        pem(
-                            TlsSetting::Ca,
-                            PemProblem::BadCertificate {
-                                index: index + 1,
-                                error: e.to_string(),
-                            },
-                        )
-                    })?;
-                }
-                Some(certs)
-            }
-            None => None,
-        };
-        let chain = match &self.tls.client_cert_pem {
-            Some(cert) => Some(certificates(cert).map_err(|p| pem(TlsSetting::ClientCert, p))?),
-            None => None,
-        };
-        let key = match &self.tls.client_key_pem {
-            Some(key) => Some(PrivateKeyDer::from_pem_slice(key).map_err(|e| {
-                pem(
-                    TlsSetting::ClientKey,
-                    match e {
-                        rustls::pki_types::pem::Error::NoItemsFound => PemProblem::NoPrivateKey,
-                        other => PemProblem::Malformed(other.to_string()),
-                    },
-                )
-            })?),
-            None => None,
-        };
-        let identity = match (chain, key) {
-            (Some(chain), Some(key)) => {
-                check_identity(chain.clone(), key.clone_key())?;
-                Some((chain, key))
-            }
-            _ => None,
-        };
+        let (ca, identity) = parse_tls(&self.tls)?;
         Ok(Parsed {
             transport,
             ca,
@@ -310,6 +268,114 @@ impl ChannelConfig {
     /// The endpoint for logs and errors, credentials and query hidden.
     pub fn redacted_endpoint(&self) -> String {
         redact_endpoint(&self.endpoint)
+    }
+}
+
+/// A client identity: the certificate chain and its key.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// Rules 4 and 5 on the PEM contents: the CA's certificates, and the client identity.
+fn parse_tls(
+    tls: &TlsConfig,
+) -> Result<(Option<Vec<CertificateDer<'static>>>, Option<Identity>), ChannelError> {
+    let pem = |setting, problem| ChannelError::Pem { setting, problem };
+    let ca = match &tls.ca_pem {
+        Some(ca) => {
+            let certs = certificates(ca).map_err(|p| pem(TlsSetting::Ca, p))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for (index, cert) in certs.iter().enumerate() {
+                roots.add(cert.clone()).map_err(|e| {
+                    pem(
+                        TlsSetting::Ca,
+                        PemProblem::BadCertificate {
+                            index: index + 1,
+                            error: e.to_string(),
+                        },
+                    )
+                })?;
+            }
+            Some(certs)
+        }
+        None => None,
+    };
+    let chain = match &tls.client_cert_pem {
+        Some(cert) => Some(certificates(cert).map_err(|p| pem(TlsSetting::ClientCert, p))?),
+        None => None,
+    };
+    let key = match &tls.client_key_pem {
+        Some(key) => Some(PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+            pem(
+                TlsSetting::ClientKey,
+                match e {
+                    rustls::pki_types::pem::Error::NoItemsFound => PemProblem::NoPrivateKey,
+                    other => PemProblem::Malformed(other.to_string()),
+                },
+            )
+        })?),
+        None => None,
+    };
+    let identity = match (chain, key) {
+        (Some(chain), Some(key)) => {
+            check_identity(chain.clone(), key.clone_key())?;
+            Some((chain, key))
+        }
+        (Some(_), None) => {
+            return Err(ChannelError::IncompleteIdentity {
+                given: TlsSetting::ClientCert,
+                missing: TlsSetting::ClientKey,
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ChannelError::IncompleteIdentity {
+                given: TlsSetting::ClientKey,
+                missing: TlsSetting::ClientCert,
+            });
+        }
+        (None, None) => None,
+    };
+    Ok((ca, identity))
+}
+
+/// A rustls client configuration under rules 3 to 5, for a TLS client that is not a gRPC
+/// channel (the Kafka sink): the CA replaces the system roots (else the system roots, at least
+/// one), the client certificate and key come together and match, every PEM is checked. No
+/// ALPN is set; [`TlsConfig::domain_name`] is not used (the caller names the server when it
+/// connects).
+pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ChannelError> {
+    let (ca, identity) = parse_tls(tls)?;
+    client_config(ca, identity)
+}
+
+/// Rule 3 (the CA replaces the system roots) and the client identity.
+fn client_config(
+    ca: Option<Vec<CertificateDer<'static>>>,
+    identity: Option<Identity>,
+) -> Result<rustls::ClientConfig, ChannelError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            roots.add_parsable_certificates(ca);
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _unusable) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(ChannelError::NoSystemRoots);
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ChannelError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => ChannelError::KeyMismatch,
+                other => ChannelError::Tls(other.to_string()),
+            }),
+        None => Ok(builder.with_no_client_auth()),
     }
 }
 
@@ -400,32 +466,7 @@ pub fn rustls_client_config(
 
 /// Rule 3 (the CA replaces the system roots), the client identity, ALPN h2.
 fn tls_setup(tls: &TlsConfig, parsed: Parsed) -> Result<TlsSetup, ChannelError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match parsed.ca {
-        Some(ca) => {
-            roots.add_parsable_certificates(ca);
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _unusable) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(ChannelError::NoSystemRoots);
-            }
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ChannelError::Tls(e.to_string()))?
-        .with_root_certificates(roots);
-    let mut config = match parsed.identity {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => ChannelError::KeyMismatch,
-                other => ChannelError::Tls(other.to_string()),
-            })?,
-        None => builder.with_no_client_auth(),
-    };
+    let mut config = client_config(parsed.ca, parsed.identity)?;
     // gRPC over HTTP/2 ("Protocol"): TLS must negotiate h2.
     config.alpn_protocols = vec![b"h2".to_vec()];
     let server_name = match &tls.domain_name {

@@ -99,6 +99,7 @@ pub mod stats;
 
 pub use channel::{
     ChannelConfig, ChannelError, PemProblem, TlsConfig, TlsSetting, Transport, redact_endpoint,
+    tls_client_config,
 };
 pub use client::{
     ClientConfig, ClientError, DEFAULT_ENDPOINT, ExportError, ExportSuccess, LogsClient,

@@ -64,6 +64,8 @@ pub enum SinkKind {
     FlowLogs,
     /// Batches of flow records POSTed as JSON to `flow_http.url`.
     FlowHttp,
+    /// Every flow record as a Kafka record (protobuf or JSON) to `kafka.topic`.
+    Kafka,
 }
 
 pub use flowtel_rollup::Profile;
@@ -232,6 +234,8 @@ pub struct Config {
     pub flow_logs: crate::sinks::flow_logs::FlowLogsConfig,
     /// The `flow-http` sink.
     pub flow_http: crate::sinks::flow_http::FlowHttpConfig,
+    /// The `kafka` sink.
+    pub kafka: crate::sinks::kafka::KafkaConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -271,6 +275,7 @@ impl Default for Config {
             flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
             flow_logs: crate::sinks::flow_logs::FlowLogsConfig::default(),
             flow_http: crate::sinks::flow_http::FlowHttpConfig::default(),
+            kafka: crate::sinks::kafka::KafkaConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -736,6 +741,29 @@ pub struct RunArgs {
     /// The `flow-json` sink writes to this file (rotated by size) instead of standard output.
     #[arg(long, value_name = "PATH")]
     pub flow_json_file: Option<PathBuf>,
+    /// Kafka bootstrap brokers of the `kafka` sink (comma-separated or repeated).
+    #[arg(
+        long = "kafka-brokers",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ','
+    )]
+    pub kafka_brokers: Vec<String>,
+    /// Topic of the `kafka` sink.
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Record value of the `kafka` sink.
+    #[arg(long, value_enum)]
+    pub kafka_format: Option<crate::sinks::kafka::KafkaFormat>,
+    /// Batch compression of the `kafka` sink.
+    #[arg(long, value_enum)]
+    pub kafka_compression: Option<crate::sinks::kafka::KafkaCompression>,
+    /// Create the `kafka` sink's topic when it does not exist.
+    #[arg(long)]
+    pub kafka_create_topic: bool,
+    /// A Kafka client property, `NAME=VALUE` (repeatable), e.g. `linger.ms=50`,
+    /// `security.protocol=SASL_SSL`; unsupported names are refused with the list.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub kafka_properties: Vec<(String, String)>,
     /// Exporter prefix allowed to send, on every listen address (repeatable; none: any).
     #[arg(long = "allow-exporter", value_name = "PREFIX")]
     pub allow_exporters: Vec<crate::prefix::Prefix>,
@@ -867,16 +895,18 @@ pub fn run_flag_defaults() -> Vec<(&'static str, String)> {
             "flow_logs_attribute_names",
             c.flow_logs.attribute_names.clone(),
         ),
-        (
-            "flow_http_format",
-            match c.flow_http.format {
-                crate::sinks::flow_http::HttpFormat::JsonArray => "json-array",
-                crate::sinks::flow_http::HttpFormat::Ndjson => "ndjson",
-                crate::sinks::flow_http::HttpFormat::EsBulk => "es-bulk",
-            }
-            .to_owned(),
-        ),
+        ("flow_http_format", value_name(c.flow_http.format)),
+        ("kafka_topic", c.kafka.topic.clone()),
+        ("kafka_format", value_name(c.kafka.format)),
+        ("kafka_compression", value_name(c.kafka.compression)),
     ]
+}
+
+/// The name a flag takes for `v`.
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// `cmd` (a command with the [`RunArgs`] flags) with `[default: …]` appended to the help of
@@ -993,6 +1023,9 @@ pub fn resolve(args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
 
 /// Environment and flags over a configuration read from a file, then finished and validated.
 fn resolve_over(mut config: Config, args: &RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
+    // The file's Kafka properties are the file's settings: flags and the environment override
+    // them.
+    config.kafka.apply_properties()?;
     // The logs' OTLP settings: the file's, then the `_LOGS_` (else generic) variables, the
     // `--otlp-*` flags and the logs' own endpoint.
     let mut logs = config.otlp.clone();
@@ -1050,6 +1083,7 @@ fn finish(config: &mut Config) -> anyhow::Result<()> {
     if let Some(p) = &config.geoip.asn_db {
         config.enrichment.geoip_asn_db = Some(p.clone());
     }
+    config.kafka.apply_properties()?;
     if config.resource.service_name.is_none() {
         let profile = config.profile.unwrap_or(Profile::Default);
         config.resource.service_name = Some(default_service_name(profile).to_owned());
@@ -1261,6 +1295,25 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         &mut config.flow_logs.attribute_names,
         &a.flow_logs_attribute_names,
     );
+    let k = &mut config.kafka;
+    if !a.kafka_brokers.is_empty() {
+        k.brokers = a
+            .kafka_brokers
+            .iter()
+            .map(|b| b.trim().to_owned())
+            .collect();
+    }
+    set(&mut k.topic, &a.kafka_topic);
+    set(&mut k.format, &a.kafka_format);
+    set(&mut k.compression, &a.kafka_compression);
+    if a.kafka_create_topic {
+        k.create_topic = true;
+    }
+    // Applied by `finish`, after every other flag.
+    for (name, value) in &a.kafka_properties {
+        k.properties
+            .insert(name.clone(), serde_yaml::Value::String(value.clone()));
+    }
     config
         .access
         .allow
@@ -1324,8 +1377,9 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     }
     flowtel_rollup::config::validate_rollups(&c.rollups).context("rollups")?;
     if c.sinks.is_empty() {
-        bail!("sinks: at least one of otlp, stdout, prometheus is required");
+        bail!("sinks: at least one of otlp, stdout, prometheus, flow-json, kafka is required");
     }
+    c.kafka.validate(c.has_sink(SinkKind::Kafka))?;
     if c.self_metrics_interval_secs == 0 {
         bail!("self_metrics_interval_secs: must be >= 1");
     }
@@ -1375,6 +1429,7 @@ impl Config {
             *v = REDACTED.to_owned();
         }
         c.otlp.endpoint = flowtel_otlp::redact_endpoint(&c.otlp.endpoint);
+        c.kafka = c.kafka.redacted();
         c
     }
 }
@@ -1397,6 +1452,71 @@ mod tests {
 
     fn resolve_text(text: &str, args: RunArgs, env: Env<'_>) -> anyhow::Result<Config> {
         resolve_over(parse_yaml(text)?, &args, env)
+    }
+
+    #[test]
+    fn kafka_flags_beat_the_files_properties_and_flag_properties_come_last() {
+        use crate::sinks::kafka::KafkaCompression;
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let file = "sinks: [kafka]\nkafka:\n  brokers: [\"k1:9092\"]\n  properties: {compression.type: gzip, linger.ms: 20, client.id: edge}\n";
+        let args = |a: &[&str]| {
+            T::try_parse_from([&["flowtel"][..], a].concat())
+                .unwrap()
+                .run
+        };
+        let c = resolve_text(file, args(&["--kafka-compression", "zstd"]), &no_env).unwrap();
+        assert_eq!(
+            c.kafka.compression,
+            KafkaCompression::Zstd,
+            "a flag beats the file"
+        );
+        assert_eq!(c.kafka.linger_ms, Some(20));
+        assert_eq!(c.kafka.client_id, "edge");
+        assert!(c.kafka.properties.is_empty());
+        let c = resolve_text(
+            file,
+            args(&[
+                "--kafka-compression",
+                "zstd",
+                "--kafka-property",
+                "compression.type=lz4",
+                "--kafka-brokers",
+                "k2:9092,k3:9092",
+                "--kafka-topic",
+                "netflow",
+                "--kafka-format",
+                "json",
+                "--kafka-create-topic",
+            ]),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.kafka.compression, KafkaCompression::Lz4);
+        assert_eq!(c.kafka.brokers, vec!["k2:9092", "k3:9092"]);
+        assert_eq!(c.kafka.topic, "netflow");
+        assert_eq!(c.kafka.format, crate::sinks::kafka::KafkaFormat::Json);
+        assert!(c.kafka.create_topic);
+        // The sink needs brokers; a bad property names itself.
+        let err = resolve_text("sinks: [kafka]\n", RunArgs::default(), &no_env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kafka.brokers: the kafka sink needs at least one broker"),
+            "{err}"
+        );
+        let err =
+            resolve_text(file, args(&["--kafka-property", "retries=3"]), &no_env).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("kafka.properties.retries: unknown or unsupported"),
+            "{err}"
+        );
+        // Brokers are not needed when the sink is off.
+        resolve_text("kafka: {topic: other}\n", RunArgs::default(), &no_env).unwrap();
     }
 
     #[test]
@@ -1443,10 +1563,10 @@ mod tests {
 
     #[test]
     fn unknown_sink_is_rejected() {
-        let err = parse_yaml("sinks: [otlp, kafka]\n")
+        let err = parse_yaml("sinks: [otlp, elasticsearch]\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("kafka"), "{err}");
+        assert!(err.contains("elasticsearch"), "{err}");
     }
 
     #[test]
@@ -2007,6 +2127,6 @@ decoder:
         assert!(T::try_parse_from(["flowtel", "--sampling-rate", "192.0.2.1=0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "0"]).is_err());
         assert!(T::try_parse_from(["flowtel", "--rollup-interval", "1.5"]).is_err());
-        assert!(T::try_parse_from(["flowtel", "--sink", "kafka"]).is_err());
+        assert!(T::try_parse_from(["flowtel", "--sink", "elasticsearch"]).is_err());
     }
 }

@@ -124,6 +124,20 @@ defs! {
     SINK_QUEUE_DEPTH = "flowtel.sink.queue.depth", "{item}", Gauge, "Items waiting in each sink's queue.";
     SINK_QUEUE_CAPACITY = "flowtel.sink.queue.capacity", "{item}", Gauge, "The bound of each sink's queue.";
     SINK_FAILING = "flowtel.sink.failing", "1", Gauge, "1 while a sink's deliveries fail, else 0.";
+    KAFKA_CONNECTED = "flowtel.kafka.connected", "1", Gauge,
+        "1 while the Kafka brokers answer the kafka sink (its last metadata or produce request got an answer), else 0.";
+    KAFKA_PARTITIONS = "flowtel.kafka.partitions", "{partition}", Gauge,
+        "Partitions of the kafka sink's topic, from the last metadata refresh.";
+    KAFKA_ERRORS = "flowtel.kafka.errors", "{error}", Counter,
+        "Failed Kafka requests (connect, metadata, produce) by reason: connect, tls_handshake, auth, unknown_topic, timeout, transport, broker, rejected.";
+    KAFKA_PRODUCE_REQUESTS = "flowtel.kafka.produce.requests", "{request}", Counter,
+        "Produce requests acknowledged by the partition leaders (acks=all).";
+    KAFKA_PRODUCE_TIME = "flowtel.kafka.produce.time", "us", Counter,
+        "Time from sending each acknowledged produce request to its acknowledgement, summed; divided by flowtel.kafka.produce.requests it is the mean produce latency.";
+    KAFKA_PRODUCED_RECORDS = "flowtel.kafka.produced.records", "{record}", Counter,
+        "Records acknowledged by the brokers.";
+    KAFKA_PRODUCED_BYTES = "flowtel.kafka.produced.bytes", "By", Counter,
+        "Key and value bytes of the acknowledged records, before compression.";
 }
 
 /// The `exporter` label: the address, or `other` beyond the tracked exporters.

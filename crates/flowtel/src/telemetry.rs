@@ -106,7 +106,7 @@ impl Family {
 
 /// The Prometheus name the OTLP-to-Prometheus translation (Alloy's `otelcol.exporter.prometheus`,
 /// Mimir's OTLP endpoint) gives a metric: dots become underscores, the unit becomes a suffix
-/// (`By` -> `_bytes`, `s` -> `_seconds`; annotations such as `{datagram}` add nothing), and
+/// (`By` -> `_bytes`, `s` -> `_seconds`, `us` -> `_microseconds`; annotations such as `{datagram}` add nothing), and
 /// counters end in `_total`.
 pub fn prometheus_name(name: &str, unit: &str, kind: Kind) -> String {
     let mut out = sanitize(name);
@@ -114,6 +114,7 @@ pub fn prometheus_name(name: &str, unit: &str, kind: Kind) -> String {
         "By" => Some("bytes"),
         "s" => Some("seconds"),
         "ms" => Some("milliseconds"),
+        "us" => Some("microseconds"),
         "bit" => Some("bits"),
         _ => None,
     };
@@ -147,10 +148,15 @@ pub fn sanitize(name: &str) -> String {
 
 /// Install the log subscriber: `RUST_LOG` when set, else the configured `log_level`; with
 /// `tee`, our own events (targets `flowtel*`) also go to that OTLP logger provider.
+///
+/// At the levels `error`, `warn` and `info`, the Kafka client's own events are left out: it
+/// logs every connection attempt, retry and failed request, which the kafka sink reports in
+/// its own words (once when an outage starts, then every 30 s). `debug`, `trace` or a
+/// `RUST_LOG` filter naming `rskafka` shows them.
 pub fn init_logging(config: &Config, tee: Option<&SdkLoggerProvider>) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v)?,
-        _ => EnvFilter::try_new(&config.log_level)?,
+        _ => EnvFilter::try_new(log_filter(&config.log_level))?,
     };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -171,6 +177,16 @@ pub fn init_logging(config: &Config, tee: Option<&SdkLoggerProvider>) -> anyhow:
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
     Ok(())
+}
+
+/// The filter of a configured `log_level` (see [`init_logging`]).
+pub fn log_filter(level: &str) -> String {
+    let level = level.trim();
+    if matches!(level, "error" | "warn" | "info") {
+        format!("{level},rskafka=off")
+    } else {
+        level.to_owned()
+    }
 }
 
 /// The resource as OpenTelemetry key-values (same attributes as the flow series').

@@ -253,6 +253,30 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
             vec!["--flow-rule", "drop:proto=udp"],
             "unknown key \"proto\"",
         ),
+        (
+            vec![
+                "--sink",
+                "kafka",
+                "--kafka-brokers",
+                "kafka-1:9092",
+                "--kafka-property",
+                "security.protocol=SSL",
+                "--kafka-property",
+                "ssl.ca.location=/nonexistent/kafka-ca.pem",
+            ],
+            "cannot read kafka.ssl_ca_location (ssl.ca.location) /nonexistent/kafka-ca.pem",
+        ),
+        (
+            vec![
+                "--sink",
+                "kafka",
+                "--kafka-brokers",
+                "kafka-1:9092",
+                "--kafka-property",
+                "acks=1",
+            ],
+            "kafka.properties.acks: acks \"1\": only `all` (or -1) is supported",
+        ),
     ] {
         let out = flowtel().arg("check-config").args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} passed");
@@ -343,6 +367,9 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         ("sflow-bytes", at("decoder.sflow_bytes")),
         ("flow-logs-attribute-names", at("flow_logs.attribute_names")),
         ("flow-http-format", at("flow_http.format")),
+        ("kafka-topic", at("kafka.topic")),
+        ("kafka-format", at("kafka.format")),
+        ("kafka-compression", at("kafka.compression")),
     ];
     // Flags that have no default: files, lists, switches.
     let without = [
@@ -367,6 +394,9 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         "flow-logs-endpoint",
         "flow-http-url",
         "flow-http-header",
+        "kafka-brokers",
+        "kafka-create-topic",
+        "kafka-property",
         "help",
     ];
     for (flag, text) in &flags {

@@ -222,8 +222,19 @@ fn compose_services_are_pinned_healthy_and_ordered() {
         .and_then(Value::as_mapping)
         .expect("services");
     let names: BTreeSet<&str> = services.keys().filter_map(Value::as_str).collect();
+    let profile = |svc: &Value| -> Vec<String> {
+        svc.get("profiles")
+            .and_then(Value::as_sequence)
+            .map(|p| p.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let base: BTreeSet<&str> = services
+        .iter()
+        .filter(|(_, svc)| profile(svc).is_empty())
+        .filter_map(|(n, _)| n.as_str())
+        .collect();
     assert_eq!(
-        names,
+        base,
         BTreeSet::from([
             "alloy",
             "flowtel",
@@ -233,6 +244,15 @@ fn compose_services_are_pinned_healthy_and_ordered() {
             "prometheus"
         ])
     );
+    // The optional scale-out path: `--profile kafka`.
+    let kafka: BTreeSet<&str> = names.difference(&base).copied().collect();
+    assert_eq!(
+        kafka,
+        BTreeSet::from(["clickhouse", "flowtel-kafka", "generator-kafka", "kafka"])
+    );
+    for name in &kafka {
+        assert_eq!(profile(&services[*name]), ["kafka"], "{name}");
+    }
     for (name, svc) in services {
         let name = name.as_str().expect("service name");
         let image = str_of(svc, "image");
@@ -245,7 +265,7 @@ fn compose_services_are_pinned_healthy_and_ordered() {
                 "{name}: image {image} is not pinned to a version"
             );
         }
-        if name != "generator" {
+        if !name.starts_with("generator") {
             let hc = svc
                 .get("healthcheck")
                 .unwrap_or_else(|| panic!("{name}: no healthcheck"));
@@ -255,6 +275,10 @@ fn compose_services_are_pinned_healthy_and_ordered() {
             for (dep, cond) in deps {
                 let dep = dep.as_str().expect("dependency name");
                 assert!(names.contains(dep), "{name} depends on unknown {dep}");
+                assert!(
+                    !base.contains(name) || base.contains(dep),
+                    "{name} (always started) depends on {dep} of a profile"
+                );
                 assert_eq!(
                     str_of(cond, "condition"),
                     "service_healthy",
@@ -280,6 +304,11 @@ fn compose_services_are_pinned_healthy_and_ordered() {
     assert!(dep("alloy", "loki"));
     assert!(dep("grafana", "prometheus"));
     assert!(dep("grafana", "loki"));
+    // generator-kafka -> flowtel-kafka -> kafka <- clickhouse, and flowtel-kafka -> alloy.
+    assert!(dep("generator-kafka", "flowtel-kafka"));
+    assert!(dep("flowtel-kafka", "kafka"));
+    assert!(dep("flowtel-kafka", "alloy"));
+    assert!(dep("clickhouse", "kafka"));
 
     let prom: Vec<&str> = seq_of(&services["prometheus"], "command")
         .iter()
@@ -378,6 +407,71 @@ fn compose_references_only_files_that_exist() {
             db.display()
         );
     }
+}
+
+/// The `kafka` profile's pieces agree: the collector publishes what ClickHouse's Kafka engine
+/// reads (protobuf to the topic of 02-kafka.sql on the broker it names), ClickHouse finds the
+/// schema where `kafka_schema` points, and runs the DDL on first start.
+#[test]
+fn compose_kafka_profile_matches_the_clickhouse_ingestion() {
+    let c = compose();
+    let services = &c["services"];
+    let mounts = |svc: &str| -> BTreeMap<String, String> {
+        seq_of(&services[svc], "volumes")
+            .iter()
+            .map(|v| {
+                let mut p = v.as_str().unwrap().split(':');
+                let (src, dst) = (p.next().unwrap(), p.next().unwrap());
+                (dst.to_owned(), src.to_owned())
+            })
+            .collect()
+    };
+    let cmd: Vec<&str> = seq_of(&services["flowtel-kafka"], "command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let i = cmd.iter().position(|a| *a == "--config").unwrap();
+    assert_eq!(mounts("flowtel-kafka")[cmd[i + 1]], "./flowtel-kafka.yaml");
+    let cfg = yaml("deploy/compose/flowtel-kafka.yaml");
+    assert!(
+        seq_of(&cfg, "sinks")
+            .iter()
+            .any(|s| s.as_str() == Some("kafka"))
+    );
+    let kafka = &cfg["kafka"];
+    let ddl = read("deploy/clickhouse/02-kafka.sql");
+    let setting = |name: &str| -> String {
+        let rest = ddl
+            .split(&format!("{name} = '"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}"));
+        rest.split('\'').next().unwrap().to_owned()
+    };
+    let brokers: Vec<&str> = seq_of(kafka, "brokers")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(brokers.join(","), setting("kafka_broker_list"));
+    assert_eq!(str_of(kafka, "topic"), setting("kafka_topic_list"));
+    assert_eq!(str_of(kafka, "format"), "protobuf");
+    assert_eq!(setting("kafka_format"), "Protobuf");
+    assert_eq!(setting("kafka_schema"), "flow.proto:FlowMessage");
+    let ch = mounts("clickhouse");
+    assert_eq!(
+        ch["/var/lib/clickhouse/format_schemas/flow.proto"],
+        "../../proto/flowtel/flow/v1/flow.proto"
+    );
+    for f in ["01-flows.sql", "02-kafka.sql"] {
+        assert_eq!(
+            ch[&format!("/docker-entrypoint-initdb.d/{f}")],
+            format!("../clickhouse/{f}")
+        );
+    }
+    let env = &services["kafka"]["environment"];
+    assert_eq!(
+        str_of(env, "KAFKA_ADVERTISED_LISTENERS"),
+        format!("PLAINTEXT://{}", setting("kafka_broker_list"))
+    );
 }
 
 #[test]
@@ -775,33 +869,42 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
 /// device name the configuration gives it.
 #[test]
 fn compose_flowtel_config_names_every_generated_exporter() {
+    names_every_generated_exporter("deploy/compose/flowtel.yaml", "generator", 6);
+}
+
+/// The same for the `kafka` profile's collector and generator (the kafka sink left out here;
+/// tests/kafka.rs runs that configuration against a broker).
+#[test]
+fn compose_kafka_profile_config_names_every_generated_exporter() {
+    names_every_generated_exporter("deploy/compose/flowtel-kafka.yaml", "generator-kafka", 4);
+}
+
+fn names_every_generated_exporter(config: &str, generator: &str, exporters: usize) {
     let http = free_tcp_addr();
     let listen = free_udp_addr();
-    let mut cfg = yaml("deploy/compose/flowtel.yaml");
+    let mut cfg = yaml(config);
     let devices: BTreeSet<String> = cfg["enrichment"]["devices"]
         .as_mapping()
         .unwrap()
         .values()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(devices.len(), 6);
+    assert_eq!(devices.len(), exporters);
     let m = cfg.as_mapping_mut().unwrap();
     m.insert("listen".into(), vec![listen.to_string()].into());
     m.insert("sinks".into(), vec!["prometheus"].into());
     m.insert("prometheus_listen".into(), http.to_string().into());
     m.insert("rollup_interval_secs".into(), 1.into());
     // The GeoIP databases, from where the compose file mounts them.
-    let geoip = m
-        .get_mut("geoip")
-        .and_then(Value::as_mapping_mut)
-        .expect("geoip section");
-    for key in ["country_db", "asn_db"] {
-        let path = geoip[key].as_str().unwrap().to_owned();
-        let name = Path::new(&path).file_name().unwrap();
-        let local = repo().join("deploy/geoip").join(name);
-        geoip.insert(key.into(), local.to_str().unwrap().into());
+    if let Some(geoip) = m.get_mut("geoip").and_then(Value::as_mapping_mut) {
+        for key in ["country_db", "asn_db"] {
+            let path = geoip[key].as_str().unwrap().to_owned();
+            let name = Path::new(&path).file_name().unwrap();
+            let local = repo().join("deploy/geoip").join(name);
+            geoip.insert(key.into(), local.to_str().unwrap().into());
+        }
     }
-    let dir = std::env::temp_dir().join(format!("flowtel-demo-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("flowtel-demo-{}-{generator}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("flowtel.yaml");
     std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
@@ -829,7 +932,7 @@ fn compose_flowtel_config_names_every_generated_exporter() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let c = compose();
-    let args: Vec<String> = seq_of(&c["services"]["generator"], "command")
+    let args: Vec<String> = seq_of(&c["services"][generator], "command")
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .map(|a| {

@@ -188,6 +188,9 @@ pub fn preflight(config: &Config) -> anyhow::Result<()> {
             .unwrap_or(&config.otlp)
             .client_config("flow-logs")?;
     }
+    if config.has_sink(SinkKind::Kafka) {
+        crate::sinks::kafka::Settings::from_config(config)?;
+    }
     Ok(())
 }
 
@@ -778,6 +781,7 @@ const CONFIG_KEYS: &[&str] = &[
     "decoder",
     "sinks",
     "flow_records",
+    "kafka",
     "prometheus_listen",
     "otlp",
     "resource",

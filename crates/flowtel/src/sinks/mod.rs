@@ -22,6 +22,7 @@
 pub mod flow_http;
 pub mod flow_json;
 pub mod flow_logs;
+pub mod kafka;
 pub mod otlp;
 pub mod prometheus;
 pub mod records;
@@ -179,6 +180,7 @@ impl SinkSet {
                     config.flow_records.batching(),
                     flow_http::FlowHttp::open(&config.flow_http)?,
                 ))),
+                SinkKind::Kafka => set.add(Arc::new(kafka::KafkaSink::start(config)?)),
                 SinkKind::Prometheus => {
                     let p = Arc::new(prometheus::PrometheusSink::default());
                     set.prometheus = Some(Arc::clone(&p));

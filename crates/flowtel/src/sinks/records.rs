@@ -12,8 +12,10 @@
 //! waited `batch_max_age`, and delivers them in order. A retryable failure (connection
 //! refused, timeout, HTTP 429/5xx, broker down) is retried with jittered exponential backoff
 //! (1 s doubling to 30 s, 5 s once the queue is more than half full, so recovery is quick when
-//! it matters), during which newer records wait in the queue; a non-retryable one drops the
-//! batch (`failed`). While deliveries fail the sink says so every 30 s with its queue depth,
+//! it matters; cut short when the [`Deliver`] signals that its destination is back), during
+//! which newer records wait in the queue; a non-retryable one drops the batch (`failed`). A
+//! destination that takes a batch in parts (Kafka's partitions) says in its error how many
+//! records it already settled: they are counted as delivered (or `failed`), not sent again. While deliveries fail the sink says so every 30 s with its queue depth,
 //! and says when it recovers. At shutdown the task delivers what is queued until the deadline;
 //! what is left is counted as `shutdown`.
 
@@ -47,6 +49,13 @@ pub struct DeliveryError {
     /// Worth trying again (the destination is down or busy), else the batch is dropped.
     pub retryable: bool,
     pub message: String,
+    /// Records of the batch that reached the destination anyway (a destination that takes a
+    /// batch in parts, such as Kafka's partitions); a retry does not send them again. Counted
+    /// as delivered, not dropped, if the batch is given up.
+    pub delivered: u64,
+    /// Records of the batch the destination refused for good while it took others; counted as
+    /// dropped (`failed`) if the batch is given up.
+    pub failed: u64,
 }
 
 impl DeliveryError {
@@ -54,14 +63,24 @@ impl DeliveryError {
         DeliveryError {
             retryable: true,
             message: message.into(),
+            delivered: 0,
+            failed: 0,
         }
     }
 
     pub fn fatal(message: impl Into<String>) -> Self {
         DeliveryError {
             retryable: false,
-            message: message.into(),
+            ..Self::retryable(message)
         }
+    }
+
+    /// Say how much of the batch is already settled: `delivered` records arrived, `failed`
+    /// were refused for good.
+    pub fn with_progress(mut self, delivered: u64, failed: u64) -> Self {
+        self.delivered = delivered;
+        self.failed = failed;
+        self
     }
 }
 
@@ -77,6 +96,12 @@ pub trait Deliver: Send + 'static {
     /// Flush what the destination buffers (files), at shutdown.
     fn finish(&mut self) -> DeliverFuture<'_> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Notified when the destination is back after an outage (a connection task that sees the
+    /// brokers answer again): the wait before the next retry ends then.
+    fn recovered(&self) -> Option<Arc<Notify>> {
+        None
     }
 }
 
@@ -197,6 +222,8 @@ struct Shared {
     queue: RecordQueue,
     counters: Counters,
     failing_since_ns: AtomicU64,
+    /// Records of the batch being delivered (out of the queue, not yet counted either way).
+    in_flight: AtomicU64,
 }
 
 /// A per-flow sink: the queue in front, the delivery task behind.
@@ -219,6 +246,7 @@ impl RecordSink {
             queue: RecordQueue::new(batching.queue_max_records),
             counters: Counters::default(),
             failing_since_ns: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         });
         let deadline = Arc::new(Mutex::new(None));
         let task = tokio::spawn(run(
@@ -244,12 +272,14 @@ async fn run(
 ) {
     let deadline_now = || *deadline.lock().unwrap_or_else(|p| p.into_inner());
     let mut last_report = None::<Instant>;
+    let recovered = deliver.recovered();
     while let Some(batch) = shared
         .queue
         .next(batching.batch_max_records, batching.batch_max_age)
         .await
     {
         let n = records_in(&batch);
+        shared.in_flight.store(n, Ordering::Relaxed);
         let mut backoff = Duration::from_secs(1);
         loop {
             match deliver.deliver(&batch).await {
@@ -279,19 +309,38 @@ async fn run(
                         );
                         last_report = Some(Instant::now());
                     }
+                    // What the destination settled of the batch is counted as such; the rest
+                    // is dropped for the reason the batch is given up.
+                    let settled = (e.delivered + e.failed).min(n);
+                    let give_up = |rest: &AtomicU64| {
+                        Counters::add(&shared.counters.delivered, e.delivered.min(n));
+                        Counters::add(
+                            &shared.counters.dropped_failed,
+                            settled - e.delivered.min(n),
+                        );
+                        Counters::add(rest, n - settled);
+                    };
                     if !e.retryable {
-                        Counters::add(&shared.counters.dropped_failed, n);
+                        give_up(&shared.counters.dropped_failed);
                         break;
                     }
                     let wait = jitter(backoff);
                     match deadline_now() {
                         Some(d) if Instant::now() + wait >= d => {
-                            Counters::add(&shared.counters.dropped_shutdown, n);
+                            give_up(&shared.counters.dropped_shutdown);
                             break;
                         }
                         _ => {}
                     }
-                    tokio::time::sleep(wait).await;
+                    match &recovered {
+                        Some(back) => {
+                            tokio::select! {
+                                () = tokio::time::sleep(wait) => {}
+                                () = back.notified() => {}
+                            }
+                        }
+                        None => tokio::time::sleep(wait).await,
+                    }
                     let cap = if shared.queue.depth() * 2 > batching.queue_max_records {
                         Duration::from_secs(5)
                     } else {
@@ -301,6 +350,7 @@ async fn run(
                 }
             }
         }
+        shared.in_flight.store(0, Ordering::Relaxed);
     }
     if let Err(e) = deliver.finish().await {
         warn!(sink = shared.name, error = %e.message, "cannot flush at shutdown");
@@ -355,7 +405,9 @@ impl Sink for RecordSink {
                 && tokio::time::timeout_at(deadline, &mut t).await.is_err()
             {
                 t.abort();
-                let left = self.shared.queue.depth() as u64;
+                // The queue's records and the batch that was being delivered.
+                let left = self.shared.queue.depth() as u64
+                    + self.shared.in_flight.swap(0, Ordering::Relaxed);
                 Counters::add(&self.shared.counters.dropped_shutdown, left);
                 warn!(
                     sink = self.shared.name,

@@ -89,8 +89,9 @@ pub fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
-/// Whether an external tool a test needs is here: a command (probed with `--version`), or
-/// `python3:MODULE` (a Python module `python3` can import). If not, the test is skipped with
+/// Whether an external tool a test needs is here: a command (probed with `--version`, or with
+/// the arguments given after it, e.g. `socat -V`), or `python3:MODULE` (a Python module
+/// `python3` can import). If not, the test is skipped with
 /// the reason and `install` hint, or fails when `FLOWTEL_REQUIRE_TOOLS=1` (as `.ci/run` sets),
 /// so a broken install step cannot pass CI silently.
 pub fn require_tool(name: &str, install: &str) -> bool {
@@ -98,7 +99,17 @@ pub fn require_tool(name: &str, install: &str) -> bool {
         Some(module) => Command::new("python3")
             .args(["-c", &format!("import {module}")])
             .output(),
-        None => Command::new(name).arg("--version").output(),
+        None => {
+            let mut words = name.split_whitespace();
+            let command = words.next().unwrap_or(name);
+            let args: Vec<&str> = words.collect();
+            let args = if args.is_empty() {
+                vec!["--version"]
+            } else {
+                args
+            };
+            Command::new(command).args(args).output()
+        }
     };
     let problem = match probe {
         Ok(out) if out.status.success() => return true,

@@ -50,6 +50,11 @@ def run(sess, proto, deploy, stream):
     sess.query(
         f"INSERT INTO flows_queue SELECT * FROM file('{os.path.abspath(stream)}', 'Protobuf') "
         f"SETTINGS format_schema = '{os.path.abspath(proto)}:FlowMessage'")
+    return run_queries(sess, deploy)
+
+
+def run_queries(sess, deploy):
+    """{"query name": [rows]} for every `-- name:` query of deploy/queries.sql."""
     results = {}
     with open(os.path.join(deploy, "queries.sql")) as f:
         queries = f.read()
