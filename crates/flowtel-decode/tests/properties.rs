@@ -182,12 +182,23 @@ fn check(dec: &mut Decoder, d: &[u8], t: u64) {
     let mut counts = flowtel_decode::ProtocolCounts::default();
     counts.add(&report, d.len());
     assert_eq!(counts.total().records, out.flows.len() as u64);
+    // Every error is counted once: as a decode error, or (a refusal) as a limit hit.
+    let refusals = report.errors.iter().filter(|e| e.kind.limit().is_some());
     assert_eq!(
         s.total_errors(),
-        before.total_errors() + report.errors.len() as u64
+        before.total_errors() + report.errors.len() as u64 - refusals.clone().count() as u64
     );
+    for e in refusals {
+        let limit = e.kind.limit().unwrap();
+        assert!(
+            s.limit_hits_for(limit) > before.limit_hits_for(limit),
+            "{e}"
+        );
+    }
     let cfg = dec.config();
     assert!(dec.pending_sets() <= cfg.max_pending_sets);
+    assert!(dec.memory_bytes() <= cfg.memory_budget_bytes);
+    assert_eq!(dec.memory_bytes(), dec.budget().memory_bytes());
     assert!(dec.template_count() <= cfg.max_exporters * cfg.max_templates_per_exporter);
 }
 
