@@ -219,6 +219,8 @@ proptest! {
         pick in any::<usize>(),
         muts in prop::collection::vec(mutation(), 1..6),
         keep in any::<bool>(),
+        // The default, and budgets small enough that priming and decoding evict and refuse.
+        memory_budget_bytes in prop::sample::select(vec![128usize << 20, 4_096, 1_024, 300]),
     ) {
         let bases = bases();
         let mut d = bases[pick % bases.len()].clone();
@@ -231,12 +233,20 @@ proptest! {
             max_templates_per_exporter: 8,
             max_fields_per_template: 16,
             max_exporters: 4,
+            memory_budget_bytes,
             ..DecoderConfig::default()
         };
         let mut dec = primed(cfg);
         check(&mut dec, &d, 1);
         // Decode it again: state changed by the first pass must stay consistent.
         check(&mut dec, &d, 2);
+        // Every charge has its credit: a decoder that goes leaves the shared budget empty.
+        let budget = std::sync::Arc::clone(dec.budget());
+        drop(dec);
+        prop_assert_eq!(
+            (budget.memory_bytes(), budget.pending_sets(), budget.pending_bytes(), budget.scopes()),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]
