@@ -147,7 +147,9 @@ fn a_template_storm_stays_within_the_memory_budget_by_evicting_the_least_recentl
     let body = d.metrics_until("the storm decoded", |b| {
         peak_memory = peak_memory.max(value(b, "flowtel_decode_memory_bytes"));
         let learnt = value(b, "flowtel_templates_learnt_total");
-        learnt > 100_000.0 && value(b, "flowtel_decode_evictions_total{kind=\"template\"}") > 0.0
+        // 30,000 templates take about 10 MiB: far past the budget, so some were evicted (a
+        // slow machine may decode only part of the storm: the kernel drops the rest).
+        learnt > 30_000.0 && value(b, "flowtel_decode_evictions_total{kind=\"template\"}") > 0.0
     });
     let rss = storm::rss_bytes(pid).unwrap();
     let memory = value(&body, "flowtel_decode_memory_bytes");
