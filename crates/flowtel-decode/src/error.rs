@@ -28,6 +28,9 @@ pub enum ErrorKind {
     TemplateLimit,
     /// A template was refused: more fields than `max_fields_per_template`.
     FieldLimit,
+    /// A template, options data or a data set to hold was refused: the memory budget is full
+    /// of state in use.
+    MemoryBudget,
     /// sFlow: the agent address type is neither 0 (unknown), 1 (IPv4) nor 2 (IPv6); the
     /// datagram cannot be read past it.
     SflowAgentAddress,
@@ -49,6 +52,7 @@ impl ErrorKind {
         ErrorKind::ExporterLimit,
         ErrorKind::TemplateLimit,
         ErrorKind::FieldLimit,
+        ErrorKind::MemoryBudget,
         ErrorKind::SflowAgentAddress,
         ErrorKind::SflowBadLength,
     ];
@@ -66,8 +70,23 @@ impl ErrorKind {
             ErrorKind::ExporterLimit => "exporter_limit",
             ErrorKind::TemplateLimit => "template_limit",
             ErrorKind::FieldLimit => "field_limit",
+            ErrorKind::MemoryBudget => "memory_budget",
             ErrorKind::SflowAgentAddress => "sflow_agent_address",
             ErrorKind::SflowBadLength => "sflow_bad_length",
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The limit behind a refusal: such an error is counted in
+    /// [`crate::DecoderStats::limit_hits`], not in [`crate::DecoderStats::errors`].
+    pub const fn limit(self) -> Option<crate::Limit> {
+        match self {
+            ErrorKind::ExporterLimit => Some(crate::Limit::Exporters),
+            ErrorKind::TemplateLimit => Some(crate::Limit::TemplatesPerExporter),
+            ErrorKind::FieldLimit => Some(crate::Limit::FieldsPerTemplate),
+            ErrorKind::MemoryBudget => Some(crate::Limit::MemoryBudget),
+            _ => None,
         }
     }
 }

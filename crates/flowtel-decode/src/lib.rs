@@ -153,9 +153,11 @@ pub mod iana;
 pub mod link;
 pub mod sflow;
 
+mod budget;
 mod error;
 mod ie;
 mod ipfix;
+mod memory;
 mod netflow_v5;
 mod netflow_v9;
 mod options;
@@ -166,8 +168,9 @@ mod sets;
 mod stats;
 mod template;
 
+pub use budget::{Budget, PENDING_SHARE_DIVISOR};
 pub use error::{DecodeError, ErrorKind};
-pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts};
+pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts, StateKind};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -186,8 +189,13 @@ pub struct DecoderConfig {
     pub max_templates_per_exporter: usize,
     /// Fields per template.
     pub max_fields_per_template: usize,
-    /// Data sets held while waiting for their template, over all exporters.
+    /// Data sets held while waiting for their template, over all exporters (and over every
+    /// decoder sharing a [`Budget`]).
     pub max_pending_sets: usize,
+    /// Bytes of decoder state (templates, options data, pending data sets) kept at once, over
+    /// every decoder sharing a [`Budget`]; beyond it the least recently used state is evicted.
+    /// Pending data sets take at most a quarter of it.
+    pub memory_budget_bytes: usize,
     /// How long a pending data set waits for its template, in nanoseconds of receive time.
     pub pending_timeout_ns: u64,
     /// Which length a record made of one sampled packet counts as its bytes (sFlow flow
@@ -308,6 +316,7 @@ impl Default for DecoderConfig {
             max_templates_per_exporter: 1_024,
             max_fields_per_template: 256,
             max_pending_sets: 4_096,
+            memory_budget_bytes: 128 << 20,
             pending_timeout_ns: 60_000_000_000,
             sflow_bytes: SflowBytes::Frame,
             fields: Vec::new(),
@@ -420,6 +429,16 @@ pub struct Decoder {
     scopes: HashMap<scope::ScopeKey, scope::Scope>,
     names: HashMap<(IpAddr, u32), options::Names>,
     pending: pending::Pending,
+    /// The limits shared with the other decoders of the process.
+    budget: Arc<Budget>,
+    /// Bytes this decoder has charged to the budget.
+    memory: usize,
+    /// [`Budget::reclaim_requests`] last answered.
+    reclaim_seen: u64,
+    /// This decoder asked the others for room since [`Decoder::take_reclaim_request`].
+    reclaim_asked: bool,
+    /// Reused by eviction: (last use, bytes) of every candidate.
+    evict_scratch: Vec<(u64, usize)>,
     /// Reused per datagram: data sets waiting for a template later in the datagram.
     deferred: Vec<(usize, usize, u16)>,
     /// Reused per datagram: templates learnt, to release pending sets.
@@ -427,13 +446,27 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder with its own [`Budget`] (the limits of `config` apply to it alone).
     pub fn new(config: DecoderConfig) -> Self {
+        let budget = Arc::new(Budget::new(&config));
+        Self::with_budget(config, budget)
+    }
+
+    /// A decoder sharing `budget` (made from the same configuration) with others: memory,
+    /// template scopes and pending sets are bounded over all of them together.
+    pub fn with_budget(config: DecoderConfig, budget: Arc<Budget>) -> Self {
+        budget.join();
         Decoder {
             config,
             stats: DecoderStats::default(),
             scopes: HashMap::new(),
             names: HashMap::new(),
             pending: pending::Pending::default(),
+            reclaim_seen: budget.reclaim_requests(),
+            budget,
+            memory: 0,
+            reclaim_asked: false,
+            evict_scratch: Vec::new(),
             deferred: Vec::new(),
             learnt: Vec::new(),
         }
@@ -441,6 +474,40 @@ impl Decoder {
 
     pub fn config(&self) -> &DecoderConfig {
         &self.config
+    }
+
+    /// The limits this decoder shares.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// Bytes of state this decoder holds (its part of [`Budget::memory_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory
+    }
+
+    /// Housekeeping without a datagram, for a caller to run on a timer (the daemon's workers
+    /// do every second and when another decoder asks for room): expire pending data sets that
+    /// waited longer than the timeout at `now_ns`, and give memory back when other decoders
+    /// sharing the budget asked for room and this one holds more than its share.
+    pub fn maintain(&mut self, now_ns: u64) {
+        self.expire_pending(now_ns);
+        self.answer_reclaim(now_ns);
+    }
+
+    /// Whether this decoder asked the others for room since the last call: a caller that
+    /// drives decoders on several threads wakes the idle ones to run [`Decoder::maintain`].
+    pub fn take_reclaim_request(&mut self) -> bool {
+        std::mem::take(&mut self.reclaim_asked)
+    }
+
+    fn expire_pending(&mut self, now_ns: u64) {
+        let (sets, bytes) = self.pending.expire(now_ns, self.config.pending_timeout_ns);
+        if sets > 0 {
+            self.budget.credit_pending(sets, bytes);
+            self.credit(bytes);
+            self.stats.pending_expired += sets as u64;
+        }
     }
 
     /// Cumulative counters since the decoder was created.
@@ -459,10 +526,8 @@ impl Decoder {
     ) -> DatagramReport {
         let mut report = DatagramReport::default();
         self.stats.datagrams += 1;
-        let expired = self
-            .pending
-            .expire(received_ns, self.config.pending_timeout_ns);
-        self.stats.pending_expired += expired;
+        self.expire_pending(received_ns);
+        self.answer_reclaim(received_ns);
         match datagram {
             [0, 0, 0, 5, ..] => {
                 report.protocol = Some(FlowProtocol::SflowV5);
@@ -568,8 +633,26 @@ impl Decoder {
         self.scopes.values().map(|s| s.templates.len()).sum()
     }
 
+    /// Template scopes (exporter, version, domain) currently known.
+    pub fn scope_count(&self) -> usize {
+        self.scopes.len()
+    }
+
     /// Data sets currently held waiting for their template.
     pub fn pending_sets(&self) -> usize {
         self.pending.len()
+    }
+}
+
+impl Drop for Decoder {
+    /// Give everything this decoder holds back to the shared budget.
+    fn drop(&mut self) {
+        self.budget
+            .credit_pending(self.pending.len(), self.pending.bytes());
+        for _ in 0..self.scopes.len() {
+            self.budget.credit_scope();
+        }
+        self.budget.credit_memory(self.memory);
+        self.budget.leave();
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::memory;
 use crate::template::Scratch;
 
 /// Options state of one template scope.
@@ -46,6 +47,10 @@ pub(crate) struct Names {
     pub vrf_names: HashMap<u32, Box<str>>,
     /// IE 96 applicationName keyed by IE 95 applicationId; shared with the records.
     pub app_names: HashMap<u64, Arc<str>>,
+    /// Last options data applied or data set decoded for this (exporter, domain), receive time.
+    pub last_used: u64,
+    /// Bytes charged for the names (not the tables themselves: see `memory::NAMES_BYTES`).
+    pub bytes: usize,
 }
 
 impl Names {
@@ -65,24 +70,57 @@ pub(crate) fn text(v: &[u8]) -> Box<str> {
 }
 
 /// Insert `value` under `key` unless that would grow `map` past `room` entries. Returns
-/// false when refused.
+/// the bytes it adds (negative when it replaces a longer value), or `None` when refused.
 fn bounded_insert<K: std::hash::Hash + Eq, V>(
     map: &mut HashMap<K, V>,
     key: K,
     value: V,
     room: bool,
-) -> bool {
-    if room || map.contains_key(&key) {
-        map.insert(key, value);
-        true
-    } else {
-        false
+    bytes: impl Fn(Option<&V>) -> usize,
+) -> Option<isize> {
+    if !room && !map.contains_key(&key) {
+        return None;
     }
+    let new = bytes(Some(&value)) as isize;
+    let old = map
+        .insert(key, value)
+        .map_or(0, |v| bytes(Some(&v)) as isize);
+    Some(new - old)
+}
+
+/// What applying an options data record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// No entry was refused by `max_entries`.
+    pub ok: bool,
+    /// Bytes added to the scope's options state (see [`crate::memory`]).
+    pub scope_bytes: isize,
+    /// Bytes added to the names.
+    pub names_bytes: isize,
+}
+
+/// The most bytes applying the record can add: every value it carries as a new entry.
+pub(crate) fn max_new_bytes(s: &Scratch<'_>, if_index: Option<u32>, app_id: Option<u64>) -> usize {
+    let text_len = |v: Option<&[u8]>| v.map_or(0, |v| memory::name_bytes(v.len()));
+    let mut n = 0;
+    if s.sampling_rate().is_some() {
+        n += memory::SAMPLING_ENTRY_BYTES;
+    }
+    if if_index.is_some() {
+        n += text_len(s.if_name) + text_len(s.if_description);
+    }
+    if s.vrf_id().is_some() {
+        n += text_len(s.vrf_name);
+    }
+    if app_id.is_some() {
+        n += s.app_name.map_or(0, |v| memory::app_name_bytes(v.len()));
+    }
+    n
 }
 
 /// Apply one options data record. `if_index` is the record's interface (IE 10 or the v9
-/// Interface scope), `app_id` its IE 95 applicationId. Returns false when an entry was
-/// refused by `max_entries`.
+/// Interface scope), `app_id` its IE 95 applicationId. An entry that would grow a table past
+/// `max_entries` is refused (`ok` false).
 pub(crate) fn apply(
     scope: &mut ScopeOptions,
     names: &mut Names,
@@ -90,11 +128,21 @@ pub(crate) fn apply(
     if_index: Option<u32>,
     app_id: Option<u64>,
     max_entries: usize,
-) -> bool {
+) -> Applied {
     let mut ok = true;
+    let mut scope_bytes = 0isize;
+    let mut names_bytes = 0isize;
+    let mut add = |total: &mut isize, r: Option<isize>| match r {
+        Some(b) => *total += b,
+        None => ok = false,
+    };
+    let name_len = |v: Option<&Box<str>>| v.map_or(0, |v| memory::name_bytes(v.len()));
     if let Some(rate) = s.sampling_rate() {
         let room = scope.sampling.len() < max_entries;
-        ok &= bounded_insert(&mut scope.sampling, s.sampler_id(), rate, room);
+        let r = bounded_insert(&mut scope.sampling, s.sampler_id(), rate, room, |_| {
+            memory::SAMPLING_ENTRY_BYTES
+        });
+        add(&mut scope_bytes, r);
     }
     if let Some(init) = s.sys_init_ms() {
         scope.sys_init_ms = Some(init);
@@ -102,23 +150,33 @@ pub(crate) fn apply(
     if let Some(idx) = if_index {
         if let Some(name) = s.if_name {
             let room = names.len() < max_entries;
-            ok &= bounded_insert(&mut names.if_names, idx, text(name), room);
+            let r = bounded_insert(&mut names.if_names, idx, text(name), room, name_len);
+            add(&mut names_bytes, r);
         }
         if let Some(desc) = s.if_description {
             let room = names.len() < max_entries;
-            ok &= bounded_insert(&mut names.if_descriptions, idx, text(desc), room);
+            let r = bounded_insert(&mut names.if_descriptions, idx, text(desc), room, name_len);
+            add(&mut names_bytes, r);
         }
     }
     if let (Some(vrf), Some(name)) = (s.vrf_id(), s.vrf_name) {
         let room = names.len() < max_entries;
-        ok &= bounded_insert(&mut names.vrf_names, vrf, text(name), room);
+        let r = bounded_insert(&mut names.vrf_names, vrf, text(name), room, name_len);
+        add(&mut names_bytes, r);
     }
     // RFC 6759 §5: an options template scoped by applicationId announcing applicationName
     // (Cisco NBAR's "application table").
     if let (Some(id), Some(name)) = (app_id, s.app_name) {
         let room = names.len() < max_entries;
         let name: Arc<str> = text(name).into();
-        ok &= bounded_insert(&mut names.app_names, id, name, room);
+        let r = bounded_insert(&mut names.app_names, id, name, room, |v| {
+            v.map_or(0, |v| memory::app_name_bytes(v.len()))
+        });
+        add(&mut names_bytes, r);
     }
-    ok
+    Applied {
+        ok,
+        scope_bytes,
+        names_bytes,
+    }
 }

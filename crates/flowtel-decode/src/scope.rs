@@ -22,11 +22,29 @@ pub(crate) struct ScopeKey {
     pub domain: u32,
 }
 
-/// Templates and options state of one scope.
+/// Templates and options state of one scope, with when each was last used (receive time, for
+/// eviction: see `memory`) and the bytes charged for it.
 #[derive(Debug, Default)]
 pub(crate) struct Scope {
-    pub templates: HashMap<u16, Arc<Template>>,
+    pub templates: HashMap<u16, TemplateSlot>,
     pub options: ScopeOptions,
+    /// Last use of anything in the scope: a scope is removed only once empty and unused in the
+    /// datagram being decoded.
+    pub last_used: u64,
+    /// Last use of `options` (options data applied, a data set of the scope decoded).
+    pub options_used: u64,
+    /// Bytes charged for `options` (its sampling entries).
+    pub options_bytes: usize,
+}
+
+/// A template of a scope.
+#[derive(Debug)]
+pub(crate) struct TemplateSlot {
+    pub template: Arc<Template>,
+    /// Last time it was learnt, refreshed or used to decode a data set (receive time).
+    pub last_used: u64,
+    /// Bytes charged for it.
+    pub bytes: usize,
 }
 
 /// Where a message came from, shared by all its sets (and kept with a set that waits in the

@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::budget::PendingCharge;
 use crate::error::{DecodeError, ErrorKind};
+use crate::memory;
 use crate::options;
 use crate::pending::PendingSet;
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
-use crate::scope::{Meta, ScopeKey};
+use crate::scope::{Meta, ScopeKey, TemplateSlot};
 use crate::stats::Limit;
 use crate::template::{self, FieldSpec, Scratch, Template, TimeBase};
 use crate::{
@@ -185,12 +187,13 @@ impl Decoder {
                 break;
             };
             let body_offset = sets_offset + pos + 4;
+            let now = meta.received_ns;
             if id == flavor.template_set() {
-                self.template_set(flavor, key, body, body_offset, false, report);
+                self.template_set(flavor, key, body, body_offset, false, now, report);
             } else if id == flavor.options_template_set() {
-                self.template_set(flavor, key, body, body_offset, true, report);
+                self.template_set(flavor, key, body, body_offset, true, now, report);
             } else if id >= MIN_DATA_SET_ID {
-                match self.template(&key, id) {
+                match self.use_template(&key, id, now) {
                     Some(t) => {
                         let n = self.decode_data(&key, &t, meta, body, body_offset, out, report);
                         report.records += n;
@@ -209,7 +212,7 @@ impl Decoder {
         }
         for &(start, end, id) in &deferred {
             let body = sets.get(start..end).unwrap_or_default();
-            match self.template(&key, id) {
+            match self.use_template(&key, id, meta.received_ns) {
                 Some(t) => {
                     let n =
                         self.decode_data(&key, &t, meta, body, sets_offset + start, out, report);
@@ -221,11 +224,21 @@ impl Decoder {
         self.deferred = deferred;
     }
 
-    fn template(&self, key: &ScopeKey, id: u16) -> Option<Arc<Template>> {
-        self.scopes.get(key)?.templates.get(&id).cloned()
+    /// Template `id` of `key`, marked used at `now` (with its scope and the scope's options
+    /// state, which decoding a data set reads).
+    fn use_template(&mut self, key: &ScopeKey, id: u16, now: u64) -> Option<Arc<Template>> {
+        let scope = self.scopes.get_mut(key)?;
+        let slot = scope.templates.get_mut(&id)?;
+        slot.last_used = slot.last_used.max(now);
+        scope.last_used = scope.last_used.max(now);
+        if scope.options_bytes > 0 {
+            scope.options_used = scope.options_used.max(now);
+        }
+        Some(Arc::clone(&slot.template))
     }
 
     /// Template or options template set: a sequence of records, then padding.
+    #[allow(clippy::too_many_arguments)]
     fn template_set(
         &mut self,
         flavor: Flavor,
@@ -233,6 +246,7 @@ impl Decoder {
         body: &[u8],
         body_offset: usize,
         options: bool,
+        now: u64,
         report: &mut DatagramReport,
     ) {
         let context = if options {
@@ -274,14 +288,26 @@ impl Decoder {
                     let scopes_ok = !options || (scope_count > 0 && scope_count <= fields.len());
                     if id < MIN_DATA_SET_ID || fields.is_empty() || !scopes_ok {
                         err(report, ErrorKind::InvalidTemplate, offset, context);
+                    } else if flavor == Flavor::V9
+                        && fields.iter().any(|f| f.len == template::VARLEN)
+                    {
+                        // RFC 3954 §5.2: a v9 field length is a byte count; 65535 means
+                        // variable length only in IPFIX (RFC 7011 §7).
+                        err(
+                            report,
+                            ErrorKind::InvalidTemplate,
+                            offset,
+                            "netflow v9 template: field length 65535 (variable length is IPFIX only)",
+                        );
                     } else {
-                        self.learn(key, id, options, fields, offset, report);
+                        self.learn(key, id, options, fields, offset, now, report);
                     }
                 }
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn learn(
         &mut self,
         key: ScopeKey,
@@ -289,6 +315,7 @@ impl Decoder {
         options: bool,
         fields: Vec<FieldSpec>,
         offset: usize,
+        now: u64,
         report: &mut DatagramReport,
     ) {
         if fields.len() > self.config.max_fields_per_template {
@@ -314,26 +341,58 @@ impl Decoder {
             err(report, ErrorKind::InvalidTemplate, offset, "template");
             return;
         };
-        if !self.scopes.contains_key(&key) && self.scopes.len() >= self.config.max_exporters {
-            err(report, ErrorKind::ExporterLimit, offset, "template");
-            self.stats.count_limit(Limit::Exporters);
+        let max_templates = self.config.max_templates_per_exporter;
+        let new_scope = match self.scopes.get_mut(&key) {
+            Some(scope) => {
+                scope.last_used = scope.last_used.max(now);
+                let full = scope.templates.len() >= max_templates;
+                match scope.templates.get_mut(&id) {
+                    // A periodic refresh of the same template changes nothing but its age.
+                    Some(t) if *t.template == tmpl => {
+                        t.last_used = t.last_used.max(now);
+                        return;
+                    }
+                    // Template id reuse replaces the old definition (RFC 7011 §8, RFC 3954
+                    // §5.2).
+                    Some(_) => {}
+                    None if full => {
+                        err(report, ErrorKind::TemplateLimit, offset, "template");
+                        self.stats.count_limit(Limit::TemplatesPerExporter);
+                        return;
+                    }
+                    None => {}
+                }
+                false
+            }
+            None => {
+                // `max_exporters` over every decoder sharing the budget.
+                if !self.budget.charge_scope() {
+                    err(report, ErrorKind::ExporterLimit, offset, "template");
+                    self.stats.count_limit(Limit::Exporters);
+                    return;
+                }
+                true
+            }
+        };
+        let bytes = memory::template_bytes(&tmpl) + if new_scope { memory::SCOPE_BYTES } else { 0 };
+        // Room is made by evicting state used before `now`: never this scope (used now).
+        if !self.charge(bytes, now) {
+            if new_scope {
+                self.budget.credit_scope();
+            }
+            err(report, ErrorKind::MemoryBudget, offset, "template");
+            self.stats.count_limit(Limit::MemoryBudget);
             return;
         }
-        let max_templates = self.config.max_templates_per_exporter;
         let scope = self.scopes.entry(key).or_default();
-        match scope.templates.get(&id) {
-            // A periodic refresh of the same template changes nothing.
-            Some(t) if **t == tmpl => return,
-            // Template id reuse replaces the old definition (RFC 7011 §8, RFC 3954 §5.2).
-            Some(_) => {}
-            None if scope.templates.len() >= max_templates => {
-                err(report, ErrorKind::TemplateLimit, offset, "template");
-                self.stats.count_limit(Limit::TemplatesPerExporter);
-                return;
-            }
-            None => {}
-        }
-        scope.templates.insert(id, Arc::new(tmpl));
+        scope.last_used = scope.last_used.max(now);
+        let slot = TemplateSlot {
+            bytes: memory::template_bytes(&tmpl),
+            template: Arc::new(tmpl),
+            last_used: now,
+        };
+        let replaced = scope.templates.insert(id, slot).map_or(0, |old| old.bytes);
+        self.credit(replaced);
         report.templates.extend(described);
         self.stats.templates_learnt += 1;
         self.learnt.push((key, id));
@@ -367,12 +426,20 @@ impl Decoder {
             return;
         };
         let before = scope.templates.len();
+        let mut freed = 0usize;
         if id == all_id {
-            scope.templates.retain(|_, t| t.options != options);
-        } else {
-            scope.templates.remove(&id);
+            scope.templates.retain(|_, t| {
+                let keep = t.template.options != options;
+                if !keep {
+                    freed += t.bytes;
+                }
+                keep
+            });
+        } else if let Some(t) = scope.templates.remove(&id) {
+            freed += t.bytes;
         }
         self.stats.templates_withdrawn += (before - scope.templates.len()) as u64;
+        self.credit(freed);
     }
 
     /// Decode every record of a data set with `tmpl`; trailing bytes shorter than the
@@ -411,22 +478,20 @@ impl Decoder {
                 }
                 self.stats.options_records += 1;
                 self.stats.fields_out_of_range += u64::from(s.out_of_range);
-                let scope = self.scopes.entry(*key).or_default();
-                let names = self.names.entry((key.addr, key.domain)).or_default();
                 let (if_index, app_id) = (rec.in_if, rec.application_id);
-                if !options::apply(&mut scope.options, names, &s, if_index, app_id, max_entries) {
-                    self.stats.count_limit(Limit::OptionsEntries);
-                }
+                self.apply_options(key, &s, if_index, app_id, meta.received_ns, max_entries);
             }
             return 0;
         }
         let keep = self.config.keep_unknown_fields;
         let scope = self.scopes.get(key).map(|s| &s.options);
-        let app_names = self
-            .names
-            .get(&(key.addr, key.domain))
-            .map(|n| &n.app_names)
-            .filter(|n| !n.is_empty());
+        let app_names = match self.names.get_mut(&(key.addr, key.domain)) {
+            Some(n) => {
+                n.last_used = n.last_used.max(meta.received_ns);
+                Some(&n.app_names).filter(|n| !n.is_empty())
+            }
+            None => None,
+        };
         let time_base = TimeBase {
             sys_init_ms: scope.and_then(|o| o.sys_init_ms),
             ..meta.base
@@ -479,6 +544,53 @@ impl Decoder {
         out.flows.len() - first
     }
 
+    /// Apply one options data record of scope `key` to its options state and names, within
+    /// the memory budget (the record is refused when there is no room).
+    fn apply_options(
+        &mut self,
+        key: &ScopeKey,
+        s: &template::Scratch<'_>,
+        if_index: Option<u32>,
+        app_id: Option<u64>,
+        now: u64,
+        max_entries: usize,
+    ) {
+        let names_key = (key.addr, key.domain);
+        let new_names = !self.names.contains_key(&names_key);
+        let upper = options::max_new_bytes(s, if_index, app_id)
+            + if new_names { memory::NAMES_BYTES } else { 0 };
+        // The scope was used now (its options template), so making room never removes it.
+        if !self.charge(upper, now) {
+            self.stats.count_limit(Limit::MemoryBudget);
+            return;
+        }
+        let (Some(scope), names) = (
+            self.scopes.get_mut(key),
+            self.names.entry(names_key).or_default(),
+        ) else {
+            self.credit(upper);
+            return;
+        };
+        let applied = options::apply(&mut scope.options, names, s, if_index, app_id, max_entries);
+        scope.options_bytes = scope
+            .options_bytes
+            .saturating_add_signed(applied.scope_bytes);
+        names.bytes = names.bytes.saturating_add_signed(applied.names_bytes);
+        scope.options_used = now;
+        names.last_used = now;
+        let used = applied.scope_bytes
+            + applied.names_bytes
+            + if new_names {
+                memory::NAMES_BYTES as isize
+            } else {
+                0
+            };
+        self.credit((upper as isize - used).max(0) as usize);
+        if !applied.ok {
+            self.stats.count_limit(Limit::OptionsEntries);
+        }
+    }
+
     /// Keep a data set whose template is unknown for later.
     fn hold(
         &mut self,
@@ -493,26 +605,45 @@ impl Decoder {
             err(report, ErrorKind::MissingTemplate, offset, "data set");
             return;
         }
-        if !self.scopes.contains_key(&key) && self.scopes.len() >= self.config.max_exporters {
+        if !self.scopes.contains_key(&key) && self.budget.scopes_full() {
             err(report, ErrorKind::ExporterLimit, offset, "data set");
             self.stats.count_limit(Limit::Exporters);
             return;
         }
-        let dropped = self.pending.push(
-            PendingSet {
-                key,
-                template_id: id,
-                meta: *meta,
-                data: body.into(),
-            },
-            self.config.max_pending_sets,
-        );
+        let bytes = memory::pending_bytes(body.len());
         self.stats.pending_held += 1;
-        report.held.add(id);
-        self.stats.pending_dropped += dropped;
-        for _ in 0..dropped {
-            self.stats.count_limit(Limit::PendingSets);
+        // `max_pending_sets` and the pending share of the memory budget hold over every
+        // decoder: this decoder's oldest sets make room, else the new set is dropped.
+        loop {
+            match self.budget.charge_pending(bytes) {
+                PendingCharge::Ok => break,
+                PendingCharge::Sets | PendingCharge::Bytes => {
+                    self.stats.pending_dropped += 1;
+                    match self.pending.pop_oldest() {
+                        Some(b) => {
+                            self.budget.credit_pending(1, b);
+                            self.credit(b);
+                        }
+                        None => return,
+                    }
+                }
+            }
         }
+        if !self.charge(bytes, meta.received_ns) {
+            self.budget.credit_pending(1, bytes);
+            self.stats.pending_held -= 1;
+            err(report, ErrorKind::MemoryBudget, offset, "data set");
+            self.stats.count_limit(Limit::MemoryBudget);
+            return;
+        }
+        self.pending.push(PendingSet {
+            key,
+            template_id: id,
+            meta: *meta,
+            data: body.into(),
+            bytes,
+        });
+        report.held.add(id);
     }
 
     /// Decode the pending sets whose template was learnt by this datagram.
@@ -520,10 +651,13 @@ impl Decoder {
         let learnt = std::mem::take(&mut self.learnt);
         if !self.pending.is_empty() {
             for (key, id) in &learnt {
+                // Learnt by this datagram, so never evicted by it.
+                let Some(t) = self.use_template(key, *id, 0) else {
+                    continue;
+                };
                 for p in self.pending.take(key, *id) {
-                    let Some(t) = self.template(&p.key, p.template_id) else {
-                        continue;
-                    };
+                    self.budget.credit_pending(1, p.bytes);
+                    self.credit(p.bytes);
                     let n = self.decode_data(&p.key, &t, &p.meta, &p.data, 0, out, report);
                     report.records += n;
                     self.stats.pending_released += 1;

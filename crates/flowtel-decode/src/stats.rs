@@ -15,11 +15,13 @@ pub enum Limit {
     TemplatesPerExporter,
     /// `max_fields_per_template`: a template was refused.
     FieldsPerTemplate,
-    /// `max_pending_sets`: the oldest pending data set was dropped to make room.
-    PendingSets,
     /// Options-derived entries (sampler rates, interface and VRF names) per exporter scope: a
     /// new entry was refused. The bound is `max_templates_per_exporter * 16`.
     OptionsEntries,
+    /// `memory_budget_bytes`: new state (a template, options data, a pending set) was refused
+    /// because the budget was full of state in use (evicting the least recently used state
+    /// did not make room).
+    MemoryBudget,
 }
 
 impl Limit {
@@ -28,8 +30,8 @@ impl Limit {
         Limit::Exporters,
         Limit::TemplatesPerExporter,
         Limit::FieldsPerTemplate,
-        Limit::PendingSets,
         Limit::OptionsEntries,
+        Limit::MemoryBudget,
     ];
 
     /// Stable snake_case name, used as the `limit` label.
@@ -38,8 +40,35 @@ impl Limit {
             Limit::Exporters => "exporters",
             Limit::TemplatesPerExporter => "templates_per_exporter",
             Limit::FieldsPerTemplate => "fields_per_template",
-            Limit::PendingSets => "pending_sets",
             Limit::OptionsEntries => "options_entries",
+            Limit::MemoryBudget => "memory_budget",
+        }
+    }
+}
+
+/// A kind of decoder state the memory budget evicts. Closed set: used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum StateKind {
+    /// A template or options template.
+    Template,
+    /// The options state of a scope (sampling rates, system init time) or the names of an
+    /// (exporter, domain) (interfaces, VRFs, applications).
+    Options,
+    /// A data set waiting for its template.
+    Pending,
+}
+
+impl StateKind {
+    pub const ALL: &'static [StateKind] =
+        &[StateKind::Template, StateKind::Options, StateKind::Pending];
+
+    /// Stable snake_case name, used as the `kind` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Template => "template",
+            StateKind::Options => "options",
+            StateKind::Pending => "pending",
         }
     }
 }
@@ -66,10 +95,15 @@ pub struct DecoderStats {
     pub pending_released: u64,
     /// Pending data sets discarded because their template did not arrive in time.
     pub pending_expired: u64,
-    /// Pending data sets discarded because the buffer was full (oldest first).
+    /// Pending data sets discarded because the buffer was full: `max_pending_sets` sets, or
+    /// the pending share of the memory budget, over every decoder sharing the budget (this
+    /// decoder's oldest first; the new set when it holds none).
     pub pending_dropped: u64,
-    /// Times each limit refused something.
+    /// Times each limit refused something (each refusal counted here only, even when it is
+    /// also reported as an error of its datagram).
     pub limit_hits: BTreeMap<Limit, u64>,
+    /// State evicted, least recently used first, to make room in the memory budget, by kind.
+    pub evictions: BTreeMap<StateKind, u64>,
     /// Flow records whose sampling rate could not be resolved.
     pub sampling_rate_unknown: u64,
     /// Integer fields whose value did not fit the record's field (a protocol above 255, a
@@ -80,8 +114,23 @@ pub struct DecoderStats {
 }
 
 impl DecoderStats {
+    /// Count a datagram's error; a refusal by a limit is counted by [`Self::count_limit`]
+    /// where it happens, not again here.
     pub(crate) fn count_error(&mut self, kind: ErrorKind) {
-        *self.errors.entry(kind).or_default() += 1;
+        if kind.limit().is_none() {
+            *self.errors.entry(kind).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn count_evictions(&mut self, kind: StateKind, n: u64) {
+        if n > 0 {
+            *self.evictions.entry(kind).or_default() += n;
+        }
+    }
+
+    /// State of `kind` evicted.
+    pub fn evictions_for(&self, kind: StateKind) -> u64 {
+        self.evictions.get(&kind).copied().unwrap_or(0)
     }
 
     pub(crate) fn count_limit(&mut self, limit: Limit) {
@@ -98,9 +147,33 @@ impl DecoderStats {
         self.limit_hits.get(&limit).copied().unwrap_or(0)
     }
 
-    /// Total errors over all reasons.
+    /// Total errors over all reasons (refusals by a limit are in `limit_hits`).
     pub fn total_errors(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// Add another decoder's counters.
+    pub fn merge(&mut self, b: &DecoderStats) {
+        self.datagrams += b.datagrams;
+        for (k, v) in &b.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        self.options_records += b.options_records;
+        self.templates_learnt += b.templates_learnt;
+        self.templates_withdrawn += b.templates_withdrawn;
+        self.pending_held += b.pending_held;
+        self.pending_released += b.pending_released;
+        self.pending_expired += b.pending_expired;
+        self.pending_dropped += b.pending_dropped;
+        for (k, v) in &b.limit_hits {
+            *self.limit_hits.entry(*k).or_default() += v;
+        }
+        for (k, v) in &b.evictions {
+            *self.evictions.entry(*k).or_default() += v;
+        }
+        self.sampling_rate_unknown += b.sampling_rate_unknown;
+        self.fields_out_of_range += b.fields_out_of_range;
+        self.drop_notifications += b.drop_notifications;
     }
 }
 

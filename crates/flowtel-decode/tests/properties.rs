@@ -182,12 +182,23 @@ fn check(dec: &mut Decoder, d: &[u8], t: u64) {
     let mut counts = flowtel_decode::ProtocolCounts::default();
     counts.add(&report, d.len());
     assert_eq!(counts.total().records, out.flows.len() as u64);
+    // Every error is counted once: as a decode error, or (a refusal) as a limit hit.
+    let refusals = report.errors.iter().filter(|e| e.kind.limit().is_some());
     assert_eq!(
         s.total_errors(),
-        before.total_errors() + report.errors.len() as u64
+        before.total_errors() + report.errors.len() as u64 - refusals.clone().count() as u64
     );
+    for e in refusals {
+        let limit = e.kind.limit().unwrap();
+        assert!(
+            s.limit_hits_for(limit) > before.limit_hits_for(limit),
+            "{e}"
+        );
+    }
     let cfg = dec.config();
     assert!(dec.pending_sets() <= cfg.max_pending_sets);
+    assert!(dec.memory_bytes() <= cfg.memory_budget_bytes);
+    assert_eq!(dec.memory_bytes(), dec.budget().memory_bytes());
     assert!(dec.template_count() <= cfg.max_exporters * cfg.max_templates_per_exporter);
 }
 
@@ -208,6 +219,8 @@ proptest! {
         pick in any::<usize>(),
         muts in prop::collection::vec(mutation(), 1..6),
         keep in any::<bool>(),
+        // The default, and budgets small enough that priming and decoding evict and refuse.
+        memory_budget_bytes in prop::sample::select(vec![128usize << 20, 4_096, 1_024, 300]),
     ) {
         let bases = bases();
         let mut d = bases[pick % bases.len()].clone();
@@ -220,12 +233,20 @@ proptest! {
             max_templates_per_exporter: 8,
             max_fields_per_template: 16,
             max_exporters: 4,
+            memory_budget_bytes,
             ..DecoderConfig::default()
         };
         let mut dec = primed(cfg);
         check(&mut dec, &d, 1);
         // Decode it again: state changed by the first pass must stay consistent.
         check(&mut dec, &d, 2);
+        // Every charge has its credit: a decoder that goes leaves the shared budget empty.
+        let budget = std::sync::Arc::clone(dec.budget());
+        drop(dec);
+        prop_assert_eq!(
+            (budget.memory_bytes(), budget.pending_sets(), budget.pending_bytes(), budget.scopes()),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]

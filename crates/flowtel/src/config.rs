@@ -291,15 +291,20 @@ impl Default for Config {
 }
 
 /// The `decoder:` section: [`flowtel_decode::DecoderConfig`] in configuration units (seconds,
-/// not nanoseconds). Every limit bounds state an exporter controls; a refusal is counted in
-/// `flowtel.decode.limit_hits{limit=…}`, an expiry in `flowtel.pending.expired`.
+/// not nanoseconds). Every limit bounds state an exporter controls and holds over the whole
+/// daemon (every receive worker's decoder shares one `flowtel_decode::Budget`); a refusal is
+/// counted in `flowtel.decode.limit_hits{limit=…}`, an eviction in
+/// `flowtel.decode.evictions{kind=…}`, an expiry in `flowtel.pending.expired`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecoderSettings {
     /// Scope templates by exporter address and UDP source port, not the address alone (for
     /// several exporting processes behind one address that reuse template ids).
     pub scope_includes_port: bool,
-    /// Template scopes (exporters) tracked at once; a new one beyond it is refused.
+    /// Exporters tracked at once, over the whole daemon: template scopes (address, version,
+    /// domain) in the decoders, and addresses in the table of exporter owners and per-exporter
+    /// metrics. A new scope beyond it is refused; a new address is decoded by the worker that
+    /// received it and counted under `exporter="other"`.
     pub max_exporters: usize,
     /// Templates per scope; a new one beyond it is refused.
     pub max_templates_per_exporter: usize,
@@ -307,6 +312,10 @@ pub struct DecoderSettings {
     pub max_fields_per_template: usize,
     /// Data sets held while waiting for their template, over all exporters (0: none held).
     pub max_pending_sets: usize,
+    /// Bytes of decoder state (templates, options data, pending data sets) over the whole
+    /// daemon; beyond it the least recently used state is evicted (an exporter that still
+    /// sends re-learns its templates at its next refresh). Pending sets take a quarter at most.
+    pub memory_budget_bytes: usize,
     /// Seconds a data set waits for its template before it is discarded.
     pub pending_timeout_secs: u64,
     /// Bytes of a sampled packet (sFlow flow samples, IPFIX packet sections): `frame`, the
@@ -329,6 +338,7 @@ impl Default for DecoderSettings {
             max_templates_per_exporter: d.max_templates_per_exporter,
             max_fields_per_template: d.max_fields_per_template,
             max_pending_sets: d.max_pending_sets,
+            memory_budget_bytes: d.memory_budget_bytes,
             pending_timeout_secs: d.pending_timeout_ns / 1_000_000_000,
             sflow_bytes: d.sflow_bytes,
             fields: d.fields,
@@ -347,12 +357,16 @@ impl DecoderSettings {
             max_templates_per_exporter: self.max_templates_per_exporter,
             max_fields_per_template: self.max_fields_per_template,
             max_pending_sets: self.max_pending_sets,
+            memory_budget_bytes: self.memory_budget_bytes,
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
             sflow_bytes: self.sflow_bytes,
             fields: self.fields.clone(),
         }
     }
 }
+
+/// The smallest `decoder.memory_budget_bytes`: below it a few large templates fill it.
+pub const MIN_MEMORY_BUDGET_BYTES: u64 = 1 << 20;
 
 /// The `flow_records:` section: which decoded records the per-flow sinks get (see
 /// [`crate::pipeline::select`]) and how each sink batches them (see [`crate::sinks::records`]).
@@ -699,7 +713,7 @@ pub struct RunArgs {
     /// Scope templates by exporter address and source port, not the address alone.
     #[arg(long)]
     pub scope_includes_port: bool,
-    /// Template scopes (exporters) the decoder tracks at once.
+    /// Exporters tracked at once over the whole daemon (template scopes, per-exporter metrics).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_exporters: Option<u64>,
     /// Templates per exporter scope.
@@ -711,6 +725,10 @@ pub struct RunArgs {
     /// Data sets held while waiting for their template, over all exporters (0: none).
     #[arg(long, value_name = "N")]
     pub max_pending_sets: Option<u64>,
+    /// Bytes of decoder state over the whole daemon; beyond it the least recently used is
+    /// evicted (at least 1048576).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(MIN_MEMORY_BUDGET_BYTES..))]
+    pub memory_budget_bytes: Option<u64>,
     /// Seconds a data set waits for its template.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub pending_timeout: Option<u64>,
@@ -878,6 +896,10 @@ pub fn run_flag_defaults() -> Vec<(&'static str, String)> {
             c.decoder.max_fields_per_template.to_string(),
         ),
         ("max_pending_sets", c.decoder.max_pending_sets.to_string()),
+        (
+            "memory_budget_bytes",
+            c.decoder.memory_budget_bytes.to_string(),
+        ),
         (
             "pending_timeout",
             c.decoder.pending_timeout_secs.to_string(),
@@ -1283,6 +1305,9 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     if let Some(n) = a.max_pending_sets {
         d.max_pending_sets = size(n);
     }
+    if let Some(n) = a.memory_budget_bytes {
+        d.memory_budget_bytes = size(n);
+    }
     set(&mut d.pending_timeout_secs, &a.pending_timeout);
     set(&mut config.flow_records.sample, &a.flow_sample);
     set_opt(&mut config.flow_json.file, &a.flow_json_file);
@@ -1370,6 +1395,12 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     }
     if d.pending_timeout_secs == 0 {
         bail!("decoder.pending_timeout_secs: must be >= 1");
+    }
+    if (d.memory_budget_bytes as u64) < MIN_MEMORY_BUDGET_BYTES {
+        bail!(
+            "decoder.memory_budget_bytes: must be >= {MIN_MEMORY_BUDGET_BYTES} (1 MiB); the default is {}",
+            flowtel_decode::DecoderConfig::default().memory_budget_bytes
+        );
     }
     flowtel_decode::validate_fields(&d.fields).context("decoder.fields")?;
     if c.rollups.is_empty() {
@@ -1623,6 +1654,7 @@ decoder:
   max_templates_per_exporter: 8
   max_fields_per_template: 64
   max_pending_sets: 0
+  memory_budget_bytes: 2000000
   pending_timeout_secs: 5
   sflow_bytes: ip
 ";
@@ -1633,6 +1665,7 @@ decoder:
         assert_eq!(d.max_templates_per_exporter, 8);
         assert_eq!(d.max_fields_per_template, 64);
         assert_eq!(d.max_pending_sets, 0);
+        assert_eq!(d.memory_budget_bytes, 2_000_000);
         assert_eq!(d.pending_timeout_ns, 5_000_000_000);
         assert_eq!(d.sflow_bytes, flowtel_decode::SflowBytes::Ip);
         assert!(!d.keep_unknown_fields);
@@ -1659,6 +1692,8 @@ decoder:
             "5",
             "--max-pending-sets",
             "6",
+            "--memory-budget-bytes",
+            "3000000",
             "--pending-timeout",
             "7",
             "--sflow-bytes",
@@ -1675,6 +1710,7 @@ decoder:
                 max_templates_per_exporter: 4,
                 max_fields_per_template: 5,
                 max_pending_sets: 6,
+                memory_budget_bytes: 3_000_000,
                 pending_timeout_secs: 7,
                 sflow_bytes: flowtel_decode::SflowBytes::Frame,
                 fields: Vec::new(),
@@ -1843,6 +1879,10 @@ decoder:
                 "client_cert_file",
             ),
             ("decoder:\n  max_exporters: 0\n", "decoder.max_exporters"),
+            (
+                "decoder:\n  memory_budget_bytes: 65536\n",
+                "decoder.memory_budget_bytes: must be >= 1048576",
+            ),
             (
                 "decoder:\n  max_fields_per_template: 0\n",
                 "decoder.max_fields_per_template",

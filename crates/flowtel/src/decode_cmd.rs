@@ -222,8 +222,9 @@ impl Summary {
             decoder.total_errors(),
             pairs_by(decoder.errors.iter().map(|(k, v)| (k.as_str(), *v)))
         );
+        let evicted = decoder.evictions_for(flowtel_decode::StateKind::Pending);
         let still_pending = decoder.pending_held.saturating_sub(
-            decoder.pending_released + decoder.pending_expired + decoder.pending_dropped,
+            decoder.pending_released + decoder.pending_expired + decoder.pending_dropped + evicted,
         );
         let _ = writeln!(
             s,
@@ -233,7 +234,8 @@ impl Summary {
         let _ = writeln!(
             s,
             "  pending    {} data sets held for a template: {} released, {} expired, \
-             {} dropped (buffer full), {still_pending} still waiting at the end",
+             {} dropped (buffer full), {evicted} evicted (memory budget), {still_pending} still \
+             waiting at the end",
             decoder.pending_held,
             decoder.pending_released,
             decoder.pending_expired,

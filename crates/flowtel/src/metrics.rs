@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use flowtel_decode::{ErrorKind, FlowProtocol, Limit};
+use flowtel_decode::{Budget, ErrorKind, FlowProtocol, Limit, StateKind};
 use flowtel_rollup::RollupStats;
 
 use crate::pipeline::stats::{DropReason, WorkerStats};
@@ -57,19 +57,26 @@ defs! {
     DECODE_ERRORS = "flowtel.decode.errors", "{error}", Counter,
         "Decode problems by reason; the rest of the datagram is still decoded where possible.";
     LIMIT_HITS = "flowtel.decode.limit_hits", "{event}", Counter,
-        "Times a bound on exporter-controlled state refused something, by limit.";
+        "Times a bound on exporter-controlled state refused something, by limit (counted here only).";
+    DECODE_MEMORY = "flowtel.decode.memory", "By", Gauge,
+        "Bytes of decoder state (templates, options data, pending data sets), over all workers.";
+    DECODE_MEMORY_BUDGET = "flowtel.decode.memory.budget", "By", Gauge,
+        "decoder.memory_budget_bytes: the most decoder state kept before the least recently used is evicted.";
+    DECODE_EVICTIONS = "flowtel.decode.evictions", "{entry}", Counter,
+        "Decoder state evicted, least recently used first, to stay within the memory budget, by kind.";
     SAMPLING_UNKNOWN = "flowtel.sampling.unknown", "{record}", Counter,
         "Flow records whose sampling rate could not be resolved (a default was applied).";
     TEMPLATES = "flowtel.templates", "{template}", Gauge, "Templates currently known, over all exporters.";
     TEMPLATES_LEARNT = "flowtel.templates.learnt", "{template}", Counter,
         "Templates and options templates learnt.";
-    PENDING_SETS = "flowtel.pending.sets", "{set}", Gauge, "Data sets waiting for their template.";
+    PENDING_SETS = "flowtel.pending.sets", "{set}", Gauge,
+        "Data sets waiting for their template, over all workers.";
     PENDING_EXPIRED = "flowtel.pending.expired", "{set}", Counter,
         "Data sets discarded because their template never came.";
     PENDING_DROPPED = "flowtel.pending.dropped", "{set}", Counter,
-        "Data sets discarded because the pending buffer was full.";
+        "Data sets discarded because the pending buffer was full (max_pending_sets, or a quarter of the memory budget).";
     EXPORTERS_ACTIVE = "flowtel.exporters.active", "{exporter}", Gauge,
-        "Exporters that sent a datagram recently.";
+        "Exporters in the ownership table that sent a datagram recently.";
     EXPORTERS_KNOWN = "flowtel.exporters.known", "{exporter}", Gauge, "Exporters in the ownership table.";
     HANDED_OVER = "flowtel.datagrams.handed_over", "{datagram}", Counter,
         "Datagrams passed to the worker that owns their exporter's templates.";
@@ -156,6 +163,8 @@ pub struct Inputs<'a> {
     pub exporters_known: u64,
     /// Exporters whose last datagram is more recent than this (Unix ns) are active.
     pub active_since_ns: u64,
+    /// The decoder state limits the workers share: live, daemon-wide usage.
+    pub budget: &'a Budget,
 }
 
 /// The receive side's families: datagrams, decoding, exporters, rollups.
@@ -178,7 +187,8 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
             datagrams.push(labels.clone(), c.datagrams);
             received.push(labels, c.bytes);
         }
-        if e.last_seen_ns > i.active_since_ns {
+        // `other` (beyond the ownership table) is not an exporter: active never exceeds known.
+        if ip.is_some() && e.last_seen_ns > i.active_since_ns {
             active += 1;
         }
     }
@@ -193,7 +203,8 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
     let snap = t.snapshot.clone().unwrap_or_default();
     let d = &snap.decoder;
     let mut errors = DECODE_ERRORS.family();
-    for k in ErrorKind::ALL {
+    // Refusals by a limit are counted once, in `limit_hits`.
+    for k in ErrorKind::ALL.iter().filter(|k| k.limit().is_none()) {
         errors.push(
             vec![("reason", k.as_str().to_owned())],
             d.stats.errors.get(k).copied().unwrap_or(0),
@@ -204,6 +215,13 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         limits.push(
             vec![("limit", l.as_str().to_owned())],
             d.stats.limit_hits.get(l).copied().unwrap_or(0),
+        );
+    }
+    let mut evictions = DECODE_EVICTIONS.family();
+    for k in StateKind::ALL {
+        evictions.push(
+            vec![("kind", k.as_str().to_owned())],
+            d.stats.evictions_for(*k),
         );
     }
     let mut dropped = DATAGRAMS_DROPPED.family();
@@ -220,10 +238,13 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         COUNTER_RECORDS.value(t.counter_records),
         errors,
         limits,
+        DECODE_MEMORY.value(i.budget.memory_bytes() as u64),
+        DECODE_MEMORY_BUDGET.value(i.budget.memory_limit() as u64),
+        evictions,
         SAMPLING_UNKNOWN.value(snap.enrich.unknown_sampling_rate),
         TEMPLATES.value(d.templates as u64),
         TEMPLATES_LEARNT.value(d.stats.templates_learnt),
-        PENDING_SETS.value(d.pending_sets as u64),
+        PENDING_SETS.value(i.budget.pending_sets() as u64),
         PENDING_EXPIRED.value(d.stats.pending_expired),
         PENDING_DROPPED.value(d.stats.pending_dropped),
         EXPORTERS_ACTIVE.value(active),

@@ -3,8 +3,8 @@
 //! Every metric is described once here as a [`Family`] built from the daemon's counters at read
 //! time; the Prometheus endpoint renders the families, and the OTLP self-metrics read the same
 //! families, so the two never disagree. Label values come from closed enums (`protocol`,
-//! `reason`) or from the bounded exporter table (`exporter`, at most
-//! [`crate::pipeline::stats::MAX_EXPORTERS`] addresses plus `other`).
+//! `reason`) or from the bounded exporter table (`exporter`, at most `decoder.max_exporters`
+//! addresses plus `other`).
 //!
 //! Names follow OpenTelemetry (`flowtel.datagrams`, unit `{datagram}`); the Prometheus names are
 //! what the OTLP-to-Prometheus translation of Alloy and Mimir produce (`flowtel_datagrams_total`,

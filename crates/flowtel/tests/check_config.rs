@@ -142,6 +142,7 @@ fn decoder_section_is_printed_with_file_and_flag_values() {
   max_templates_per_exporter: 1024
   max_fields_per_template: 256
   max_pending_sets: 10
+  memory_budget_bytes: 134217728
   pending_timeout_secs: 30
 ";
     assert!(stdout.contains(expected), "{stdout}");
@@ -362,6 +363,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
             at("decoder.max_fields_per_template"),
         ),
         ("max-pending-sets", at("decoder.max_pending_sets")),
+        ("memory-budget-bytes", at("decoder.memory_budget_bytes")),
         ("pending-timeout", at("decoder.pending_timeout_secs")),
         ("flow-sample", at("flow_records.sample")),
         ("sflow-bytes", at("decoder.sflow_bytes")),

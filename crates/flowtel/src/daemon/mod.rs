@@ -68,6 +68,8 @@ const FLUSH_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Shared {
     workers: Vec<Arc<Mutex<WorkerStats>>>,
     routing: Arc<Routing>,
+    /// The decoder state limits every worker shares (live usage, daemon-wide).
+    budget: Arc<flowtel_decode::Budget>,
     /// Counters of the flush loop's finishing of merged windows, per rollup.
     finished: Mutex<BTreeMap<Arc<str>, RollupStats>>,
     sinks: SinkSet,
@@ -98,6 +100,7 @@ impl Shared {
             finished: &finished,
             exporters_known: self.routing.exporters() as u64,
             active_since_ns: now_ns().saturating_sub(self.silent_after_ns),
+            budget: &self.budget,
         });
         out.extend(self.sinks.families());
         out
@@ -414,7 +417,7 @@ fn start_workers(
         });
         inboxes.push((poll, handover_rx, recycle_rx));
     }
-    let routing = Arc::new(Routing::new(links));
+    let routing = Arc::new(Routing::new(links, config.decoder.max_exporters));
     let mut controls = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
     for (id, (socks, (poll, handover_rx, recycle_rx))) in
@@ -471,6 +474,7 @@ async fn serve(
     let shared = Arc::new(Shared {
         workers: worker_stats,
         routing: Arc::clone(&workers.routing),
+        budget: Arc::clone(&spec.budget),
         finished: Mutex::new(BTreeMap::new()),
         sinks,
         silent_after_ns: config

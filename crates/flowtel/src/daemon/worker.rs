@@ -7,9 +7,18 @@
 //! flush or stop request is answered at once whether the sockets are idle or saturated. Each
 //! pass takes one batch (up to [`BATCH`] datagrams) from every readable socket in turn, so a
 //! saturated socket cannot starve the others, then answers control requests, decodes what other
-//! workers handed over and publishes its counters. There is no sleep and no timeout on the
-//! receive path: with nothing readable the worker blocks in `epoll_wait` until a datagram, a
-//! hand-over or a control request wakes it.
+//! workers handed over, runs its decoder's housekeeping and publishes its counters. There is no
+//! sleep on the receive path: with nothing readable the worker blocks in `epoll_wait` until a
+//! datagram, a hand-over or a control request wakes it, or [`HOUSEKEEPING`] has passed.
+//!
+//! # Decoder housekeeping
+//!
+//! Every decoder shares one `flowtel_decode::Budget` (memory, template scopes, pending sets), so
+//! the decoder limits hold over the whole daemon. Once per pass, and at least every
+//! [`HOUSEKEEPING`] when idle, the worker runs `Decoder::maintain`: pending data sets expire on
+//! time with no traffic, and a decoder holding more than its share gives memory back when
+//! another asked for room. A worker whose decoder asked for room wakes the others (at most every
+//! [`RECLAIM_WAKE_EVERY_NS`]), so an idle worker answers at once.
 //!
 //! Readiness is edge-triggered (mio), so a socket stays in the worker's ready set until a batch
 //! comes back short (the kernel queue is empty; a datagram arriving after that raises a new
@@ -44,7 +53,7 @@ use tracing::{info, warn};
 
 use super::listener::{BATCH, Receiver};
 use crate::pipeline::WorkerPipeline;
-use crate::pipeline::stats::{DropReason, MAX_EXPORTERS, WorkerStats};
+use crate::pipeline::stats::{DropReason, WorkerStats};
 use crate::sinks::SinkSet;
 
 /// Hand-over batches a worker's queue holds (each up to one receive pass of datagrams).
@@ -52,6 +61,12 @@ pub const HANDOVER_CAPACITY: usize = 256;
 
 /// The token of a worker's [`Waker`]; sockets use their index.
 const WAKER: Token = Token(usize::MAX);
+
+/// The longest an idle worker waits before its decoder's housekeeping (pending expiry).
+pub const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The least time between two wake-ups of the other workers asking for decoder memory.
+const RECLAIM_WAKE_EVERY_NS: u64 = 10_000_000;
 
 /// Datagrams of one receive pass, received by one worker for the worker that owns their
 /// exporter: payloads back to back in `data`, described by `datagrams`.
@@ -138,13 +153,17 @@ pub struct WorkerLink {
 #[derive(Debug)]
 pub struct Routing {
     owners: Mutex<HashMap<IpAddr, usize>>,
+    /// Exporters tracked (`decoder.max_exporters`); beyond it datagrams are decoded by the
+    /// worker that received them and counted under `exporter="other"`.
+    capacity: usize,
     workers: Vec<WorkerLink>,
 }
 
 impl Routing {
-    pub fn new(workers: Vec<WorkerLink>) -> Self {
+    pub fn new(workers: Vec<WorkerLink>, capacity: usize) -> Self {
         Routing {
             owners: Mutex::new(HashMap::new()),
+            capacity,
             workers,
         }
     }
@@ -156,7 +175,7 @@ impl Routing {
         if let Some(o) = owners.get(&ip) {
             return Some(*o);
         }
-        if owners.len() >= MAX_EXPORTERS {
+        if owners.len() >= self.capacity {
             return None;
         }
         owners.insert(ip, me);
@@ -255,6 +274,7 @@ impl Worker {
         };
         let mut events = Events::with_capacity(n + 1);
         let mut delta = WorkerStats::default();
+        let mut last_reclaim_wake = 0u64;
         loop {
             loop {
                 match self.control_rx.try_recv() {
@@ -268,7 +288,11 @@ impl Worker {
                 }
             }
             let busy = pass.receiving && pass.ready.iter().any(|r| *r);
-            let timeout = busy.then_some(std::time::Duration::ZERO);
+            let timeout = Some(if busy {
+                std::time::Duration::ZERO
+            } else {
+                HOUSEKEEPING
+            });
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -286,6 +310,16 @@ impl Worker {
                 self.receive_pass(&mut pass, &mut delta);
             }
             self.drain_handover(&mut delta);
+            let now = now_ns();
+            self.pipeline.maintain(now, &mut delta);
+            if self.pipeline.take_reclaim_request()
+                && now.saturating_sub(last_reclaim_wake) >= RECLAIM_WAKE_EVERY_NS
+            {
+                last_reclaim_wake = now;
+                for other in (0..self.routing.workers.len()).filter(|w| *w != self.id) {
+                    self.routing.wake(other);
+                }
+            }
             self.publish(&mut delta);
         }
     }
@@ -382,7 +416,7 @@ impl Worker {
                     }
                 }
             }
-            if pass.owners.len() > 2 * MAX_EXPORTERS {
+            if pass.owners.len() > 2 * self.routing.capacity {
                 pass.owners.clear();
             }
             if r.kernel_drops > 0

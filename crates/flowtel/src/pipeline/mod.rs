@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
-use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig};
+use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig};
 use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceNames, RollupConfig,
     RollupSet, RollupStats, WindowAggregate, WindowBatch,
@@ -49,10 +49,13 @@ impl InterfaceNames for DecoderNames<'_> {
     }
 }
 
-/// What every worker's pipeline is built from (GeoIP databases are read once and shared).
+/// What every worker's pipeline is built from (GeoIP databases are read once and shared, and
+/// the decoders share one budget, so the decoder limits hold over all workers together).
 #[derive(Debug, Clone)]
 pub struct PipelineSpec {
     pub decoder: DecoderConfig,
+    /// The decoder state limits every pipeline built from this spec shares.
+    pub budget: Arc<Budget>,
     pub rollups: Vec<RollupConfig>,
     /// Collect enriched records for per-flow sinks.
     pub records: bool,
@@ -119,8 +122,10 @@ impl Reloadable {
 impl PipelineSpec {
     /// Read the GeoIP databases once; every worker shares them.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let decoder = config.decoder.to_decoder_config();
         Ok(PipelineSpec {
-            decoder: config.decoder.to_decoder_config(),
+            budget: Arc::new(Budget::new(&decoder)),
+            decoder,
             rollups: config.rollups.clone(),
             records: false,
             live: Reloadable::from_config(config)?,
@@ -200,7 +205,7 @@ impl WorkerPipeline {
         let interface_names = spec.records || rollups.needs_interface_names();
         let enricher = spec.live.enricher(interface_names);
         Ok(WorkerPipeline {
-            decoder: Decoder::new(spec.decoder.clone()),
+            decoder: Decoder::with_budget(spec.decoder.clone(), Arc::clone(&spec.budget)),
             out: DecodeOutput::default(),
             enricher,
             rollups,
@@ -267,6 +272,22 @@ impl WorkerPipeline {
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
             self.snapshot(stats, now_ns);
         }
+    }
+
+    /// Decoder housekeeping with no datagram (a timer, or another worker asking for room):
+    /// pending sets expire on time and memory goes back to the shared budget when asked; the
+    /// counters are copied for readers.
+    pub fn maintain(&mut self, now_ns: u64, stats: &mut WorkerStats) {
+        self.decoder.maintain(now_ns);
+        if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
+            self.snapshot(stats, now_ns);
+        }
+    }
+
+    /// Whether this pipeline's decoder asked the other workers' decoders for room since the last
+    /// call (see [`flowtel_decode::Decoder::take_reclaim_request`]).
+    pub fn take_reclaim_request(&mut self) -> bool {
+        self.decoder.take_reclaim_request()
     }
 
     fn snapshot(&mut self, stats: &mut WorkerStats, now_ns: u64) {

@@ -3,7 +3,7 @@
 //! A worker accumulates a batch's counts in a local [`WorkerStats`] and merges it into its shared
 //! copy once per batch (an uncontended mutex, locked only by that worker and by readers), so the
 //! per-datagram path takes no lock. Labels are bounded: protocols and reasons are closed enums;
-//! exporters are bounded by the exporter table (`MAX_EXPORTERS`).
+//! exporters are bounded by the exporter table (`decoder.max_exporters`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -52,30 +52,11 @@ pub struct DecoderSnapshot {
 impl DecoderSnapshot {
     /// Sum of several workers' snapshots.
     pub fn add(&mut self, o: &DecoderSnapshot) {
-        let (a, b) = (&mut self.stats, &o.stats);
-        a.datagrams += b.datagrams;
-        for (k, v) in &b.errors {
-            *a.errors.entry(*k).or_default() += v;
-        }
-        a.options_records += b.options_records;
-        a.templates_learnt += b.templates_learnt;
-        a.templates_withdrawn += b.templates_withdrawn;
-        a.pending_held += b.pending_held;
-        a.pending_released += b.pending_released;
-        a.pending_expired += b.pending_expired;
-        a.pending_dropped += b.pending_dropped;
-        for (k, v) in &b.limit_hits {
-            *a.limit_hits.entry(*k).or_default() += v;
-        }
-        a.sampling_rate_unknown += b.sampling_rate_unknown;
+        self.stats.merge(&o.stats);
         self.templates += o.templates;
         self.pending_sets += o.pending_sets;
     }
 }
-
-/// Exporters tracked for ownership and counters; beyond it datagrams are still decoded locally,
-/// counted under `exporter="other"`.
-pub const MAX_EXPORTERS: usize = 10_000;
 
 /// Why a received datagram was not decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
