@@ -341,6 +341,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         ("pending-timeout", at("decoder.pending_timeout_secs")),
         ("flow-sample", at("flow_records.sample")),
         ("sflow-bytes", at("decoder.sflow_bytes")),
+        ("max-interfaces", at("interfaces.max_interfaces")),
         ("flow-logs-attribute-names", at("flow_logs.attribute_names")),
         ("flow-http-format", at("flow_http.format")),
     ];
@@ -360,6 +361,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         "device",
         "sampling-rate",
         "scope-includes-port",
+        "no-interface-metrics",
         "flow-rule",
         "allow-exporter",
         "deny-exporter",
