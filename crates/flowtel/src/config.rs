@@ -1336,8 +1336,11 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         bail!("decoder.pending_timeout_secs: must be >= 1");
     }
     flowtel_decode::validate_fields(&d.fields).context("decoder.fields")?;
-    if c.interfaces.max_interfaces == 0 || c.interfaces.idle_secs == 0 {
-        bail!("interfaces.max_interfaces and interfaces.idle_secs: must be >= 1");
+    if c.interfaces.max_interfaces == 0 {
+        bail!("interfaces.max_interfaces: must be >= 1");
+    }
+    if c.interfaces.idle_secs == 0 {
+        bail!("interfaces.idle_secs: must be >= 1");
     }
     if c.rollups.is_empty() {
         bail!("rollups: at least one rollup is required");

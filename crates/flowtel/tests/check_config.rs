@@ -231,6 +231,8 @@ fn address_errors_say_what_was_given_and_what_is_expected() {
 #[test]
 fn check_config_refuses_what_run_would_refuse_at_start() {
     let garbage = write_config("garbage.mmdb", "not a database");
+    let zero_idle = write_config("zero-idle.yaml", "interfaces:\n  idle_secs: 0\n");
+    let zero_max = write_config("zero-max.yaml", "interfaces:\n  max_interfaces: 0\n");
     for (args, expected) in [
         (
             vec!["--geoip-country-db", "/nonexistent/country.mmdb"],
@@ -253,6 +255,15 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
             vec!["--flow-rule", "drop:proto=udp"],
             "unknown key \"proto\"",
         ),
+        (
+            vec!["--config", zero_idle.to_str().unwrap()],
+            "interfaces.idle_secs: must be >= 1",
+        ),
+        (
+            vec!["--config", zero_max.to_str().unwrap()],
+            "interfaces.max_interfaces: must be >= 1",
+        ),
+        (vec!["--max-interfaces", "0"], "--max-interfaces"),
     ] {
         let out = flowtel().arg("check-config").args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} passed");
