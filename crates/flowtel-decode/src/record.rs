@@ -476,6 +476,10 @@ pub struct CounterRecord {
     pub agent: IpAddr,
     pub sub_agent_id: u32,
     pub time_received_ns: u64,
+    /// Agent uptime in milliseconds when the datagram was sent (the datagram header's): a
+    /// value lower than the previous sample's means the agent restarted and its counters may
+    /// have started again.
+    pub uptime_ms: u32,
     /// Counter sample sequence number.
     pub sequence: u32,
     /// Source id of the sample (type << 24 | index in the compact form).
@@ -485,6 +489,10 @@ pub struct CounterRecord {
     pub interface: InterfaceCounters,
     /// Ethernet counters (counter record 2) when the sample carried them.
     pub ethernet: Option<EthernetCounters>,
+    /// The interface's name (port name, counter record 1005, as hsflowd and Open vSwitch send
+    /// it) when the sample carried one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Box<str>>,
 }
 
 /// sFlow v5 generic interface counters (counter record 1, RFC 2233 ifTable/ifXTable values).
@@ -549,8 +557,8 @@ pub struct DropRecord {
     /// Data source type (0 ifIndex) and index.
     pub source_id_type: u32,
     pub source_id_index: u32,
-    /// Discards the agent did not report (rate limit, lack of resources) since the previous
-    /// notification of this source.
+    /// Discard notifications the agent did not send (rate limit, lack of resources): a total
+    /// since the agent was last reset, not a count since the previous notification.
     pub drops: u32,
     /// The ifIndex the packet came in on, when known.
     pub in_if: Option<u32>,

@@ -287,6 +287,7 @@ fn counter_samples_round_trip() {
                 },
                 CounterData::Interface(ifc),
                 CounterData::Ethernet(eth),
+                CounterData::PortName("swp12".to_owned()),
             ],
         }),
         Sample::Counters(CounterSample {
@@ -353,10 +354,68 @@ fn counter_samples_round_trip() {
         (7, 8, 9, 10, 11, 0)
     );
     assert_eq!(c.ethernet, Some(eth));
+    assert_eq!((c.name.as_deref(), c.uptime_ms), (Some("swp12"), 99_000));
     let c = &out.counters[1];
     assert_eq!(
-        (c.interface.if_index, c.sequence, c.ethernet),
-        (13, 6, None)
+        (
+            c.interface.if_index,
+            c.sequence,
+            c.ethernet,
+            c.name.as_deref()
+        ),
+        (13, 6, None, None)
+    );
+}
+
+#[test]
+fn port_names_are_cut_at_255_bytes_and_empty_ones_are_none() {
+    let ifc = InterfaceCounters {
+        if_index: 1,
+        ..InterfaceCounters::default()
+    };
+    for (name, expected) in [
+        ("x".repeat(300), Some("x".repeat(255))),
+        (String::new(), None),
+    ] {
+        let d = datagram(vec![Sample::Counters(CounterSample {
+            expanded: false,
+            sequence: 1,
+            source_id_type: 0,
+            source_id_index: 1,
+            records: vec![CounterData::PortName(name), CounterData::Interface(ifc)],
+        })]);
+        let (out, report) = decode(&d.to_bytes());
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(out.counters[0].name.as_deref(), expected.as_deref());
+    }
+}
+
+#[test]
+fn discard_samples_round_trip() {
+    let p = packet();
+    let d = datagram(vec![Sample::Discard(DiscardSample {
+        sequence: 41,
+        source_id_type: 0,
+        source_id_index: 3,
+        drops: 17,
+        input: 3,
+        output: 0,
+        reason: 259,
+        records: vec![header_record(&p)],
+    })]);
+    let (out, report) = decode(&d.to_bytes());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.records, report.drops), (0, 1));
+    let r = &out.drops[0];
+    assert_eq!(
+        (r.sequence, r.source_id_type, r.source_id_index, r.drops),
+        (41, 0, 3, 17)
+    );
+    assert_eq!((r.in_if, r.out_if), (Some(3), None));
+    assert_eq!(r.reason.name(), Some("no_buffer_space"));
+    assert_eq!(
+        (r.packet.src_addr, r.packet.dst_port),
+        (Some(p.src_addr), 51000)
     );
 }
 

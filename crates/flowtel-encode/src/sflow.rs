@@ -22,6 +22,7 @@ pub struct Datagram {
 pub enum Sample {
     Flow(FlowSample),
     Counters(CounterSample),
+    Discard(DiscardSample),
     /// Any other sample, written verbatim (data_format = enterprise << 12 | format).
     Other {
         data_format: u32,
@@ -41,6 +42,23 @@ pub struct FlowSample {
     pub drops: u32,
     pub input: SflowInterface,
     pub output: SflowInterface,
+    pub records: Vec<FlowData>,
+}
+
+/// A discarded packet sample (format 5, sFlow "Dropped Packet Notification Structures",
+/// 2020): the source id is always expanded, the interfaces are ifIndex words (0 unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscardSample {
+    pub sequence: u32,
+    pub source_id_type: u32,
+    pub source_id_index: u32,
+    /// Notifications not sent (rate limit, lack of resources), total since the agent started.
+    pub drops: u32,
+    pub input: u32,
+    pub output: u32,
+    /// `drop_reason`: 0-15 ICMP unreachable codes, 256 unknown, 257 TTL exceeded, 258 ACL, ...
+    pub reason: u32,
+    /// The discarded packet's flow records (a sampled header, extended records).
     pub records: Vec<FlowData>,
 }
 
@@ -123,6 +141,8 @@ pub enum CounterData {
     Interface(InterfaceCounters),
     /// Record 2, ethernet interface counters.
     Ethernet(EthernetCounters),
+    /// Record 1005, the port name (`string name<255>`).
+    PortName(String),
     /// Any other record, written verbatim.
     Other { data_format: u32, data: Vec<u8> },
 }
@@ -212,6 +232,7 @@ impl Sample {
         match self {
             Sample::Flow(f) => f.encode(out),
             Sample::Counters(c) => c.encode(out),
+            Sample::Discard(d) => d.encode(out),
             Sample::Other { data_format, data } => {
                 put_record(out, *data_format, |o| o.extend_from_slice(data))
             }
@@ -253,6 +274,22 @@ impl FlowSample {
             put32(o, self.drops);
             put_interface(o, self.expanded, self.input);
             put_interface(o, self.expanded, self.output);
+            put32(o, len32(self.records.len()));
+            for r in &self.records {
+                r.encode(o);
+            }
+        });
+    }
+}
+
+impl DiscardSample {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_record(out, format::DISCARDED_PACKET, |o| {
+            put32(o, self.sequence);
+            put_source(o, true, self.source_id_type, self.source_id_index);
+            for v in [self.drops, self.input, self.output, self.reason] {
+                put32(o, v);
+            }
             put32(o, len32(self.records.len()));
             for r in &self.records {
                 r.encode(o);
@@ -440,6 +477,9 @@ impl CounterData {
                     put32(o, v);
                 }
             }),
+            CounterData::PortName(name) => {
+                put_record(out, format::PORT_NAME, |o| put_opaque(o, name.as_bytes()))
+            }
             CounterData::Other { data_format, data } => {
                 put_record(out, *data_format, |o| o.extend_from_slice(data))
             }

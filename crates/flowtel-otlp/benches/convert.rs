@@ -29,6 +29,7 @@ fn window(points: u64) -> WindowBatch {
             .map(|i| Point {
                 metric: metric.clone(),
                 unit: unit.clone(),
+                kind: flowtel_series::PointKind::Total,
                 attributes: vec![
                     (
                         keys[0].clone(),

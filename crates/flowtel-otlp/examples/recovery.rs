@@ -84,6 +84,7 @@ fn window(n: u64) -> WindowBatch {
         points: vec![Point {
             metric: s("network.io.by_flow"),
             unit: s("By"),
+            kind: flowtel_series::PointKind::Total,
             attributes: vec![(s("network.transport"), AttrValue::Str(s("tcp")))],
             value: n,
             start_time_unix_nano: n * 1_000_000_000,

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use flowtel_series::{AttrValue, Point, WindowBatch};
+use flowtel_series::{AttrValue, Point, PointKind, WindowBatch};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -89,7 +89,14 @@ impl ResourceConfig {
     }
 }
 
-/// How points are written to OTLP.
+/// How flow totals ([`PointKind::Total`]) are written to OTLP.
+///
+/// The other kinds follow the OTLP instrument they stand for, as an OpenTelemetry SDK writes
+/// them: a counter's increases ([`PointKind::Increase`]) are a monotonic `Sum`, delta with
+/// [`Temporality::DeltaSum`] and cumulative (running totals, as below) otherwise, never a
+/// gauge of the increase; levels ([`PointKind::Level`], UpDownCounters) are always a
+/// non-monotonic cumulative `Sum` whose value is the level and whose start time is the
+/// series' first window (an SDK's delta preference leaves UpDownCounters cumulative too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Temporality {
     /// A `Gauge` whose points carry the window's start and end (`start_time_unix_nano`,
@@ -143,7 +150,18 @@ impl Default for ConvertConfig {
     }
 }
 
-/// Running total of one series (cumulative temporality).
+/// How one point is written (see [`Temporality`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The point's own value and start time.
+    AsIs,
+    /// The series' running total since its first window.
+    Running,
+    /// The point's value, with the series' first window as start time.
+    Level,
+}
+
+/// Running total (or, for a level, the last value) of one series.
 #[derive(Debug, Clone, Copy)]
 struct Running {
     start_time_unix_nano: u64,
@@ -153,8 +171,9 @@ struct Running {
 
 type SeriesKey = (Arc<str>, Arc<str>, Vec<(Arc<str>, AttrValue)>);
 
-/// Converts windows into requests. Stateless for `Gauge` and `DeltaSum`; keeps one running total
-/// per series for `CumulativeSum`, so feed it every window, in window order.
+/// Converts windows into requests. Keeps one running total per series for `CumulativeSum`
+/// totals, for counter increases outside `DeltaSum` and for the start time of levels (stateless
+/// otherwise), so feed it every window, in window order.
 #[derive(Debug)]
 pub struct Converter {
     config: ConvertConfig,
@@ -201,7 +220,7 @@ impl Converter {
                     requests.push(self.request(std::mem::take(&mut chunk)));
                 }
             }
-            if self.config.temporality == Temporality::CumulativeSum {
+            if !self.running.is_empty() {
                 self.evict_idle(batch.time_unix_nano);
             }
         }
@@ -211,10 +230,22 @@ impl Converter {
         requests
     }
 
+    /// How `point` is written: running total, level, or as it is.
+    fn mode(&self, point: &Point) -> Mode {
+        match (point.kind, self.config.temporality) {
+            (PointKind::Total, Temporality::CumulativeSum) => Mode::Running,
+            (PointKind::Total, _) => Mode::AsIs,
+            (PointKind::Increase, Temporality::DeltaSum) => Mode::AsIs,
+            (PointKind::Increase, _) => Mode::Running,
+            (PointKind::Level, _) => Mode::Level,
+        }
+    }
+
     fn data_point(&mut self, batch: &WindowBatch, point: &Point) -> NumberDataPoint {
-        let (start, value) = match self.config.temporality {
-            Temporality::Gauge | Temporality::DeltaSum => (point.start_time_unix_nano, point.value),
-            Temporality::CumulativeSum => {
+        let mode = self.mode(point);
+        let (start, value) = match mode {
+            Mode::AsIs => (point.start_time_unix_nano, point.value),
+            Mode::Running | Mode::Level => {
                 let key = (
                     batch.rollup.clone(),
                     point.metric.clone(),
@@ -225,7 +256,10 @@ impl Converter {
                     last_time_unix_nano: point.time_unix_nano,
                     total: 0,
                 });
-                entry.total = entry.total.saturating_add(point.value);
+                entry.total = match mode {
+                    Mode::Level => point.value,
+                    _ => entry.total.saturating_add(point.value),
+                };
                 entry.last_time_unix_nano = point.time_unix_nano;
                 (entry.start_time_unix_nano, entry.total)
             }
@@ -284,19 +318,22 @@ impl Converter {
     }
 
     fn empty_metric(&self, point: &Point) -> Metric {
-        let sum = |temporality: AggregationTemporality| {
+        let sum = |temporality: AggregationTemporality, is_monotonic: bool| {
             metric::Data::Sum(Sum {
                 data_points: Vec::new(),
                 aggregation_temporality: temporality as i32,
-                is_monotonic: true,
+                is_monotonic,
             })
         };
-        let data = match self.config.temporality {
-            Temporality::Gauge => metric::Data::Gauge(Gauge {
+        use AggregationTemporality::{Cumulative, Delta};
+        let data = match (point.kind, self.config.temporality) {
+            (PointKind::Total, Temporality::Gauge) => metric::Data::Gauge(Gauge {
                 data_points: Vec::new(),
             }),
-            Temporality::DeltaSum => sum(AggregationTemporality::Delta),
-            Temporality::CumulativeSum => sum(AggregationTemporality::Cumulative),
+            (PointKind::Total | PointKind::Increase, Temporality::DeltaSum) => sum(Delta, true),
+            (PointKind::Total, Temporality::CumulativeSum) => sum(Cumulative, true),
+            (PointKind::Increase, _) => sum(Cumulative, true),
+            (PointKind::Level, _) => sum(Cumulative, false),
         };
         Metric {
             name: point.metric.to_string(),

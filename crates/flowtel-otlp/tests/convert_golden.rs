@@ -18,6 +18,7 @@ fn point(metric: &str, unit: &str, src: &str, port: i64, value: u64, window: u64
     Point {
         metric: s(metric),
         unit: s(unit),
+        kind: flowtel_series::PointKind::Total,
         attributes: vec![
             (s("network.local.address"), AttrValue::Str(s(src))),
             (s("network.local.port"), AttrValue::Int(port)),
@@ -210,4 +211,93 @@ fn cumulative_forgets_idle_series_and_restarts_them() {
     c.convert(&window(4, vec![point("m", "By", "192.0.2.2", 1, 1, 4)]));
     assert_eq!(c.tracked_series(), 1);
     assert_eq!(value(&c.convert(&p(5, 7))), (T0 + 5 * MINUTE, 7));
+}
+
+/// A sum metric seen over windows: (name, monotonic, temporality, [(start, value)]).
+type SeenSum = (String, bool, i32, Vec<(u64, i64)>);
+
+#[test]
+fn increases_are_monotonic_sums_and_levels_non_monotonic_whatever_the_temporality() {
+    use flowtel_otlp::opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, metric, number_data_point,
+    };
+    use flowtel_series::PointKind;
+    let at = |kind, metric: &str, unit: &str, value, w| Point {
+        kind,
+        ..point(metric, unit, "192.0.2.1", 1, value, w)
+    };
+    let windows = [
+        window(
+            0,
+            vec![
+                at(PointKind::Increase, "hw.network.io", "By", 100, 0),
+                at(PointKind::Level, "hw.network.up", "1", 1, 0),
+            ],
+        ),
+        window(
+            1,
+            vec![
+                at(PointKind::Increase, "hw.network.io", "By", 50, 1),
+                at(PointKind::Level, "hw.network.up", "1", 0, 1),
+            ],
+        ),
+    ];
+    for temporality in [
+        Temporality::Gauge,
+        Temporality::DeltaSum,
+        Temporality::CumulativeSum,
+    ] {
+        let mut c = Converter::new(ConvertConfig {
+            temporality,
+            ..Default::default()
+        });
+        // (name, monotonic, temporality, [(start, value)]) over both windows.
+        let mut seen: Vec<SeenSum> = Vec::new();
+        for w in &windows {
+            for r in c.convert(w) {
+                for m in &r.resource_metrics[0].scope_metrics[0].metrics {
+                    let Some(metric::Data::Sum(sum)) = &m.data else {
+                        panic!("{temporality:?}: not a sum: {m:?}")
+                    };
+                    let points = sum.data_points.iter().map(|dp| {
+                        let Some(number_data_point::Value::AsInt(v)) = dp.value else {
+                            panic!("not an int: {dp:?}")
+                        };
+                        (dp.start_time_unix_nano, v)
+                    });
+                    match seen.iter_mut().find(|s| s.0 == m.name) {
+                        Some(s) => s.3.extend(points),
+                        None => seen.push((
+                            m.name.clone(),
+                            sum.is_monotonic,
+                            sum.aggregation_temporality,
+                            points.collect(),
+                        )),
+                    }
+                }
+            }
+        }
+        let cumulative = AggregationTemporality::Cumulative as i32;
+        let io = if temporality == Temporality::DeltaSum {
+            (
+                AggregationTemporality::Delta as i32,
+                vec![(T0, 100), (T0 + MINUTE, 50)],
+            )
+        } else {
+            (cumulative, vec![(T0, 100), (T0, 150)])
+        };
+        assert_eq!(
+            seen,
+            vec![
+                ("hw.network.io".to_owned(), true, io.0, io.1),
+                (
+                    "hw.network.up".to_owned(),
+                    false,
+                    cumulative,
+                    vec![(T0, 1), (T0, 0)]
+                ),
+            ],
+            "{temporality:?}"
+        );
+    }
 }

@@ -268,6 +268,16 @@ impl Enricher {
         (name, Some(name))
     }
 
+    /// The name of the device at `addr` (configured, else the address), shared with the cache
+    /// (a new `Arc` only once the cache is full). For what is not a flow record: sFlow
+    /// counter samples and drop notifications.
+    pub fn device(&mut self, addr: IpAddr) -> Arc<str> {
+        match self.device_name(addr) {
+            (_, Some(shared)) => Arc::clone(shared),
+            (name, None) => Arc::from(name),
+        }
+    }
+
     fn country(&mut self, addr: Option<IpAddr>) -> Country {
         let Some(addr) = addr else {
             return Country::Unknown;

@@ -83,6 +83,7 @@
 pub mod config;
 pub mod enrich;
 pub mod geo;
+pub mod interfaces;
 pub mod rollup;
 pub mod services;
 pub mod spec;
@@ -93,7 +94,10 @@ pub use config::{
     SamplingConfig, ValueKind,
 };
 pub use enrich::{Country, EnrichStats, Enriched, EnrichedRecord, Enricher, InterfaceNames};
-pub use flowtel_series::{AttrValue, Point, WindowBatch};
+pub use flowtel_series::{AttrValue, Point, PointKind, WindowBatch};
 pub use geo::{AsnDb, CountryDb, GeoError};
+pub use interfaces::{
+    InterfaceMetrics, InterfaceStats, InterfaceWindow, InterfacesConfig, merge_interface_windows,
+};
 pub use rollup::{MergeError, OVERFLOW_ATTRIBUTE, Rollup, RollupSet, RollupStats, WindowAggregate};
 pub use spec::{SpecError, parse_spec, parse_specs};

@@ -12,7 +12,7 @@ use rustc_hash::FxBuildHasher;
 use crate::config::{ConfigError, Dimension, Direction, Profile, RollupConfig, ValueKind};
 use crate::enrich::{Country, Enriched};
 use crate::services;
-use flowtel_series::{AttrValue, Point, WindowBatch};
+use flowtel_series::{AttrValue, Point, PointKind, WindowBatch};
 
 /// The attribute marking the overflow series (OpenTelemetry SDK cardinality-limit convention).
 pub const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
@@ -317,6 +317,7 @@ impl WindowAggregate {
             points.push(Point {
                 metric: Arc::clone(&def.metric),
                 unit: Arc::clone(&def.unit),
+                kind: PointKind::Total,
                 attributes: decode_key(&def, key_of(&arena, e)),
                 value: e.slot.value,
                 start_time_unix_nano: self.start_ns,
@@ -328,6 +329,7 @@ impl WindowAggregate {
             points.push(Point {
                 metric: Arc::clone(&def.metric),
                 unit: Arc::clone(&def.unit),
+                kind: PointKind::Total,
                 attributes: vec![(Arc::clone(&def.overflow_name), AttrValue::Bool(true))],
                 value: self.total.saturating_sub(emitted),
                 start_time_unix_nano: self.start_ns,

@@ -37,6 +37,6 @@ fn main() {
     println!(
         "records {}, windows {}",
         stats.by_protocol().total().records,
-        windows.len()
+        windows.rollups.len()
     );
 }

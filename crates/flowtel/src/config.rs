@@ -222,6 +222,8 @@ pub struct Config {
     pub enrichment: flowtel_rollup::EnrichConfig,
     /// Template scoping and the bounds on exporter-controlled decoder state.
     pub decoder: DecoderSettings,
+    /// sFlow counter samples and drop notifications as interface metrics.
+    pub interfaces: flowtel_rollup::InterfacesConfig,
     /// Where windows and flow records go.
     pub sinks: Vec<SinkKind>,
     /// Which flow records the per-flow sinks get.
@@ -269,6 +271,7 @@ impl Default for Config {
             rollups: vec![flowtel_rollup::RollupConfig::default()],
             enrichment: flowtel_rollup::EnrichConfig::default(),
             decoder: DecoderSettings::default(),
+            interfaces: flowtel_rollup::InterfacesConfig::default(),
             sinks: vec![SinkKind::Otlp],
             flow_records: FlowRecordsConfig::default(),
             access: crate::daemon::access::AccessConfig::default(),
@@ -792,6 +795,13 @@ pub struct RunArgs {
     /// agent reports) or `ip` (the IP length, as NetFlow counts) [default: frame].
     #[arg(long, value_name = "frame|ip", value_parser = parse_sflow_bytes)]
     pub sflow_bytes: Option<flowtel_decode::SflowBytes>,
+    /// Do not turn sFlow counter samples and drop notifications into interface metrics.
+    #[arg(long)]
+    pub no_interface_metrics: bool,
+    /// Interfaces (and drop-notification sources) whose previous counter sample each receive
+    /// worker keeps.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_interfaces: Option<u64>,
 }
 
 /// The default of each `run` flag that has one, by clap argument id, taken from
@@ -905,6 +915,7 @@ pub fn run_flag_defaults() -> Vec<(&'static str, String)> {
             c.decoder.pending_timeout_secs.to_string(),
         ),
         ("flow_sample", c.flow_records.sample.to_string()),
+        ("max_interfaces", c.interfaces.max_interfaces.to_string()),
         (
             "sflow_bytes",
             match c.decoder.sflow_bytes {
@@ -1348,6 +1359,12 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
         config.flow_records.rules = a.flow_rules.clone();
     }
     set(&mut d.sflow_bytes, &a.sflow_bytes);
+    if a.no_interface_metrics {
+        config.interfaces.enabled = false;
+    }
+    if let Some(n) = a.max_interfaces {
+        config.interfaces.max_interfaces = size(n);
+    }
 }
 
 fn validate(c: &Config) -> anyhow::Result<()> {
@@ -1403,6 +1420,12 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         );
     }
     flowtel_decode::validate_fields(&d.fields).context("decoder.fields")?;
+    if c.interfaces.max_interfaces == 0 {
+        bail!("interfaces.max_interfaces: must be >= 1");
+    }
+    if c.interfaces.idle_secs == 0 {
+        bail!("interfaces.idle_secs: must be >= 1");
+    }
     if c.rollups.is_empty() {
         bail!("rollups: at least one rollup is required");
     }

@@ -267,7 +267,12 @@ fn run_with_config(args: &DemoArgs, config: anyhow::Result<Config>) -> anyhow::R
             }
             let now = unix_ns_now();
             // Conversations first, then devices, then the rest.
-            let mut batches: Vec<&WindowBatch> = w.batches.iter().collect();
+            // Interface counters are not a table of flows (Grafana and /metrics show them).
+            let mut batches: Vec<&WindowBatch> = w
+                .batches
+                .iter()
+                .filter(|b| &*b.rollup != flowtel_rollup::interfaces::BATCH_NAME)
+                .collect();
             batches.sort_by_key(|b| match &*b.rollup {
                 "bytes_by_flow" => 0,
                 "bytes_by_device" => 1,
@@ -552,6 +557,7 @@ mod tests {
         Point {
             metric: Arc::from("network.io.by_flow"),
             unit: Arc::from("By"),
+            kind: flowtel_rollup::PointKind::Total,
             attributes: attrs.into_iter().map(|(k, v)| (Arc::from(k), v)).collect(),
             value,
             start_time_unix_nano: 0,

@@ -81,12 +81,79 @@ pub fn render_families(families: &[Family], out: &mut String) {
     }
 }
 
+/// Label pairs of a point's attributes (`{k="v",...}`, without the braces).
+fn write_labels(attributes: &[(std::sync::Arc<str>, AttrValue)], out: &mut String) {
+    for (i, (k, v)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&sanitize(k));
+        out.push_str("=\"");
+        match v {
+            AttrValue::Str(s) => escape_label(s, out),
+            AttrValue::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        }
+        out.push('"');
+    }
+}
+
+/// Render counters (running totals of increases) and levels, one family per metric name, in
+/// name then label order, without timestamps: Prometheus stamps them at the scrape.
+pub fn render_running<'a>(
+    series: impl IntoIterator<
+        Item = (
+            &'a std::sync::Arc<str>,
+            &'a [(std::sync::Arc<str>, AttrValue)],
+            &'a crate::sinks::prometheus::Running,
+        ),
+    >,
+    out: &mut String,
+) {
+    type Samples<'a> = Vec<(String, u64)>;
+    let mut families: BTreeMap<String, (Kind, Samples<'_>)> = BTreeMap::new();
+    for (metric, attributes, r) in series {
+        let kind = match r.kind {
+            flowtel_rollup::PointKind::Increase => Kind::Counter,
+            _ => Kind::Gauge,
+        };
+        let mut labels = String::new();
+        write_labels(attributes, &mut labels);
+        families
+            .entry(prometheus_name(metric, &r.unit, kind))
+            .or_insert_with(|| (kind, Vec::new()))
+            .1
+            .push((labels, r.value));
+    }
+    for (name, (kind, mut samples)) in families {
+        samples.sort();
+        let (help, type_name) = match kind {
+            Kind::Counter => (
+                "Sum of the increases of an sFlow interface counter since flowtel first saw it (wraps and resets handled).",
+                "counter",
+            ),
+            Kind::Gauge => ("Latest value seen in an sFlow counter sample.", "gauge"),
+        };
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {type_name}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
 /// Render flow windows as gauges, one family per metric name, each sample stamped with its
 /// window's end (milliseconds).
 pub fn render_windows<'a>(batches: impl IntoIterator<Item = &'a WindowBatch>, out: &mut String) {
     let mut families: BTreeMap<String, Vec<&flowtel_rollup::Point>> = BTreeMap::new();
     for b in batches {
-        for p in &b.points {
+        for p in b
+            .points
+            .iter()
+            .filter(|p| p.kind == flowtel_rollup::PointKind::Total)
+        {
             families
                 .entry(prometheus_name(&p.metric, &p.unit, Kind::Gauge))
                 .or_default()
@@ -102,21 +169,7 @@ pub fn render_windows<'a>(batches: impl IntoIterator<Item = &'a WindowBatch>, ou
         for p in points {
             out.push_str(&name);
             out.push('{');
-            for (i, (k, v)) in p.attributes.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&sanitize(k));
-                out.push_str("=\"");
-                match v {
-                    AttrValue::Str(s) => escape_label(s, out),
-                    AttrValue::Int(n) => {
-                        let _ = write!(out, "{n}");
-                    }
-                    AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                }
-                out.push('"');
-            }
+            write_labels(&p.attributes, out);
             let _ = writeln!(out, "}} {} {}", p.value, p.time_unix_nano / 1_000_000);
         }
     }
@@ -131,6 +184,7 @@ mod tests {
         Point {
             metric: "network.io.by_flow".into(),
             unit: "By".into(),
+            kind: flowtel_rollup::PointKind::Total,
             attributes: attrs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             value,
             start_time_unix_nano: 1_700_000_000_000_000_000,

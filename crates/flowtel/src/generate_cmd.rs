@@ -7,7 +7,10 @@
 //! source ids / observation domains (NetFlow v5: engine ids); sFlow agents announce distinct
 //! agent addresses (`10.255.0.(1 + i)`). Templates and sampling options are re-sent every
 //! `--template-interval` seconds, as real exporters do, and sFlow agents send interface
-//! counter samples at the same period.
+//! counter samples of their uplink (ifIndex 1, port name `swp1`) at the same period, each
+//! with the same increments (1 000 000 octets and 1000 packets in, 800 000 octets and 900
+//! packets out), and one drop notification (reasons `acl`, `ttl_exceeded`,
+//! `no_buffer_space` in turn) with the first sampled packet of the period.
 //!
 //! Traffic model ([`crate::traffic_model`]): each exporter is the edge router or switch of one
 //! site of 2 to 5 Gbit/s, whose conversations (web, video, downloads, calls, backups, public
@@ -30,7 +33,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use flowtel_decode::{FlowRecord, InterfaceCounters, SflowInterface};
 use flowtel_encode::sflow::{
-    CounterData, CounterSample, Datagram, FlowData, FlowSample, PacketHeader, Sample,
+    CounterData, CounterSample, Datagram, DiscardSample, FlowData, FlowSample, PacketHeader, Sample,
 };
 use flowtel_encode::{ExportVersion, FlowExporter, SamplerSpec, V5_MAX_RECORDS, V5Exporter};
 
@@ -103,6 +106,7 @@ struct Exporter {
     v5: Option<V5Exporter>,
     sflow_sequence: u32,
     sflow_sample_sequence: u32,
+    sflow_discard_sequence: u32,
     sflow_pool: u32,
     boot_ms: u64,
     last_templates: Option<Instant>,
@@ -202,6 +206,7 @@ fn exporters(
             v5,
             sflow_sequence: 0,
             sflow_sample_sequence: 0,
+            sflow_discard_sequence: 0,
             sflow_pool: 0,
             boot_ms: boot,
             last_templates: None,
@@ -279,8 +284,29 @@ impl Exporter {
         }
     }
 
+    /// The sampled packet of flow `f` (`None` without addresses).
+    fn header(&self, f: &FlowRecord) -> Option<PacketHeader> {
+        let (Some(src), Some(dst)) = (f.src_addr, f.dst_addr) else {
+            return None;
+        };
+        let per_packet = (f.bytes / f.packets.max(1)).clamp(64, 1500) as u16;
+        Some(PacketHeader {
+            src_mac: mac(self.index, 1),
+            dst_mac: mac(self.index, 2),
+            vlan: None,
+            src_addr: src,
+            dst_addr: dst,
+            ip_protocol: f.ip_protocol,
+            tos: f.tos,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            tcp_flags: f.tcp_flags as u8,
+            ip_length: per_packet,
+        })
+    }
+
     /// sFlow v5: one flow sample per record (a sampled packet of the flow), and a counter
-    /// sample on refresh.
+    /// sample and a drop notification on refresh.
     fn sflow(
         &mut self,
         flows: &[FlowRecord],
@@ -321,27 +347,38 @@ impl Exporter {
                 sequence: self.sflow_sample_sequence,
                 source_id_type: 0,
                 source_id_index: 1,
-                records: vec![CounterData::Interface(*c)],
+                records: vec![
+                    CounterData::Interface(*c),
+                    CounterData::PortName("swp1".to_owned()),
+                ],
             }));
-            size += 120;
+            size += 132;
+            if let Some(h) = flows.first().and_then(|f| self.header(f)) {
+                self.sflow_discard_sequence = self.sflow_discard_sequence.wrapping_add(1);
+                // sFlow drop reasons 258 acl, 257 ttl_exceeded, 259 no_buffer_space.
+                let reason = [258, 257, 259][self.sflow_discard_sequence as usize % 3];
+                let header = h.to_bytes(128);
+                size += 60 + header.len();
+                samples.push(Sample::Discard(DiscardSample {
+                    sequence: self.sflow_discard_sequence,
+                    source_id_type: 0,
+                    source_id_index: 1,
+                    drops: 0,
+                    input: 1,
+                    output: 0,
+                    reason,
+                    records: vec![FlowData::SampledHeader {
+                        protocol: 1,
+                        frame_length: h.frame_length(),
+                        stripped: 4,
+                        header,
+                    }],
+                }));
+            }
         }
         for f in flows {
-            let (Some(src), Some(dst)) = (f.src_addr, f.dst_addr) else {
+            let Some(h) = self.header(f) else {
                 continue;
-            };
-            let per_packet = (f.bytes / f.packets.max(1)).clamp(64, 1500) as u16;
-            let h = PacketHeader {
-                src_mac: mac(self.index, 1),
-                dst_mac: mac(self.index, 2),
-                vlan: None,
-                src_addr: src,
-                dst_addr: dst,
-                ip_protocol: f.ip_protocol,
-                tos: f.tos,
-                src_port: f.src_port,
-                dst_port: f.dst_port,
-                tcp_flags: f.tcp_flags as u8,
-                ip_length: per_packet,
             };
             self.sflow_sample_sequence = self.sflow_sample_sequence.wrapping_add(1);
             self.sflow_pool = self.sflow_pool.wrapping_add(self.sampling_rate);

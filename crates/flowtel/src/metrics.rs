@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use flowtel_decode::{Budget, ErrorKind, FlowProtocol, Limit, StateKind};
 use flowtel_rollup::RollupStats;
+use flowtel_rollup::interfaces::{Baseline, Skip};
 
 use crate::pipeline::stats::{DropReason, WorkerStats};
 use crate::telemetry::{Family, Kind};
@@ -54,6 +55,14 @@ defs! {
         "UDP payload bytes received, by exporter address and detected protocol.";
     RECORDS = "flowtel.records", "{record}", Counter, "Flow records decoded, by protocol.";
     COUNTER_RECORDS = "flowtel.counter_records", "{record}", Counter, "sFlow counter samples decoded.";
+    DROP_RECORDS = "flowtel.drop_records", "{record}", Counter,
+        "sFlow drop notifications (discarded-packet samples) decoded.";
+    INTERFACES_TRACKED = "flowtel.interfaces.tracked", "{interface}", Gauge,
+        "Interfaces and drop-notification sources whose previous sFlow sample is kept, over all workers.";
+    INTERFACES_BASELINES = "flowtel.interfaces.baselines", "{sample}", Counter,
+        "sFlow counter samples taken as a new starting point (no increase computed), by reason: new, agent_restart, counter_reset.";
+    INTERFACES_SKIPPED = "flowtel.interfaces.skipped", "{sample}", Counter,
+        "sFlow counter samples not used, by reason: out_of_order (reordered or repeated), table_full (interfaces.max_interfaces).";
     DECODE_ERRORS = "flowtel.decode.errors", "{error}", Counter,
         "Decode problems by reason; the rest of the datagram is still decoded where possible.";
     LIMIT_HITS = "flowtel.decode.limit_hits", "{event}", Counter,
@@ -231,11 +240,24 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
             t.dropped.get(&r).copied().unwrap_or(0),
         );
     }
+    let ifs = &snap.interfaces;
+    let mut baselines = INTERFACES_BASELINES.family();
+    for b in Baseline::ALL {
+        baselines.push(vec![("reason", b.as_str().to_owned())], ifs.baselines(b));
+    }
+    let mut skipped = INTERFACES_SKIPPED.family();
+    for k in Skip::ALL {
+        skipped.push(vec![("reason", k.as_str().to_owned())], ifs.skipped(k));
+    }
     let mut out = vec![
         datagrams,
         received,
         records,
         COUNTER_RECORDS.value(t.counter_records),
+        DROP_RECORDS.value(t.drop_records),
+        INTERFACES_TRACKED.value(ifs.tracked),
+        baselines,
+        skipped,
         errors,
         limits,
         DECODE_MEMORY.value(i.budget.memory_bytes() as u64),

@@ -2,7 +2,7 @@
 //!
 //! Every UDP datagram of the capture goes through the same [`WorkerPipeline`] a receive
 //! worker runs (decode → enrich → rollup) and its windows through the same merge and top-K
-//! selection ([`merge_windows`]), with the capture timestamps as the clock: a window is
+//! selection ([`Flushed::finish`]), with the capture timestamps as the clock: a window is
 //! emitted as soon as a datagram's timestamp passes its end, and every window still open is
 //! flushed at end of file. Points go to stdout as JSON lines ([`point_json`]); a
 //! summary of what was read, decoded and emitted goes to stderr.
@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use flowtel_pcap::CaptureReader;
-use flowtel_rollup::{RollupStats, WindowAggregate};
+use flowtel_rollup::RollupStats;
 
 use flowtel::config::{self, RunArgs, SinkKind};
 use flowtel::pipeline::stats::WorkerStats;
-use flowtel::pipeline::{PipelineSpec, WorkerPipeline, merge_windows};
+use flowtel::pipeline::{Flushed, PipelineSpec, WorkerPipeline};
 use flowtel::sinks::stdout::point_json;
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -101,13 +101,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
 fn write(
     out: &mut impl Write,
-    windows: Vec<WindowAggregate>,
+    windows: Flushed,
     finished: &mut BTreeMap<Arc<str>, RollupStats>,
 ) -> io::Result<()> {
     if windows.is_empty() {
         return Ok(());
     }
-    for batch in merge_windows(windows, finished) {
+    for batch in windows.finish(finished) {
         for p in &batch.points {
             writeln!(out, "{}", point_json(p))?;
         }

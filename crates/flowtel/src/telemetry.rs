@@ -112,6 +112,7 @@ pub fn prometheus_name(name: &str, unit: &str, kind: Kind) -> String {
     let mut out = sanitize(name);
     let suffix = match unit {
         "By" => Some("bytes"),
+        "By/s" => Some("bytes_per_second"),
         "s" => Some("seconds"),
         "ms" => Some("milliseconds"),
         "us" => Some("microseconds"),

@@ -232,6 +232,8 @@ fn address_errors_say_what_was_given_and_what_is_expected() {
 #[test]
 fn check_config_refuses_what_run_would_refuse_at_start() {
     let garbage = write_config("garbage.mmdb", "not a database");
+    let zero_idle = write_config("zero-idle.yaml", "interfaces:\n  idle_secs: 0\n");
+    let zero_max = write_config("zero-max.yaml", "interfaces:\n  max_interfaces: 0\n");
     for (args, expected) in [
         (
             vec!["--geoip-country-db", "/nonexistent/country.mmdb"],
@@ -278,6 +280,15 @@ fn check_config_refuses_what_run_would_refuse_at_start() {
             ],
             "kafka.properties.acks: acks \"1\": only `all` (or -1) is supported",
         ),
+        (
+            vec!["--config", zero_idle.to_str().unwrap()],
+            "interfaces.idle_secs: must be >= 1",
+        ),
+        (
+            vec!["--config", zero_max.to_str().unwrap()],
+            "interfaces.max_interfaces: must be >= 1",
+        ),
+        (vec!["--max-interfaces", "0"], "--max-interfaces"),
     ] {
         let out = flowtel().arg("check-config").args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} passed");
@@ -367,6 +378,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         ("pending-timeout", at("decoder.pending_timeout_secs")),
         ("flow-sample", at("flow_records.sample")),
         ("sflow-bytes", at("decoder.sflow_bytes")),
+        ("max-interfaces", at("interfaces.max_interfaces")),
         ("flow-logs-attribute-names", at("flow_logs.attribute_names")),
         ("flow-http-format", at("flow_http.format")),
         ("kafka-topic", at("kafka.topic")),
@@ -389,6 +401,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         "device",
         "sampling-rate",
         "scope-includes-port",
+        "no-interface-metrics",
         "flow-rule",
         "allow-exporter",
         "deny-exporter",

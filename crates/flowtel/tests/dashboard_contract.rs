@@ -421,3 +421,35 @@ fn every_netflow_dashboard_query_returns_data_with_its_labels() {
         .collect();
     assert!(codes.contains("US") && codes.contains("AU"), "{codes:?}");
 }
+
+#[test]
+fn every_interfaces_dashboard_query_returns_data_with_its_labels() {
+    let dash = read_dashboard(&repo().join("deploy/grafana/dashboards/flowtel-interfaces.json"));
+    let (queries, skipped) = panel_queries(&dash);
+    assert!(skipped.is_empty());
+    assert_eq!(queries.len(), 6);
+    let Some(mut stack) = Stack::start("interfaces") else {
+        return;
+    };
+    for q in &queries {
+        stack.expect_data(q);
+    }
+    // The generated sFlow agents' uplink (swp1) is up at 10 Gbit/s.
+    let q = queries
+        .iter()
+        .find(|q| q.expr.contains("hw_network_bandwidth_limit"))
+        .unwrap();
+    let speeds = stack.query(&substitute(&q.expr)).unwrap_or_default();
+    assert!(!speeds.is_empty());
+    for s in &speeds {
+        assert_eq!(s["metric"]["hw_name"], "swp1", "{s}");
+        assert_eq!(s["value"][1], "10000000000", "{s}");
+    }
+    let q = queries
+        .iter()
+        .find(|q| q.expr.contains("hw_network_up"))
+        .unwrap();
+    for s in stack.query(&substitute(&q.expr)).unwrap_or_default() {
+        assert_eq!(s["value"][1], "1", "{s}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Counter records inside a counter sample (sFlow v5 §"Counter Data Types":
-//! `if_counters` (0,1) and `ethernet_counters` (0,2)).
+//! `if_counters` (0,1) and `ethernet_counters` (0,2)), and the port name (0,1005, sFlow "Port
+//! NAME structure": `string name<255>`).
 
 use super::ctx::Ctx;
 use super::format;
@@ -11,6 +12,7 @@ use crate::{CounterRecord, ErrorKind, EthernetCounters, InterfaceCounters};
 pub(crate) struct Acc {
     interface: Option<InterfaceCounters>,
     ethernet: Option<EthernetCounters>,
+    name: Option<Box<str>>,
 }
 
 fn generic(x: &mut Xdr<'_>) -> Option<InterfaceCounters> {
@@ -60,6 +62,11 @@ pub(crate) fn record(ctx: &mut Ctx<'_>, data_format: u32, mut x: Xdr<'_>, acc: &
     let ok = match data_format {
         format::GENERIC_INTERFACE => generic(&mut x).map(|g| acc.interface = Some(g)),
         format::ETHERNET_INTERFACE => ethernet(&mut x).map(|e| acc.ethernet = Some(e)),
+        format::PORT_NAME => x.opaque().map(|n| {
+            // `string name<255>`: a longer name is cut there; an empty one is no name.
+            let name = crate::options::text(n.get(..255).unwrap_or(n));
+            acc.name = (!name.is_empty()).then_some(name);
+        }),
         _ => Some(()),
     };
     if ok.is_none() {
@@ -83,10 +90,12 @@ impl Acc {
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
             sub_agent_id: ctx.sub_agent_id,
             time_received_ns: ctx.received_ns,
+            uptime_ms: ctx.uptime_ms,
             sequence,
             source_id: (source_id_type << 24) | (source_id_index & 0x00ff_ffff),
             interface,
             ethernet: self.ethernet,
+            name: self.name,
         })
     }
 }

@@ -61,7 +61,7 @@
 //!
 //! Counter samples (format 2) and expanded counter samples (format 4) that carry generic interface
 //! counters (record 1) become one [`CounterRecord`](crate::CounterRecord), with the ethernet
-//! counters (record 2) attached when present. Samples without generic interface counters (host,
+//! counters (record 2) and the port name (record 1005) attached when present. Samples without generic interface counters (host,
 //! CPU, enterprise structures) are skipped.
 //!
 //! # Drop notifications
@@ -118,4 +118,6 @@ pub mod format {
 
     pub const GENERIC_INTERFACE: u32 = 1;
     pub const ETHERNET_INTERFACE: u32 = 2;
+    /// Port name (`string name<255>`), sFlow "Port NAME structure".
+    pub const PORT_NAME: u32 = 1005;
 }

@@ -307,6 +307,7 @@ pub fn window(n: u64, points: u64) -> WindowBatch {
             .map(|i| Point {
                 metric: s("network.io.by_flow"),
                 unit: s("By"),
+                kind: flowtel_series::PointKind::Total,
                 attributes: vec![
                     (
                         s("network.local.address"),

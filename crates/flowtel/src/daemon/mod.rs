@@ -14,7 +14,7 @@
 //! 5. After the pass, the worker hands its records to the record sinks ([`SinkSet::records`],
 //!    each a non-blocking push into the sink's own bounded queue) and publishes its counters.
 //! 6. Shortly after each window boundary the flush loop asks every worker for its closed
-//!    windows, merges the same window of all workers ([`merge_windows`]), chooses the top-K
+//!    windows, merges the same window of all workers ([`Flushed::finish`]), chooses the top-K
 //!    once, and hands the result to the window sinks ([`SinkSet::windows`]).
 //! 7. Each sink delivers from its own task or thread (OTLP with retries, stdout, the Prometheus
 //!    slot served on `/metrics`).
@@ -50,12 +50,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use flowtel_rollup::{RollupStats, WindowAggregate};
+use flowtel_rollup::RollupStats;
 use tracing::{info, warn};
 
 use crate::config::{Config, SinkKind};
 use crate::pipeline::stats::WorkerStats;
-use crate::pipeline::{PipelineSpec, WorkerPipeline, merge_windows};
+use crate::pipeline::{Flushed, PipelineSpec, WorkerPipeline};
 use crate::sinks::{Sink, SinkSet, Windows};
 use crate::telemetry::Family;
 use worker::{Control, FlushReply, Routing, Worker, WorkerLink, now_ns};
@@ -117,13 +117,13 @@ impl Shared {
     }
 
     /// Merge and finish one flush's worker windows, then hand them to the window sinks.
-    fn emit(&self, windows: Vec<WindowAggregate>, final_flush: bool) {
+    fn emit(&self, windows: Flushed, final_flush: bool) {
         if windows.is_empty() {
             return;
         }
         let batches = {
             let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-            merge_windows(windows, &mut finished)
+            windows.finish(&mut finished)
         };
         self.sinks.windows(Windows {
             batches,
@@ -348,7 +348,7 @@ impl Workers {
 
     /// Ask every worker for its closed windows (with `finish`, all of them, then the workers
     /// exit); the answers, in worker order.
-    async fn flush(&self, now: u64, finish: bool) -> Vec<WindowAggregate> {
+    async fn flush(&self, now: u64, finish: bool) -> Flushed {
         let (expected, mut rx) = if finish {
             self.send(|reply| Control::Finish { now_ns: now, reply })
         } else {
@@ -357,7 +357,11 @@ impl Workers {
         let mut replies: Vec<FlushReply> = collect(expected, &mut rx).await;
         // Deterministic merge order whatever the answer order.
         replies.sort_by_key(|r| r.worker);
-        replies.into_iter().flat_map(|r| r.windows).collect()
+        let mut all = Flushed::default();
+        for r in replies {
+            all.extend(r.windows);
+        }
+        all
     }
 
     /// Replace every worker's enrichment and record selection; waits for every answer.
@@ -783,6 +787,7 @@ const CONFIG_KEYS: &[&str] = &[
     "rollups",
     "enrichment",
     "decoder",
+    "interfaces",
     "sinks",
     "flow_records",
     "kafka",

@@ -47,13 +47,12 @@ use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, TryRecvError, TrySend
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flowtel_rollup::WindowAggregate;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{info, warn};
 
 use super::listener::{BATCH, Receiver};
-use crate::pipeline::WorkerPipeline;
 use crate::pipeline::stats::{DropReason, WorkerStats};
+use crate::pipeline::{Flushed, WorkerPipeline};
 use crate::sinks::SinkSet;
 
 /// Hand-over batches a worker's queue holds (each up to one receive pass of datagrams).
@@ -137,7 +136,7 @@ pub enum Control {
 #[derive(Debug)]
 pub struct FlushReply {
     pub worker: usize,
-    pub windows: Vec<WindowAggregate>,
+    pub windows: Flushed,
 }
 
 /// How to reach one worker from outside its thread.

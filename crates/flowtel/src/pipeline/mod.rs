@@ -4,8 +4,10 @@
 //! One [`WorkerPipeline`] runs on every receive worker of the daemon (fed by the socket clock)
 //! and in `flowtel run --pcap` (fed by capture timestamps): the same code path. Its rollups
 //! produce unfinished [`WindowAggregate`]s; [`merge_windows`] merges the same window of every
-//! worker and only then selects the top-K. No I/O, no async: the daemon's threads and tasks
-//! drive it.
+//! worker and only then selects the top-K. sFlow counter samples and drop notifications go to
+//! the worker's [`InterfaceMetrics`] (the previous sample of each interface stays with the
+//! worker that owns the agent), whose windows of increases merge the same way
+//! ([`Flushed::finish`]). No I/O, no async: the daemon's threads and tasks drive it.
 //!
 //! When a per-flow sink is configured, every enriched record is also collected
 //! ([`WorkerPipeline::take_records`]) for the worker to hand to those sinks once per receive pass.
@@ -20,8 +22,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig};
 use flowtel_rollup::{
-    AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceNames, RollupConfig,
-    RollupSet, RollupStats, WindowAggregate, WindowBatch,
+    AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceMetrics, InterfaceNames,
+    InterfaceWindow, InterfacesConfig, RollupConfig, RollupSet, RollupStats, WindowAggregate,
+    WindowBatch, merge_interface_windows,
 };
 use tracing::{error, warn};
 
@@ -57,6 +60,10 @@ pub struct PipelineSpec {
     /// The decoder state limits every pipeline built from this spec shares.
     pub budget: Arc<Budget>,
     pub rollups: Vec<RollupConfig>,
+    /// sFlow counter samples and drop notifications as metrics.
+    pub interfaces: InterfacesConfig,
+    /// The window of the interface metrics: the flush interval (the shortest rollup's).
+    pub interval_secs: u64,
     /// Collect enriched records for per-flow sinks.
     pub records: bool,
     /// What a configuration reload replaces in running pipelines.
@@ -127,6 +134,8 @@ impl PipelineSpec {
             budget: Arc::new(Budget::new(&decoder)),
             decoder,
             rollups: config.rollups.clone(),
+            interfaces: config.interfaces.clone(),
+            interval_secs: config.flush_interval_secs(),
             records: false,
             live: Reloadable::from_config(config)?,
         })
@@ -140,6 +149,7 @@ pub struct WorkerPipeline {
     out: DecodeOutput,
     enricher: Enricher,
     rollups: RollupSet,
+    interfaces: InterfaceMetrics,
     interface_names: bool,
     last_snapshot_ns: u64,
     /// Enriched records collected for per-flow sinks (only with [`PipelineSpec::records`]).
@@ -209,6 +219,7 @@ impl WorkerPipeline {
             out: DecodeOutput::default(),
             enricher,
             rollups,
+            interfaces: InterfaceMetrics::new(&spec.interfaces, spec.interval_secs),
             interface_names,
             last_snapshot_ns: 0,
             records: spec.records.then(Vec::new),
@@ -243,6 +254,16 @@ impl WorkerPipeline {
             self.strangers.note(from, e.kind.as_str(), datagram, now_ns);
         }
         stats.counter_records += report.counters as u64;
+        stats.drop_records += report.drops as u64;
+        for c in &self.out.counters {
+            let agent = Some(c.agent).filter(|a| !a.is_unspecified());
+            let device = self.enricher.device(agent.unwrap_or(c.exporter.ip()));
+            self.interfaces.push_counters(c, &device);
+        }
+        for d in &self.out.drops {
+            let device = self.enricher.device(d.agent.unwrap_or(d.exporter.ip()));
+            self.interfaces.push_drop(d, &device);
+        }
         let names = DecoderNames(&self.decoder);
         let names: Option<&dyn InterfaceNames> = if self.interface_names {
             Some(&names)
@@ -311,28 +332,31 @@ impl WorkerPipeline {
                 .iter()
                 .map(|r| r.keys_tracked() as u64)
                 .sum(),
+            interfaces: self.interfaces.stats(),
         });
     }
 
     /// The windows closed at `now_ns` (every window, the open one included, with `last`),
     /// unfinished, for merging with the other workers'.
-    pub fn flush(
-        &mut self,
-        now_ns: u64,
-        last: bool,
-        stats: &mut WorkerStats,
-    ) -> Vec<WindowAggregate> {
-        let windows = if last {
-            self.rollups
-                .rollups_mut()
-                .iter_mut()
-                .flat_map(|r| r.take_all())
-                .collect()
+    pub fn flush(&mut self, now_ns: u64, last: bool, stats: &mut WorkerStats) -> Flushed {
+        let flushed = if last {
+            Flushed {
+                rollups: self
+                    .rollups
+                    .rollups_mut()
+                    .iter_mut()
+                    .flat_map(|r| r.take_all())
+                    .collect(),
+                interfaces: self.interfaces.take_all(),
+            }
         } else {
-            self.rollups.take_closed(now_ns)
+            Flushed {
+                rollups: self.rollups.take_closed(now_ns),
+                interfaces: self.interfaces.take_closed(now_ns),
+            }
         };
         self.snapshot(stats, now_ns);
-        windows
+        flushed
     }
 
     /// The enriched records collected since the last call (empty without
@@ -342,6 +366,33 @@ impl WorkerPipeline {
             Some(r) => std::mem::replace(r, Vec::with_capacity(r.capacity())),
             None => Vec::new(),
         }
+    }
+}
+
+/// What one or several workers' pipelines give at a flush: closed windows, unfinished.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    pub rollups: Vec<WindowAggregate>,
+    pub interfaces: Vec<InterfaceWindow>,
+}
+
+impl Flushed {
+    pub fn is_empty(&self) -> bool {
+        self.rollups.is_empty() && self.interfaces.is_empty()
+    }
+
+    /// Add another worker's windows.
+    pub fn extend(&mut self, other: Flushed) {
+        self.rollups.extend(other.rollups);
+        self.interfaces.extend(other.interfaces);
+    }
+
+    /// Merge and finish: the rollups' windows ([`merge_windows`]), then the interface
+    /// metrics' (one batch per window).
+    pub fn finish(self, finished: &mut BTreeMap<Arc<str>, RollupStats>) -> Vec<WindowBatch> {
+        let mut out = merge_windows(self.rollups, finished);
+        out.extend(merge_interface_windows(self.interfaces));
+        out
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use flowtel_decode::{DatagramReport, DecoderStats, ProtocolCounts};
-use flowtel_rollup::{EnrichStats, RollupStats};
+use flowtel_rollup::{EnrichStats, InterfaceStats, RollupStats};
 
 /// A worker pipeline's cumulative counters and current state sizes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct PipelineSnapshot {
     pub rollups: Vec<(Arc<str>, RollupStats)>,
     /// Keys held by the rollups' open windows.
     pub keys_tracked: u64,
+    /// sFlow interface counters and drop notifications.
+    pub interfaces: InterfaceStats,
 }
 
 impl PipelineSnapshot {
@@ -36,6 +38,7 @@ impl PipelineSnapshot {
             }
         }
         self.keys_tracked += o.keys_tracked;
+        self.interfaces.merge(&o.interfaces);
     }
 }
 
@@ -121,6 +124,8 @@ pub struct WorkerStats {
     pub exporters: HashMap<Option<IpAddr>, ExporterStats>,
     /// sFlow counter records decoded.
     pub counter_records: u64,
+    /// sFlow drop notifications decoded.
+    pub drop_records: u64,
     /// The worker's pipeline counters (latest snapshot, cumulative).
     pub snapshot: Option<PipelineSnapshot>,
     /// Datagrams handed to the worker that owns their exporter.
@@ -176,6 +181,7 @@ impl WorkerStats {
             self.exporters.entry(*k).or_default().merge(v);
         }
         self.counter_records += other.counter_records;
+        self.drop_records += other.drop_records;
         if let Some(o) = &other.snapshot {
             self.snapshot.get_or_insert_with(Default::default).add(o);
         }
@@ -204,6 +210,7 @@ impl WorkerStats {
         }
         self.exporters.clear();
         self.counter_records = 0;
+        self.drop_records = 0;
         self.handed_over = 0;
         self.dropped.clear();
         self.recv_errors = 0;

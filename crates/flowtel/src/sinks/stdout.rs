@@ -179,12 +179,17 @@ pub fn point_json(p: &flowtel_rollup::Point) -> serde_json::Value {
             (k.to_string(), v)
         })
         .collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "metric": &*p.metric,
         "unit": &*p.unit,
         "attributes": attributes,
         "value": p.value,
         "start_time_unix_nano": p.start_time_unix_nano,
         "time_unix_nano": p.time_unix_nano,
-    })
+    });
+    // Counters' increases and levels say so; flow totals, the common case, stay as they were.
+    if !p.kind.is_total() {
+        v["kind"] = serde_json::to_value(p.kind).unwrap_or_default();
+    }
+    v
 }
