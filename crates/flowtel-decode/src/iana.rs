@@ -120,7 +120,7 @@ pub fn render(data_type: Option<DataType>, value: &[u8]) -> String {
         Some(DataType::MacAddress) => <[u8; 6]>::try_from(value)
             .ok()
             .map(|m| crate::CustomValue::Mac(m).to_string()),
-        Some(DataType::String) => Some(format!("{:?}", &*crate::options::text(value))),
+        Some(DataType::String) => Some(format!("{:?}", &*crate::template::text(value))),
         _ => None,
     };
     rendered.unwrap_or_else(|| {

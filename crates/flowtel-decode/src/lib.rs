@@ -154,6 +154,7 @@ pub mod link;
 pub mod sflow;
 
 mod budget;
+mod cost;
 mod error;
 mod ie;
 mod ipfix;
@@ -163,6 +164,7 @@ mod netflow_v9;
 mod options;
 mod packet;
 mod pending;
+pub mod prehash;
 mod scope;
 mod sets;
 mod stats;
@@ -172,7 +174,7 @@ pub use budget::{Budget, PENDING_SHARE_DIVISOR};
 pub use error::{DecodeError, ErrorKind};
 pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts, StateKind};
 
-use std::collections::HashMap;
+use prehash::PrehashedMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -426,8 +428,10 @@ impl HeldSets {
 pub struct Decoder {
     config: DecoderConfig,
     stats: DecoderStats,
-    scopes: HashMap<scope::ScopeKey, scope::Scope>,
-    names: HashMap<(IpAddr, u32), options::Names>,
+    scopes: PrehashedMap<scope::ScopeKey, scope::Scope>,
+    names: PrehashedMap<scope::NamesKey, options::Names>,
+    /// [`prehash::exporter_hash`] of the datagram being decoded.
+    exporter_hash: u64,
     pending: pending::Pending,
     /// The limits shared with the other decoders of the process.
     budget: Arc<Budget>,
@@ -459,8 +463,9 @@ impl Decoder {
         Decoder {
             config,
             stats: DecoderStats::default(),
-            scopes: HashMap::new(),
-            names: HashMap::new(),
+            scopes: PrehashedMap::default(),
+            names: PrehashedMap::default(),
+            exporter_hash: 0,
             pending: pending::Pending::default(),
             reclaim_seen: budget.reclaim_requests(),
             budget,
@@ -524,6 +529,22 @@ impl Decoder {
         received_ns: u64,
         out: &mut DecodeOutput,
     ) -> DatagramReport {
+        let hash = prehash::exporter_hash(exporter.ip());
+        self.decode_prehashed(exporter, hash, datagram, received_ns, out)
+    }
+
+    /// [`Decoder::decode`] with the exporter address already hashed by the caller
+    /// (`exporter_hash` = [`prehash::exporter_hash`]`(exporter.ip())`), which reuses that hash
+    /// for its own tables: a receive worker hashes the address once per datagram.
+    pub fn decode_prehashed(
+        &mut self,
+        exporter: SocketAddr,
+        exporter_hash: u64,
+        datagram: &[u8],
+        received_ns: u64,
+        out: &mut DecodeOutput,
+    ) -> DatagramReport {
+        self.exporter_hash = exporter_hash;
         let mut report = DatagramReport::default();
         self.stats.datagrams += 1;
         self.expire_pending(received_ns);
@@ -584,7 +605,11 @@ impl Decoder {
     /// `if_index` in observation domain / source id `domain`.
     pub fn interface_name(&self, exporter: IpAddr, domain: u32, if_index: u32) -> Option<&str> {
         self.names
-            .get(&(exporter, domain))?
+            .get(&scope::NamesKey::new(
+                exporter,
+                prehash::exporter_hash(exporter),
+                domain,
+            ))?
             .if_names
             .get(&if_index)
             .map(|s| &**s)
@@ -598,7 +623,11 @@ impl Decoder {
         if_index: u32,
     ) -> Option<&str> {
         self.names
-            .get(&(exporter, domain))?
+            .get(&scope::NamesKey::new(
+                exporter,
+                prehash::exporter_hash(exporter),
+                domain,
+            ))?
             .if_descriptions
             .get(&if_index)
             .map(|s| &**s)
@@ -613,7 +642,11 @@ impl Decoder {
         application_id: u64,
     ) -> Option<&str> {
         self.names
-            .get(&(exporter, domain))?
+            .get(&scope::NamesKey::new(
+                exporter,
+                prehash::exporter_hash(exporter),
+                domain,
+            ))?
             .app_names
             .get(&application_id)
             .map(|s| &**s)
@@ -622,7 +655,11 @@ impl Decoder {
     /// The VRF name (IE 236 VRFname) announced for `vrf_id` (IE 234/235).
     pub fn vrf_name(&self, exporter: IpAddr, domain: u32, vrf_id: u32) -> Option<&str> {
         self.names
-            .get(&(exporter, domain))?
+            .get(&scope::NamesKey::new(
+                exporter,
+                prehash::exporter_hash(exporter),
+                domain,
+            ))?
             .vrf_names
             .get(&vrf_id)
             .map(|s| &**s)

@@ -14,57 +14,21 @@
 //! template refresh (RFC 7011 §8.4 / RFC 3954 §5.2: templates are re-sent periodically).
 
 use std::mem::size_of;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::Decoder;
+use crate::cost::{MAP_BASE, block, map_entry};
 use crate::options::Names;
 use crate::pending::PendingSet;
-use crate::scope::{Scope, ScopeKey, TemplateSlot};
+use crate::scope::{NamesKey, Scope, ScopeKey, TemplateSlot};
 use crate::stats::StateKind;
 use crate::template::{FieldSpec, Op, Template};
-
-/// Bytes the allocator adds to each heap block (glibc malloc: an 8-byte size word, blocks
-/// rounded to 16 bytes).
-pub(crate) const ALLOC_OVERHEAD: usize = 16;
-
-/// One hash map entry: the (key, value) pair and a control byte per slot, in a table kept
-/// between 7/16 and 7/8 full (hashbrown doubles it when it fills), so 1.14 to 2.29 slots per
-/// entry: 1.6 on average.
-pub(crate) const fn map_entry<K, V>() -> usize {
-    (size_of::<(K, V)>() + 1) * 8 / 5
-}
-
-/// A heap block of `n` values of `T` (nothing for `n == 0`: no allocation).
-const fn block<T>(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        n * size_of::<T>() + ALLOC_OVERHEAD
-    }
-}
-
-/// A hash map's own allocation besides its entries (the control group's tail and the block).
-const MAP_BASE: usize = 16 + ALLOC_OVERHEAD;
 
 /// A template scope: its entry in the decoder's scope table and its (empty) template table.
 pub(crate) const SCOPE_BYTES: usize = map_entry::<ScopeKey, Scope>() + MAP_BASE;
 
 /// The names of one (exporter, domain): the entry and four empty tables.
-pub(crate) const NAMES_BYTES: usize = map_entry::<(IpAddr, u32), Names>() + 4 * MAP_BASE;
-
-/// A sampling rate of a scope's options state.
-pub(crate) const SAMPLING_ENTRY_BYTES: usize = map_entry::<Option<u64>, u32>();
-
-/// A name of `len` bytes kept for an interface or VRF (`Box<str>` keyed by `u32`).
-pub(crate) const fn name_bytes(len: usize) -> usize {
-    map_entry::<u32, Box<str>>() + block::<u8>(len)
-}
-
-/// An application name of `len` bytes (`Arc<str>` keyed by `u64`: two counters in its block).
-pub(crate) const fn app_name_bytes(len: usize) -> usize {
-    map_entry::<u64, Arc<str>>() + block::<u8>(len + 16)
-}
+pub(crate) const NAMES_BYTES: usize = map_entry::<NamesKey, Names>() + 4 * MAP_BASE;
 
 /// A compiled template in its scope's table.
 pub(crate) fn template_bytes(t: &Template) -> usize {

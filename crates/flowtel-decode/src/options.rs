@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::memory;
-use crate::template::Scratch;
+use crate::cost;
+use crate::template::{Scratch, text};
 
 /// Options state of one template scope.
 #[derive(Debug, Default)]
@@ -62,13 +62,6 @@ impl Names {
     }
 }
 
-/// Options strings are often NUL padded to a fixed length; keep the text before the padding.
-pub(crate) fn text(v: &[u8]) -> Box<str> {
-    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
-    let s = v.get(..end).unwrap_or_default();
-    String::from_utf8_lossy(s).trim_end().into()
-}
-
 /// Insert `value` under `key` unless that would grow `map` past `room` entries. Returns
 /// the bytes it adds (negative when it replaces a longer value), or `None` when refused.
 fn bounded_insert<K: std::hash::Hash + Eq, V>(
@@ -101,10 +94,10 @@ pub(crate) struct Applied {
 
 /// The most bytes applying the record can add: every value it carries as a new entry.
 pub(crate) fn max_new_bytes(s: &Scratch<'_>, if_index: Option<u32>, app_id: Option<u64>) -> usize {
-    let text_len = |v: Option<&[u8]>| v.map_or(0, |v| memory::name_bytes(v.len()));
+    let text_len = |v: Option<&[u8]>| v.map_or(0, |v| cost::name_bytes(v.len()));
     let mut n = 0;
     if s.sampling_rate().is_some() {
-        n += memory::SAMPLING_ENTRY_BYTES;
+        n += cost::SAMPLING_ENTRY_BYTES;
     }
     if if_index.is_some() {
         n += text_len(s.if_name) + text_len(s.if_description);
@@ -113,7 +106,7 @@ pub(crate) fn max_new_bytes(s: &Scratch<'_>, if_index: Option<u32>, app_id: Opti
         n += text_len(s.vrf_name);
     }
     if app_id.is_some() {
-        n += s.app_name.map_or(0, |v| memory::app_name_bytes(v.len()));
+        n += s.app_name.map_or(0, |v| cost::app_name_bytes(v.len()));
     }
     n
 }
@@ -136,11 +129,11 @@ pub(crate) fn apply(
         Some(b) => *total += b,
         None => ok = false,
     };
-    let name_len = |v: Option<&Box<str>>| v.map_or(0, |v| memory::name_bytes(v.len()));
+    let name_len = |v: Option<&Box<str>>| v.map_or(0, |v| cost::name_bytes(v.len()));
     if let Some(rate) = s.sampling_rate() {
         let room = scope.sampling.len() < max_entries;
         let r = bounded_insert(&mut scope.sampling, s.sampler_id(), rate, room, |_| {
-            memory::SAMPLING_ENTRY_BYTES
+            cost::SAMPLING_ENTRY_BYTES
         });
         add(&mut scope_bytes, r);
     }
@@ -170,7 +163,7 @@ pub(crate) fn apply(
         let room = names.len() < max_entries;
         let name: Arc<str> = text(name).into();
         let r = bounded_insert(&mut names.app_names, id, name, room, |v| {
-            v.map_or(0, |v| memory::app_name_bytes(v.len()))
+            v.map_or(0, |v| cost::app_name_bytes(v.len()))
         });
         add(&mut names_bytes, r);
     }

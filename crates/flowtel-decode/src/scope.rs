@@ -4,22 +4,97 @@
 //! these types, so neither module depends on the other's internals.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::options::ScopeOptions;
+use crate::prehash;
 use crate::record::FlowProtocol;
 use crate::template::{Template, TimeBase};
 
 /// What templates are scoped by: exporter address (and source port when
 /// `scope_includes_port`), protocol version, and NetFlow v9 source id (RFC 3954 §5.1) or IPFIX
 /// observation domain (RFC 7011 §3.1). The template id completes the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The key carries its hash, made from the exporter's hash taken once per datagram
+/// ([`crate::prehash`]), so the scope tables never hash the address again.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ScopeKey {
     pub addr: IpAddr,
     pub port: u16,
     pub version: u16,
     pub domain: u32,
+    /// [`prehash::exporter_hash`] of `addr`.
+    pub exporter_hash: u64,
+    hash: u64,
+}
+
+impl ScopeKey {
+    pub fn new(addr: IpAddr, exporter_hash: u64, port: u16, version: u16, domain: u32) -> Self {
+        let fields = u64::from(domain) | u64::from(version) << 32 | u64::from(port) << 48;
+        ScopeKey {
+            addr,
+            port,
+            version,
+            domain,
+            exporter_hash,
+            hash: prehash::fold(exporter_hash, fields),
+        }
+    }
+
+    /// The key of the options names of this scope's (exporter, domain).
+    pub fn names_key(&self) -> NamesKey {
+        NamesKey::new(self.addr, self.exporter_hash, self.domain)
+    }
+}
+
+impl PartialEq for ScopeKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.addr, self.port, self.version, self.domain)
+            == (other.addr, other.port, other.version, other.domain)
+    }
+}
+
+impl Eq for ScopeKey {}
+
+impl Hash for ScopeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// What options names (interfaces, VRFs, applications) are kept by: exporter address and
+/// observation domain / source id, whatever the version. Carries its hash like [`ScopeKey`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NamesKey {
+    pub addr: IpAddr,
+    pub domain: u32,
+    hash: u64,
+}
+
+impl NamesKey {
+    pub fn new(addr: IpAddr, exporter_hash: u64, domain: u32) -> Self {
+        NamesKey {
+            addr,
+            domain,
+            hash: prehash::fold(exporter_hash, u64::from(domain)),
+        }
+    }
+}
+
+impl PartialEq for NamesKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.addr, self.domain) == (other.addr, other.domain)
+    }
+}
+
+impl Eq for NamesKey {}
+
+impl Hash for NamesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 /// Templates and options state of one scope, with when each was last used (receive time, for

@@ -48,16 +48,12 @@ fn err(report: &mut DatagramReport, kind: ErrorKind, offset: usize, context: &'s
 
 impl Decoder {
     fn scope_key(&self, exporter: SocketAddr, version: u16, domain: u32) -> ScopeKey {
-        ScopeKey {
-            addr: exporter.ip(),
-            port: if self.config.scope_includes_port {
-                exporter.port()
-            } else {
-                0
-            },
-            version,
-            domain,
-        }
+        let port = if self.config.scope_includes_port {
+            exporter.port()
+        } else {
+            0
+        };
+        ScopeKey::new(exporter.ip(), self.exporter_hash, port, version, domain)
     }
 
     /// NetFlow v9 packet (RFC 3954 §5).
@@ -485,7 +481,7 @@ impl Decoder {
         }
         let keep = self.config.keep_unknown_fields;
         let scope = self.scopes.get(key).map(|s| &s.options);
-        let app_names = match self.names.get_mut(&(key.addr, key.domain)) {
+        let app_names = match self.names.get_mut(&key.names_key()) {
             Some(n) => {
                 n.last_used = n.last_used.max(meta.received_ns);
                 Some(&n.app_names).filter(|n| !n.is_empty())
@@ -555,7 +551,7 @@ impl Decoder {
         now: u64,
         max_entries: usize,
     ) {
-        let names_key = (key.addr, key.domain);
+        let names_key = key.names_key();
         let new_names = !self.names.contains_key(&names_key);
         let upper = options::max_new_bytes(s, if_index, app_id)
             + if new_names { memory::NAMES_BYTES } else { 0 };

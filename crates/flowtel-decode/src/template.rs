@@ -578,7 +578,7 @@ fn firewall(rec: &mut FlowRecord) -> &mut Firewall {
 /// the configured type.
 fn custom_value(kind: FieldKind, v: &[u8], int: u64) -> Option<CustomValue> {
     match kind {
-        FieldKind::String => Some(CustomValue::Str(crate::options::text(v))),
+        FieldKind::String => Some(CustomValue::Str(text(v))),
         FieldKind::Unsigned => Some(CustomValue::Unsigned(int)),
         FieldKind::Address => v4(v).or_else(|| v6(v)).map(CustomValue::Addr),
         FieldKind::Mac => mac(v).map(CustomValue::Mac),
@@ -922,4 +922,11 @@ pub(crate) fn reverse(
     }
     finish_common(&mut r);
     Some(r)
+}
+
+/// Options strings are often NUL padded to a fixed length; keep the text before the padding.
+pub(crate) fn text(v: &[u8]) -> Box<str> {
+    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+    let s = v.get(..end).unwrap_or_default();
+    String::from_utf8_lossy(s).trim_end().into()
 }

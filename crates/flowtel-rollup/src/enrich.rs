@@ -188,6 +188,9 @@ pub struct Enricher {
     configured_devices: usize,
     /// The name of a device seen once the cache is full (formatted per record).
     uncached_device: String,
+    /// The last device looked up and its cached name: the records of a datagram share their
+    /// exporter, so the cache is consulted once per datagram rather than once per record.
+    last_device: Option<(IpAddr, Arc<str>)>,
     default_rate: Option<u32>,
     exporter_rates: HashMap<IpAddr, u32, FxBuildHasher>,
     country_db: Option<Arc<CountryDb>>,
@@ -208,6 +211,7 @@ impl Enricher {
         Enricher {
             configured_devices: devices.len(),
             uncached_device: String::new(),
+            last_device: None,
             devices,
             default_rate: config.sampling.default_rate.filter(|r| *r > 0),
             exporter_rates: config
@@ -253,6 +257,10 @@ impl Enricher {
 
     /// The device's name, and the cached `Arc` behind it (none once the cache is full).
     fn device_name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
+        if self.last_device.as_ref().is_some_and(|(a, _)| *a == addr) {
+            let name = self.last_device.as_ref().map(|(_, n)| n);
+            return (name.map_or("", |n| &**n), name);
+        }
         if self.devices.len() >= self.configured_devices + MAX_CACHED_DEVICES
             && !self.devices.contains_key(&addr)
         {
@@ -265,6 +273,7 @@ impl Enricher {
             .devices
             .entry(addr)
             .or_insert_with(|| Arc::from(addr.to_string()));
+        let name = &self.last_device.insert((addr, name.clone())).1;
         (name, Some(name))
     }
 

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowtel::config::Config;
+use flowtel::config::kafka::{KafkaCompression, KafkaFormat};
 use flowtel::sinks::Sink;
-use flowtel::sinks::kafka::{KafkaCompression, KafkaFormat, KafkaSink};
+use flowtel::sinks::kafka::KafkaSink;
 use flowtel_rollup::EnrichedRecord;
 
 #[path = "../../flowtel-records/benches/support/records.rs"]

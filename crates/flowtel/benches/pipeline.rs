@@ -4,6 +4,7 @@
 //! on a shared machine. Templates come first in each capture and stay learnt across
 //! iterations, as on a live exporter.
 
+use flowtel_decode::prehash::ExporterKey;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -28,11 +29,11 @@ fn bench(c: &mut Criterion) {
         let mut p = WorkerPipeline::new(&spec).expect("pipeline");
         let mut stats = WorkerStats::default();
         for (from, d) in &datagrams {
-            p.process(*from, Some(from.ip()), d, 1, &mut stats);
+            p.process(*from, ExporterKey::new(from.ip()), true, d, 1, &mut stats);
         }
         let mut warm = WorkerStats::default();
         for (from, d) in &datagrams {
-            p.process(*from, Some(from.ip()), d, 2, &mut warm);
+            p.process(*from, ExporterKey::new(from.ip()), true, d, 2, &mut warm);
         }
         let records = warm.by_protocol().total().records;
         g.throughput(Throughput::Elements(records));
@@ -42,7 +43,7 @@ fn bench(c: &mut Criterion) {
                 let start = cpu_time();
                 for _ in 0..iters {
                     for (from, d) in &datagrams {
-                        p.process(*from, Some(from.ip()), d, now, &mut stats);
+                        p.process(*from, ExporterKey::new(from.ip()), true, d, now, &mut stats);
                     }
                     now += 1;
                 }

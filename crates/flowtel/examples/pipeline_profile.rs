@@ -12,6 +12,7 @@
 use flowtel::config::Config;
 use flowtel::pipeline::stats::WorkerStats;
 use flowtel::pipeline::{PipelineSpec, WorkerPipeline};
+use flowtel_decode::prehash::ExporterKey;
 
 #[path = "../benches/support.rs"]
 mod support;
@@ -30,7 +31,14 @@ fn main() {
     let mut stats = WorkerStats::default();
     for pass in 0..passes {
         for (from, d) in &datagrams {
-            p.process(*from, Some(from.ip()), d, pass + 1, &mut stats);
+            p.process(
+                *from,
+                ExporterKey::new(from.ip()),
+                true,
+                d,
+                pass + 1,
+                &mut stats,
+            );
         }
     }
     let windows = p.flush(passes + 1, true, &mut stats);

@@ -9,6 +9,16 @@ use flowtel_rollup::{AttrValue, WindowBatch};
 
 use crate::telemetry::{Family, Kind, prometheus_name, sanitize};
 
+/// A counter's running total (sum of its increases) or a level's latest value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub kind: flowtel_rollup::PointKind,
+    pub unit: std::sync::Arc<str>,
+    pub value: u64,
+    /// End of the last window that updated it, Unix nanoseconds.
+    pub last_ns: u64,
+}
+
 /// Content type of the Prometheus text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -107,7 +117,7 @@ pub fn render_running<'a>(
         Item = (
             &'a std::sync::Arc<str>,
             &'a [(std::sync::Arc<str>, AttrValue)],
-            &'a crate::sinks::prometheus::Running,
+            &'a Running,
         ),
     >,
     out: &mut String,

@@ -11,6 +11,7 @@
 //! - [`metrics`], [`telemetry`], [`exposition`], [`http`]: flowtel's own metrics and logs, the
 //!   Prometheus text format, and the `/metrics` `/healthz` `/readyz` endpoint.
 
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod exposition;

@@ -181,8 +181,12 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
     let t = i.totals;
     let mut datagrams = DATAGRAMS.family();
     let mut received = RECEIVED.family();
-    let mut exporters: Vec<_> = t.exporters.iter().collect();
-    exporters.sort_by_key(|(ip, _)| **ip);
+    let mut exporters: Vec<_> = t
+        .exporters
+        .iter()
+        .map(|(k, e)| (k.map(|k| k.ip()), e))
+        .collect();
+    exporters.sort_by_key(|(ip, _)| *ip);
     let mut active = 0u64;
     for (ip, e) in exporters {
         for (p, c) in e.by_protocol.iter() {
@@ -190,7 +194,7 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
                 continue;
             }
             let labels = vec![
-                ("exporter", exporter_label(ip)),
+                ("exporter", exporter_label(&ip)),
                 ("protocol", FlowProtocol::label(p).to_owned()),
             ];
             datagrams.push(labels.clone(), c.datagrams);

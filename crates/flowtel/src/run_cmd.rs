@@ -50,7 +50,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         clock = clock.max(datagram.timestamp_ns);
         pipeline.process(
             datagram.src,
-            Some(datagram.src.ip()),
+            flowtel_decode::prehash::ExporterKey::new(datagram.src.ip()),
+            true,
             &datagram.payload,
             datagram.timestamp_ns,
             &mut stats,

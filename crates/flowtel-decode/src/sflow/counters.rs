@@ -64,7 +64,7 @@ pub(crate) fn record(ctx: &mut Ctx<'_>, data_format: u32, mut x: Xdr<'_>, acc: &
         format::ETHERNET_INTERFACE => ethernet(&mut x).map(|e| acc.ethernet = Some(e)),
         format::PORT_NAME => x.opaque().map(|n| {
             // `string name<255>`: a longer name is cut there; an empty one is no name.
-            let name = crate::options::text(n.get(..255).unwrap_or(n));
+            let name = crate::template::text(n.get(..255).unwrap_or(n));
             acc.name = (!name.is_empty()).then_some(name);
         }),
         _ => Some(()),

@@ -156,7 +156,7 @@ pub(crate) fn counter_sample(ctx: &mut Ctx<'_>, mut x: Xdr<'_>, expanded: bool) 
 
 /// A string record (`string x<>`: length, bytes, padding) as text.
 fn string(x: &mut Xdr<'_>) -> Option<Box<str>> {
-    Some(crate::options::text(x.opaque()?))
+    Some(crate::template::text(x.opaque()?))
 }
 
 /// Discarded packet (format 5): sequence_number, source_id (expanded), drops, input,

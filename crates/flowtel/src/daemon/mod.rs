@@ -53,12 +53,13 @@ use anyhow::Context;
 use flowtel_rollup::RollupStats;
 use tracing::{info, warn};
 
+use crate::clock::now_ns;
 use crate::config::{Config, SinkKind};
 use crate::pipeline::stats::WorkerStats;
 use crate::pipeline::{Flushed, PipelineSpec, WorkerPipeline};
 use crate::sinks::{Sink, SinkSet, Windows};
 use crate::telemetry::Family;
-use worker::{Control, FlushReply, Routing, Worker, WorkerLink, now_ns};
+use worker::{Control, FlushReply, Routing, Worker, WorkerLink};
 
 /// How long the flush loop waits for every worker's answer.
 const FLUSH_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -614,7 +615,8 @@ impl ExporterReporter {
     }
 
     fn report(&mut self, totals: &WorkerStats, sinks: &SinkSet, now: u64) {
-        for (ip, e) in &totals.exporters {
+        for (key, e) in &totals.exporters {
+            let ip = &key.map(|k| k.ip());
             let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
             let quiet = now.saturating_sub(e.last_seen_ns) >= self.silent_after_ns;
             if quiet && self.silent.insert(*ip) {
@@ -629,7 +631,8 @@ impl ExporterReporter {
             return;
         }
         let secs = (now.saturating_sub(self.last_report_ns) as f64 / 1e9).max(1e-9);
-        for (ip, e) in &totals.exporters {
+        for (key, e) in &totals.exporters {
+            let ip = &key.map(|k| k.ip());
             let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
             let (d0, r0) = self.last_counts.get(ip).copied().unwrap_or((0, 0));
             let (d, r) = (e.datagrams(), e.records());

@@ -40,20 +40,20 @@
 //! hand-over queue is full the batch's datagrams are dropped and counted
 //! (`flowtel.datagrams.dropped{reason="handover_queue_full"}`).
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{info, warn};
 
 use super::listener::{BATCH, Receiver};
+use crate::clock::now_ns;
 use crate::pipeline::stats::{DropReason, WorkerStats};
 use crate::pipeline::{Flushed, WorkerPipeline};
 use crate::sinks::SinkSet;
+use flowtel_decode::prehash::{ExporterKey, PrehashedMap};
 
 /// Hand-over batches a worker's queue holds (each up to one receive pass of datagrams).
 pub const HANDOVER_CAPACITY: usize = 256;
@@ -81,14 +81,17 @@ pub struct Handover {
 #[derive(Debug, Clone, Copy)]
 pub struct HandedDatagram {
     pub from: SocketAddr,
+    /// The sender's hash of `from`'s address ([`ExporterKey`]), reused by the decoder.
+    pub exporter_hash: u64,
     pub received_ns: u64,
     pub len: usize,
 }
 
 impl Handover {
-    fn push(&mut self, from: SocketAddr, received_ns: u64, payload: &[u8]) {
+    fn push(&mut self, from: SocketAddr, exporter: ExporterKey, received_ns: u64, payload: &[u8]) {
         self.datagrams.push(HandedDatagram {
             from,
+            exporter_hash: exporter.hash(),
             received_ns,
             len: payload.len(),
         });
@@ -151,7 +154,7 @@ pub struct WorkerLink {
 /// Which worker owns which exporter, and how to reach each worker.
 #[derive(Debug)]
 pub struct Routing {
-    owners: Mutex<HashMap<IpAddr, usize>>,
+    owners: Mutex<PrehashedMap<ExporterKey, usize>>,
     /// Exporters tracked (`decoder.max_exporters`); beyond it datagrams are decoded by the
     /// worker that received them and counted under `exporter="other"`.
     capacity: usize,
@@ -161,7 +164,7 @@ pub struct Routing {
 impl Routing {
     pub fn new(workers: Vec<WorkerLink>, capacity: usize) -> Self {
         Routing {
-            owners: Mutex::new(HashMap::new()),
+            owners: Mutex::new(PrehashedMap::default()),
             capacity,
             workers,
         }
@@ -169,16 +172,16 @@ impl Routing {
 
     /// The owner of `ip`, claiming it for `me` if nobody has. `None` when the table is full
     /// (the datagram is then decoded where it arrived).
-    fn claim(&self, ip: IpAddr, me: usize) -> Option<usize> {
+    fn claim(&self, exporter: ExporterKey, me: usize) -> Option<usize> {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = owners.get(&ip) {
+        if let Some(o) = owners.get(&exporter) {
             return Some(*o);
         }
         if owners.len() >= self.capacity {
             return None;
         }
-        owners.insert(ip, me);
-        info!(exporter = %ip, worker = me, "new exporter");
+        owners.insert(exporter, me);
+        info!(exporter = %exporter.ip(), worker = me, "new exporter");
         Some(me)
     }
 
@@ -214,12 +217,6 @@ pub struct Worker {
     pub poll: Poll,
 }
 
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 /// What the worker loop does after answering a control request.
 enum Next {
     Continue,
@@ -233,7 +230,7 @@ struct Pass {
     ready: Vec<bool>,
     socket_drops: Vec<u64>,
     /// Cached answers of [`Routing::claim`].
-    owners: HashMap<IpAddr, Option<usize>>,
+    owners: PrehashedMap<ExporterKey, Option<usize>>,
     /// Per destination worker, the batch being filled this pass.
     outgoing: Vec<Handover>,
     receiving: bool,
@@ -267,7 +264,7 @@ impl Worker {
             // Read every socket once at start: datagrams may have queued before registration.
             ready: vec![true; n],
             socket_drops: vec![0; n],
-            owners: HashMap::new(),
+            owners: PrehashedMap::default(),
             outgoing: (0..workers).map(|_| Handover::default()).collect(),
             receiving: true,
         };
@@ -400,18 +397,21 @@ impl Worker {
                     delta.count_drop(reason);
                     continue;
                 }
+                // The one hash of the exporter's address for this datagram.
+                let exporter = ExporterKey::new(ip);
                 let owner = *pass
                     .owners
-                    .entry(ip)
-                    .or_insert_with(|| self.routing.claim(ip, self.id));
+                    .entry(exporter)
+                    .or_insert_with(|| self.routing.claim(exporter, self.id));
                 match owner {
                     Some(o) if o != self.id => match pass.outgoing.get_mut(o) {
-                        Some(batch) => batch.push(meta.from, now, payload),
+                        Some(batch) => batch.push(meta.from, exporter, now, payload),
                         None => delta.count_drop(DropReason::HandoverQueueFull),
                     },
                     _ => {
-                        let label = owner.map(|_| ip);
-                        self.pipeline.process(meta.from, label, payload, now, delta);
+                        let tracked = owner.is_some();
+                        self.pipeline
+                            .process(meta.from, exporter, tracked, payload, now, delta);
                     }
                 }
             }
@@ -477,9 +477,9 @@ impl Worker {
                 let end = at.saturating_add(d.len);
                 let payload = h.data.get(at..end).unwrap_or_default();
                 at = end;
-                let label = Some(d.from.ip());
+                let exporter = ExporterKey::with_hash(d.from.ip(), d.exporter_hash);
                 self.pipeline
-                    .process(d.from, label, payload, d.received_ns, delta);
+                    .process(d.from, exporter, true, payload, d.received_ns, delta);
             }
             if let Some(link) = self.routing.workers.get(h.sender) {
                 // A full recycle queue just frees the buffer.

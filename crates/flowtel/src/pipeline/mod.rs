@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
+use flowtel_decode::prehash::ExporterKey;
 use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig};
 use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceMetrics, InterfaceNames,
@@ -235,19 +236,23 @@ impl WorkerPipeline {
         self.selection = live.selection.clone();
     }
 
-    /// Decode one datagram, roll its records up and count it. `exporter_label` is `None` when
-    /// the exporter table is full (counted under `exporter="other"`).
+    /// Decode one datagram from `from`, roll its records up and count it. `exporter` is `from`'s
+    /// address with the hash taken when the datagram arrived (the decoder reuses it);
+    /// `tracked` is false when the exporter table is full (counted under `exporter="other"`).
     pub fn process(
         &mut self,
         from: SocketAddr,
-        exporter_label: Option<IpAddr>,
+        exporter: ExporterKey,
+        tracked: bool,
         datagram: &[u8],
         now_ns: u64,
         stats: &mut WorkerStats,
     ) {
         self.out.clear();
-        let report = self.decoder.decode(from, datagram, now_ns, &mut self.out);
-        stats.count_datagram(exporter_label, &report, datagram.len(), now_ns);
+        let report =
+            self.decoder
+                .decode_prehashed(from, exporter.hash(), datagram, now_ns, &mut self.out);
+        stats.count_datagram(tracked.then_some(exporter), &report, datagram.len(), now_ns);
         if report.protocol.is_none()
             && let Some(e) = report.errors.first()
         {

@@ -5,11 +5,11 @@
 //! per-datagram path takes no lock. Labels are bounded: protocols and reasons are closed enums;
 //! exporters are bounded by the exporter table (`decoder.max_exporters`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 
 use std::sync::Arc;
 
+use flowtel_decode::prehash::{ExporterKey, PrehashedMap};
 use flowtel_decode::{DatagramReport, DecoderStats, ProtocolCounts};
 use flowtel_rollup::{EnrichStats, InterfaceStats, RollupStats};
 
@@ -121,7 +121,7 @@ impl ExporterStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerStats {
     /// Per exporter address; `None` = over the exporter table's capacity.
-    pub exporters: HashMap<Option<IpAddr>, ExporterStats>,
+    pub exporters: PrehashedMap<Option<ExporterKey>, ExporterStats>,
     /// sFlow counter records decoded.
     pub counter_records: u64,
     /// sFlow drop notifications decoded.
@@ -148,7 +148,7 @@ impl WorkerStats {
     /// Count one decoded datagram of `bytes` bytes.
     pub fn count_datagram(
         &mut self,
-        exporter: Option<IpAddr>,
+        exporter: Option<ExporterKey>,
         report: &DatagramReport,
         bytes: usize,
         now_ns: u64,
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn drain_adds_counts_and_replaces_the_socket_drop_gauge() {
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         let report = |records| DatagramReport {
             protocol: Some(FlowProtocol::Ipfix),
             records,
@@ -235,14 +235,14 @@ mod tests {
         };
         let mut shared = WorkerStats::default();
         let mut delta = WorkerStats::default();
-        delta.count_datagram(Some(ip), &report(3), 100, 5);
+        delta.count_datagram(Some(ExporterKey::new(ip)), &report(3), 100, 5);
         delta.socket_drops = 7;
         delta.drain_into(&mut shared);
-        delta.count_datagram(Some(ip), &report(2), 50, 9);
+        delta.count_datagram(Some(ExporterKey::new(ip)), &report(2), 50, 9);
         delta.count_drop(DropReason::HandoverQueueFull);
         delta.socket_drops = 9;
         delta.drain_into(&mut shared);
-        let e = &shared.exporters[&Some(ip)];
+        let e = &shared.exporters[&Some(ExporterKey::new(ip))];
         let ipfix = e.by_protocol.get(Some(FlowProtocol::Ipfix));
         assert_eq!((ipfix.datagrams, ipfix.bytes, ipfix.records), (2, 150, 5));
         assert_eq!((e.first_seen_ns, e.last_seen_ns), (5, 9));

@@ -16,7 +16,6 @@
 //! reason. A `_bulk` answer with `"errors":true` is delivered but logged with the first item's
 //! error, since the other documents were indexed.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,63 +25,11 @@ use bytes::Bytes;
 use flowtel_records::RecordEncoder;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::Records;
 use super::records::{Deliver, DeliverFuture, DeliveryError};
-
-/// The body form of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum HttpFormat {
-    /// `[{...},{...}]` (OpenObserve `_json`).
-    #[default]
-    JsonArray,
-    /// One object per line.
-    Ndjson,
-    /// Elasticsearch / OpenSearch `_bulk`.
-    EsBulk,
-}
-
-/// The `flow_http:` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FlowHttpConfig {
-    /// Where batches are POSTed, `http://` or `https://`.
-    pub url: Option<String>,
-    pub format: HttpFormat,
-    /// The index (or data stream) of `es-bulk` action lines.
-    pub es_index: String,
-    /// Extra request headers, e.g. `authorization: "Basic …"`.
-    pub headers: BTreeMap<String, String>,
-    /// `gzip` or `none`.
-    pub compression: crate::config::Compression,
-    /// Deadline of one request.
-    pub timeout_secs: u64,
-    /// PEM CA bundle replacing the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (mutual TLS).
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM client key (mutual TLS).
-    pub client_key_file: Option<PathBuf>,
-}
-
-impl Default for FlowHttpConfig {
-    fn default() -> Self {
-        FlowHttpConfig {
-            url: None,
-            format: HttpFormat::JsonArray,
-            es_index: "flows".to_owned(),
-            headers: BTreeMap::new(),
-            compression: crate::config::Compression::Gzip,
-            timeout_secs: 10,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-        }
-    }
-}
+use crate::config::records::{FlowHttpConfig, HttpFormat};
 
 /// Where requests go, parsed once.
 #[derive(Debug, Clone)]

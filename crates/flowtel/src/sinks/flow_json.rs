@@ -7,36 +7,13 @@
 //! call; the file rotates between batches, so a line is never split across files.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use flowtel_records::RecordEncoder;
-use serde::{Deserialize, Serialize};
 
 use super::Records;
 use super::records::{Deliver, DeliverFuture, DeliveryError};
 use super::rotate::RotatingFile;
-
-/// The `flow_json:` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FlowJsonConfig {
-    /// Write to this file instead of standard output.
-    pub file: Option<PathBuf>,
-    /// Rotate the file when the next batch would take it past this size (0: never).
-    pub max_file_bytes: u64,
-    /// Rotated files kept (`FILE.1` newest ... `FILE.N`).
-    pub keep_files: usize,
-}
-
-impl Default for FlowJsonConfig {
-    fn default() -> Self {
-        FlowJsonConfig {
-            file: None,
-            max_file_bytes: 100 * 1024 * 1024,
-            keep_files: 5,
-        }
-    }
-}
+use crate::config::records::FlowJsonConfig;
 
 enum Output {
     Stdout,

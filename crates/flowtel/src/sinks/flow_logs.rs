@@ -20,51 +20,10 @@ use flowtel_otlp::opentelemetry_proto::tonic::common::v1::{
 };
 use flowtel_otlp::opentelemetry_proto::tonic::resource::v1::Resource;
 use flowtel_otlp::{EncodedLogs, EncodedLogsRequest, ExportStats, OtlpClient};
-use flowtel_records::{AttributeNames, EncodedLogsBatch};
-use serde::{Deserialize, Serialize};
+use flowtel_records::EncodedLogsBatch;
 
 use super::Records;
 use super::records::{Deliver, DeliverFuture, DeliveryError};
-
-/// The `flow_logs:` section. Two sections are equal when their file settings are (the resolved
-/// `otlp` follows from them and the environment).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FlowLogsConfig {
-    /// Where the logs go, when not to the OTLP endpoint of the metrics.
-    pub endpoint: Option<String>,
-    /// `network.flow` (the netflowreceiver's first names: `network.io.bytes`,
-    /// `network.flow.type`, ...) or `flow` (its later `flow.*` names and extended attributes).
-    pub attribute_names: String,
-    /// The OTLP settings of the logs, resolved from the `otlp` section, the `_LOGS_`
-    /// environment variables and `endpoint` (not read from the file).
-    #[serde(skip)]
-    pub otlp: Option<crate::config::OtlpConfig>,
-}
-
-impl Default for FlowLogsConfig {
-    fn default() -> Self {
-        FlowLogsConfig {
-            endpoint: None,
-            attribute_names: AttributeNames::default().as_str().to_owned(),
-            otlp: None,
-        }
-    }
-}
-
-impl PartialEq for FlowLogsConfig {
-    fn eq(&self, other: &Self) -> bool {
-        (&self.endpoint, &self.attribute_names) == (&other.endpoint, &other.attribute_names)
-    }
-}
-
-impl FlowLogsConfig {
-    pub fn names(&self) -> anyhow::Result<AttributeNames> {
-        self.attribute_names
-            .parse()
-            .map_err(|e| anyhow::anyhow!("flow_logs.attribute_names: {e}"))
-    }
-}
 
 /// Delivers batches as OTLP log export requests.
 pub struct FlowLogs {

@@ -12,7 +12,7 @@
 //!
 //! Interface metrics (sFlow counter samples) are counters and levels, not window totals: the
 //! sink adds each window's increases to a running total per series and keeps each level's
-//! latest value ([`Running`]), rendered as Prometheus counters and gauges without timestamps
+//! latest value ([`crate::exposition::Running`]), rendered as Prometheus counters and gauges without timestamps
 //! (`rate()` reads them as it reads any counter; flowtel's restart is a counter reset). A
 //! series not updated for [`IDLE_NS`] is forgotten, as the OTLP converter forgets its
 //! cumulative series.
@@ -24,22 +24,13 @@ use std::sync::{Arc, RwLock};
 use flowtel_rollup::{AttrValue, PointKind, WindowBatch};
 
 use super::{ShutdownFuture, Sink, SinkStatus, Windows};
+use crate::exposition::Running;
 
 /// A counter or level series not updated for this long is forgotten (one hour).
 pub const IDLE_NS: u64 = 3_600 * 1_000_000_000;
 
 /// Identity of a counter or level series: metric name and attributes.
 type SeriesKey = (Arc<str>, Vec<(Arc<str>, AttrValue)>);
-
-/// A counter's running total (sum of its increases) or a level's latest value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Running {
-    pub kind: PointKind,
-    pub unit: Arc<str>,
-    pub value: u64,
-    /// End of the last window that updated it, Unix nanoseconds.
-    pub last_ns: u64,
-}
 
 #[derive(Debug, Default)]
 struct Held {

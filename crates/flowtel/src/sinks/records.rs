@@ -43,6 +43,17 @@ pub struct Batching {
     pub batch_max_age: Duration,
 }
 
+impl crate::config::FlowRecordsConfig {
+    /// The batching of every per-flow sink.
+    pub fn batching(&self) -> Batching {
+        Batching {
+            queue_max_records: self.queue_max_records,
+            batch_max_records: self.batch_max_records,
+            batch_max_age: Duration::from_millis(self.batch_max_age_ms),
+        }
+    }
+}
+
 /// Why a delivery failed.
 #[derive(Debug)]
 pub struct DeliveryError {
@@ -295,7 +306,7 @@ async fn run(
                     if shared.failing_since_ns.load(Ordering::Relaxed) == 0 {
                         shared
                             .failing_since_ns
-                            .store(crate::daemon::worker::now_ns().max(1), Ordering::Relaxed);
+                            .store(crate::clock::now_ns().max(1), Ordering::Relaxed);
                         warn!(sink = shared.name, error = %e.message, "delivery failed");
                         last_report = Some(Instant::now());
                     } else if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
@@ -361,7 +372,7 @@ async fn run(
 fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(crate::daemon::worker::now_ns());
+    h.write_u64(crate::clock::now_ns());
     let f = 0.5 + (h.finish() % 1000) as f64 / 1000.0;
     d.mul_f64(f)
 }

@@ -43,6 +43,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub mod kafka;
+pub mod records;
+
 /// What secrets are printed as.
 pub const REDACTED: &str = "<redacted>";
 
@@ -231,13 +234,13 @@ pub struct Config {
     /// Which exporters may send to which listen address.
     pub access: crate::daemon::access::AccessConfig,
     /// The `flow-json` sink.
-    pub flow_json: crate::sinks::flow_json::FlowJsonConfig,
+    pub flow_json: records::FlowJsonConfig,
     /// The `flow-logs` sink.
-    pub flow_logs: crate::sinks::flow_logs::FlowLogsConfig,
+    pub flow_logs: records::FlowLogsConfig,
     /// The `flow-http` sink.
-    pub flow_http: crate::sinks::flow_http::FlowHttpConfig,
+    pub flow_http: records::FlowHttpConfig,
     /// The `kafka` sink.
-    pub kafka: crate::sinks::kafka::KafkaConfig,
+    pub kafka: kafka::KafkaConfig,
     /// Address of the Prometheus `/metrics`, `/healthz` and `/readyz` endpoint.
     #[serde(deserialize_with = "socket_addr")]
     pub prometheus_listen: SocketAddr,
@@ -275,10 +278,10 @@ impl Default for Config {
             sinks: vec![SinkKind::Otlp],
             flow_records: FlowRecordsConfig::default(),
             access: crate::daemon::access::AccessConfig::default(),
-            flow_json: crate::sinks::flow_json::FlowJsonConfig::default(),
-            flow_logs: crate::sinks::flow_logs::FlowLogsConfig::default(),
-            flow_http: crate::sinks::flow_http::FlowHttpConfig::default(),
-            kafka: crate::sinks::kafka::KafkaConfig::default(),
+            flow_json: records::FlowJsonConfig::default(),
+            flow_logs: records::FlowLogsConfig::default(),
+            flow_http: records::FlowHttpConfig::default(),
+            kafka: kafka::KafkaConfig::default(),
             prometheus_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             otlp: OtlpConfig::default(),
             resource: ResourceConfig::default(),
@@ -372,7 +375,7 @@ impl DecoderSettings {
 pub const MIN_MEMORY_BUDGET_BYTES: u64 = 1 << 20;
 
 /// The `flow_records:` section: which decoded records the per-flow sinks get (see
-/// [`crate::pipeline::select`]) and how each sink batches them (see [`crate::sinks::records`]).
+/// [`crate::pipeline::select`]) and how each sink batches them (the per-flow sinks' shared queue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowRecordsConfig {
@@ -396,17 +399,6 @@ impl Default for FlowRecordsConfig {
             queue_max_records: 200_000,
             batch_max_records: 1_000,
             batch_max_age_ms: 1_000,
-        }
-    }
-}
-
-impl FlowRecordsConfig {
-    /// The batching of every per-flow sink.
-    pub fn batching(&self) -> crate::sinks::records::Batching {
-        crate::sinks::records::Batching {
-            queue_max_records: self.queue_max_records,
-            batch_max_records: self.batch_max_records,
-            batch_max_age: std::time::Duration::from_millis(self.batch_max_age_ms),
         }
     }
 }
@@ -754,7 +746,7 @@ pub struct RunArgs {
     pub flow_http_url: Option<String>,
     /// The `flow-http` body: json-array, ndjson or es-bulk.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub flow_http_format: Option<crate::sinks::flow_http::HttpFormat>,
+    pub flow_http_format: Option<records::HttpFormat>,
     /// An extra `flow-http` request header `KEY=VALUE`, e.g. `authorization=Basic …`
     /// (repeatable).
     #[arg(long = "flow-http-header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -774,10 +766,10 @@ pub struct RunArgs {
     pub kafka_topic: Option<String>,
     /// Record value of the `kafka` sink.
     #[arg(long, value_enum)]
-    pub kafka_format: Option<crate::sinks::kafka::KafkaFormat>,
+    pub kafka_format: Option<kafka::KafkaFormat>,
     /// Batch compression of the `kafka` sink.
     #[arg(long, value_enum)]
-    pub kafka_compression: Option<crate::sinks::kafka::KafkaCompression>,
+    pub kafka_compression: Option<kafka::KafkaCompression>,
     /// Create the `kafka` sink's topic when it does not exist.
     #[arg(long)]
     pub kafka_create_topic: bool,
@@ -1510,8 +1502,8 @@ mod tests {
 
     #[test]
     fn kafka_flags_beat_the_files_properties_and_flag_properties_come_last() {
-        use crate::sinks::kafka::KafkaCompression;
         use clap::Parser as _;
+        use kafka::KafkaCompression;
         #[derive(clap::Parser)]
         struct T {
             #[command(flatten)]
@@ -1553,7 +1545,7 @@ mod tests {
         assert_eq!(c.kafka.compression, KafkaCompression::Lz4);
         assert_eq!(c.kafka.brokers, vec!["k2:9092", "k3:9092"]);
         assert_eq!(c.kafka.topic, "netflow");
-        assert_eq!(c.kafka.format, crate::sinks::kafka::KafkaFormat::Json);
+        assert_eq!(c.kafka.format, kafka::KafkaFormat::Json);
         assert!(c.kafka.create_topic);
         // The sink needs brokers; a bad property names itself.
         let err = resolve_text("sinks: [kafka]\n", RunArgs::default(), &no_env).unwrap_err();
