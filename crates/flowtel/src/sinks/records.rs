@@ -4,9 +4,9 @@
 //! A per-flow sink is a [`Deliver`] (what one batch becomes and where it goes) run by a
 //! [`RecordSink`] (the [`Sink`] the workers see). The workers' [`Sink::records`] only pushes an
 //! `Arc` of a pass's records into the [`RecordQueue`]: O(1), under a short mutex, never
-//! waiting. The queue is bounded in records; a batch that does not fit is dropped whole and
-//! counted (`queue_full`): the records already queued keep their order and are delivered
-//! first, so a consumer sees one gap, not holes everywhere.
+//! waiting. The queue is bounded in records; of a pass that does not fit, the records that fit
+//! are queued and the rest dropped and counted (`queue_full`): the records already queued keep
+//! their order and are delivered first, so a consumer sees one gap, not holes everywhere.
 //!
 //! The task takes batches of up to `batch_max_records` records, or fewer once the oldest has
 //! waited `batch_max_age`, and delivers them in order. A retryable failure (connection
@@ -144,21 +144,30 @@ impl RecordQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queue one pass's records; `false` (nothing queued) when they do not fit or the queue
-    /// is closed.
-    pub fn push(&self, records: &Records) -> bool {
+    /// Queue one pass's records, as many as fit; returns how many were queued (0 when the
+    /// queue is full or closed).
+    pub fn push(&self, records: &Records) -> usize {
         let mut s = self.lock();
-        if s.closed || s.records + records.len() > self.capacity {
-            return false;
+        let room = self.capacity.saturating_sub(s.records);
+        if s.closed || room == 0 || records.is_empty() {
+            return 0;
         }
-        s.records += records.len();
-        s.batches.push_back((Instant::now(), Arc::clone(records)));
+        // A pass larger than the room left: its first records fill the queue, the rest are
+        // dropped (copied, but only when the queue overflows), so the gap is one, at the end.
+        let taken = if records.len() <= room {
+            Arc::clone(records)
+        } else {
+            Arc::new(records.get(..room).unwrap_or_default().to_vec())
+        };
+        let n = taken.len();
+        s.records += n;
+        s.batches.push_back((Instant::now(), taken));
         let wake = s.records >= 1;
         drop(s);
         if wake {
             self.notify.notify_one();
         }
-        true
+        n
     }
 
     /// Records waiting.
@@ -387,10 +396,11 @@ impl Sink for RecordSink {
     }
 
     fn records(&self, records: &Records) {
-        if !self.shared.queue.push(records) {
+        let taken = self.shared.queue.push(records);
+        if taken < records.len() {
             Counters::add(
                 &self.shared.counters.dropped_queue_full,
-                records.len() as u64,
+                (records.len() - taken) as u64,
             );
         }
     }
@@ -445,10 +455,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn batches_by_size_then_by_age_and_drops_what_does_not_fit() {
         let q = RecordQueue::new(10);
-        assert!(q.push(&records(4)));
-        assert!(q.push(&records(4)));
-        assert!(!q.push(&records(4)), "12 records do not fit in 10");
-        assert!(q.push(&records(2)));
+        assert_eq!(q.push(&records(4)), 4);
+        assert_eq!(q.push(&records(4)), 4);
+        assert_eq!(
+            q.push(&records(4)),
+            2,
+            "12 records do not fit in 10: the first 2 do"
+        );
+        assert_eq!(q.push(&records(2)), 0, "full");
+        assert_eq!(q.depth(), 10);
         // Size: 4 + 4 reach 8 without waiting.
         let b = q.next(8, Duration::from_secs(1)).await.unwrap();
         assert_eq!(records_in(&b), 8);
@@ -458,7 +473,7 @@ mod tests {
         assert_eq!(records_in(&b), 2);
         assert!(t.elapsed() >= Duration::from_millis(999));
         // A pass larger than a batch comes out in batch-sized pieces, in order.
-        assert!(q.push(&records(7)));
+        assert_eq!(q.push(&records(7)), 7);
         let sizes: Vec<u64> = [
             q.next(3, Duration::from_secs(1)).await.unwrap(),
             q.next(3, Duration::from_secs(1)).await.unwrap(),
@@ -473,6 +488,6 @@ mod tests {
             1
         );
         assert!(q.next(8, Duration::from_secs(1)).await.is_none());
-        assert!(!q.push(&records(1)), "closed");
+        assert_eq!(q.push(&records(1)), 0, "closed");
     }
 }
