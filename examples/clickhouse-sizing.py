@@ -13,7 +13,6 @@ second per core is the figure with 1. Needs `pip install chdb`.
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -21,11 +20,9 @@ import time
 from chdb import session
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def statements(sql):
-    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in re.split(r";\s*\n", text + "\n") if s.strip()]
+# The DDL loader the tests use (deploy/clickhouse with the Kafka table on the Null engine).
+sys.path.insert(0, os.path.join(ROOT, "crates/flowtel/tests/readers"))
+from clickhouse_check import load_ddl  # noqa: E402
 
 
 def main():
@@ -36,17 +33,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="flowtel-ch-sizing-") as work:
         sess = session.Session(os.path.join(work, "db"))
         try:
-            sess.query("SET session_timezone = 'UTC'")
-            with open(os.path.join(deploy, "01-flows.sql")) as f:
-                for s in statements(f.read()):
-                    sess.query(s)
-            with open(os.path.join(deploy, "02-kafka.sql")) as f:
-                kafka = f.read()
-            null_engine, n = re.subn(r"ENGINE\s*=\s*Kafka\s+SETTINGS[^;]*;", "ENGINE = Null;", kafka)
-            if n != 1:
-                sys.exit("02-kafka.sql: expected one Kafka engine table")
-            for s in statements(null_engine):
-                sess.query(s)
+            load_ddl(sess, deploy)
             start = time.monotonic()
             sess.query(
                 f"INSERT INTO flows_queue SELECT * FROM file('{stream}', 'Protobuf') "

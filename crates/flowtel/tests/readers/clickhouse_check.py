@@ -35,7 +35,8 @@ def main():
             sess.close()
 
 
-def run(sess, proto, deploy, stream):
+def load_ddl(sess, deploy):
+    """deploy/clickhouse's tables and views, with flows_queue on the Null engine."""
     sess.query("SET session_timezone = 'UTC'")
     with open(os.path.join(deploy, "01-flows.sql")) as f:
         for s in statements(f.read()):
@@ -47,6 +48,10 @@ def run(sess, proto, deploy, stream):
         sys.exit("02-kafka.sql: expected one Kafka engine table")
     for s in statements(null_engine):
         sess.query(s)
+
+
+def run(sess, proto, deploy, stream):
+    load_ddl(sess, deploy)
     sess.query(
         f"INSERT INTO flows_queue SELECT * FROM file('{os.path.abspath(stream)}', 'Protobuf') "
         f"SETTINGS format_schema = '{os.path.abspath(proto)}:FlowMessage'")
