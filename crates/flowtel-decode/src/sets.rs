@@ -494,6 +494,8 @@ impl Decoder {
         };
         let first = out.flows.len();
         let mut s = Scratch::default();
+        // The options sampling rate of the last sampler id seen in this set.
+        let mut options_rate: Option<(Option<u64>, Option<u32>)> = None;
         while data.len() - pos >= tmpl.min_len {
             // The record is built in place in the output to avoid copying it.
             let n = out.flows.len();
@@ -523,7 +525,18 @@ impl Decoder {
             if let Some(rate) = s.sampling_rate() {
                 rec.sampling_rate = Some(rate);
                 rec.sampling_source = SamplingSource::Record;
-            } else if let Some(rate) = scope.and_then(|o| o.rate_for(s.sampler_id())) {
+            } else if let Some(rate) = {
+                // Records of a set nearly always share their sampler: look it up once.
+                let sampler = s.sampler_id();
+                match options_rate {
+                    Some((id, rate)) if id == sampler => rate,
+                    _ => {
+                        let rate = scope.and_then(|o| o.rate_for(sampler));
+                        options_rate = Some((sampler, rate));
+                        rate
+                    }
+                }
+            } {
                 rec.sampling_rate = Some(rate);
                 rec.sampling_source = SamplingSource::Options;
             } else {
