@@ -68,6 +68,8 @@ fn max_exporters_holds_over_every_worker_and_each_refusal_is_counted_once() {
     assert!(active > 0.0 && active <= 200.0, "{body}");
     let (status, _, stderr) = d.terminate();
     assert!(status.success(), "{stderr}");
+    // 200 new exporters within a minute: the first 20 are logged one by one, not all.
+    assert_eq!(stderr.matches("new exporter").count(), 20, "{stderr}");
 }
 
 #[test]

@@ -151,10 +151,48 @@ pub struct WorkerLink {
     pub waker: Arc<Waker>,
 }
 
+/// New exporters logged one by one per minute; beyond, they are counted and summed up in one
+/// line (an address sweep or a spoofing flood must not flood the log).
+const NEW_EXPORTER_LINES_PER_MINUTE: u32 = 20;
+
+/// The ownership table, and the rate limit of its "new exporter" lines.
+#[derive(Debug, Default)]
+struct Owners {
+    table: PrehashedMap<ExporterKey, usize>,
+    minute_start: Option<std::time::Instant>,
+    logged: u32,
+    not_logged: u64,
+}
+
+impl Owners {
+    fn log_new(&mut self, exporter: ExporterKey, worker: usize) {
+        let now = std::time::Instant::now();
+        let start = *self.minute_start.get_or_insert(now);
+        if now.duration_since(start) >= std::time::Duration::from_secs(60) {
+            if self.not_logged > 0 {
+                info!(
+                    more = self.not_logged,
+                    known = self.table.len(),
+                    "more new exporters in the last minute than are logged one by one"
+                );
+            }
+            self.minute_start = Some(now);
+            self.logged = 0;
+            self.not_logged = 0;
+        }
+        if self.logged < NEW_EXPORTER_LINES_PER_MINUTE {
+            self.logged += 1;
+            info!(exporter = %exporter.ip(), worker, "new exporter");
+        } else {
+            self.not_logged += 1;
+        }
+    }
+}
+
 /// Which worker owns which exporter, and how to reach each worker.
 #[derive(Debug)]
 pub struct Routing {
-    owners: Mutex<PrehashedMap<ExporterKey, usize>>,
+    owners: Mutex<Owners>,
     /// Exporters tracked (`decoder.max_exporters`); beyond it datagrams are decoded by the
     /// worker that received them and counted under `exporter="other"`.
     capacity: usize,
@@ -164,7 +202,7 @@ pub struct Routing {
 impl Routing {
     pub fn new(workers: Vec<WorkerLink>, capacity: usize) -> Self {
         Routing {
-            owners: Mutex::new(PrehashedMap::default()),
+            owners: Mutex::new(Owners::default()),
             capacity,
             workers,
         }
@@ -174,19 +212,19 @@ impl Routing {
     /// (the datagram is then decoded where it arrived).
     fn claim(&self, exporter: ExporterKey, me: usize) -> Option<usize> {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = owners.get(&exporter) {
+        if let Some(o) = owners.table.get(&exporter) {
             return Some(*o);
         }
-        if owners.len() >= self.capacity {
+        if owners.table.len() >= self.capacity {
             return None;
         }
-        owners.insert(exporter, me);
-        info!(exporter = %exporter.ip(), worker = me, "new exporter");
+        owners.table.insert(exporter, me);
+        owners.log_new(exporter, me);
         Some(me)
     }
 
     pub fn exporters(&self) -> usize {
-        self.owners.lock().map(|o| o.len()).unwrap_or(0)
+        self.owners.lock().map(|o| o.table.len()).unwrap_or(0)
     }
 
     /// Wake worker `id` (after sending it a control request).
