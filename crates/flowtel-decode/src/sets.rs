@@ -319,6 +319,17 @@ impl Decoder {
             self.stats.count_limit(Limit::FieldsPerTemplate);
             return;
         }
+        // A periodic refresh of the same template changes nothing but its age: recognised by
+        // its field list, before compiling it again.
+        if let Some(scope) = self.scopes.get_mut(&key)
+            && let Some(t) = scope.templates.get_mut(&id)
+            && t.template.options == options
+            && *t.template.fields == *fields
+        {
+            t.last_used = t.last_used.max(now);
+            scope.last_used = scope.last_used.max(now);
+            return;
+        }
         let described = self.config.keep_unknown_fields.then(|| TemplateReport {
             domain: key.domain,
             id,
