@@ -80,13 +80,68 @@ struct Ranges<T> {
     starts: Vec<T>,
     /// Index into [`Networks::entries`], or [`NO_NETWORK`].
     values: Vec<u32>,
+    /// `buckets[b]`: how many starts lie below the first address whose top 16 bits are `b`
+    /// (65 537 entries; none for an empty family), so a lookup searches only the starts of
+    /// its own /16 instead of the whole array.
+    buckets: Vec<u32>,
 }
 
 const NO_NETWORK: u32 = u32::MAX;
 
-impl<T: Copy + Ord> Ranges<T> {
+/// An address as a number, and its top 16 bits.
+trait Key: Copy + Ord {
+    fn bucket(self) -> usize;
+}
+
+impl Key for u32 {
+    fn bucket(self) -> usize {
+        (self >> 16) as usize
+    }
+}
+
+impl Key for u128 {
+    fn bucket(self) -> usize {
+        (self >> 112) as usize
+    }
+}
+
+impl<T: Key> Ranges<T> {
+    fn new(starts: Vec<T>, values: Vec<u32>) -> Self {
+        if starts.is_empty() {
+            return Ranges {
+                starts,
+                values,
+                buckets: Vec::new(),
+            };
+        }
+        let mut buckets = vec![0u32; (1 << 16) + 1];
+        for s in &starts {
+            if let Some(n) = buckets.get_mut(s.bucket() + 1) {
+                *n += 1;
+            }
+        }
+        for b in 1..buckets.len() {
+            let below = buckets.get(b - 1).copied().unwrap_or(0);
+            if let Some(n) = buckets.get_mut(b) {
+                *n += below;
+            }
+        }
+        Ranges {
+            starts,
+            values,
+            buckets,
+        }
+    }
+
+    #[inline]
     fn lookup(&self, addr: T) -> Option<u32> {
-        let i = self.starts.partition_point(|s| *s <= addr);
+        let b = addr.bucket();
+        // Starts of lower buckets are all below `addr`, those of higher ones all above.
+        let (lo, hi) = match (self.buckets.get(b), self.buckets.get(b + 1)) {
+            (Some(lo), Some(hi)) => (*lo as usize, *hi as usize),
+            _ => (0, self.starts.len()),
+        };
+        let i = lo + self.starts.get(lo..hi)?.partition_point(|s| *s <= addr);
         let v = *self.values.get(i.checked_sub(1)?)?;
         (v != NO_NETWORK).then_some(v)
     }
@@ -133,19 +188,19 @@ impl Networks {
             }
         }
         let (starts, values) = flatten(v4, u128::from(u32::MAX));
-        let v4 = Ranges {
+        let v4 = Ranges::new(
             // Every start of an IPv4 range fits 32 bits.
-            starts: starts
+            starts
                 .into_iter()
                 .map(|s| u32::try_from(s).unwrap_or(u32::MAX))
                 .collect(),
             values,
-        };
+        );
         let (starts, values) = flatten(v6, u128::MAX);
         Ok(Networks {
             entries: networks.into_iter().map(Arc::new).collect(),
             v4,
-            v6: Ranges { starts, values },
+            v6: Ranges::new(starts, values),
         })
     }
 
