@@ -815,6 +815,8 @@ async fn reload(
     }
     info!(
         applied = %if applied.is_empty() { "nothing changed".to_owned() } else { applied.join(", ") },
+        // The networks file is read again whether or not its name changed.
+        networks = live.networks.as_ref().map_or(0, |n| n.table.len()),
         "SIGHUP: configuration reloaded"
     );
 }
