@@ -109,6 +109,16 @@ pub fn write_json(message: &FlowMessage, out: &mut String) {
     o.bool(key!("dst_private"), m.dst_private);
     o.uint(key!("src_as_resolved"), m.src_as_resolved);
     o.uint(key!("dst_as_resolved"), m.dst_as_resolved);
+    o.text(key!("src_net_name"), &m.src_net_name);
+    o.text(key!("dst_net_name"), &m.dst_net_name);
+    o.text(key!("src_net_role"), &m.src_net_role);
+    o.text(key!("dst_net_role"), &m.dst_net_role);
+    o.text(key!("src_net_site"), &m.src_net_site);
+    o.text(key!("dst_net_site"), &m.dst_net_site);
+    o.text(key!("src_net_region"), &m.src_net_region);
+    o.text(key!("dst_net_region"), &m.dst_net_region);
+    o.text(key!("src_net_tenant"), &m.src_net_tenant);
+    o.text(key!("dst_net_tenant"), &m.dst_net_tenant);
     o.close();
 }
 

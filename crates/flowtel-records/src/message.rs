@@ -94,6 +94,16 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
         dst_private,
         src_as_resolved,
         dst_as_resolved,
+        src_net_name,
+        dst_net_name,
+        src_net_role,
+        dst_net_role,
+        src_net_site,
+        dst_net_site,
+        src_net_region,
+        dst_net_region,
+        src_net_tenant,
+        dst_net_tenant,
     } = message;
 
     // goflow2's fields (goflow2 pb/flow.proto numbers and meanings). Those set to 0 / empty
@@ -181,6 +191,17 @@ pub fn fill_message(message: &mut FlowMessage, record: &EnrichedRecord) {
     *dst_private = record.dst_country == Country::Private;
     *src_as_resolved = record.src_as.unwrap_or(0);
     *dst_as_resolved = record.dst_as.unwrap_or(0);
+    let (src, dst) = (record.src_net.as_deref(), record.dst_net.as_deref());
+    set_str(src_net_name, src.map_or("", |n| &n.name));
+    set_str(dst_net_name, dst.map_or("", |n| &n.name));
+    set_str(src_net_role, src.map_or("", |n| &n.role));
+    set_str(dst_net_role, dst.map_or("", |n| &n.role));
+    set_str(src_net_site, src.map_or("", |n| &n.site));
+    set_str(dst_net_site, dst.map_or("", |n| &n.site));
+    set_str(src_net_region, src.map_or("", |n| &n.region));
+    set_str(dst_net_region, dst.map_or("", |n| &n.region));
+    set_str(src_net_tenant, src.map_or("", |n| &n.tenant));
+    set_str(dst_net_tenant, dst.map_or("", |n| &n.tenant));
 }
 
 /// goflow2's `FlowType` of a wire format.

@@ -34,7 +34,8 @@
 //! | `flowtel.in_interface.name`, `flowtel.out_interface.name` | from the exporter's options data |
 //! | `flowtel.source.country`, `flowtel.destination.country` | ISO 3166-1 alpha-2, or `Private IP` |
 //! | `flowtel.source.private`, `flowtel.destination.private` | the address is not globally reachable |
-//! | `flowtel.source.asn`, `flowtel.destination.asn` | AS number: the exporter's, else the ASN database's |
+//! | `flowtel.source.asn`, `flowtel.destination.asn` | AS number: the exporter's, else the networks file's, else the ASN database's |
+//! | `flowtel.source.network.name`, `.role`, `.site`, `.region`, `.tenant` (and `flowtel.destination.network.*`) | the address's network in the networks file (longest prefix) |
 //!
 //! and, with the default names only (the `flow.*` names carry them otherwise):
 //! `flowtel.observation_domain.id`, `flowtel.in_interface.index`,
@@ -326,6 +327,16 @@ pub(crate) fn write_attributes(
     }
     a.nonzero("flowtel.source.asn", m.src_as_resolved);
     a.nonzero("flowtel.destination.asn", m.dst_as_resolved);
+    a.text("flowtel.source.network.name", &m.src_net_name);
+    a.text("flowtel.destination.network.name", &m.dst_net_name);
+    a.text("flowtel.source.network.role", &m.src_net_role);
+    a.text("flowtel.destination.network.role", &m.dst_net_role);
+    a.text("flowtel.source.network.site", &m.src_net_site);
+    a.text("flowtel.destination.network.site", &m.dst_net_site);
+    a.text("flowtel.source.network.region", &m.src_net_region);
+    a.text("flowtel.destination.network.region", &m.dst_net_region);
+    a.text("flowtel.source.network.tenant", &m.src_net_tenant);
+    a.text("flowtel.destination.network.tenant", &m.dst_net_tenant);
 }
 
 /// The netflowreceiver's `network.transport`: the IANA keyword in lower case, `unknown`

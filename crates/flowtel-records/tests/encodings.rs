@@ -125,7 +125,10 @@ fn json_is_goflow2s_object_then_flowtels_fields() {
         r#""sampling_source":"options","direction":"ingress","in_if_name":"xe-0/0/1","#,
         r#""out_if_name":"","application":"https","src_country":"Private IP","#,
         r#""dst_country":"US","src_private":true,"dst_private":false,"#,
-        r#""src_as_resolved":0,"dst_as_resolved":64500}"#,
+        r#""src_as_resolved":0,"dst_as_resolved":64500,"src_net_name":"par1-servers","#,
+        r#""dst_net_name":"","src_net_role":"servers","dst_net_role":"","src_net_site":"par1","#,
+        r#""dst_net_site":"","src_net_region":"eu-west","dst_net_region":"","#,
+        r#""src_net_tenant":"acme","dst_net_tenant":""}"#,
         "\n"
     );
     assert_eq!(line, expected);
@@ -172,7 +175,7 @@ fn json_renders_ipv6_lists_and_missing_values_like_goflow2() {
     assert_eq!(v9["sampling_source"], "config");
     assert_eq!(v9["sampling_rate"], 10);
     for line in &lines {
-        assert_eq!(line.as_object().map(|o| o.len()), Some(64), "{line}");
+        assert_eq!(line.as_object().map(|o| o.len()), Some(74), "{line}");
     }
 }
 
@@ -233,7 +236,8 @@ fn wire_uses_goflow2_field_numbers() {
         tags,
         [
             1, 3, 4, 6, 7, 9, 10, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23, 26, 27, 29, 30, 70,
-            110, 111, 112, 1000, 1001, 1002, 1003, 1004, 1005, 1007, 1008, 1009, 1010, 1013
+            110, 111, 112, 1000, 1001, 1002, 1003, 1004, 1005, 1007, 1008, 1009, 1010, 1013, 1014,
+            1016, 1018, 1020, 1022
         ]
     );
 }
@@ -303,6 +307,11 @@ fn log_record_has_the_receivers_names_then_flowtels() {
             ("flowtel.source.private", Value::BoolValue(true)),
             ("flowtel.destination.private", Value::BoolValue(false)),
             ("flowtel.destination.asn", i(64500)),
+            ("flowtel.source.network.name", s("par1-servers")),
+            ("flowtel.source.network.role", s("servers")),
+            ("flowtel.source.network.site", s("par1")),
+            ("flowtel.source.network.region", s("eu-west")),
+            ("flowtel.source.network.tenant", s("acme")),
         ]
     );
 }

@@ -85,6 +85,16 @@ const FLOWTEL: &[(&str, i32, Type, Label)] = &[
     ("dst_private", 1011, Bool, One),
     ("src_as_resolved", 1012, Uint32, One),
     ("dst_as_resolved", 1013, Uint32, One),
+    ("src_net_name", 1014, Str, One),
+    ("dst_net_name", 1015, Str, One),
+    ("src_net_role", 1016, Str, One),
+    ("dst_net_role", 1017, Str, One),
+    ("src_net_site", 1018, Str, One),
+    ("dst_net_site", 1019, Str, One),
+    ("src_net_region", 1020, Str, One),
+    ("dst_net_region", 1021, Str, One),
+    ("src_net_tenant", 1022, Str, One),
+    ("dst_net_tenant", 1023, Str, One),
 ];
 
 fn flow_message() -> DescriptorProto {

@@ -123,6 +123,18 @@ pub enum Dimension {
     PostNatSrcPort,
     /// IE 228 post-NAPT destination port.
     PostNatDstPort,
+    /// Name of the source address's network in the networks file (longest prefix), empty
+    /// when no network matches or it has no name; likewise the role, site, region and tenant.
+    SrcNetName,
+    DstNetName,
+    SrcNetRole,
+    DstNetRole,
+    SrcNetSite,
+    DstNetSite,
+    SrcNetRegion,
+    DstNetRegion,
+    SrcNetTenant,
+    DstNetTenant,
     /// A `decoder.fields` field as a string attribute named NAME (ktranslate's `custom_str.`).
     CustomStr(Arc<str>),
     /// A `decoder.fields` unsigned field as an integer attribute named NAME (`custom_int.`).
@@ -130,7 +142,7 @@ pub enum Dimension {
 }
 
 /// The built-in dimensions by configuration name.
-const NAMED: [(&str, Dimension); 26] = [
+const NAMED: [(&str, Dimension); 36] = [
     ("device_name", Dimension::DeviceName),
     ("exporter_address", Dimension::ExporterAddress),
     ("src_addr", Dimension::SrcAddr),
@@ -157,6 +169,16 @@ const NAMED: [(&str, Dimension); 26] = [
     ("post_nat_dst_addr", Dimension::PostNatDstAddr),
     ("post_nat_src_port", Dimension::PostNatSrcPort),
     ("post_nat_dst_port", Dimension::PostNatDstPort),
+    ("src_net_name", Dimension::SrcNetName),
+    ("dst_net_name", Dimension::DstNetName),
+    ("src_net_role", Dimension::SrcNetRole),
+    ("dst_net_role", Dimension::DstNetRole),
+    ("src_net_site", Dimension::SrcNetSite),
+    ("dst_net_site", Dimension::DstNetSite),
+    ("src_net_region", Dimension::SrcNetRegion),
+    ("dst_net_region", Dimension::DstNetRegion),
+    ("src_net_tenant", Dimension::SrcNetTenant),
+    ("dst_net_tenant", Dimension::DstNetTenant),
 ];
 
 /// Whether `name` is a valid custom field name (the `decoder.fields` rule).
@@ -256,14 +278,64 @@ impl Dimension {
             (_, PostNatDstAddr) => "post_nat_dst_addr",
             (_, PostNatSrcPort) => "post_nat_src_port",
             (_, PostNatDstPort) => "post_nat_dst_port",
+            (_, SrcNetName) => "src_net_name",
+            (_, DstNetName) => "dst_net_name",
+            (_, SrcNetRole) => "src_net_role",
+            (_, DstNetRole) => "dst_net_role",
+            (_, SrcNetSite) => "src_net_site",
+            (_, DstNetSite) => "dst_net_site",
+            (_, SrcNetRegion) => "src_net_region",
+            (_, DstNetRegion) => "dst_net_region",
+            (_, SrcNetTenant) => "src_net_tenant",
+            (_, DstNetTenant) => "dst_net_tenant",
             // ktranslate's `custom_str.application` is the attribute `application`.
             (_, CustomStr(name) | CustomInt(name)) => name,
         }
     }
 
+    /// The network attribute this dimension reads, and whether of the destination.
+    pub(crate) fn network_attribute(&self) -> Option<(NetAttr, bool)> {
+        use Dimension::*;
+        Some(match self {
+            SrcNetName => (NetAttr::Name, false),
+            DstNetName => (NetAttr::Name, true),
+            SrcNetRole => (NetAttr::Role, false),
+            DstNetRole => (NetAttr::Role, true),
+            SrcNetSite => (NetAttr::Site, false),
+            DstNetSite => (NetAttr::Site, true),
+            SrcNetRegion => (NetAttr::Region, false),
+            DstNetRegion => (NetAttr::Region, true),
+            SrcNetTenant => (NetAttr::Tenant, false),
+            DstNetTenant => (NetAttr::Tenant, true),
+            _ => return None,
+        })
+    }
+
     /// Whether the enricher must look up interface names for this dimension.
     pub const fn needs_interface_names(&self) -> bool {
         matches!(self, Dimension::InIfName | Dimension::OutIfName)
+    }
+}
+
+/// A text attribute of a network (see [`crate::networks::Network`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NetAttr {
+    Name,
+    Role,
+    Site,
+    Region,
+    Tenant,
+}
+
+impl NetAttr {
+    pub(crate) fn of(self, n: &crate::networks::Network) -> &str {
+        match self {
+            NetAttr::Name => &n.name,
+            NetAttr::Role => &n.role,
+            NetAttr::Site => &n.site,
+            NetAttr::Region => &n.region,
+            NetAttr::Tenant => &n.tenant,
+        }
     }
 }
 
@@ -473,6 +545,11 @@ pub struct EnrichConfig {
     /// MaxMind-format ASN database; the binary reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geoip_asn_db: Option<PathBuf>,
+    /// Networks file (YAML, or CSV when the name ends in `.csv`): prefix → name, role, site,
+    /// region, tenant, AS (see [`crate::networks`]); the binary reads it, and reads it again
+    /// when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks_file: Option<PathBuf>,
 }
 
 /// The rollup section of a configuration file: enrichment plus a list of rollups.

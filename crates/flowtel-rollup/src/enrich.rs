@@ -4,8 +4,9 @@
 //! the config map), the sampling rate (record, else per-exporter config, else default, else 1
 //! — counted as unknown), the application (IANA service name of the service side), both
 //! countries (`Private IP` for non-global addresses, else the GeoIP database's ISO code, else
-//! empty), both AS numbers (record, else ASN database) and, when asked, interface names from
-//! an [`InterfaceNames`] lookup (the decoder's options data).
+//! empty), the networks of both addresses (longest prefix in the networks file, see
+//! [`crate::networks`]), both AS numbers (record, else the network's, else ASN database) and,
+//! when asked, interface names from an [`InterfaceNames`] lookup (the decoder's options data).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,6 +18,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::config::EnrichConfig;
 use crate::geo::{AsnDb, CountryDb};
+use crate::networks::{Network, Networks};
 use crate::services;
 use crate::special;
 
@@ -76,6 +78,10 @@ pub struct Enriched<'a> {
     pub dst_as: Option<u32>,
     pub in_if_name: Option<Arc<str>>,
     pub out_if_name: Option<Arc<str>>,
+    /// The networks-file network of the source address (longest prefix), if any.
+    pub src_net: Option<&'a Arc<Network>>,
+    /// The networks-file network of the destination address.
+    pub dst_net: Option<&'a Arc<Network>>,
     /// The cached name behind [`Self::device_name`], shared by [`Enriched::to_record`]
     /// (`None` when the cache was full and the name was formatted for this record only).
     device_shared: Option<&'a Arc<str>>,
@@ -116,6 +122,8 @@ impl Enriched<'_> {
             dst_as: self.dst_as,
             in_if_name: self.in_if_name.clone(),
             out_if_name: self.out_if_name.clone(),
+            src_net: self.src_net.cloned(),
+            dst_net: self.dst_net.cloned(),
         }
     }
 }
@@ -139,12 +147,17 @@ pub struct EnrichedRecord {
     pub application: Option<&'static str>,
     pub src_country: Country,
     pub dst_country: Country,
-    /// Source AS: the record's, else the ASN database's.
+    /// Source AS: the record's, else the source network's (networks file), else the ASN
+    /// database's.
     pub src_as: Option<u32>,
-    /// Destination AS: the record's, else the ASN database's.
+    /// Destination AS: the record's, else the destination network's, else the ASN database's.
     pub dst_as: Option<u32>,
     pub in_if_name: Option<Arc<str>>,
     pub out_if_name: Option<Arc<str>>,
+    /// The networks-file network of the source address (longest prefix), if any.
+    pub src_net: Option<Arc<Network>>,
+    /// The networks-file network of the destination address.
+    pub dst_net: Option<Arc<Network>>,
 }
 
 impl EnrichedRecord {
@@ -195,6 +208,7 @@ pub struct Enricher {
     exporter_rates: HashMap<IpAddr, u32, FxBuildHasher>,
     country_db: Option<Arc<CountryDb>>,
     asn_db: Option<Arc<AsnDb>>,
+    networks: Option<Arc<Networks>>,
     interface_names: bool,
     stats: EnrichStats,
 }
@@ -223,6 +237,7 @@ impl Enricher {
                 .collect(),
             country_db: None,
             asn_db: None,
+            networks: None,
             interface_names: false,
             stats: EnrichStats::default(),
         }
@@ -235,6 +250,12 @@ impl Enricher {
 
     pub fn with_asn_db(mut self, db: Arc<AsnDb>) -> Self {
         self.asn_db = Some(db);
+        self
+    }
+
+    /// Networks of addresses by longest prefix (an empty table is not consulted).
+    pub fn with_networks(mut self, networks: Arc<Networks>) -> Self {
+        self.networks = Some(networks).filter(|n| !n.is_empty());
         self
     }
 
@@ -257,24 +278,13 @@ impl Enricher {
 
     /// The device's name, and the cached `Arc` behind it (none once the cache is full).
     fn device_name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
-        if self.last_device.as_ref().is_some_and(|(a, _)| *a == addr) {
-            let name = self.last_device.as_ref().map(|(_, n)| n);
-            return (name.map_or("", |n| &**n), name);
-        }
-        if self.devices.len() >= self.configured_devices + MAX_CACHED_DEVICES
-            && !self.devices.contains_key(&addr)
-        {
-            self.uncached_device.clear();
-            // Writing to a String cannot fail.
-            let _ = write!(self.uncached_device, "{addr}");
-            return (&self.uncached_device, None);
-        }
-        let name = self
-            .devices
-            .entry(addr)
-            .or_insert_with(|| Arc::from(addr.to_string()));
-        let name = &self.last_device.insert((addr, name.clone())).1;
-        (name, Some(name))
+        device_name(
+            &mut self.devices,
+            self.configured_devices,
+            &mut self.uncached_device,
+            &mut self.last_device,
+            addr,
+        )
     }
 
     /// The name of the device at `addr` (configured, else the address), shared with the cache
@@ -307,12 +317,24 @@ impl Enricher {
         }
     }
 
-    fn asn(&mut self, from_record: Option<u32>, addr: Option<IpAddr>) -> Option<u32> {
+    /// The AS of one side: the record's, else the network's (networks file), else the ASN
+    /// database's. A function of the fields it uses, like [`device_name`].
+    fn asn(
+        asn_db: Option<&AsnDb>,
+        stats: &mut EnrichStats,
+        from_record: Option<u32>,
+        from_network: Option<u32>,
+        addr: Option<IpAddr>,
+    ) -> Option<u32> {
         // AS 0 is "unknown" in NetFlow/IPFIX (RFC 7102 has no AS 0; RFC 7607 reserves it).
         if let Some(asn) = from_record.filter(|a| *a != 0) {
             return Some(asn);
         }
-        let (Some(db), Some(addr)) = (&self.asn_db, addr) else {
+        // The operator's own networks file before the public database.
+        if from_network.is_some() {
+            return from_network;
+        }
+        let (Some(db), Some(addr)) = (asn_db, addr) else {
             return None;
         };
         if !special::is_global(addr) {
@@ -321,7 +343,7 @@ impl Enricher {
         match db.asn(addr) {
             Ok(a) => a,
             Err(_) => {
-                self.stats.asn_lookup_errors += 1;
+                stats.asn_lookup_errors += 1;
                 None
             }
         }
@@ -354,8 +376,12 @@ impl Enricher {
             services::application_index(record.ip_protocol, record.src_port, record.dst_port);
         let src_country = self.country(record.src_addr);
         let dst_country = self.country(record.dst_addr);
-        let src_as = self.asn(record.src_as, record.src_addr);
-        let dst_as = self.asn(record.dst_as, record.dst_addr);
+        // Shared with the table for the record's life: the network lookups borrow it while the
+        // device name below borrows the cache.
+        let networks = self.networks.as_deref();
+        let net = |addr: Option<IpAddr>| networks.and_then(|t| t.lookup(addr?));
+        let (src_net, dst_net) = (net(record.src_addr), net(record.dst_addr));
+        let (src_net_as, dst_net_as) = (src_net.and_then(|n| n.asn), dst_net.and_then(|n| n.asn));
         let (in_if_name, out_if_name) = match (self.interface_names, interface_names) {
             (true, Some(names)) => {
                 let name = |ifx: Option<u32>| {
@@ -367,8 +393,18 @@ impl Enricher {
             }
             _ => (None, None),
         };
-        // Last: the name borrows the enricher until the record is rolled up.
-        let (device_name, device_shared) = self.device_name(device_addr);
+        let asn_db = self.asn_db.as_deref();
+        let stats = &mut self.stats;
+        let src_as = Self::asn(asn_db, stats, record.src_as, src_net_as, record.src_addr);
+        let dst_as = Self::asn(asn_db, stats, record.dst_as, dst_net_as, record.dst_addr);
+        // Last: the name borrows the device cache until the record is rolled up.
+        let (device_name, device_shared) = device_name(
+            &mut self.devices,
+            self.configured_devices,
+            &mut self.uncached_device,
+            &mut self.last_device,
+            device_addr,
+        );
         Enriched {
             record,
             device_addr,
@@ -382,9 +418,38 @@ impl Enricher {
             dst_as,
             in_if_name,
             out_if_name,
+            src_net,
+            dst_net,
             device_shared,
         }
     }
+}
+
+/// The device's name, and the cached `Arc` behind it (none once the cache is full). A
+/// function of the fields it uses, so that a record can borrow the device cache and the
+/// networks table at once.
+fn device_name<'a>(
+    devices: &'a mut HashMap<IpAddr, Arc<str>, FxBuildHasher>,
+    configured: usize,
+    uncached: &'a mut String,
+    last: &'a mut Option<(IpAddr, Arc<str>)>,
+    addr: IpAddr,
+) -> (&'a str, Option<&'a Arc<str>>) {
+    if last.as_ref().is_some_and(|(a, _)| *a == addr) {
+        let name = last.as_ref().map(|(_, n)| n);
+        return (name.map_or("", |n| &**n), name);
+    }
+    if devices.len() >= configured + MAX_CACHED_DEVICES && !devices.contains_key(&addr) {
+        uncached.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(uncached, "{addr}");
+        return (uncached, None);
+    }
+    let name = devices
+        .entry(addr)
+        .or_insert_with(|| Arc::from(addr.to_string()));
+    let name = &last.insert((addr, name.clone())).1;
+    (name, Some(name))
 }
 
 #[cfg(test)]
@@ -488,6 +553,54 @@ mod tests {
         assert_eq!(x.src_country.as_str(), "Private IP");
         assert_eq!(x.dst_country.as_str(), "");
         assert_eq!((x.src_as, x.dst_as), (None, None));
+    }
+
+    #[test]
+    fn networks_by_longest_prefix_and_their_as_after_the_records() {
+        let networks = Networks::from_yaml(
+            "10.0.0.0/8: {name: corp, tenant: acme, asn: 64500}\n\
+             10.1.0.0/16: {name: par1, site: par1}\n\
+             8.8.8.0/24: {name: google-dns, asn: 64999}\n\
+             2001:db8::/32: {name: lab, role: test}\n",
+        )
+        .unwrap();
+        let asn = Arc::new(AsnDb::from_bytes(fixture("asn-test.mmdb")).unwrap());
+        let mut e = Enricher::new(&EnrichConfig::default())
+            .with_asn_db(asn)
+            .with_networks(Arc::new(networks));
+        let r = rec("10.1.2.3", "8.8.8.8");
+        let x = e.enrich(&r, None);
+        let (src, dst) = (x.src_net.unwrap(), x.dst_net.unwrap());
+        assert_eq!((&*src.name, &*src.site, &*src.tenant), ("par1", "par1", ""));
+        assert_eq!(&*dst.name, "google-dns");
+        assert_eq!(
+            x.src_as, None,
+            "the matched /16 has no AS; the /8's is not inherited"
+        );
+        assert_eq!(
+            x.dst_as,
+            Some(64999),
+            "the networks file before the ASN database"
+        );
+        let owned = x.to_record();
+        assert_eq!(owned.src_net.as_deref().map(|n| &*n.name), Some("par1"));
+
+        let mut r = rec("10.200.0.1", "1.1.1.1");
+        r.src_as = Some(65001);
+        let x = e.enrich(&r, None);
+        assert_eq!(x.src_net.map(|n| &*n.name), Some("corp"));
+        assert_eq!(x.src_as, Some(65001), "the exporter's AS wins");
+        assert_eq!(x.dst_net, None);
+        assert_eq!(x.dst_as, Some(13335), "no network: the ASN database");
+
+        let r = rec("2001:db8::1", "fd00::1");
+        let x = e.enrich(&r, None);
+        assert_eq!(x.src_net.map(|n| &*n.role), Some("test"));
+        assert_eq!(x.dst_net, None);
+
+        // An empty table is not consulted.
+        let mut none = Enricher::new(&EnrichConfig::default()).with_networks(Arc::default());
+        assert_eq!(none.enrich(&rec("10.1.2.3", "8.8.8.8"), None).src_net, None);
     }
 
     #[test]

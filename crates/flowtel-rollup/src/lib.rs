@@ -84,6 +84,7 @@ pub mod config;
 pub mod enrich;
 pub mod geo;
 pub mod interfaces;
+pub mod networks;
 pub mod rollup;
 pub mod services;
 pub mod spec;
@@ -99,5 +100,6 @@ pub use geo::{AsnDb, CountryDb, GeoError};
 pub use interfaces::{
     InterfaceMetrics, InterfaceStats, InterfaceWindow, InterfacesConfig, merge_interface_windows,
 };
+pub use networks::{Network, Networks, NetworksError};
 pub use rollup::{MergeError, OVERFLOW_ATTRIBUTE, Rollup, RollupSet, RollupStats, WindowAggregate};
 pub use spec::{SpecError, parse_spec, parse_specs};

@@ -706,6 +706,22 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
             Dimension::PostNatDstPort => {
                 put_opt_u32(out, r.nat.and_then(|n| n.dst_port).map(u32::from))
             }
+            Dimension::SrcNetName
+            | Dimension::DstNetName
+            | Dimension::SrcNetRole
+            | Dimension::DstNetRole
+            | Dimension::SrcNetSite
+            | Dimension::DstNetSite
+            | Dimension::SrcNetRegion
+            | Dimension::DstNetRegion
+            | Dimension::SrcNetTenant
+            | Dimension::DstNetTenant => {
+                let value = d.network_attribute().and_then(|(attr, dst)| {
+                    let net = if dst { e.dst_net } else { e.src_net };
+                    net.map(|n| attr.of(n))
+                });
+                put_str(out, value.unwrap_or(""));
+            }
             Dimension::CustomStr(name) => put_custom(out, custom(r, name)),
             Dimension::CustomInt(name) => match custom(r, name) {
                 Some(CustomValue::Unsigned(n)) => {
@@ -860,7 +876,18 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
                 | Dimension::InIf
                 | Dimension::OutIf
                 | Dimension::Vlan => num(k.opt_u32().unwrap_or(0)),
-                Dimension::InIfName | Dimension::OutIfName => s(k.str()),
+                Dimension::InIfName
+                | Dimension::OutIfName
+                | Dimension::SrcNetName
+                | Dimension::DstNetName
+                | Dimension::SrcNetRole
+                | Dimension::DstNetRole
+                | Dimension::SrcNetSite
+                | Dimension::DstNetSite
+                | Dimension::SrcNetRegion
+                | Dimension::DstNetRegion
+                | Dimension::SrcNetTenant
+                | Dimension::DstNetTenant => s(k.str()),
                 Dimension::Tos => num(u32::from(k.u8())),
                 Dimension::FirewallEvent => match k.opt_u32() {
                     None => s(""),

@@ -144,6 +144,17 @@ pub fn parse_dimension(raw: &str) -> Option<Dimension> {
         "vlan_in" | "vlan" => Dimension::Vlan,
         "tos" => Dimension::Tos,
         "device_ip" | "sampler_address" | "exporter_address" => Dimension::ExporterAddress,
+        // Networks-file attributes (flowtel's names; ktranslate has none of its own).
+        "src_net_name" => Dimension::SrcNetName,
+        "dst_net_name" => Dimension::DstNetName,
+        "src_net_role" => Dimension::SrcNetRole,
+        "dst_net_role" => Dimension::DstNetRole,
+        "src_net_site" => Dimension::SrcNetSite,
+        "dst_net_site" => Dimension::DstNetSite,
+        "src_net_region" => Dimension::SrcNetRegion,
+        "dst_net_region" => Dimension::DstNetRegion,
+        "src_net_tenant" => Dimension::SrcNetTenant,
+        "dst_net_tenant" => Dimension::DstNetTenant,
         _ if raw.starts_with("custom_") => return raw.parse().ok(),
         _ => return None,
     })

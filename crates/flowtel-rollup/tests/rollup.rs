@@ -508,3 +508,82 @@ fn vendor_dimensions_application_names_firewall_nat_and_custom_fields() {
         "app_id"
     );
 }
+
+#[test]
+fn network_dimensions_from_the_networks_file() {
+    let networks = flowtel_rollup::Networks::from_csv(
+        "prefix,name,role,site,region,tenant,asn\n\
+         10.0.0.0/8,corp,internal,,eu,acme,\n\
+         10.1.0.0/16,par1-servers,servers,par1,eu-west,acme,64500\n",
+    )
+    .unwrap();
+    let mut enricher = Enricher::new(&EnrichConfig::default()).with_networks(Arc::new(networks));
+    let dims = [
+        "src_net_name",
+        "dst_net_name",
+        "src_net_role",
+        "dst_net_role",
+        "src_net_site",
+        "dst_net_site",
+        "src_net_region",
+        "dst_net_region",
+        "src_net_tenant",
+        "dst_net_tenant",
+        "src_as",
+        "dst_as",
+    ];
+    let config = RollupConfig {
+        dimensions: dims.iter().map(|d| d.parse().unwrap()).collect(),
+        ..RollupConfig::default()
+    };
+    for profile in [Profile::Default, Profile::Ktranslate] {
+        let mut rollup = Rollup::new(RollupConfig {
+            profile,
+            ..config.clone()
+        })
+        .unwrap();
+        for r in [
+            rec(T0 + S, "10.1.2.3", "10.9.0.1", 6, 51514, 443, 1000),
+            rec(T0 + 2 * S, "10.1.2.4", "10.9.0.2", 6, 51515, 443, 500),
+            rec(T0 + 3 * S, "8.8.8.8", "10.9.0.1", 17, 53, 40000, 100),
+        ] {
+            rollup.push(&enricher.enrich(&r, None));
+        }
+        let batches: Vec<WindowBatch> = rollup.flush_all();
+        let points = &batches[0].points;
+        assert_eq!(points.len(), 2, "the two 10.1/16 → 10/8 flows share a key");
+        let a = attrs(&points[0]);
+        assert_eq!(points[0].value, 1500);
+        let want = [
+            ("src_net_name", "par1-servers"),
+            ("dst_net_name", "corp"),
+            ("src_net_role", "servers"),
+            ("dst_net_role", "internal"),
+            ("src_net_site", "par1"),
+            ("dst_net_site", ""),
+            ("src_net_region", "eu-west"),
+            ("dst_net_region", "eu"),
+            ("src_net_tenant", "acme"),
+            ("dst_net_tenant", "acme"),
+        ];
+        for (k, v) in want {
+            assert_eq!(a[k], s(v), "{k} ({profile:?})");
+        }
+        let asn = |n: i64| match profile {
+            Profile::Default => AttrValue::Int(n),
+            Profile::Ktranslate => s(&n.to_string()),
+        };
+        assert_eq!((&a["src_as"], &a["dst_as"]), (&asn(64500), &asn(0)));
+        let b = attrs(&points[1]);
+        assert_eq!(
+            (&b["src_net_name"], &b["dst_net_name"]),
+            (&s(""), &s("corp"))
+        );
+    }
+    // ktranslate specs take the same names.
+    let r = parse_spec("s_sum,by_net,in_bytes,custom_str.src_net_site,dst_net_tenant").unwrap();
+    assert_eq!(
+        r.dimensions,
+        [Dimension::SrcNetSite, Dimension::DstNetTenant]
+    );
+}

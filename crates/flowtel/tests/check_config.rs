@@ -397,6 +397,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         "resource-attribute",
         "geoip-country-db",
         "geoip-asn-db",
+        "networks-file",
         "tee-logs",
         "device",
         "sampling-rate",

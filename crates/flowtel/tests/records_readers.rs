@@ -403,7 +403,7 @@ fn flow_json_lines_are_the_protobuf_messages() {
         assert_eq!(lines, expected, "{name}");
         for line in lines.lines() {
             let v: Value = serde_json::from_str(line).expect("valid JSON");
-            assert_eq!(v.as_object().map(|o| o.len()), Some(64), "{name}: {line}");
+            assert_eq!(v.as_object().map(|o| o.len()), Some(74), "{name}: {line}");
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use flowtel_decode::{FlowDirection, FlowProtocol, FlowRecord, SamplingSource};
-use flowtel_rollup::{Country, EnrichedRecord};
+use flowtel_rollup::{Country, EnrichedRecord, Network};
 
 pub const RECEIVED: u64 = 1_700_000_000_123_456_789;
 
@@ -53,6 +53,16 @@ pub fn ipfix_tcp() -> EnrichedRecord {
         dst_as: Some(64500),
         in_if_name: Some(Arc::from("xe-0/0/1")),
         out_if_name: None,
+        src_net: Some(Arc::new(Network {
+            prefix: "10.1.0.0/16".parse().unwrap(),
+            name: "par1-servers".to_owned(),
+            role: "servers".to_owned(),
+            site: "par1".to_owned(),
+            region: "eu-west".to_owned(),
+            tenant: "acme".to_owned(),
+            asn: None,
+        })),
+        dst_net: None,
     }
 }
 
@@ -96,6 +106,8 @@ pub fn sflow_icmpv6() -> EnrichedRecord {
         dst_as: None,
         in_if_name: None,
         out_if_name: None,
+        src_net: None,
+        dst_net: None,
     }
 }
 
@@ -122,5 +134,7 @@ pub fn v9_bare() -> EnrichedRecord {
         dst_as: None,
         in_if_name: None,
         out_if_name: None,
+        src_net: None,
+        dst_net: None,
     }
 }

@@ -678,6 +678,10 @@ pub struct RunArgs {
     /// MaxMind-format ASN database.
     #[arg(long, value_name = "FILE")]
     pub geoip_asn_db: Option<PathBuf>,
+    /// Networks file (YAML, or CSV by its .csv name): prefix -> name, role, site, region,
+    /// tenant, AS.
+    #[arg(long, value_name = "FILE")]
+    pub networks_file: Option<PathBuf>,
     /// Log level or filter (RUST_LOG overrides it).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -1290,6 +1294,9 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     }
     if a.default_sampling_rate.is_some() {
         config.enrichment.sampling.default_rate = a.default_sampling_rate;
+    }
+    if a.networks_file.is_some() {
+        config.enrichment.networks_file.clone_from(&a.networks_file);
     }
     let d = &mut config.decoder;
     if a.scope_includes_port {

@@ -540,6 +540,9 @@ async fn serve(
     tokio::pin!(shutdown);
     let reload_config = hooks.reload.take();
     let mut running = config.clone();
+    // What the workers run with, so a changed networks file replaces only its table.
+    let mut live = Arc::new(spec.live.clone());
+    let mut next_networks_check = tokio::time::Instant::now() + NETWORKS_POLL;
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -548,10 +551,16 @@ async fn serve(
         let until_flush = Duration::from_nanos(next_flush.saturating_sub(now_ns()));
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => reporter.report(&shared.totals(), &shared.sinks, now_ns()),
+            _ = tick.tick() => {
+                reporter.report(&shared.totals(), &shared.sinks, now_ns());
+                if tokio::time::Instant::now() >= next_networks_check {
+                    next_networks_check = tokio::time::Instant::now() + NETWORKS_POLL;
+                    reload_networks(&mut live, &workers).await;
+                }
+            }
             _ = next_hangup(&mut hangup) => {
                 match &reload_config {
-                    Some(read) => reload(read, &mut running, &workers).await,
+                    Some(read) => reload(read, &mut running, &mut live, &workers).await,
                     None => warn!("SIGHUP: nothing to reload (no configuration source); ignored"),
                 }
             }
@@ -725,11 +734,58 @@ async fn next_hangup(h: &mut Hangup) {
 /// The top-level configuration keys a reload applies; the others need a restart.
 const RELOADABLE: &[&str] = &["enrichment", "geoip", "flow_records"];
 
+/// How often the networks file's modification time is checked.
+const NETWORKS_POLL: Duration = Duration::from_secs(10);
+
+/// Read the networks file again when its modification time has changed, and give the workers
+/// the new table (the rest of their enrichment unchanged). A file that does not load is logged
+/// and the running table kept (until the file changes again).
+async fn reload_networks(live: &mut Arc<crate::pipeline::Reloadable>, workers: &Workers) {
+    let Some(current) = live.networks.as_ref().filter(|n| n.changed()) else {
+        return;
+    };
+    let path = current.path.clone();
+    let loaded = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || crate::pipeline::LoadedNetworks::load(&path)
+    })
+    .await;
+    let mut next = (**live).clone();
+    match loaded {
+        Ok(Ok(n)) => {
+            info!(file = %path.display(), networks = n.table.len(), "networks file changed: reloaded");
+            next.networks = Some(n);
+        }
+        Ok(Err(e)) => {
+            warn!(error = %format!("{e:#}"), "networks file changed but does not load; keeping the running networks");
+            // Keep the running table, but remember this version of the file so the failure is
+            // logged once.
+            if let Some(n) = next.networks.as_mut() {
+                n.modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            }
+            *live = Arc::new(next);
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "networks file reload failed");
+            return;
+        }
+    }
+    let next = Arc::new(next);
+    workers.reload(&next).await;
+    *live = next;
+}
+
 /// Read the configuration again and apply what can change while running: enrichment (device
-/// names, sampling rates, GeoIP databases) and the per-flow record selection. A configuration
-/// that does not validate (or a database that does not load) is logged and the running one
-/// kept; changed settings that need a restart are named.
-async fn reload(read: &ReloadConfig, running: &mut Config, workers: &Workers) {
+/// names, sampling rates, GeoIP databases, networks file) and the per-flow record selection. A
+/// configuration that does not validate (or a database or networks file that does not load) is
+/// logged and the running one kept; changed settings that need a restart are named.
+async fn reload(
+    read: &ReloadConfig,
+    running: &mut Config,
+    live: &mut Arc<crate::pipeline::Reloadable>,
+    workers: &Workers,
+) {
     let new = match read()
         .and_then(|c| crate::pipeline::Reloadable::from_config(&c).map(|l| (c, l)))
     {
@@ -739,7 +795,7 @@ async fn reload(read: &ReloadConfig, running: &mut Config, workers: &Workers) {
             return;
         }
     };
-    let (config, live) = new;
+    let (config, next_live) = new;
     let changed = changed_keys(running, &config);
     let (applied, restart): (Vec<&str>, Vec<&str>) =
         changed.iter().partition(|k| RELOADABLE.contains(k));
@@ -749,7 +805,9 @@ async fn reload(read: &ReloadConfig, running: &mut Config, workers: &Workers) {
             "SIGHUP: these settings changed but need a restart; the running values stay"
         );
     }
-    workers.reload(&Arc::new(live)).await;
+    let next = Arc::new(next_live);
+    workers.reload(&next).await;
+    *live = next;
     for key in &applied {
         match *key {
             "enrichment" => running.enrichment = config.enrichment.clone(),
@@ -760,6 +818,8 @@ async fn reload(read: &ReloadConfig, running: &mut Config, workers: &Workers) {
     }
     info!(
         applied = %if applied.is_empty() { "nothing changed".to_owned() } else { applied.join(", ") },
+        // The networks file is read again whether or not its name changed.
+        networks = live.networks.as_ref().map_or(0, |n| n.table.len()),
         "SIGHUP: configuration reloaded"
     );
 }

@@ -24,8 +24,8 @@ use flowtel_decode::prehash::ExporterKey;
 use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig};
 use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceMetrics, InterfaceNames,
-    InterfaceWindow, InterfacesConfig, RollupConfig, RollupSet, RollupStats, WindowAggregate,
-    WindowBatch, merge_interface_windows,
+    InterfaceWindow, InterfacesConfig, Networks, RollupConfig, RollupSet, RollupStats,
+    WindowAggregate, WindowBatch, merge_interface_windows,
 };
 use tracing::{error, warn};
 
@@ -72,13 +72,16 @@ pub struct PipelineSpec {
 }
 
 /// The part of a pipeline a configuration reload (SIGHUP) replaces between two datagrams:
-/// enrichment (device names, sampling rates, GeoIP databases) and the per-flow record
-/// selection. Decoder state and open rollup windows are kept.
+/// enrichment (device names, sampling rates, GeoIP databases, networks file) and the per-flow
+/// record selection. Decoder state and open rollup windows are kept.
 #[derive(Debug, Clone)]
 pub struct Reloadable {
     pub enrichment: EnrichConfig,
     pub country_db: Option<Arc<CountryDb>>,
     pub asn_db: Option<Arc<AsnDb>>,
+    /// The networks file's table, and the file's modification time when it was read (the
+    /// daemon reads the file again when that changes).
+    pub networks: Option<LoadedNetworks>,
     /// Which records per-flow sinks get.
     pub selection: select::Selection,
 }
@@ -103,10 +106,15 @@ impl Reloadable {
             )),
             None => None,
         };
+        let networks = match &config.enrichment.networks_file {
+            Some(p) => Some(LoadedNetworks::load(p)?),
+            None => None,
+        };
         Ok(Reloadable {
             enrichment: config.enrichment.clone(),
             country_db,
             asn_db,
+            networks,
             selection: select::Selection::new(
                 &config.flow_records.rules,
                 config.flow_records.sample,
@@ -123,8 +131,43 @@ impl Reloadable {
         if let Some(db) = &self.asn_db {
             enricher = enricher.with_asn_db(Arc::clone(db));
         }
+        if let Some(n) = &self.networks {
+            enricher = enricher.with_networks(Arc::clone(&n.table));
+        }
         enricher
     }
+}
+
+/// A networks file as read: its table and the modification time it had.
+#[derive(Debug, Clone)]
+pub struct LoadedNetworks {
+    pub path: std::path::PathBuf,
+    pub table: Arc<Networks>,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl LoadedNetworks {
+    /// Read and check the networks file at `path`.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        // The time is taken before reading, so a change during the read is seen next time.
+        let modified = modified(path);
+        let table = Networks::load(path)?;
+        Ok(LoadedNetworks {
+            path: path.to_owned(),
+            table: Arc::new(table),
+            modified,
+        })
+    }
+
+    /// Whether the file's modification time differs from the one it had when read (a file
+    /// that has gone missing counts as changed, so that the failure to read it is reported).
+    pub fn changed(&self) -> bool {
+        modified(&self.path) != self.modified
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl PipelineSpec {
