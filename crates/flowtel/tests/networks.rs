@@ -7,21 +7,9 @@ mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, V5_FLOWS, netflow_v5};
-
-fn hangup(d: &Daemon) {
-    let pid = d.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
 
 /// The networks of [`V5_FLOWS`] (10.0.0.1 → 192.0.2.7, 10.0.0.2 → 192.0.2.8), the office's
 /// name being `office`.
@@ -166,7 +154,7 @@ fn networks_name_rollup_series_and_flow_records_and_follow_the_file() {
     // SIGHUP reads the file again.
     std::fs::write(&nets, networks("office-b")).unwrap();
     let mark = d.stderr_text().len();
-    hangup(&d);
+    d.hangup();
     wait_log(&d, "SIGHUP: configuration reloaded", mark);
     send(2);
     d.metrics_until("the office-b series", |b| {

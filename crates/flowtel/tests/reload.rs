@@ -4,20 +4,8 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::Command;
 
 use common::{Daemon, V5_FLOWS, netflow_v5};
-
-fn hangup(d: &Daemon) {
-    let pid = d.child.as_ref().unwrap().id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
 
 #[test]
 fn sighup_applies_new_device_names_keeps_running_on_a_bad_file_and_loses_nothing() {
@@ -50,7 +38,7 @@ fn sighup_applies_new_device_names_keeps_running_on_a_bad_file_and_loses_nothing
         "workers: 3\nenrichment:\n  devices: {127.0.0.1: edge-b}\n",
     )
     .unwrap();
-    hangup(&d);
+    d.hangup();
     let start = std::time::Instant::now();
     while !d.stderr_text().contains("SIGHUP: configuration reloaded") {
         assert!(start.elapsed() < common::PATIENCE, "{}", d.stderr_text());
@@ -66,7 +54,7 @@ fn sighup_applies_new_device_names_keeps_running_on_a_bad_file_and_loses_nothing
 
     // A file that does not load: logged, the running configuration kept.
     std::fs::write(&file, "enrichment: [not, a, map]\n").unwrap();
-    hangup(&d);
+    d.hangup();
     while !d.stderr_text().contains("does not load") {
         assert!(start.elapsed() < common::PATIENCE, "{}", d.stderr_text());
         std::thread::sleep(std::time::Duration::from_millis(50));

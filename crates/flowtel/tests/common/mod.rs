@@ -237,6 +237,18 @@ impl Daemon {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
+    /// Send SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// Send SIGTERM and wait: (exit status, stdout, stderr).
     pub fn terminate(mut self) -> (ExitStatus, String, String) {
         let mut child = self.child.take().unwrap();
