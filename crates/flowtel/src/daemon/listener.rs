@@ -144,7 +144,13 @@ pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocke
 /// (socket inodes of sockets bound to that port) and `/proc/*/fd` (which process has them).
 /// `None` when nothing is found (another user's process is not visible without privileges).
 pub fn port_holder(addr: SocketAddr) -> Option<String> {
-    let inodes = udp_inodes(addr.port());
+    // `/proc/net/udp` is generated a page at a time: a socket opened or closed meanwhile can
+    // shift the table so that a line is missed. Look again before saying nobody was found.
+    (0..3).find_map(|_| holder_once(addr.port()))
+}
+
+fn holder_once(port: u16) -> Option<String> {
+    let inodes = udp_inodes(port);
     if inodes.is_empty() {
         return None;
     }
