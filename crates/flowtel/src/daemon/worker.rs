@@ -372,6 +372,8 @@ impl Worker {
         match c {
             Control::Flush { now_ns, reply } => {
                 let windows = self.pipeline.flush(now_ns, false, delta);
+                // Counters first: whoever shows the window also finds the counts behind it.
+                self.publish(delta);
                 let _ = reply.send(FlushReply {
                     worker: self.id,
                     windows,
@@ -391,11 +393,11 @@ impl Worker {
             Control::Finish { now_ns, reply } => {
                 self.drain_handover(delta);
                 let windows = self.pipeline.flush(now_ns, true, delta);
+                self.publish(delta);
                 let _ = reply.send(FlushReply {
                     worker: self.id,
                     windows,
                 });
-                self.publish(delta);
                 Next::Exit
             }
         }
