@@ -22,7 +22,7 @@ use crate::options::Names;
 use crate::pending::PendingSet;
 use crate::scope::{NamesKey, Scope, ScopeKey, TemplateSlot};
 use crate::stats::StateKind;
-use crate::template::{FieldSpec, Op, Template};
+use crate::template::{FieldSpec, FixedOp, Op, Template};
 
 /// A template scope: its entry in the decoder's scope table and its (empty) template table.
 pub(crate) const SCOPE_BYTES: usize = map_entry::<ScopeKey, Scope>() + MAP_BASE;
@@ -36,6 +36,7 @@ pub(crate) fn template_bytes(t: &Template) -> usize {
         + block::<(usize, usize, Template)>(1)
         + block::<FieldSpec>(t.fields.len())
         + block::<Op>(t.ops.len())
+        + t.fixed.as_ref().map_or(0, |f| block::<FixedOp>(f.len()))
         + block::<(Arc<str>, crate::FieldKind)>(t.custom.len())
 }
 
