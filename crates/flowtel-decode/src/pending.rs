@@ -10,7 +10,9 @@
 //!
 //! The buffer only holds the sets; what they cost is charged to the budget by the decoder.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::prehash::FoldedMap;
 
 use crate::scope::{Meta, ScopeKey};
 
@@ -29,7 +31,7 @@ pub(crate) struct Pending {
     sets: VecDeque<PendingSet>,
     /// Sets held per (scope, template id), so that a template learnt finds out in one lookup
     /// whether anything waits for it (a template storm must not scan the buffer per template).
-    waiting: HashMap<(ScopeKey, u16), u32>,
+    waiting: FoldedMap<(ScopeKey, u16), u32>,
 }
 
 impl Pending {

@@ -714,11 +714,18 @@ pub(crate) fn finish(
         | 1 << Val::PostDstMac as u64
         | 1 << Val::MinTtl as u64
         | 1 << Val::MaxTtl as u64
-        | 1 << Val::IpVersion as u64
         | 1 << Val::PhysInIf as u64
         | 1 << Val::PhysOutIf as u64;
     if s.present & RARE != 0 {
         finish_rare(rec, s);
+    }
+    if rec.etype.is_none() {
+        // IE 60 ipVersion (softflowd and others send it in every record).
+        rec.etype = match s.get(Val::IpVersion) {
+            Some(4) => Some(ETHERTYPE_IPV4),
+            Some(6) => Some(ETHERTYPE_IPV6),
+            _ => None,
+        };
     }
     if rec.vlan.is_none() {
         rec.vlan = rec.dst_vlan;
@@ -730,7 +737,7 @@ pub(crate) fn finish(
 }
 
 /// Fallbacks from elements few templates carry: IE 243 dot1qVlanId, 81/57 post MACs, 52/53
-/// TTL, 60 ipVersion, 252/253 physical interfaces (Nokia).
+/// TTL, 252/253 physical interfaces (Nokia).
 #[cold]
 fn finish_rare(rec: &mut FlowRecord, s: &Scratch<'_>) {
     if rec.vlan.is_none() {
@@ -753,14 +760,6 @@ fn finish_rare(rec: &mut FlowRecord, s: &Scratch<'_>) {
         .ip_ttl
         .or_else(|| ttl(Val::MinTtl))
         .or_else(|| ttl(Val::MaxTtl));
-    if rec.etype.is_none() {
-        // IE 60 ipVersion.
-        rec.etype = match s.get(Val::IpVersion) {
-            Some(4) => Some(ETHERTYPE_IPV4),
-            Some(6) => Some(ETHERTYPE_IPV6),
-            _ => None,
-        };
-    }
     rec.in_if = rec.in_if.or(s.get(Val::PhysInIf).map(|v| v as u32));
     rec.out_if = rec.out_if.or(s.get(Val::PhysOutIf).map(|v| v as u32));
 }
