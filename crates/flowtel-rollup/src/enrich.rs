@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use flowtel_decode::FlowRecord;
-use rustc_hash::FxBuildHasher;
+use foldhash::fast::RandomState;
 
 use crate::config::EnrichConfig;
 use crate::geo::{AsnDb, CountryDb};
@@ -197,7 +197,7 @@ const MAX_CACHED_DEVICES: usize = 65_536;
 /// Resolves [`Enriched`] fields. One per worker; cheap to clone before first use.
 #[derive(Debug)]
 pub struct Enricher {
-    devices: HashMap<IpAddr, Arc<str>, FxBuildHasher>,
+    devices: HashMap<IpAddr, Arc<str>, RandomState>,
     configured_devices: usize,
     /// The name of a device seen once the cache is full (formatted per record).
     uncached_device: String,
@@ -205,7 +205,7 @@ pub struct Enricher {
     /// exporter, so the cache is consulted once per datagram rather than once per record.
     last_device: Option<(IpAddr, Arc<str>)>,
     default_rate: Option<u32>,
-    exporter_rates: HashMap<IpAddr, u32, FxBuildHasher>,
+    exporter_rates: HashMap<IpAddr, u32, RandomState>,
     country_db: Option<Arc<CountryDb>>,
     asn_db: Option<Arc<AsnDb>>,
     networks: Option<Arc<Networks>>,
@@ -429,7 +429,7 @@ impl Enricher {
 /// function of the fields it uses, so that a record can borrow the device cache and the
 /// networks table at once.
 fn device_name<'a>(
-    devices: &'a mut HashMap<IpAddr, Arc<str>, FxBuildHasher>,
+    devices: &'a mut HashMap<IpAddr, Arc<str>, RandomState>,
     configured: usize,
     uncached: &'a mut String,
     last: &'a mut Option<(IpAddr, Arc<str>)>,

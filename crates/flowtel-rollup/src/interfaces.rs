@@ -76,7 +76,7 @@ use std::sync::Arc;
 
 use flowtel_decode::{CounterRecord, DropRecord, EthernetCounters, InterfaceCounters};
 use flowtel_series::{AttrValue, Point, PointKind, WindowBatch};
-use rustc_hash::FxBuildHasher;
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 /// The name of the batch interface metrics are emitted in (the `rollup` of its windows).
@@ -299,8 +299,8 @@ struct DiscardAcc {
 pub struct InterfaceWindow {
     start_ns: u64,
     interval_ns: u64,
-    interfaces: HashMap<Interface, InterfaceAcc, FxBuildHasher>,
-    discards: HashMap<DiscardKey, DiscardAcc, FxBuildHasher>,
+    interfaces: HashMap<Interface, InterfaceAcc, RandomState>,
+    discards: HashMap<DiscardKey, DiscardAcc, RandomState>,
 }
 
 impl InterfaceWindow {
@@ -554,8 +554,8 @@ const UPTIME_SLACK_MS: u64 = 60_000;
 pub struct InterfaceMetrics {
     config: InterfacesConfig,
     interval_ns: u64,
-    state: HashMap<StateKey, Last, FxBuildHasher>,
-    drop_sources: HashMap<DropKey, DropSource, FxBuildHasher>,
+    state: HashMap<StateKey, Last, RandomState>,
+    drop_sources: HashMap<DropKey, DropSource, RandomState>,
     open: Option<InterfaceWindow>,
     closed: Vec<InterfaceWindow>,
     watermark_ns: u64,

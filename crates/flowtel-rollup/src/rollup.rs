@@ -3,11 +3,11 @@
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use flowtel_decode::{CustomValue, Firewall, FlowDirection, FlowRecord, Nat};
+use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
 
 use crate::config::{ConfigError, Dimension, Direction, Profile, RollupConfig, ValueKind};
 use crate::enrich::{Country, Enriched};
@@ -103,10 +103,12 @@ fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
         .unwrap_or_default()
 }
 
-/// Keys are hashed once per push with the fixed (unseeded) Fx hash, so the same key has the
-/// same hash in every worker's aggregate and merging reuses it.
+/// Keys are hashed once per push with foldhash, seeded at random once per process: the same
+/// key has the same hash in every worker's aggregate, so merging reuses it, and exporters
+/// cannot send flows whose keys collide (the keys are addresses and ports from the wire).
 fn hash_key(key: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(key)
+    static STATE: OnceLock<SeedableRandomState> = OnceLock::new();
+    STATE.get_or_init(SeedableRandomState::random).hash_one(key)
 }
 
 /// Rank order: higher estimate first, then higher exact value, then key bytes (total order,
