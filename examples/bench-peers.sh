@@ -15,6 +15,7 @@
 #   RUNS      repetitions of the CPU-cost run (default 3)
 #   COLLECTOR_CPU, SENDER_CPU  cores to pin to (default 0 and 1)
 #   FLOWTEL   binary (default target/release/flowtel, built if missing)
+#   COLLECTORS  which to run, in order (default "floor flowtel nfacctd nfcapd")
 #
 # What each collector does, so the comparison is fair and readable:
 #   floor    blast's receive-only recvmmsg loop: receives and counts datagrams, nothing else
@@ -39,6 +40,7 @@ RUNS=${RUNS:-3}
 COLLECTOR_CPU=${COLLECTOR_CPU:-0}
 SENDER_CPU=${SENDER_CPU:-1}
 FLOWTEL=${FLOWTEL:-target/release/flowtel}
+COLLECTORS=${COLLECTORS:-floor flowtel nfacctd nfcapd}
 BUFFER=8388608
 
 need=()
@@ -85,8 +87,10 @@ print_output_file: $work/nfacctd-%s.csv
 EOF
       taskset -c "$COLLECTOR_CPU" nfacctd -f "$work/nfacctd.conf" >/dev/null 2>&1 & ;;
     nfcapd)
-      mkdir -p "$work/nfcapd"
-      taskset -c "$COLLECTOR_CPU" nfcapd -b 127.0.0.1 -p "$port" -B "$BUFFER" -w "$work/nfcapd" -t 60 >/dev/null 2>&1 & ;;
+      # A directory per run: nfcapd refuses to start where another instance left its files.
+      local dir
+      dir=$(mktemp -d -p "$work" nfcapd.XXXX)
+      taskset -c "$COLLECTOR_CPU" nfcapd -b 127.0.0.1 -p "$port" -B "$BUFFER" -w "$dir" -t 60 >"$dir.log" 2>&1 & ;;
   esac
   echo $!
 }
@@ -110,7 +114,7 @@ run() {
 
 echo "capture $CAPTURE: $records_per_datagram records per datagram; collector on CPU $COLLECTOR_CPU, sender on CPU $SENDER_CPU"
 printf '%-9s %-34s %-12s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" "highest lossless rate"
-for c in floor flowtel nfacctd nfcapd; do
+for c in $COLLECTORS; do
   cpus=()
   sent=0
   for _ in $(seq "$RUNS"); do
