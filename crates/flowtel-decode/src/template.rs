@@ -485,8 +485,8 @@ fn read_fixed<'a>(
     scratch: &mut Scratch<'a>,
     keep_unknown: bool,
 ) -> Result<usize, RecordTruncated> {
-    let len = template.min_len;
-    if data.len() < len {
+    let record_len = template.min_len;
+    if data.len() < record_len {
         return Err(RecordTruncated);
     }
     for f in plan {
@@ -514,7 +514,7 @@ fn read_fixed<'a>(
             off + len,
         );
     }
-    Ok(len)
+    Ok(record_len)
 }
 
 /// Apply one field's value: `slot` (the op's, or for a reverse element its forward slot),
