@@ -11,7 +11,7 @@
 //! VRFname keyed by IE 234 ingressVRFID (or 235 egressVRFID), IE 96 applicationName keyed by
 //! IE 95 applicationId (RFC 6759, Cisco NBAR).
 
-use crate::prehash::FoldedMap;
+use crate::prehash::SmallKeyMap;
 use std::sync::Arc;
 
 use crate::cost;
@@ -21,7 +21,7 @@ use crate::template::{Scratch, text};
 #[derive(Debug, Default)]
 pub(crate) struct ScopeOptions {
     /// Sampler id (None: the scope default) -> 1-in-N rate.
-    pub sampling: FoldedMap<Option<u64>, u32>,
+    pub sampling: SmallKeyMap<Option<u64>, u32>,
     /// systemInitTimeMilliseconds (IE 160), for IPFIX IE 21/22 relative times.
     pub sys_init_ms: Option<u64>,
 }
@@ -42,11 +42,11 @@ impl ScopeOptions {
 /// Interface and VRF names of one (exporter address, domain).
 #[derive(Debug, Default)]
 pub(crate) struct Names {
-    pub if_names: FoldedMap<u32, Box<str>>,
-    pub if_descriptions: FoldedMap<u32, Box<str>>,
-    pub vrf_names: FoldedMap<u32, Box<str>>,
+    pub if_names: SmallKeyMap<u32, Box<str>>,
+    pub if_descriptions: SmallKeyMap<u32, Box<str>>,
+    pub vrf_names: SmallKeyMap<u32, Box<str>>,
     /// IE 96 applicationName keyed by IE 95 applicationId; shared with the records.
-    pub app_names: FoldedMap<u64, Arc<str>>,
+    pub app_names: SmallKeyMap<u64, Arc<str>>,
     /// Last options data applied or data set decoded for this (exporter, domain), receive time.
     pub last_used: u64,
     /// Bytes charged for the names (not the tables themselves: see `memory::NAMES_BYTES`).
@@ -65,7 +65,7 @@ impl Names {
 /// Insert `value` under `key` unless that would grow `map` past `room` entries. Returns
 /// the bytes it adds (negative when it replaces a longer value), or `None` when refused.
 fn bounded_insert<K: std::hash::Hash + Eq, V>(
-    map: &mut FoldedMap<K, V>,
+    map: &mut SmallKeyMap<K, V>,
     key: K,
     value: V,
     room: bool,

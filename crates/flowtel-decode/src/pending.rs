@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::prehash::FoldedMap;
+use crate::prehash::SmallKeyMap;
 
 use crate::scope::{Meta, ScopeKey};
 
@@ -31,7 +31,7 @@ pub(crate) struct Pending {
     sets: VecDeque<PendingSet>,
     /// Sets held per (scope, template id), so that a template learnt finds out in one lookup
     /// whether anything waits for it (a template storm must not scan the buffer per template).
-    waiting: FoldedMap<(ScopeKey, u16), u32>,
+    waiting: SmallKeyMap<(ScopeKey, u16), u32>,
 }
 
 impl Pending {

@@ -3,7 +3,7 @@
 //! Kept apart from the set engine (`sets`) and the pending buffer (`pending`), which both use
 //! these types, so neither module depends on the other's internals.
 
-use crate::prehash::FoldedMap;
+use crate::prehash::SmallKeyMap;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -101,7 +101,7 @@ impl Hash for NamesKey {
 /// eviction: see `memory`) and the bytes charged for it.
 #[derive(Debug, Default)]
 pub(crate) struct Scope {
-    pub templates: FoldedMap<u16, TemplateSlot>,
+    pub templates: SmallKeyMap<u16, TemplateSlot>,
     pub options: ScopeOptions,
     /// Last use of anything in the scope: a scope is removed only once empty and unused in the
     /// datagram being decoded.
