@@ -27,7 +27,8 @@
 # Every socket asks for an 8 MiB receive buffer (raise net.core.rmem_max to grant it; the
 # script says when it is capped). Loss is the kernel's count of datagrams dropped at the
 # collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
-# collector process's user + system time over the run.
+# user + system time over the run of the collector's processes (nfacctd's core process and its
+# print plugin) and all their threads.
 # Needs root for apt when pmacct, nfdump or softflowd are missing; only loopback is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +64,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 # Datagrams dropped by the kernel at the sockets bound to 127.0.0.1:PORT (column 13 of
 # /proc/net/udp; the port is the hex after the colon of column 2).
 drops() { awk -v p="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp; }
-cpu_of() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# CPU seconds (user + system) of process $1 and every process under it: nfacctd runs each
+# plugin as a child process of its core process.
+cpu_of() {
+  local pids=" $1 " p
+  for _ in 1 2 3; do
+    for p in $(ps -e -o pid=,ppid= | awk -v s="$pids" 'index(s, " " $2 " ") { print $1 }'); do
+      case $pids in *" $p "*) ;; *) pids="$pids$p " ;; esac
+    done
+  done
+  for p in $pids; do cat "/proc/$p/stat" 2>/dev/null; done |
+    awk -v t="$(getconf CLK_TCK)" '{ c += $14 + $15 } END { printf "%.2f", c / t }'
+}
 
 # Start collector $1 on port $2; prints its pid.
 start() {
