@@ -31,7 +31,7 @@ def main() -> None:
     print("// (a subset of the IANA service name registry, RFC 6335). Do not edit by hand.")
     print()
     print("/// `(port, tcp service name, udp service name)`, sorted by port; `\"\"` = none.")
-    print("pub(crate) static SERVICES: &[(u16, &str, &str)] = &[")
+    print("pub(crate) const SERVICES: &[(u16, &str, &str)] = &[")
     for p in ports:
         print(f'    ({p}, "{tcp.get(p, "")}", "{udp.get(p, "")}"),')
     print("];")

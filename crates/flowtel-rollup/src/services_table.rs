@@ -2,7 +2,7 @@
 // (a subset of the IANA service name registry, RFC 6335). Do not edit by hand.
 
 /// `(port, tcp service name, udp service name)`, sorted by port; `""` = none.
-pub(crate) static SERVICES: &[(u16, &str, &str)] = &[
+pub(crate) const SERVICES: &[(u16, &str, &str)] = &[
     (1, "tcpmux", ""),
     (7, "echo", "echo"),
     (9, "discard", "discard"),

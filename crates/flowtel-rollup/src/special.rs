@@ -69,12 +69,33 @@ const V6_NOT_GLOBAL: &[(u128, u8)] = &[
 /// octet is global (the exceptions only matter inside non-global blocks).
 const V4_SPECIAL_FIRST_OCTETS: [bool; 256] = first_octets(V4_NOT_GLOBAL);
 
+/// First bytes covered by some [`V6_NOT_GLOBAL`] block, the same for IPv6 (most global
+/// unicast, 2400::/8 to 2c00::/8, skips both table scans).
+const V6_SPECIAL_FIRST_BYTES: [bool; 256] = first_bytes_v6(V6_NOT_GLOBAL);
+
 const fn first_octets(table: &[(u32, u8)]) -> [bool; 256] {
     let mut out = [false; 256];
     let mut i = 0;
     while i < table.len() {
         let (net, len) = table[i];
         let first = (net >> 24) as usize;
+        let span = if len >= 8 { 1 } else { 1 << (8 - len) };
+        let mut j = 0;
+        while j < span && first + j < 256 {
+            out[first + j] = true;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+const fn first_bytes_v6(table: &[(u128, u8)]) -> [bool; 256] {
+    let mut out = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let (net, len) = table[i];
+        let first = (net >> 120) as usize;
         let span = if len >= 8 { 1 } else { 1 << (8 - len) };
         let mut j = 0;
         while j < span && first + j < 256 {
@@ -120,6 +141,10 @@ pub fn is_global_v6(addr: Ipv6Addr) -> bool {
         return is_global_v4(v4);
     }
     let a = u128::from(addr);
+    // As for IPv4: the exceptions all lie inside non-global blocks.
+    if !V6_SPECIAL_FIRST_BYTES[(a >> 120) as usize] {
+        return true;
+    }
     in_v6(a, V6_GLOBAL_EXCEPTIONS) || !in_v6(a, V6_NOT_GLOBAL)
 }
 
@@ -218,6 +243,33 @@ mod tests {
             "2002::1",
         ] {
             assert!(g(a), "{a} must be global");
+        }
+    }
+
+    /// The first-byte shortcuts give the table scan's answer for addresses throughout
+    /// every first byte.
+    #[test]
+    fn first_byte_shortcuts_agree_with_the_tables() {
+        for first in 0..=255u32 {
+            for rest in [0u32, 1, 0x00ff_ffff, 0x0040_0000, 0x0012_3456] {
+                let a = first << 24 | rest;
+                let scan = in_v4(a, V4_GLOBAL_EXCEPTIONS) || !in_v4(a, V4_NOT_GLOBAL);
+                assert_eq!(
+                    is_global_v4(Ipv4Addr::from(a)),
+                    scan,
+                    "{}",
+                    Ipv4Addr::from(a)
+                );
+            }
+            for rest in [0u128, 1, u128::MAX >> 8, 0x01_0db8 << 96, 0x0064_ff9b << 96] {
+                let a = u128::from(first) << 120 | rest;
+                let addr = Ipv6Addr::from(a);
+                if addr.to_ipv4_mapped().is_some() {
+                    continue;
+                }
+                let scan = in_v6(a, V6_GLOBAL_EXCEPTIONS) || !in_v6(a, V6_NOT_GLOBAL);
+                assert_eq!(is_global_v6(addr), scan, "{addr}");
+            }
         }
     }
 }
