@@ -28,7 +28,8 @@
 # script says when it is capped). Loss is the kernel's count of datagrams dropped at the
 # collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
 # user + system time over the run of the collector's processes (nfacctd's core process and its
-# print plugin) and all their threads.
+# print plugin) and all their threads. Peak RSS is the same processes' VmHWM, summed, in the
+# run at the highest lossless rate.
 # Needs root for apt when pmacct, nfdump or softflowd are missing; only loopback is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,7 +108,15 @@ EOF
   echo $!
 }
 
-# Run collector $1 at rate $2: prints "cpu_seconds sent dropped".
+# Peak resident memory in MiB of process $1 and the processes under it (VmHWM, summed).
+rss_of() {
+  local p
+  for p in $1 $(ps -e -o pid=,ppid= | awk -v s="$1" '$2 == s { print $1 }'); do
+    cat "/proc/$p/status" 2>/dev/null
+  done | awk '/^VmHWM:/ { k += $2 } END { printf "%.0f", k / 1024 }'
+}
+
+# Run collector $1 at rate $2: prints "cpu_seconds sent dropped peak_rss_mib".
 run() {
   local port pid before after sent
   port=$(free_port)
@@ -117,29 +126,34 @@ run() {
   sent=$(taskset -c "$SENDER_CPU" "$work/blast" send "$CAPTURE" 127.0.0.1 "$port" "$2" "$SECONDS_PER_RUN" | awk '{ print $2 }')
   sleep 1
   after=$(cpu_of "$pid")
-  local dropped
+  local dropped rss
   dropped=$(drops "$port")
+  rss=$(rss_of "$pid")
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  awk -v a="$after" -v b="$before" -v s="$sent" -v d="$dropped" 'BEGIN { printf "%.2f %d %d\n", a - b, s, d }'
+  awk -v a="$after" -v b="$before" -v s="$sent" -v d="$dropped" -v m="$rss" \
+    'BEGIN { printf "%.2f %d %d %d\n", a - b, s, d, m }'
 }
 
 echo "capture $CAPTURE: $records_per_datagram records per datagram; collector on CPU $COLLECTOR_CPU, sender on CPU $SENDER_CPU"
-printf '%-9s %-34s %-12s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" "highest lossless rate"
+printf '%-9s %-34s %-12s %-22s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" \
+  "highest lossless rate" "peak RSS there (MiB)"
 for c in $COLLECTORS; do
   cpus=()
   sent=0
   for _ in $(seq "$RUNS"); do
-    read -r cpu s _ < <(run "$c" "$RATE")
+    read -r cpu s _ _ < <(run "$c" "$RATE")
     cpus+=("$cpu")
     sent=$s
   done
   best=none
+  best_rss=-
   for r in $RATES; do
-    read -r _ s d < <(run "$c" "$r")
-    if [ "$d" -eq 0 ] && [ "$s" -gt 0 ]; then best="$r dgrams/s"; else break; fi
+    read -r _ s d m < <(run "$c" "$r")
+    if [ "$d" -eq 0 ] && [ "$s" -gt 0 ]; then best="$r dgrams/s" best_rss=$m; else break; fi
   done
   per=$(printf '%s\n' "${cpus[@]}" | sort -n | awk -v s="$sent" -v k="$records_per_datagram" \
     '{ a[NR] = $1 } END { m = a[int((NR + 1) / 2)]; printf "%.3f", (s > 0 ? m / (s * k / 1e6) : 0) }')
-  printf '%-9s %-34s %-12s %s\n' "$c" "$(IFS=/; echo "${cpus[*]}") at $RATE/s x ${SECONDS_PER_RUN}s" "$per" "$best"
+  printf '%-9s %-34s %-12s %-22s %s\n' "$c" "$(IFS=/; echo "${cpus[*]}") at $RATE/s x ${SECONDS_PER_RUN}s" \
+    "$per" "$best" "$best_rss"
 done
