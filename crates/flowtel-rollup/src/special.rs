@@ -78,13 +78,7 @@ const fn first_octets(table: &[(u32, u8)]) -> [bool; 256] {
     let mut i = 0;
     while i < table.len() {
         let (net, len) = table[i];
-        let first = (net >> 24) as usize;
-        let span = if len >= 8 { 1 } else { 1 << (8 - len) };
-        let mut j = 0;
-        while j < span && first + j < 256 {
-            out[first + j] = true;
-            j += 1;
-        }
+        mark_first_byte(&mut out, (net >> 24) as usize, len);
         i += 1;
     }
     out
@@ -95,16 +89,20 @@ const fn first_bytes_v6(table: &[(u128, u8)]) -> [bool; 256] {
     let mut i = 0;
     while i < table.len() {
         let (net, len) = table[i];
-        let first = (net >> 120) as usize;
-        let span = if len >= 8 { 1 } else { 1 << (8 - len) };
-        let mut j = 0;
-        while j < span && first + j < 256 {
-            out[first + j] = true;
-            j += 1;
-        }
+        mark_first_byte(&mut out, (net >> 120) as usize, len);
         i += 1;
     }
     out
+}
+
+/// Mark the first bytes a block `len` bits long starting at first byte `first` covers.
+const fn mark_first_byte(out: &mut [bool; 256], first: usize, len: u8) {
+    let span = if len >= 8 { 1 } else { 1 << (8 - len) };
+    let mut j = 0;
+    while j < span && first + j < 256 {
+        out[first + j] = true;
+        j += 1;
+    }
 }
 
 fn in_v4(addr: u32, table: &[(u32, u8)]) -> bool {
