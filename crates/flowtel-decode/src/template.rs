@@ -705,6 +705,10 @@ pub(crate) fn finish(
     rec.sampler_id = s.sampler_id();
     const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
     if s.present & !COUNTERS == 0 && !s.has_packet() {
+        // postVlanId (IE 59) without vlanId: the flow's VLAN (as below; no dot1qVlanId here).
+        if rec.vlan.is_none() {
+            rec.vlan = rec.dst_vlan;
+        }
         finish_common(rec);
         return;
     }
@@ -1107,6 +1111,28 @@ mod tests {
                 data[len - 2],
                 data[len - 1]
             ]))
+        );
+    }
+
+    #[test]
+    fn post_vlan_id_alone_is_the_vlan_also_for_counters_only_records() {
+        // Addresses, octets and postVlanId only: the record finishes on the short path (no
+        // values beyond the counters), which must still fall back to postVlanId.
+        let fields = [spec(0, 8, 4), spec(0, 12, 4), spec(0, 1, 4), spec(0, 59, 2)];
+        let t = Template::compile(false, fields.to_vec(), &[]).unwrap();
+        let data = [10, 0, 0, 1, 10, 0, 0, 2, 0, 0, 1, 0, 0x10, 0x2a];
+        let mut rec = FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+        let mut s = Scratch::default();
+        read_record(&t, &data, &mut rec, &mut s, false).unwrap();
+        let base = TimeBase {
+            export_ns: 0,
+            sys_uptime_ms: None,
+            sys_init_ms: None,
+        };
+        finish(&mut rec, &s, &base, SflowBytes::Frame);
+        assert_eq!(
+            (rec.vlan, rec.dst_vlan, rec.bytes),
+            (Some(42), Some(42), 256)
         );
     }
 
