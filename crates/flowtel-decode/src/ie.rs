@@ -11,6 +11,8 @@
 //! does not (a protocol above 255, a 16-byte counter above 2^64 - 1) leaves the field unset and
 //! is counted in [`crate::DecoderStats::fields_out_of_range`].
 
+use crate::RecordFields;
+
 /// PEN of the RFC 5103 reverse information elements.
 pub(crate) const REVERSE_PEN: u32 = 29305;
 
@@ -377,6 +379,72 @@ pub(crate) fn v9_scope_slot(scope_type: u16, len: u16) -> Slot {
     match scope_type {
         2 if len != 0 => Slot::InIf,
         _ => Slot::Ignore,
+    }
+}
+
+/// The [`RecordFields`] group a data record's `slot` belongs to: the slot is read only when
+/// the decoder's set holds its group. Exhaustive, so a new slot is placed in a group when it
+/// is added.
+pub(crate) fn group(slot: Slot) -> RecordFields {
+    use self::Val as V;
+    use Slot::*;
+    match slot {
+        Protocol | SrcPort | DstPort | SrcV4 | DstV4 | SrcV6 | DstV6 | IcmpTypeCode | IcmpType
+        | IcmpCode | Direction | ApplicationId | DataLinkFrame | IpHeaderSection
+        | IpPayloadSection | Custom(_) | Ignore => RecordFields::CORE,
+        Val(
+            V::Octets
+            | V::Packets
+            | V::OctetsTotal
+            | V::PacketsTotal
+            | V::PostOctets
+            | V::PostPackets
+            | V::InitiatorOctets
+            | V::ResponderOctets
+            | V::InitiatorPackets
+            | V::ResponderPackets
+            | V::SamplerId
+            | V::SamplingInterval
+            | V::SamplerRandomInterval
+            | V::SamplingPacketInterval
+            | V::SamplingPacketSpace
+            | V::SamplingSize
+            | V::SamplingPopulation
+            | V::DataLinkFrameSize
+            | V::DataLinkFrameType,
+        ) => RecordFields::CORE,
+        // The op's forward slot decides (see `Template::compile`).
+        Reverse => RecordFields::CORE,
+        Tos => RecordFields::TOS,
+        InIf | OutIf | Val(V::PhysInIf | V::PhysOutIf) => RecordFields::INTERFACES,
+        SrcAs | DstAs => RecordFields::AS_NUMBERS,
+        Vlan | DstVlan | InnerVlan | Val(V::Dot1qVlan) => RecordFields::VLAN,
+        NatSrcV4 | NatDstV4 | NatSrcV6 | NatDstV6 | NatSrcPort | NatDstPort | NatEvent => {
+            RecordFields::NAT
+        }
+        FirewallEvent => RecordFields::FIREWALL_EVENT,
+        Unknown | TcpFlags | SrcMask | DstMask | NextHopV4 | NextHopV6 | BgpNextHopV4
+        | BgpNextHopV6 | StartSecs | EndSecs | StartMillis | EndMillis | StartNtp | EndNtp
+        | SrcMac | DstMac | InterfaceName | InterfaceDescription | VrfName | IpTtl
+        | ForwardingStatus | FlowLabel | FragmentId | FragmentOffset | FragmentFlags
+        | MplsLabel(_) | NextHopAs | ObservationPointId | Etype | ApplicationName
+        | FirewallExtEvent | FlowId | EventTimeMillis => RecordFields::OTHER,
+        Val(
+            V::StartSysUpMs
+            | V::EndSysUpMs
+            | V::StartNs
+            | V::EndNs
+            | V::StartDeltaMicros
+            | V::EndDeltaMicros
+            | V::SysInitMillis
+            | V::PostSrcMac
+            | V::PostDstMac
+            | V::IngressVrfId
+            | V::EgressVrfId
+            | V::MinTtl
+            | V::MaxTtl
+            | V::IpVersion,
+        ) => RecordFields::OTHER,
     }
 }
 

@@ -165,6 +165,7 @@ mod options;
 mod packet;
 mod pending;
 pub mod prehash;
+mod record_fields;
 mod scope;
 mod sets;
 mod stats;
@@ -172,6 +173,7 @@ mod template;
 
 pub use budget::{Budget, PENDING_SHARE_DIVISOR};
 pub use error::{DecodeError, ErrorKind};
+pub use record_fields::RecordFields;
 pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts, StateKind};
 
 use prehash::PrehashedMap;
@@ -207,6 +209,11 @@ pub struct DecoderConfig {
     /// (`decoder.fields:`). A mapped element is read only this way (its built-in meaning,
     /// if any, is replaced). Empty by default: records then never allocate for them.
     pub fields: Vec<FieldMapping>,
+    /// Which record fields NetFlow v9 / IPFIX data records are read into: every field by
+    /// default; a metrics-only pipeline names the groups its rollups use (see
+    /// [`RecordFields`]). Unknown fields are kept (`keep_unknown_fields`) only with
+    /// [`RecordFields::OTHER`].
+    pub record_fields: RecordFields,
 }
 
 /// One configured element: (enterprise, id) read as `kind` under `name`.
@@ -322,6 +329,7 @@ impl Default for DecoderConfig {
             pending_timeout_ns: 60_000_000_000,
             sflow_bytes: SflowBytes::Frame,
             fields: Vec::new(),
+            record_fields: RecordFields::ALL,
         }
     }
 }

@@ -344,7 +344,12 @@ impl Decoder {
                 })
                 .collect(),
         });
-        let Some(tmpl) = Template::compile(options, fields, &self.config.fields) else {
+        let Some(tmpl) = Template::compile(
+            options,
+            fields,
+            &self.config.fields,
+            self.config.record_fields,
+        ) else {
             err(report, ErrorKind::InvalidTemplate, offset, "template");
             return;
         };

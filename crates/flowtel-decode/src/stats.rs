@@ -107,7 +107,8 @@ pub struct DecoderStats {
     /// Flow records whose sampling rate could not be resolved.
     pub sampling_rate_unknown: u64,
     /// Integer fields whose value did not fit the record's field (a protocol above 255, a
-    /// 16-byte counter above 2^64 - 1): the field was left unset, the record kept.
+    /// 16-byte counter above 2^64 - 1): the field was left unset, the record kept. Only fields
+    /// that are read count (see [`crate::RecordFields`]).
     pub fields_out_of_range: u64,
     /// sFlow discarded-packet samples decoded (packets the agents report they dropped).
     pub drop_notifications: u64,

@@ -17,7 +17,7 @@ use crate::packet;
 use std::sync::Arc;
 
 use crate::record::{CustomField, CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RawField};
-use crate::{FieldKind, FieldMapping};
+use crate::{FieldKind, FieldMapping, RecordFields};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
 pub(crate) const VARLEN: u16 = 0xFFFF;
@@ -84,10 +84,13 @@ pub(crate) struct FixedOp {
 
 impl Template {
     /// Compile `fields`; `None` when no record could be read with it (zero minimum length).
+    /// A data template's fields outside `read` are skipped ([`Slot::Ignore`]: no step in the
+    /// fixed-offset plan, no range check); options templates are read whole.
     pub(crate) fn compile(
         options: bool,
         fields: Vec<FieldSpec>,
         mapped: &[FieldMapping],
+        read: RecordFields,
     ) -> Option<Template> {
         let mut min_len = 0usize;
         let mut custom = Vec::new();
@@ -134,6 +137,14 @@ impl Template {
                         (Slot::Reverse, s)
                     }
                     s => (s, Slot::Unknown),
+                };
+                // A reverse element is read when its forward field would be.
+                let (slot, inner) = if options
+                    || read.contains(ie::group(if slot == Slot::Reverse { inner } else { slot }))
+                {
+                    (slot, inner)
+                } else {
+                    (Slot::Ignore, Slot::Unknown)
                 };
                 let target = if slot == Slot::Reverse { inner } else { slot };
                 let max = ie::max_value(target);
@@ -1037,11 +1048,12 @@ mod tests {
     /// Both readers over every record of `data` with `fields`: the records and some of the
     /// scratch values they give.
     fn both(fields: &[FieldSpec], data: &[u8]) -> [(Vec<FlowRecord>, Vec<Option<u64>>); 2] {
-        let fixed = Template::compile(false, fields.to_vec(), &[]).expect("template");
+        let fixed =
+            Template::compile(false, fields.to_vec(), &[], RecordFields::ALL).expect("template");
         assert!(fixed.fixed.is_some(), "{fields:?} has a fixed plan");
         let generic = Template {
             fixed: None,
-            ..Template::compile(false, fields.to_vec(), &[]).expect("template")
+            ..Template::compile(false, fields.to_vec(), &[], RecordFields::ALL).expect("template")
         };
         [fixed, generic].map(|t| {
             let (mut recs, mut vals, mut pos) = (Vec::new(), Vec::new(), 0);
@@ -1115,11 +1127,100 @@ mod tests {
     }
 
     #[test]
+    fn a_narrower_field_set_skips_the_other_fields_and_reads_the_rest_alike() {
+        // softflowd's IPv4 template (RFC 3954 §8 types): addresses, last/first switched,
+        // octets, packets, input/output interfaces, ports, protocol, TCP flags, IP version,
+        // ToS; then a reverse octet counter and a reverse ToS (RFC 5103), and a 16-byte
+        // TCP-flags field whose value is above its type's range (range-checked when read).
+        let fields = [
+            spec(0, 8, 4),
+            spec(0, 12, 4),
+            spec(0, 21, 4),
+            spec(0, 22, 4),
+            spec(0, 1, 4),
+            spec(0, 2, 4),
+            spec(0, 10, 2),
+            spec(0, 14, 2),
+            spec(0, 7, 2),
+            spec(0, 11, 2),
+            spec(0, 4, 1),
+            spec(0, 6, 1),
+            spec(0, 60, 1),
+            spec(0, 5, 1),
+        ];
+        let read = RecordFields::CORE | RecordFields::TOS;
+        let all = Template::compile(false, fields.to_vec(), &[], RecordFields::ALL).unwrap();
+        let narrow = Template::compile(false, fields.to_vec(), &[], read).unwrap();
+        let steps = |t: &Template| t.fixed.as_ref().map(|p| p.len());
+        // Interfaces, times, TCP flags and IP version have no step.
+        assert_eq!((steps(&all), steps(&narrow)), (Some(14), Some(8)));
+        let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        let read_one = |t: &Template| {
+            let mut rec = FlowRecord::new(
+                "192.0.2.1:2055".parse().unwrap(),
+                FlowProtocol::NetflowV9,
+                1,
+            );
+            let mut s = Scratch::default();
+            read_record(t, &data, &mut rec, &mut s, false).unwrap();
+            let base = TimeBase {
+                export_ns: 1_700_000_000_000_000_000,
+                sys_uptime_ms: Some(1_000_000),
+                sys_init_ms: None,
+            };
+            finish(&mut rec, &s, &base, SflowBytes::Frame);
+            rec
+        };
+        let (a, n) = (read_one(&all), read_one(&narrow));
+        assert!(a.flow_start_ns.is_some() && a.in_if.is_some() && a.tcp_flags != 0);
+        assert_eq!(
+            (n.flow_start_ns, n.flow_end_ns, n.in_if, n.out_if),
+            (None, None, None, None)
+        );
+        assert_eq!((n.tcp_flags, n.etype), (0, Some(ETHERTYPE_IPV4)));
+        let core = |r: &FlowRecord| {
+            (
+                r.src_addr,
+                r.dst_addr,
+                r.src_port,
+                r.dst_port,
+                r.ip_protocol,
+                r.tos,
+            )
+        };
+        assert_eq!(core(&n), core(&a));
+        assert_eq!((n.bytes, n.packets), (a.bytes, a.packets));
+
+        // A reverse element is read when its forward field is; a field outside the set is not
+        // range-checked, so the template keeps its fixed plan.
+        let mut biflow = fields.to_vec();
+        biflow.extend([spec(ie::REVERSE_PEN, 1, 4), spec(ie::REVERSE_PEN, 5, 1)]);
+        let ops = |read| {
+            Template::compile(false, biflow.clone(), &[], read)
+                .unwrap()
+                .ops
+        };
+        let reverse = |ops: &[Op]| ops.iter().filter(|o| o.slot == Slot::Reverse).count();
+        assert_eq!(reverse(&ops(RecordFields::ALL)), 2);
+        assert_eq!(reverse(&ops(RecordFields::CORE)), 1);
+        let mut wide = fields.to_vec();
+        wide.push(spec(0, 6, 16));
+        let t = Template::compile(false, wide.clone(), &[], RecordFields::ALL).unwrap();
+        assert!(t.checked && t.fixed.is_none());
+        let t = Template::compile(false, wide, &[], RecordFields::CORE).unwrap();
+        assert!(!t.checked && t.fixed.is_some());
+        // Options templates are read whole.
+        let t = Template::compile(true, fields.to_vec(), &[], RecordFields::CORE).unwrap();
+        assert_eq!(t.fixed.map(|p| p.len()), Some(14));
+    }
+
+    #[test]
     fn post_vlan_id_alone_is_the_vlan_also_for_counters_only_records() {
         // Addresses, octets and postVlanId only: the record finishes on the short path (no
         // values beyond the counters), which must still fall back to postVlanId.
         let fields = [spec(0, 8, 4), spec(0, 12, 4), spec(0, 1, 4), spec(0, 59, 2)];
-        let t = Template::compile(false, fields.to_vec(), &[]).unwrap();
+        let t = Template::compile(false, fields.to_vec(), &[], RecordFields::ALL).unwrap();
         let data = [10, 0, 0, 1, 10, 0, 0, 2, 0, 0, 1, 0, 0x10, 0x2a];
         let mut rec = FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
         let mut s = Scratch::default();
@@ -1139,7 +1240,7 @@ mod tests {
     #[test]
     fn templates_the_fixed_plan_cannot_read_use_the_general_reader() {
         let compile = |fields: &[FieldSpec]| {
-            Template::compile(false, fields.to_vec(), &[])
+            Template::compile(false, fields.to_vec(), &[], RecordFields::ALL)
                 .expect("template")
                 .fixed
                 .is_some()

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use flowtel_decode::RecordFields;
 use serde::{Deserialize, Serialize};
 
 /// What a rollup sums per record.
@@ -314,6 +315,50 @@ impl Dimension {
     /// Whether the enricher must look up interface names for this dimension.
     pub const fn needs_interface_names(&self) -> bool {
         matches!(self, Dimension::InIfName | Dimension::OutIfName)
+    }
+
+    /// The record fields this dimension's value is made of, beyond
+    /// [`RecordFields::CORE`] (addresses, ports, protocol, application, configured fields;
+    /// device, countries and networks come from the exporter and the addresses).
+    pub const fn record_fields(&self) -> RecordFields {
+        match self {
+            Dimension::SrcAs | Dimension::DstAs => RecordFields::AS_NUMBERS,
+            Dimension::InIf | Dimension::OutIf | Dimension::InIfName | Dimension::OutIfName => {
+                RecordFields::INTERFACES
+            }
+            Dimension::Vlan => RecordFields::VLAN,
+            Dimension::Tos => RecordFields::TOS,
+            Dimension::FirewallEvent => RecordFields::FIREWALL_EVENT,
+            Dimension::NatEvent
+            | Dimension::PostNatSrcAddr
+            | Dimension::PostNatDstAddr
+            | Dimension::PostNatSrcPort
+            | Dimension::PostNatDstPort => RecordFields::NAT,
+            Dimension::DeviceName
+            | Dimension::ExporterAddress
+            | Dimension::SrcAddr
+            | Dimension::DstAddr
+            | Dimension::SrcPort
+            | Dimension::DstPort
+            | Dimension::Transport
+            | Dimension::Application
+            | Dimension::SrcHost
+            | Dimension::DstHost
+            | Dimension::SrcCountry
+            | Dimension::DstCountry
+            | Dimension::SrcNetName
+            | Dimension::DstNetName
+            | Dimension::SrcNetRole
+            | Dimension::DstNetRole
+            | Dimension::SrcNetSite
+            | Dimension::DstNetSite
+            | Dimension::SrcNetRegion
+            | Dimension::DstNetRegion
+            | Dimension::SrcNetTenant
+            | Dimension::DstNetTenant
+            | Dimension::CustomStr(_)
+            | Dimension::CustomInt(_) => RecordFields::CORE,
+        }
     }
 }
 

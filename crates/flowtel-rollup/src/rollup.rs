@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use flowtel_decode::{CustomValue, Firewall, FlowDirection, FlowRecord, Nat};
+use flowtel_decode::{CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RecordFields};
 use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
 
@@ -573,6 +573,15 @@ impl RollupSet {
                 .iter()
                 .any(|d| d.needs_interface_names())
         })
+    }
+
+    /// The record fields the rollups read (see [`RecordFields`]): what a metrics-only
+    /// pipeline has its decoder read.
+    pub fn record_fields(&self) -> RecordFields {
+        self.rollups
+            .iter()
+            .flat_map(|r| &r.config().dimensions)
+            .fold(RecordFields::CORE, |set, d| set | d.record_fields())
     }
 
     pub fn push(&mut self, e: &Enriched<'_>) {

@@ -367,6 +367,8 @@ impl DecoderSettings {
             pending_timeout_ns: self.pending_timeout_secs.saturating_mul(1_000_000_000),
             sflow_bytes: self.sflow_bytes,
             fields: self.fields.clone(),
+            // Narrowed by each worker's pipeline to what its outputs use.
+            record_fields: flowtel_decode::RecordFields::ALL,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flowtel_decode::prehash::ExporterKey;
-use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig};
+use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig, RecordFields};
 use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceMetrics, InterfaceNames,
     InterfaceWindow, InterfacesConfig, Networks, RollupConfig, RollupSet, RollupStats,
@@ -186,6 +186,23 @@ impl PipelineSpec {
     }
 }
 
+impl PipelineSpec {
+    /// The record fields the decoder reads: every field when per-flow sinks take the records
+    /// (or the decoder keeps unknown fields), else only those the rollups and the interface
+    /// name lookup use. The rollups' series are the same either way (`tests/record_fields.rs`).
+    fn record_fields(&self, rollups: &RollupSet) -> RecordFields {
+        if self.records || self.decoder.keep_unknown_fields {
+            return self.decoder.record_fields;
+        }
+        let names = if rollups.needs_interface_names() {
+            RecordFields::INTERFACES
+        } else {
+            RecordFields::CORE
+        };
+        rollups.record_fields() | names
+    }
+}
+
 /// Decoder, enricher, rollups and reusable buffers of one worker.
 #[derive(Debug)]
 pub struct WorkerPipeline {
@@ -258,8 +275,10 @@ impl WorkerPipeline {
         let rollups = RollupSet::new(&spec.rollups)?;
         let interface_names = spec.records || rollups.needs_interface_names();
         let enricher = spec.live.enricher(interface_names);
+        let mut decoder = spec.decoder.clone();
+        decoder.record_fields = spec.record_fields(&rollups);
         Ok(WorkerPipeline {
-            decoder: Decoder::with_budget(spec.decoder.clone(), Arc::clone(&spec.budget)),
+            decoder: Decoder::with_budget(decoder, Arc::clone(&spec.budget)),
             out: DecodeOutput::default(),
             enricher,
             rollups,
@@ -270,6 +289,11 @@ impl WorkerPipeline {
             selection: spec.live.selection.clone(),
             strangers: Strangers::default(),
         })
+    }
+
+    /// The record fields this pipeline's decoder reads (see [`PipelineSpec`]'s choice).
+    pub fn record_fields(&self) -> RecordFields {
+        self.decoder.config().record_fields
     }
 
     /// Replace enrichment and record selection (a configuration reload). Counters carry on.
