@@ -65,17 +65,39 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 # Datagrams dropped by the kernel at the sockets bound to 127.0.0.1:PORT (column 13 of
 # /proc/net/udp; the port is the hex after the colon of column 2).
 drops() { awk -v p="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp; }
-# CPU seconds (user + system) of process $1 and every process under it: nfacctd runs each
-# plugin as a child process of its core process.
-cpu_of() {
+# Process $1 and every process under it (three levels): nfacctd runs each plugin as a child
+# process of its core process.
+tree_of() {
   local pids=" $1 " p
   for _ in 1 2 3; do
     for p in $(ps -e -o pid=,ppid= | awk -v s="$pids" 'index(s, " " $2 " ") { print $1 }'); do
       case $pids in *" $p "*) ;; *) pids="$pids$p " ;; esac
     done
   done
-  for p in $pids; do cat "/proc/$p/stat" 2>/dev/null; done |
+  echo $pids
+}
+# CPU seconds (user + system) of process $1 and every process under it.
+cpu_of() {
+  local p
+  for p in $(tree_of "$1"); do cat "/proc/$p/stat" 2>/dev/null; done |
     awk -v t="$(getconf CLK_TCK)" '{ c += $14 + $15 } END { printf "%.2f", c / t }'
+}
+# Stop process $1 and every process under it: SIGINT (nfacctd blocks SIGTERM while it runs
+# and shuts down on SIGINT), then SIGKILL for whatever is left after 2 s.
+stop() {
+  local pids p st
+  pids=$(tree_of "$1")
+  kill -INT $pids 2>/dev/null || true
+  for _ in $(seq 20); do
+    for p in $pids; do
+      st=$(ps -o stat= -p "$p" 2>/dev/null) && [ "${st#Z}" = "$st" ] && break # alive, not a zombie
+      p=
+    done
+    [ -z "$p" ] && break
+    sleep 0.1
+  done
+  kill -KILL $pids 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 # Start collector $1 on port $2; prints its pid.
@@ -111,9 +133,8 @@ EOF
 # Peak resident memory in MiB of process $1 and the processes under it (VmHWM, summed).
 rss_of() {
   local p
-  for p in $1 $(ps -e -o pid=,ppid= | awk -v s="$1" '$2 == s { print $1 }'); do
-    cat "/proc/$p/status" 2>/dev/null
-  done | awk '/^VmHWM:/ { k += $2 } END { printf "%.0f", k / 1024 }'
+  for p in $(tree_of "$1"); do cat "/proc/$p/status" 2>/dev/null; done |
+    awk '/^VmHWM:/ { k += $2 } END { printf "%.0f", k / 1024 }'
 }
 
 # Run collector $1 at rate $2: prints "cpu_seconds sent dropped peak_rss_mib".
@@ -129,8 +150,7 @@ run() {
   local dropped rss
   dropped=$(drops "$port")
   rss=$(rss_of "$pid")
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop "$pid"
   awk -v a="$after" -v b="$before" -v s="$sent" -v d="$dropped" -v m="$rss" \
     'BEGIN { printf "%.2f %d %d %d\n", a - b, s, d, m }'
 }
