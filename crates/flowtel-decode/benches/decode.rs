@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use builder::{F, Msg, V5Rec, f, rec};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig};
+use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, RecordFields};
 
 const EXPORTER: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
 
@@ -91,7 +91,9 @@ fn record(i: u32) -> Vec<u8> {
 /// Records per datagram that fit a 1500-byte MTU.
 const PER_DATAGRAM: u32 = 24;
 
-fn bench_template(c: &mut Criterion, name: &str, ipfix: bool) {
+/// `fields`: every field (what `flowtel decode` and the per-flow sinks read), or the core a
+/// metrics-only pipeline with the default rollup reads.
+fn bench_template(c: &mut Criterion, name: &str, ipfix: bool, fields: RecordFields) {
     let new_msg = || {
         if ipfix {
             Msg::ipfix(1, 1_700_000_000)
@@ -101,7 +103,10 @@ fn bench_template(c: &mut Criterion, name: &str, ipfix: bool) {
     };
     let records: Vec<Vec<u8>> = (0..PER_DATAGRAM).map(record).collect();
     let data = new_msg().data(256, &records).build();
-    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut dec = Decoder::new(DecoderConfig {
+        record_fields: fields,
+        ..DecoderConfig::default()
+    });
     let mut out = DecodeOutput::default();
     dec.decode(
         EXPORTER.into(),
@@ -152,11 +157,13 @@ fn v5(c: &mut Criterion) {
 }
 
 fn v9(c: &mut Criterion) {
-    bench_template(c, "netflow_v9", false);
+    bench_template(c, "netflow_v9", false, RecordFields::ALL);
+    bench_template(c, "netflow_v9_core_fields", false, RecordFields::CORE);
 }
 
 fn ipfix(c: &mut Criterion) {
-    bench_template(c, "ipfix", true);
+    bench_template(c, "ipfix", true, RecordFields::ALL);
+    bench_template(c, "ipfix_core_fields", true, RecordFields::CORE);
 }
 
 criterion_group!(benches, v5, v9, ipfix);
