@@ -67,6 +67,9 @@ pub(crate) struct Template {
     pub min_len: usize,
     /// The fixed-offset plan, for templates that can use it (see [`FixedOp`]).
     pub fixed: Option<Box<[FixedOp]>>,
+    /// The fixed-offset plan as straight-line reads, when it is made only of the fields
+    /// [`CoreLayout`] covers.
+    pub core: Option<CoreLayout>,
 }
 
 /// One field of a template whose records all have the same length: its offset is known when
@@ -167,6 +170,7 @@ impl Template {
             .collect();
         let checked = ops.iter().any(|o| o.max != u64::MAX);
         let fixed = (!checked).then(|| fixed_plan(&ops)).flatten();
+        let core = fixed.as_deref().and_then(CoreLayout::of);
         (min_len > 0).then(|| Template {
             checked,
             options,
@@ -175,6 +179,7 @@ impl Template {
             custom: custom.into_boxed_slice(),
             min_len,
             fixed,
+            core,
         })
     }
 }
@@ -196,6 +201,140 @@ fn fixed_plan(ops: &[Op]) -> Option<Box<[FixedOp]>> {
         off += usize::from(op.len);
     }
     Some(plan.into_boxed_slice())
+}
+
+/// An integer field of a [`CoreLayout`]: its offset plus one (0: the template has none) and
+/// its length (1..=8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct IntAt {
+    at: u16,
+    len: u8,
+}
+
+/// An address of a [`CoreLayout`]: the IPv4 and IPv6 forms' offsets plus one (0: absent), and
+/// whether the IPv6 one comes first in the template (the later one is applied last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AddrAt {
+    v4: u16,
+    v6: u16,
+    v6_first: bool,
+}
+
+impl Default for CoreLayout {
+    fn default() -> Self {
+        let none = IntAt::default();
+        CoreLayout {
+            src: AddrAt::default(),
+            dst: AddrAt::default(),
+            src_port: none,
+            dst_port: none,
+            protocol: none,
+            tos: none,
+            direction: none,
+            in_if: none,
+            out_if: none,
+            src_as: none,
+            dst_as: none,
+            icmp_type_code: none,
+            application_id: none,
+            vals: [(none, Val::Octets); CORE_VALS],
+            vals_len: 0,
+        }
+    }
+}
+
+/// Scratch values a [`CoreLayout`] carries at most.
+const CORE_VALS: usize = 6;
+
+/// A fixed-offset plan read with no loop and no dispatch per field: each field the layout
+/// covers is at a known offset or absent. Built for plans whose every step is one of the
+/// fields below, each at most once (with `decoder.record_fields` narrowed to what the rollups
+/// read, the plan of a typical template: addresses, ports, protocol, counters, direction,
+/// sampler); any other plan is read step by step. Reads exactly what [`read_fixed`] reads
+/// (a test holds them to the same records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoreLayout {
+    src: AddrAt,
+    dst: AddrAt,
+    src_port: IntAt,
+    dst_port: IntAt,
+    protocol: IntAt,
+    tos: IntAt,
+    direction: IntAt,
+    in_if: IntAt,
+    out_if: IntAt,
+    src_as: IntAt,
+    dst_as: IntAt,
+    icmp_type_code: IntAt,
+    application_id: IntAt,
+    /// Scratch integers (counters, sampling): the first `vals_len` entries.
+    vals: [(IntAt, Val); CORE_VALS],
+    vals_len: u8,
+}
+
+impl CoreLayout {
+    /// The layout of `plan`, when every step is a field the layout covers, once.
+    fn of(plan: &[FixedOp]) -> Option<CoreLayout> {
+        let mut l = CoreLayout::default();
+        for f in plan {
+            let at = f.off.checked_add(1)?;
+            let int = |target: &mut IntAt| -> Option<()> {
+                let len = u8::try_from(f.op.len)
+                    .ok()
+                    .filter(|n| (1..=8).contains(n))?;
+                (target.at == 0).then(|| *target = IntAt { at, len })
+            };
+            let addr = |target: &mut AddrAt, v6: bool| -> Option<()> {
+                // The other form already placed: this one is applied after it.
+                let v6_first = !v6 && target.v6 != 0;
+                let (slot, len) = if v6 {
+                    (&mut target.v6, 16)
+                } else {
+                    (&mut target.v4, 4)
+                };
+                (*slot == 0 && f.op.len == len).then(|| *slot = at)?;
+                target.v6_first = v6_first;
+                Some(())
+            };
+            match f.op.slot {
+                Slot::SrcV4 => addr(&mut l.src, false)?,
+                Slot::SrcV6 => addr(&mut l.src, true)?,
+                Slot::DstV4 => addr(&mut l.dst, false)?,
+                Slot::DstV6 => addr(&mut l.dst, true)?,
+                Slot::SrcPort => int(&mut l.src_port)?,
+                Slot::DstPort => int(&mut l.dst_port)?,
+                Slot::Protocol => int(&mut l.protocol)?,
+                Slot::Tos => int(&mut l.tos)?,
+                Slot::Direction => int(&mut l.direction)?,
+                Slot::InIf => int(&mut l.in_if)?,
+                Slot::OutIf => int(&mut l.out_if)?,
+                Slot::SrcAs => int(&mut l.src_as)?,
+                Slot::DstAs => int(&mut l.dst_as)?,
+                Slot::IcmpTypeCode => int(&mut l.icmp_type_code)?,
+                Slot::ApplicationId => int(&mut l.application_id)?,
+                Slot::Val(k) => {
+                    let n = usize::from(l.vals_len);
+                    let seen = l.vals.get(..n)?.iter().any(|(_, v)| *v == k);
+                    let mut at_len = IntAt::default();
+                    int(&mut at_len)?;
+                    *l.vals.get_mut(n).filter(|_| !seen)? = (at_len, k);
+                    l.vals_len += 1;
+                }
+                _ => return None,
+            }
+        }
+        Some(l)
+    }
+}
+
+/// The integer of `f` in `data` (present: `f.at > 0`), as [`read_fixed`] reads it.
+#[inline(always)]
+fn int_at(data: &[u8], f: IntAt) -> u64 {
+    let (off, len) = (usize::from(f.at - 1), usize::from(f.len));
+    match data.get(off..off + 8).map(<[u8; 8]>::try_from) {
+        Some(Ok(w)) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
+        _ => data.get(off..off + len).map_or(0, uint),
+    }
 }
 
 /// Values a record carries that are not final [`FlowRecord`] fields: integers in a flat
@@ -426,6 +565,9 @@ pub(crate) fn read_record<'a>(
     scratch: &mut Scratch<'a>,
     keep_unknown: bool,
 ) -> Result<usize, RecordTruncated> {
+    if let Some(layout) = &template.core {
+        return read_core(layout, template.min_len, data, rec, scratch);
+    }
     if let Some(plan) = &template.fixed {
         return read_fixed(template, plan, data, rec, scratch, keep_unknown);
     }
@@ -524,6 +666,95 @@ fn read_fixed<'a>(
             &template.custom,
             off + len,
         );
+    }
+    Ok(record_len)
+}
+
+/// The address of `a` in `data` into `slot`, as [`apply`] sets it (the forms in template order).
+#[inline(always)]
+fn addr_at(data: &[u8], slot: &mut Option<IpAddr>, a: AddrAt) {
+    let v4 = |at: u16| {
+        let off = usize::from(at - 1);
+        data.get(off..off + 4).and_then(v4)
+    };
+    let v6 = |at: u16| {
+        let off = usize::from(at - 1);
+        data.get(off..off + 16).and_then(v6)
+    };
+    match (a.v4, a.v6) {
+        (0, 0) => {}
+        (at, 0) => set_addr(slot, v4(at)),
+        (0, at) => set_addr(slot, v6(at)),
+        (at4, at6) if a.v6_first => {
+            set_addr(slot, v6(at6));
+            set_addr(slot, v4(at4));
+        }
+        (at4, at6) => {
+            set_addr(slot, v4(at4));
+            set_addr(slot, v6(at6));
+        }
+    }
+}
+
+/// [`read_record`] with a template's [`CoreLayout`]; `record_len` is the record's length.
+/// Each field is stored as [`apply`] stores it.
+#[inline]
+fn read_core(
+    l: &CoreLayout,
+    record_len: usize,
+    data: &[u8],
+    rec: &mut FlowRecord,
+    s: &mut Scratch<'_>,
+) -> Result<usize, RecordTruncated> {
+    // Every field lies within the record (the plan was built from its fields); loads may read
+    // past its end into the set, as in `read_fixed`, and keep only the field's bytes.
+    if data.len() < record_len {
+        return Err(RecordTruncated);
+    }
+    let int = |f: IntAt| (f.at != 0).then(|| int_at(data, f));
+    addr_at(data, &mut rec.src_addr, l.src);
+    addr_at(data, &mut rec.dst_addr, l.dst);
+    if let Some(v) = int(l.src_port) {
+        rec.src_port = v as u16;
+    }
+    if let Some(v) = int(l.dst_port) {
+        rec.dst_port = v as u16;
+    }
+    if let Some(v) = int(l.protocol) {
+        rec.ip_protocol = v as u8;
+    }
+    if let Some(v) = int(l.tos) {
+        rec.tos = v as u8;
+    }
+    if let Some(v) = int(l.direction) {
+        // IE 61 flowDirection: 0 ingress, 1 egress.
+        rec.direction = match v {
+            0 => Some(FlowDirection::Ingress),
+            1 => Some(FlowDirection::Egress),
+            _ => None,
+        };
+    }
+    if let Some(v) = int(l.in_if) {
+        rec.in_if = Some(v as u32);
+    }
+    if let Some(v) = int(l.out_if) {
+        rec.out_if = Some(v as u32);
+    }
+    if let Some(v) = int(l.src_as) {
+        rec.src_as = Some(v as u32);
+    }
+    if let Some(v) = int(l.dst_as) {
+        rec.dst_as = Some(v as u32);
+    }
+    if let Some(v) = int(l.icmp_type_code) {
+        rec.icmp_type = Some((v >> 8) as u8);
+        rec.icmp_code = Some(v as u8);
+    }
+    if let Some(v) = int(l.application_id) {
+        rec.application_id = Some(v);
+    }
+    for (f, k) in l.vals.iter().take(usize::from(l.vals_len)) {
+        s.set(*k, int_at(data, *f));
     }
     Ok(record_len)
 }
@@ -1213,6 +1444,94 @@ mod tests {
         // Options templates are read whole.
         let t = Template::compile(true, fields.to_vec(), &[], RecordFields::CORE).unwrap();
         assert_eq!(t.fixed.map(|p| p.len()), Some(14));
+    }
+
+    #[test]
+    fn the_core_layout_reads_what_the_fixed_plan_reads() {
+        let v4 = [spec(0, 8, 4), spec(0, 12, 4)];
+        let v6 = [spec(0, 27, 16), spec(0, 28, 16)];
+        // Ports, protocol, ToS, direction, interfaces, AS, icmpTypeCodeIPv4, applicationId.
+        let rest = [
+            spec(0, 7, 2),
+            spec(0, 11, 2),
+            spec(0, 4, 1),
+            spec(0, 5, 1),
+            spec(0, 61, 1),
+            spec(0, 10, 2),
+            spec(0, 14, 4),
+            spec(0, 16, 4),
+            spec(0, 17, 2),
+            spec(0, 32, 2),
+            spec(0, 95, 4),
+        ];
+        // Octets in 8 and packets in 4 bytes, sampler id, samplingInterval in 3 bytes.
+        let vals = [spec(0, 1, 8), spec(0, 2, 4), spec(0, 48, 1), spec(0, 34, 3)];
+        let templates: Vec<Vec<FieldSpec>> = vec![
+            [&v4[..], &rest, &vals].concat(),
+            [&v6[..], &vals, &rest[..3]].concat(),
+            // Both address forms, in either order (the unspecified one must not win).
+            [&v4[..], &v6, &rest[..3], &vals[..2]].concat(),
+            [&v6[..], &v4, &rest[..3], &vals[..2]].concat(),
+            [&vals[..2], &v4[..1]].concat(),
+        ];
+        for fields in &templates {
+            let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
+            let core = Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap();
+            assert!(core.core.is_some(), "{fields:?} has a core layout");
+            let fixed = Template {
+                core: None,
+                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
+            };
+            let generic = Template {
+                core: None,
+                fixed: None,
+                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
+            };
+            // Records of varied bytes, some with an address form zeroed, the last one ending
+            // where the data ends.
+            for seed in 0..64usize {
+                let mut data: Vec<u8> = (0..len)
+                    .map(|i| ((i + 1) * (seed * 7 + 13) + seed) as u8)
+                    .collect();
+                if seed % 3 == 0 {
+                    data[..4].fill(0);
+                }
+                if seed % 5 == 0 {
+                    let zero = len.min(40);
+                    data[..zero].fill(0);
+                }
+                let read = |t: &Template| {
+                    let mut rec =
+                        FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+                    let mut s = Scratch::default();
+                    let used = read_record(t, &data, &mut rec, &mut s, false).unwrap();
+                    (used, rec, s.present, s.vals)
+                };
+                let want = read(&fixed);
+                assert_eq!(read(&core), want, "{fields:?} seed {seed}");
+                assert_eq!(read(&generic), want, "{fields:?} seed {seed}");
+            }
+            // A record shorter than the template is truncated, as with the plan.
+            let mut rec =
+                FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+            let short = vec![1u8; len - 1];
+            let r = read_record(&core, &short, &mut rec, &mut Scratch::default(), false);
+            assert_eq!(r, Err(RecordTruncated));
+        }
+        // A field the layout does not cover, or a field twice, keeps the step-by-step plan.
+        let tcp_flags = [&v4[..], &[spec(0, 6, 1)]].concat();
+        let t = Template::compile(false, tcp_flags.clone(), &[], RecordFields::ALL).unwrap();
+        assert!(t.fixed.is_some() && t.core.is_none());
+        let t = Template::compile(false, tcp_flags, &[], RecordFields::CORE).unwrap();
+        assert!(t.core.is_some());
+        let mut twice = v4.to_vec();
+        twice.extend([spec(0, 1, 4), spec(0, 85, 4), spec(0, 23, 4), spec(0, 2, 4)]);
+        twice.extend([spec(0, 86, 4), spec(0, 24, 4), spec(0, 48, 1)]);
+        let t = Template::compile(false, twice, &[], RecordFields::ALL).unwrap();
+        assert!(
+            t.fixed.is_some() && t.core.is_none(),
+            "more scratch values than the layout holds"
+        );
     }
 
     #[test]
