@@ -220,29 +220,6 @@ pub(crate) struct AddrAt {
     v6_first: bool,
 }
 
-impl Default for CoreLayout {
-    fn default() -> Self {
-        let none = IntAt::default();
-        CoreLayout {
-            src: AddrAt::default(),
-            dst: AddrAt::default(),
-            src_port: none,
-            dst_port: none,
-            protocol: none,
-            tos: none,
-            direction: none,
-            in_if: none,
-            out_if: none,
-            src_as: none,
-            dst_as: none,
-            icmp_type_code: none,
-            application_id: none,
-            vals: [(none, Val::Octets); CORE_VALS],
-            vals_len: 0,
-        }
-    }
-}
-
 /// Scratch values a [`CoreLayout`] carries at most.
 const CORE_VALS: usize = 6;
 
@@ -270,6 +247,29 @@ pub(crate) struct CoreLayout {
     /// Scratch integers (counters, sampling): the first `vals_len` entries.
     vals: [(IntAt, Val); CORE_VALS],
     vals_len: u8,
+}
+
+impl Default for CoreLayout {
+    fn default() -> Self {
+        let none = IntAt::default();
+        CoreLayout {
+            src: AddrAt::default(),
+            dst: AddrAt::default(),
+            src_port: none,
+            dst_port: none,
+            protocol: none,
+            tos: none,
+            direction: none,
+            in_if: none,
+            out_if: none,
+            src_as: none,
+            dst_as: none,
+            icmp_type_code: none,
+            application_id: none,
+            vals: [(none, Val::Octets); CORE_VALS],
+            vals_len: 0,
+        }
+    }
 }
 
 impl CoreLayout {
