@@ -1,18 +1,21 @@
 //! Bytes after valid templates: a decoder learns NetFlow v9 and IPFIX templates and options
 //! templates (fixed, variable-length, enterprise, biflow, options), then the input is read as
-//! data sets of those templates and as a whole datagram from the same exporter.
+//! data sets of those templates and as a whole datagram from the same exporter. The selector
+//! byte's bit 6 chooses the metrics-only field set (`RecordFields::CORE`), whose templates are
+//! read through the straight-line `CoreLayout` where they allow it.
 #![no_main]
 
 #[path = "../../crates/flowtel-decode/tests/support/builder.rs"]
 mod builder;
 
 use builder::{FLOW4, Msg, f, fe};
-use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig};
+use flowtel_decode::{DecodeOutput, Decoder, DecoderConfig, RecordFields};
 use libfuzzer_sys::fuzz_target;
 
-fn primed() -> Decoder {
+fn primed(record_fields: RecordFields) -> Decoder {
     let mut dec = Decoder::new(DecoderConfig {
-        keep_unknown_fields: true,
+        keep_unknown_fields: record_fields == RecordFields::ALL,
+        record_fields,
         ..DecoderConfig::default()
     });
     let mut out = DecodeOutput::default();
@@ -41,7 +44,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else {
         return;
     };
-    let mut dec = primed();
+    let fields = if sel & 0x40 != 0 {
+        RecordFields::CORE
+    } else {
+        RecordFields::ALL
+    };
+    let mut dec = primed(fields);
     let mut out = DecodeOutput::default();
     let id = 256 + u16::from(sel % 5);
     let msg = if sel & 0x80 != 0 {
