@@ -1304,6 +1304,25 @@ mod tests {
         })
     }
 
+    /// One NetFlow v9 record at the start of `data`, read with `t` and finished against a
+    /// header time base.
+    fn read_finished(t: &Template, data: &[u8]) -> FlowRecord {
+        let mut rec = FlowRecord::new(
+            "192.0.2.1:2055".parse().unwrap(),
+            FlowProtocol::NetflowV9,
+            1,
+        );
+        let mut s = Scratch::default();
+        read_record(t, data, &mut rec, &mut s, false).unwrap();
+        let base = TimeBase {
+            export_ns: 1_700_000_000_000_000_000,
+            sys_uptime_ms: Some(1_000_000),
+            sys_init_ms: None,
+        };
+        finish(&mut rec, &s, &base, SflowBytes::Frame);
+        rec
+    }
+
     #[test]
     fn the_fixed_offset_plan_reads_what_the_general_reader_reads() {
         // softflowd's IPv4 template, reduced-size counters, an unknown element, padding, an
@@ -1387,23 +1406,7 @@ mod tests {
         assert_eq!((steps(&all), steps(&narrow)), (Some(14), Some(8)));
         let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
         let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-        let read_one = |t: &Template| {
-            let mut rec = FlowRecord::new(
-                "192.0.2.1:2055".parse().unwrap(),
-                FlowProtocol::NetflowV9,
-                1,
-            );
-            let mut s = Scratch::default();
-            read_record(t, &data, &mut rec, &mut s, false).unwrap();
-            let base = TimeBase {
-                export_ns: 1_700_000_000_000_000_000,
-                sys_uptime_ms: Some(1_000_000),
-                sys_init_ms: None,
-            };
-            finish(&mut rec, &s, &base, SflowBytes::Frame);
-            rec
-        };
-        let (a, n) = (read_one(&all), read_one(&narrow));
+        let (a, n) = (read_finished(&all, &data), read_finished(&narrow, &data));
         assert!(a.flow_start_ns.is_some() && a.in_if.is_some() && a.tcp_flags != 0);
         assert_eq!(
             (n.flow_start_ns, n.flow_end_ns, n.in_if, n.out_if),
@@ -1541,15 +1544,7 @@ mod tests {
         let fields = [spec(0, 8, 4), spec(0, 12, 4), spec(0, 1, 4), spec(0, 59, 2)];
         let t = Template::compile(false, fields.to_vec(), &[], RecordFields::ALL).unwrap();
         let data = [10, 0, 0, 1, 10, 0, 0, 2, 0, 0, 1, 0, 0x10, 0x2a];
-        let mut rec = FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
-        let mut s = Scratch::default();
-        read_record(&t, &data, &mut rec, &mut s, false).unwrap();
-        let base = TimeBase {
-            export_ns: 0,
-            sys_uptime_ms: None,
-            sys_init_ms: None,
-        };
-        finish(&mut rec, &s, &base, SflowBytes::Frame);
+        let rec = read_finished(&t, &data);
         assert_eq!(
             (rec.vlan, rec.dst_vlan, rec.bytes),
             (Some(42), Some(42), 256)
