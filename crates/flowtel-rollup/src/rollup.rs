@@ -458,7 +458,12 @@ impl Rollup {
         };
         self.stats.value_in = self.stats.value_in.saturating_add(value);
 
-        let mut start = self.align(r.time_received_ns);
+        // Nearly every record falls in the open window: no division for those.
+        let t = r.time_received_ns;
+        let mut start = match &self.open {
+            Some(w) if t >= w.start_ns && t - w.start_ns < self.def.interval_ns => w.start_ns,
+            _ => self.align(t),
+        };
         // The watermark is the open window's start: nothing older can be opened again.
         if start < self.watermark_ns {
             self.stats.late_records += 1;
@@ -666,11 +671,16 @@ fn put_opt_u32(out: &mut Vec<u8>, v: Option<u32>) {
 }
 
 fn put_country(out: &mut Vec<u8>, c: Country) {
-    out.extend_from_slice(&match c {
+    out.extend_from_slice(&country_bytes(c));
+}
+
+#[inline]
+fn country_bytes(c: Country) -> [u8; 2] {
+    match c {
         Country::Unknown => COUNTRY_UNKNOWN,
         Country::Private => COUNTRY_PRIVATE,
         Country::Iso(code) => code,
-    });
+    }
 }
 
 /// A port as keyed: ports at or above `collapse_ports_from` become that port.
@@ -698,24 +708,61 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
 fn encode_default_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
     let r = e.record;
     put_str(out, e.device_name);
-    put_addr(out, r.src_addr);
-    put_addr(out, r.dst_addr);
+    // The fixed-size part is written into one stack buffer and appended at once: a `Vec`
+    // write per field (capacity check, length update) cost about as much as the fields.
+    let mut buf = [0u8; FIXED_KEY_MAX];
+    let mut n = addr_into(&mut buf, 0, r.src_addr);
+    n = addr_into(&mut buf, n, r.dst_addr);
     let (src, dst) = (key_port(def, r.src_port), key_port(def, r.dst_port));
     let [s0, s1] = src.to_be_bytes();
     let [d0, d1] = dst.to_be_bytes();
-    out.extend_from_slice(&[s0, s1, d0, d1, r.ip_protocol]);
+    n = bytes_into(&mut buf, n, &[s0, s1, d0, d1, r.ip_protocol]);
     match r.application_name.as_deref() {
         Some(name) => {
-            out.push(APP_NAMED);
+            n = bytes_into(&mut buf, n, &[APP_NAMED]);
+            out.extend_from_slice(buf.get(..n).unwrap_or_default());
             put_str(out, name);
+            n = 0;
         }
         None => {
             let [a0, a1] = e.application.unwrap_or(u16::MAX).to_be_bytes();
-            out.extend_from_slice(&[APP_IANA, r.ip_protocol, a0, a1]);
+            n = bytes_into(&mut buf, n, &[APP_IANA, r.ip_protocol, a0, a1]);
         }
     }
-    put_country(out, e.src_country);
-    put_country(out, e.dst_country);
+    n = bytes_into(&mut buf, n, &country_bytes(e.src_country));
+    n = bytes_into(&mut buf, n, &country_bytes(e.dst_country));
+    out.extend_from_slice(buf.get(..n).unwrap_or_default());
+}
+
+/// The longest fixed-size part of a default key: two IPv6 addresses with their tags, ports,
+/// protocol, an IANA application and two countries.
+const FIXED_KEY_MAX: usize = 2 * 17 + 5 + 4 + 2 * 2;
+
+/// `bytes` written into `buf` at `at`; returns the end. `buf` is sized for the longest key, so
+/// nothing is ever cut (the `get_mut` only keeps the write in bounds).
+#[inline(always)]
+fn bytes_into(buf: &mut [u8; FIXED_KEY_MAX], at: usize, bytes: &[u8]) -> usize {
+    let end = at + bytes.len();
+    if let Some(dst) = buf.get_mut(at..end) {
+        dst.copy_from_slice(bytes);
+    }
+    end
+}
+
+/// [`put_addr`] into a key buffer.
+#[inline(always)]
+fn addr_into(buf: &mut [u8; FIXED_KEY_MAX], at: usize, a: Option<IpAddr>) -> usize {
+    match a {
+        None => bytes_into(buf, at, &[ADDR_NONE]),
+        Some(IpAddr::V4(v4)) => {
+            let [a, b, c, d] = v4.octets();
+            bytes_into(buf, at, &[ADDR_V4, a, b, c, d])
+        }
+        Some(IpAddr::V6(v6)) => {
+            let end = bytes_into(buf, at, &[ADDR_V6]);
+            bytes_into(buf, end, &v6.octets())
+        }
+    }
 }
 
 fn encode_any_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
