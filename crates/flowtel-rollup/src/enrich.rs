@@ -297,26 +297,6 @@ impl Enricher {
         }
     }
 
-    fn country(&mut self, addr: Option<IpAddr>) -> Country {
-        let Some(addr) = addr else {
-            return Country::Unknown;
-        };
-        if !special::is_global(addr) {
-            return Country::Private;
-        }
-        let Some(db) = &self.country_db else {
-            return Country::Unknown;
-        };
-        match db.country(addr) {
-            Ok(Some(code)) => Country::Iso(code),
-            Ok(None) => Country::Unknown,
-            Err(_) => {
-                self.stats.geo_lookup_errors += 1;
-                Country::Unknown
-            }
-        }
-    }
-
     /// The AS of one side: the record's, else the network's (networks file), else the ASN
     /// database's. A function of the fields it uses, like [`device_name`].
     fn asn(
@@ -356,12 +336,128 @@ impl Enricher {
         record: &'a FlowRecord,
         interface_names: Option<&dyn InterfaceNames>,
     ) -> Enriched<'a> {
-        self.stats.records += 1;
-        let device_addr = record.agent.unwrap_or_else(|| record.exporter.ip());
+        let device_addr = device_of(record);
+        let (lookups, stats, devices) = self.split();
+        let device = devices.into_name(device_addr);
+        lookups.resolve(stats, record, interface_names, device_addr, device)
+    }
+
+    /// Enrich each of `records` in turn and hand it to `each`: what [`Enricher::enrich`] does
+    /// for one, with the device's name resolved once per run of records from the same device
+    /// (a datagram's records all come from one) rather than once per record.
+    pub fn enrich_each(
+        &mut self,
+        records: &[FlowRecord],
+        interface_names: Option<&dyn InterfaceNames>,
+        mut each: impl FnMut(&Enriched<'_>),
+    ) {
+        let (lookups, stats, mut devices) = self.split();
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let device_addr = device_of(first);
+            let run = rest
+                .iter()
+                .position(|r| device_of(r) != device_addr)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(run);
+            rest = tail;
+            let device = devices.name(device_addr);
+            for record in run {
+                each(&lookups.resolve(stats, record, interface_names, device_addr, device));
+            }
+        }
+    }
+
+    /// The enricher as its three independent parts, so that a record can borrow the device
+    /// cache and the lookup tables while the counters change.
+    fn split(&mut self) -> (Lookups<'_>, &mut EnrichStats, Devices<'_>) {
+        (
+            Lookups {
+                default_rate: self.default_rate,
+                exporter_rates: &self.exporter_rates,
+                country_db: self.country_db.as_deref(),
+                asn_db: self.asn_db.as_deref(),
+                networks: self.networks.as_deref(),
+                interface_names: self.interface_names,
+            },
+            &mut self.stats,
+            Devices {
+                devices: &mut self.devices,
+                configured: self.configured_devices,
+                uncached: &mut self.uncached_device,
+                last: &mut self.last_device,
+            },
+        )
+    }
+}
+
+/// The device a record is keyed on: the sFlow agent, else the exporter's address.
+#[inline]
+fn device_of(record: &FlowRecord) -> IpAddr {
+    record.agent.unwrap_or_else(|| record.exporter.ip())
+}
+
+/// The device-name cache of an [`Enricher`], borrowed.
+struct Devices<'e> {
+    devices: &'e mut HashMap<IpAddr, Arc<str>, RandomState>,
+    configured: usize,
+    uncached: &'e mut String,
+    last: &'e mut Option<(IpAddr, Arc<str>)>,
+}
+
+impl<'e> Devices<'e> {
+    /// See [`device_name`]; the name borrows the cache until the next lookup.
+    fn name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
+        device_name(
+            self.devices,
+            self.configured,
+            self.uncached,
+            self.last,
+            addr,
+        )
+    }
+
+    /// [`Devices::name`] for the cache's whole borrow.
+    fn into_name(self, addr: IpAddr) -> (&'e str, Option<&'e Arc<str>>) {
+        device_name(
+            self.devices,
+            self.configured,
+            self.uncached,
+            self.last,
+            addr,
+        )
+    }
+}
+
+/// The lookup tables and settings of an [`Enricher`], borrowed apart from its device cache.
+struct Lookups<'e> {
+    default_rate: Option<u32>,
+    exporter_rates: &'e HashMap<IpAddr, u32, RandomState>,
+    country_db: Option<&'e CountryDb>,
+    asn_db: Option<&'e AsnDb>,
+    networks: Option<&'e Networks>,
+    interface_names: bool,
+}
+
+impl<'e> Lookups<'e> {
+    /// Everything about one record but its device's name, which the caller resolved.
+    #[inline]
+    fn resolve<'a>(
+        &self,
+        stats: &mut EnrichStats,
+        record: &'a FlowRecord,
+        interface_names: Option<&dyn InterfaceNames>,
+        device_addr: IpAddr,
+        (device_name, device_shared): (&'a str, Option<&'a Arc<str>>),
+    ) -> Enriched<'a>
+    where
+        'e: 'a,
+    {
+        stats.records += 1;
         let (sampling_rate, rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
             Some(r) => (r, true),
             None => {
-                self.stats.unknown_sampling_rate += 1;
+                stats.unknown_sampling_rate += 1;
                 let rate = self
                     .exporter_rates
                     .get(&device_addr)
@@ -374,11 +470,9 @@ impl Enricher {
         };
         let application =
             services::application_index(record.ip_protocol, record.src_port, record.dst_port);
-        let src_country = self.country(record.src_addr);
-        let dst_country = self.country(record.dst_addr);
-        // Shared with the table for the record's life: the network lookups borrow it while the
-        // device name below borrows the cache.
-        let networks = self.networks.as_deref();
+        let src_country = country(self.country_db, stats, record.src_addr);
+        let dst_country = country(self.country_db, stats, record.dst_addr);
+        let networks = self.networks;
         let net = |addr: Option<IpAddr>| networks.and_then(|t| t.lookup(addr?));
         let (src_net, dst_net) = (net(record.src_addr), net(record.dst_addr));
         let (src_net_as, dst_net_as) = (src_net.and_then(|n| n.asn), dst_net.and_then(|n| n.asn));
@@ -393,18 +487,9 @@ impl Enricher {
             }
             _ => (None, None),
         };
-        let asn_db = self.asn_db.as_deref();
-        let stats = &mut self.stats;
-        let src_as = Self::asn(asn_db, stats, record.src_as, src_net_as, record.src_addr);
-        let dst_as = Self::asn(asn_db, stats, record.dst_as, dst_net_as, record.dst_addr);
-        // Last: the name borrows the device cache until the record is rolled up.
-        let (device_name, device_shared) = device_name(
-            &mut self.devices,
-            self.configured_devices,
-            &mut self.uncached_device,
-            &mut self.last_device,
-            device_addr,
-        );
+        let asn_db = self.asn_db;
+        let src_as = Enricher::asn(asn_db, stats, record.src_as, src_net_as, record.src_addr);
+        let dst_as = Enricher::asn(asn_db, stats, record.dst_as, dst_net_as, record.dst_addr);
         Enriched {
             record,
             device_addr,
@@ -421,6 +506,28 @@ impl Enricher {
             src_net,
             dst_net,
             device_shared,
+        }
+    }
+}
+
+/// The country label of an address: `Private IP` when it is not global, else the database's
+/// code (a failed lookup is counted and leaves it empty).
+fn country(db: Option<&CountryDb>, stats: &mut EnrichStats, addr: Option<IpAddr>) -> Country {
+    let Some(addr) = addr else {
+        return Country::Unknown;
+    };
+    if !special::is_global(addr) {
+        return Country::Private;
+    }
+    let Some(db) = db else {
+        return Country::Unknown;
+    };
+    match db.country(addr) {
+        Ok(Some(code)) => Country::Iso(code),
+        Ok(None) => Country::Unknown,
+        Err(_) => {
+            stats.geo_lookup_errors += 1;
+            Country::Unknown
         }
     }
 }
@@ -534,6 +641,64 @@ mod tests {
         assert_eq!(a.out_if_name, None);
     }
 
+    #[test]
+    fn enriching_each_equals_enriching_one_by_one() {
+        let mut config = EnrichConfig::default();
+        config
+            .devices
+            .insert("192.0.2.1".parse().unwrap(), "edge-1".into());
+        config.sampling.default_rate = Some(10);
+        // Runs of records from three devices, one of them twice: exporter, sFlow agent, other
+        // exporter, then the first exporter again.
+        let mut records = Vec::new();
+        for (i, (src, dst)) in [
+            ("10.1.2.3", "8.8.8.8"),
+            ("2606:4700::1", "fd00::1"),
+            ("8.8.4.4", "192.168.1.1"),
+            ("1.1.1.1", "9.9.9.9"),
+            ("172.16.0.1", "2001:db8::1"),
+            ("8.8.8.8", "8.8.4.4"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = rec(src, dst);
+            r.observation_domain = 7;
+            r.in_if = Some(i as u32);
+            match i {
+                2 | 3 => r.agent = Some("203.0.113.5".parse().unwrap()),
+                4 => r.exporter = "192.0.2.9:9995".parse().unwrap(),
+                _ => {}
+            }
+            r.sampling_rate = (i == 3).then_some(512);
+            records.push(r);
+        }
+        let mut one = Enricher::new(&config).with_interface_names(true);
+        let expected: Vec<EnrichedRecord> = records
+            .iter()
+            .map(|r| one.enrich(r, Some(&Names)).to_record())
+            .collect();
+        let mut each = Enricher::new(&config).with_interface_names(true);
+        let mut got = Vec::new();
+        each.enrich_each(&records, Some(&Names), |e| got.push(e.to_record()));
+        assert_eq!(got, expected);
+        assert_eq!(each.stats(), one.stats());
+        let devices: Vec<&str> = got.iter().map(|e| &*e.device_name).collect();
+        assert_eq!(
+            devices,
+            [
+                "edge-1",
+                "edge-1",
+                "203.0.113.5",
+                "203.0.113.5",
+                "192.0.2.9",
+                "edge-1"
+            ]
+        );
+        let mut none = Enricher::new(&config);
+        none.enrich_each(&[], None, |_| panic!("no records"));
+        assert_eq!(none.stats().records, 0);
+    }
     #[test]
     fn geoip_country_and_asn() {
         let country = Arc::new(CountryDb::from_bytes(fixture("country-test.mmdb")).unwrap());

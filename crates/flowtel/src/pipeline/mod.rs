@@ -342,11 +342,12 @@ impl WorkerPipeline {
         } else {
             None
         };
-        for record in &self.out.flows {
-            let e = self.enricher.enrich(record, names);
-            self.rollups.push(&e);
-            if let Some(records) = &mut self.records {
-                match self.selection.select(&e) {
+        let (rollups, records, selection) =
+            (&mut self.rollups, &mut self.records, &mut self.selection);
+        self.enricher.enrich_each(&self.out.flows, names, |e| {
+            rollups.push(e);
+            if let Some(records) = records {
+                match selection.select(e) {
                     select::Verdict::Keep(factor) => {
                         let mut r = e.to_record();
                         if factor > 1 {
@@ -361,7 +362,7 @@ impl WorkerPipeline {
                     select::Verdict::SampledOut => stats.flow_records_sampled_out += 1,
                 }
             }
-        }
+        });
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
             self.snapshot(stats, now_ns);
         }
