@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Arguments: `5k_flows` (default) or `random_sources`, then the number of passes over the
-//! 100 000 records (default 3). Prints the keys tracked so the work is not optimised away.
+//! 100 000 records (default 3) and, optionally, a GeoIP country database (`.mmdb`) to enrich
+//! with. Prints the keys tracked so the work is not optimised away.
 
-use flowtel_rollup::{EnrichConfig, Enricher, RollupConfig, RollupSet};
+use std::sync::Arc;
+
+use flowtel_rollup::{CountryDb, EnrichConfig, Enricher, RollupConfig, RollupSet};
 
 #[path = "../benches/support/records.rs"]
 mod records;
@@ -24,6 +27,11 @@ fn main() {
     let passes: usize = args.next().and_then(|p| p.parse().ok()).unwrap_or(3);
     let recs = records(distinct);
     let mut enricher = Enricher::new(&EnrichConfig::default());
+    if let Some(path) = args.next() {
+        let bytes = std::fs::read(&path).expect("country database readable");
+        let db = CountryDb::from_bytes(bytes).expect("a MaxMind-format database");
+        enricher = enricher.with_country_db(Arc::new(db));
+    }
     let mut set = RollupSet::new(&[RollupConfig::default()]).expect("default rollup is valid");
     for _ in 0..passes {
         for r in &recs {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use flowtel_decode::FlowRecord;
 use foldhash::fast::RandomState;
 
+use crate::addr_cache::AddrCache;
 use crate::config::EnrichConfig;
 use crate::geo::{AsnDb, CountryDb};
 use crate::networks::{Network, Networks};
@@ -210,7 +211,15 @@ pub struct Enricher {
     asn_db: Option<Arc<AsnDb>>,
     networks: Option<Arc<Networks>>,
     interface_names: bool,
+    caches: GeoCaches,
     stats: EnrichStats,
+}
+
+/// The databases' answers per address (see [`crate::addr_cache`]).
+#[derive(Debug, Default)]
+struct GeoCaches {
+    countries: AddrCache<Option<[u8; 2]>>,
+    asns: AddrCache<Option<u32>>,
 }
 
 impl Enricher {
@@ -239,6 +248,7 @@ impl Enricher {
             asn_db: None,
             networks: None,
             interface_names: false,
+            caches: GeoCaches::default(),
             stats: EnrichStats::default(),
         }
     }
@@ -297,38 +307,6 @@ impl Enricher {
         }
     }
 
-    /// The AS of one side: the record's, else the network's (networks file), else the ASN
-    /// database's. A function of the fields it uses, like [`device_name`].
-    fn asn(
-        asn_db: Option<&AsnDb>,
-        stats: &mut EnrichStats,
-        from_record: Option<u32>,
-        from_network: Option<u32>,
-        addr: Option<IpAddr>,
-    ) -> Option<u32> {
-        // AS 0 is "unknown" in NetFlow/IPFIX (RFC 7102 has no AS 0; RFC 7607 reserves it).
-        if let Some(asn) = from_record.filter(|a| *a != 0) {
-            return Some(asn);
-        }
-        // The operator's own networks file before the public database.
-        if from_network.is_some() {
-            return from_network;
-        }
-        let (Some(db), Some(addr)) = (asn_db, addr) else {
-            return None;
-        };
-        if !special::is_global(addr) {
-            return None;
-        }
-        match db.asn(addr) {
-            Ok(a) => a,
-            Err(_) => {
-                stats.asn_lookup_errors += 1;
-                None
-            }
-        }
-    }
-
     /// Enrich one record. `interface_names` is consulted only when enabled with
     /// [`Enricher::with_interface_names`].
     pub fn enrich<'a>(
@@ -337,9 +315,9 @@ impl Enricher {
         interface_names: Option<&dyn InterfaceNames>,
     ) -> Enriched<'a> {
         let device_addr = device_of(record);
-        let (lookups, stats, devices) = self.split();
+        let (lookups, mut state, devices) = self.split();
         let device = devices.into_name(device_addr);
-        lookups.resolve(stats, record, interface_names, device_addr, device)
+        lookups.resolve(&mut state, record, interface_names, device_addr, device)
     }
 
     /// Enrich each of `records` in turn and hand it to `each`: what [`Enricher::enrich`] does
@@ -351,7 +329,7 @@ impl Enricher {
         interface_names: Option<&dyn InterfaceNames>,
         mut each: impl FnMut(&Enriched<'_>),
     ) {
-        let (lookups, stats, mut devices) = self.split();
+        let (lookups, mut state, mut devices) = self.split();
         let mut rest = records;
         while let Some(first) = rest.first() {
             let device_addr = device_of(first);
@@ -363,14 +341,14 @@ impl Enricher {
             rest = tail;
             let device = devices.name(device_addr);
             for record in run {
-                each(&lookups.resolve(stats, record, interface_names, device_addr, device));
+                each(&lookups.resolve(&mut state, record, interface_names, device_addr, device));
             }
         }
     }
 
     /// The enricher as its three independent parts, so that a record can borrow the device
-    /// cache and the lookup tables while the counters change.
-    fn split(&mut self) -> (Lookups<'_>, &mut EnrichStats, Devices<'_>) {
+    /// cache and the lookup tables while the counters and the databases' caches change.
+    fn split(&mut self) -> (Lookups<'_>, State<'_>, Devices<'_>) {
         (
             Lookups {
                 default_rate: self.default_rate,
@@ -380,7 +358,10 @@ impl Enricher {
                 networks: self.networks.as_deref(),
                 interface_names: self.interface_names,
             },
-            &mut self.stats,
+            State {
+                stats: &mut self.stats,
+                caches: &mut self.caches,
+            },
             Devices {
                 devices: &mut self.devices,
                 configured: self.configured_devices,
@@ -395,6 +376,13 @@ impl Enricher {
 #[inline]
 fn device_of(record: &FlowRecord) -> IpAddr {
     record.agent.unwrap_or_else(|| record.exporter.ip())
+}
+
+/// What enriching a record changes besides the device cache: the counters and the
+/// databases' caches.
+struct State<'e> {
+    stats: &'e mut EnrichStats,
+    caches: &'e mut GeoCaches,
 }
 
 /// The device-name cache of an [`Enricher`], borrowed.
@@ -444,7 +432,7 @@ impl<'e> Lookups<'e> {
     #[inline]
     fn resolve<'a>(
         &self,
-        stats: &mut EnrichStats,
+        state: &mut State<'_>,
         record: &'a FlowRecord,
         interface_names: Option<&dyn InterfaceNames>,
         device_addr: IpAddr,
@@ -453,11 +441,11 @@ impl<'e> Lookups<'e> {
     where
         'e: 'a,
     {
-        stats.records += 1;
+        state.stats.records += 1;
         let (sampling_rate, rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
             Some(r) => (r, true),
             None => {
-                stats.unknown_sampling_rate += 1;
+                state.stats.unknown_sampling_rate += 1;
                 let rate = self
                     .exporter_rates
                     .get(&device_addr)
@@ -470,8 +458,8 @@ impl<'e> Lookups<'e> {
         };
         let application =
             services::application_index(record.ip_protocol, record.src_port, record.dst_port);
-        let src_country = country(self.country_db, stats, record.src_addr);
-        let dst_country = country(self.country_db, stats, record.dst_addr);
+        let src_country = self.country(state, record.src_addr);
+        let dst_country = self.country(state, record.dst_addr);
         let networks = self.networks;
         let net = |addr: Option<IpAddr>| networks.and_then(|t| t.lookup(addr?));
         let (src_net, dst_net) = (net(record.src_addr), net(record.dst_addr));
@@ -487,9 +475,8 @@ impl<'e> Lookups<'e> {
             }
             _ => (None, None),
         };
-        let asn_db = self.asn_db;
-        let src_as = Enricher::asn(asn_db, stats, record.src_as, src_net_as, record.src_addr);
-        let dst_as = Enricher::asn(asn_db, stats, record.dst_as, dst_net_as, record.dst_addr);
+        let src_as = self.asn(state, record.src_as, src_net_as, record.src_addr);
+        let dst_as = self.asn(state, record.dst_as, dst_net_as, record.dst_addr);
         Enriched {
             record,
             device_addr,
@@ -508,26 +495,73 @@ impl<'e> Lookups<'e> {
             device_shared,
         }
     }
+
+    /// The country label of an address: `Private IP` when it is not global, else the
+    /// database's code (a failed lookup is counted and leaves it empty).
+    fn country(&self, state: &mut State<'_>, addr: Option<IpAddr>) -> Country {
+        let Some(addr) = addr else {
+            return Country::Unknown;
+        };
+        if !special::is_global(addr) {
+            return Country::Private;
+        }
+        match self.country_db {
+            Some(db) => country_in(db, state, addr),
+            None => Country::Unknown,
+        }
+    }
+
+    /// The AS of one side: the record's, else the network's (networks file), else the ASN
+    /// database's.
+    #[inline]
+    fn asn(
+        &self,
+        state: &mut State<'_>,
+        from_record: Option<u32>,
+        from_network: Option<u32>,
+        addr: Option<IpAddr>,
+    ) -> Option<u32> {
+        // AS 0 is "unknown" in NetFlow/IPFIX (RFC 7102 has no AS 0; RFC 7607 reserves it).
+        if let Some(asn) = from_record.filter(|a| *a != 0) {
+            return Some(asn);
+        }
+        // The operator's own networks file before the public database.
+        if from_network.is_some() {
+            return from_network;
+        }
+        let (Some(db), Some(addr)) = (self.asn_db, addr) else {
+            return None;
+        };
+        if !special::is_global(addr) {
+            return None;
+        }
+        asn_in(db, state, addr)
+    }
 }
 
-/// The country label of an address: `Private IP` when it is not global, else the database's
-/// code (a failed lookup is counted and leaves it empty).
-fn country(db: Option<&CountryDb>, stats: &mut EnrichStats, addr: Option<IpAddr>) -> Country {
-    let Some(addr) = addr else {
-        return Country::Unknown;
-    };
-    if !special::is_global(addr) {
-        return Country::Private;
-    }
-    let Some(db) = db else {
-        return Country::Unknown;
-    };
-    match db.country(addr) {
+/// A global address's country in the database, through the cache. Kept out of line: without a
+/// database, enrichment does not carry its code.
+#[inline(never)]
+fn country_in(db: &CountryDb, state: &mut State<'_>, addr: IpAddr) -> Country {
+    match state.caches.countries.get_or(addr, || db.country(addr)) {
         Ok(Some(code)) => Country::Iso(code),
         Ok(None) => Country::Unknown,
         Err(_) => {
-            stats.geo_lookup_errors += 1;
+            state.stats.geo_lookup_errors += 1;
             Country::Unknown
+        }
+    }
+}
+
+/// A global address's AS in the database, through the cache (out of line, as
+/// [`country_in`]).
+#[inline(never)]
+fn asn_in(db: &AsnDb, state: &mut State<'_>, addr: IpAddr) -> Option<u32> {
+    match state.caches.asns.get_or(addr, || db.asn(addr)) {
+        Ok(a) => a,
+        Err(_) => {
+            state.stats.asn_lookup_errors += 1;
+            None
         }
     }
 }
@@ -718,6 +752,51 @@ mod tests {
         assert_eq!(x.src_country.as_str(), "Private IP");
         assert_eq!(x.dst_country.as_str(), "");
         assert_eq!((x.src_as, x.dst_as), (None, None));
+    }
+
+    #[test]
+    fn cached_geoip_answers_are_the_databases() {
+        let country = Arc::new(CountryDb::from_bytes(fixture("country-test.mmdb")).unwrap());
+        let asn = Arc::new(AsnDb::from_bytes(fixture("asn-test.mmdb")).unwrap());
+        let mut e = Enricher::new(&EnrichConfig::default())
+            .with_country_db(Arc::clone(&country))
+            .with_asn_db(Arc::clone(&asn));
+        // Addresses the test databases know and do not know, each seen several times with
+        // others in between, and more of them than the cache holds.
+        let known: [IpAddr; 4] = [
+            "8.8.8.8".parse().unwrap(),
+            "1.1.1.1".parse().unwrap(),
+            "2001:4860:4860::8888".parse().unwrap(),
+            "9.9.9.9".parse().unwrap(),
+        ];
+        let spread = (0..3 * crate::addr_cache::SLOTS as u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from_bits(0x0100_0000 + i * 9973)));
+        let addrs: Vec<IpAddr> = known.into_iter().cycle().take(64).chain(spread).collect();
+        for round in 0..2 {
+            for pair in addrs.chunks(2) {
+                let [src, dst] = [pair[0], *pair.last().unwrap()];
+                let mut r = rec("8.8.8.8", "8.8.8.8");
+                (r.src_addr, r.dst_addr) = (Some(src), Some(dst));
+                let x = e.enrich(&r, None);
+                for (addr, got_country, got_as) in [
+                    (src, x.src_country, x.src_as),
+                    (dst, x.dst_country, x.dst_as),
+                ] {
+                    let (want_country, want_as) = if special::is_global(addr) {
+                        let c = country.country(addr).unwrap();
+                        (
+                            c.map_or(Country::Unknown, Country::Iso),
+                            asn.asn(addr).unwrap(),
+                        )
+                    } else {
+                        (Country::Private, None)
+                    };
+                    assert_eq!(got_country, want_country, "{addr} round {round}");
+                    assert_eq!(got_as, want_as, "{addr} round {round}");
+                }
+            }
+        }
+        assert_eq!(e.stats().geo_lookup_errors + e.stats().asn_lookup_errors, 0);
     }
 
     #[test]

@@ -80,6 +80,7 @@
 //! semantic conventions), strings in the ktranslate profile; Prometheus renders both as the
 //! same label value.
 
+mod addr_cache;
 pub mod config;
 pub mod enrich;
 pub mod geo;

@@ -6,8 +6,9 @@
 //! valgrind --tool=callgrind target/release/examples/pipeline_profile netflow_v9 2000
 //! ```
 //!
-//! Arguments: the mix (`netflow_v9`, `ipfix` or `sflow`, as in `benches/pipeline.rs`) and the
-//! number of passes over its datagrams (default 2000). Prints the records processed.
+//! Arguments: the mix (`netflow_v9`, `ipfix` or `sflow`, as in `benches/pipeline.rs`), the
+//! number of passes over its datagrams (default 2000) and, optionally, a GeoIP country
+//! database (`.mmdb`) to enrich with. Prints the records processed.
 
 use flowtel::config::Config;
 use flowtel::pipeline::stats::WorkerStats;
@@ -26,7 +27,9 @@ fn main() {
         std::process::exit(2);
     };
     let datagrams = support::datagrams(captures);
-    let spec = PipelineSpec::from_config(&Config::default()).expect("default pipeline");
+    let mut config = Config::default();
+    config.enrichment.geoip_country_db = args.next().map(Into::into);
+    let spec = PipelineSpec::from_config(&config).expect("default pipeline");
     let mut p = WorkerPipeline::new(&spec).expect("pipeline");
     let mut stats = WorkerStats::default();
     for pass in 0..passes {
