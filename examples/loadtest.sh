@@ -6,8 +6,10 @@
 #   examples/loadtest.sh [RATE_RECORDS_PER_SEC ...]      (default: 50000 100000 200000 400000)
 #
 # Environment: DURATION (seconds per step, default 10), EXPORTERS (default 12), WORKERS
-# (default: one per core), PROTOCOLS (default v9,ipfix,sflow), FLOWTEL (binary, default
-# target/release/flowtel; built if missing). Only loopback addresses are used.
+# (default: one per core), PROTOCOLS (default v9,ipfix,sflow), GEOIP (1: enrich with the demo's
+# country and ASN databases, deploy/geoip/, which know every public address the generator
+# draws), FLOWTEL (binary, default target/release/flowtel; built if missing). Only loopback
+# addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,11 @@ DURATION=${DURATION:-10}
 EXPORTERS=${EXPORTERS:-12}
 PROTOCOLS=${PROTOCOLS:-v9,ipfix,sflow}
 WORKERS=${WORKERS:-0}
+GEO_ARGS=()
+if [ "${GEOIP:-0}" = 1 ]; then
+  GEO_ARGS=(--geoip-country-db deploy/geoip/flowtel-demo-country.mmdb
+    --geoip-asn-db deploy/geoip/flowtel-demo-asn.mmdb)
+fi
 RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 400000)
 [ -x "$FLOWTEL" ] || cargo build --release -p flowtel
@@ -32,7 +39,7 @@ for rate in "${RATES[@]}"; do
   udp=$(free_port SOCK_DGRAM); http=$(free_port SOCK_STREAM)
   "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
     --sink prometheus --rollup-interval 5 --workers "$WORKERS" --recv-buffer-bytes 33554432 \
-    --log-level warn 2>/tmp/flowtel-loadtest.log &
+    --log-level warn "${GEO_ARGS[@]}" 2>/tmp/flowtel-loadtest.log &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   gen=$("$FLOWTEL" generate --target "127.0.0.1:$udp" --rate "$rate" --duration "$DURATION" \
