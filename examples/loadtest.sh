@@ -8,8 +8,9 @@
 # Environment: DURATION (seconds per step, default 10), EXPORTERS (default 12), WORKERS
 # (default: one per core), PROTOCOLS (default v9,ipfix,sflow), GEOIP (1: enrich with the demo's
 # country and ASN databases, deploy/geoip/, which know every public address the generator
-# draws), FLOWTEL (binary, default target/release/flowtel; built if missing). Only loopback
-# addresses are used.
+# draws), DAEMON_CPU and GENERATOR_CPU (pin each to a core, e.g. 0 and 1 with WORKERS=1, so
+# that the two do not share one), FLOWTEL (binary, default target/release/flowtel; built if
+# missing). Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ DURATION=${DURATION:-10}
 EXPORTERS=${EXPORTERS:-12}
 PROTOCOLS=${PROTOCOLS:-v9,ipfix,sflow}
 WORKERS=${WORKERS:-0}
+pin() { if [ -n "$1" ]; then echo taskset -c "$1"; fi; }
+DAEMON_PIN=$(pin "${DAEMON_CPU:-}")
+GENERATOR_PIN=$(pin "${GENERATOR_CPU:-}")
 GEO_ARGS=()
 if [ "${GEOIP:-0}" = 1 ]; then
   GEO_ARGS=(--geoip-country-db deploy/geoip/flowtel-demo-country.mmdb
@@ -37,12 +41,12 @@ printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s %-7s %-10s\n' \
   rate/s sent_recs recv_recs sent_dgrams recv_dgrams recs/s drops loss% rss_MiB cpu_s recs/cpu_s
 for rate in "${RATES[@]}"; do
   udp=$(free_port SOCK_DGRAM); http=$(free_port SOCK_STREAM)
-  "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
+  $DAEMON_PIN "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
     --sink prometheus --rollup-interval 5 --workers "$WORKERS" --recv-buffer-bytes 33554432 \
     --log-level warn "${GEO_ARGS[@]}" 2>/tmp/flowtel-loadtest.log &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  gen=$("$FLOWTEL" generate --target "127.0.0.1:$udp" --rate "$rate" --duration "$DURATION" \
+  gen=$($GENERATOR_PIN "$FLOWTEL" generate --target "127.0.0.1:$udp" --rate "$rate" --duration "$DURATION" \
     --exporters "$EXPORTERS" --protocols "$PROTOCOLS" --report-interval 0 2>&1 >/dev/null | tail -n 5)
   sleep 1
   body=$(curl -fs "http://127.0.0.1:$http/metrics")

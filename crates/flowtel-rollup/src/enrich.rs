@@ -7,6 +7,7 @@
 //! empty), the networks of both addresses (longest prefix in the networks file, see
 //! [`crate::networks`]), both AS numbers (record, else the network's, else ASN database) and,
 //! when asked, interface names from an [`InterfaceNames`] lookup (the decoder's options data).
+//! The databases' answers are cached per address (see `addr_cache.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -58,11 +58,13 @@
 //! # Per-record cost
 //!
 //! The push path allocates nothing once a device has been seen. [`Enriched::device_name`]
-//! borrows the enricher's per-device cache (no `Arc` clone per record); countries, services
-//! and transports are `Copy` codes or `&'static str`. A rollup encodes the record's key into
-//! one reusable buffer, hashes it once (Fx, unseeded, so workers agree on hashes when
-//! merging) and looks it up in a `hashbrown::HashTable` of offsets into one byte arena per
-//! window: a new key is appended to the arena rather than boxed, and compaction rebuilds the
+//! borrows the enricher's per-device cache (no `Arc` clone per record), resolved once per run
+//! of records from one device with [`Enricher::enrich_each`]; countries, services and
+//! transports are `Copy` codes or `&'static str`; GeoIP answers are cached per address in a
+//! bounded direct-mapped table per database (a MaxMind lookup costs as much as the rest of
+//! the record). A rollup encodes the record's key into one reusable buffer, hashes it once
+//! (foldhash, seeded at random once per process, so workers agree on hashes when merging) and
+//! looks it up in a `hashbrown::HashTable` of offsets into one byte arena per window: a new key is appended to the arena rather than boxed, and compaction rebuilds the
 //! arena with the kept keys. A new window reserves the previous window's key count and arena
 //! size, so a steady key stream does not regrow the table every interval. Attribute strings
 //! are built only for the emitted top-K at [`WindowAggregate::finish`].
