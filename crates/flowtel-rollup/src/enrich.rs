@@ -287,22 +287,12 @@ impl Enricher {
         self
     }
 
-    /// The device's name, and the cached `Arc` behind it (none once the cache is full).
-    fn device_name(&mut self, addr: IpAddr) -> (&str, Option<&Arc<str>>) {
-        device_name(
-            &mut self.devices,
-            self.configured_devices,
-            &mut self.uncached_device,
-            &mut self.last_device,
-            addr,
-        )
-    }
-
     /// The name of the device at `addr` (configured, else the address), shared with the cache
     /// (a new `Arc` only once the cache is full). For what is not a flow record: sFlow
     /// counter samples and drop notifications.
     pub fn device(&mut self, addr: IpAddr) -> Arc<str> {
-        match self.device_name(addr) {
+        let (_, _, devices) = self.split();
+        match devices.into_name(addr) {
             (_, Some(shared)) => Arc::clone(shared),
             (name, None) => Arc::from(name),
         }
