@@ -77,11 +77,13 @@ fn bench(c: &mut Criterion) {
     for (name, distinct, networks, rollup) in cases {
         let recs = records(distinct);
         g.bench_function(name, |b| {
-            let mut enricher = Enricher::new(&EnrichConfig::default());
+            let mut set = RollupSet::new(std::slice::from_ref(&rollup)).unwrap();
+            // As the daemon's metrics-only pipeline (countries looked up per emitted series).
+            let mut enricher =
+                Enricher::new(&EnrichConfig::default()).with_countries(set.needs_countries());
             if let Some(t) = networks {
                 enricher = enricher.with_networks(Arc::clone(t));
             }
-            let mut set = RollupSet::new(std::slice::from_ref(&rollup)).unwrap();
             b.iter_custom(|iters| {
                 let start = cpu_time();
                 for _ in 0..iters {

@@ -26,13 +26,16 @@ fn main() {
     };
     let passes: usize = args.next().and_then(|p| p.parse().ok()).unwrap_or(3);
     let recs = records(distinct);
-    let mut enricher = Enricher::new(&EnrichConfig::default());
+    let mut set = RollupSet::new(&[RollupConfig::default()]).expect("default rollup is valid");
+    // As the daemon's metrics-only pipeline: countries are looked up for the emitted series.
+    let mut enricher =
+        Enricher::new(&EnrichConfig::default()).with_countries(set.needs_countries());
     if let Some(path) = args.next() {
         let bytes = std::fs::read(&path).expect("country database readable");
-        let db = CountryDb::from_bytes(bytes).expect("a MaxMind-format database");
-        enricher = enricher.with_country_db(Arc::new(db));
+        let db = Arc::new(CountryDb::from_bytes(bytes).expect("a MaxMind-format database"));
+        enricher = enricher.with_country_db(Arc::clone(&db));
+        set.set_country_db(Some(db));
     }
-    let mut set = RollupSet::new(&[RollupConfig::default()]).expect("default rollup is valid");
     for _ in 0..passes {
         for r in &recs {
             let e = enricher.enrich(r, None);

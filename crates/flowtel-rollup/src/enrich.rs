@@ -212,6 +212,7 @@ pub struct Enricher {
     asn_db: Option<Arc<AsnDb>>,
     networks: Option<Arc<Networks>>,
     interface_names: bool,
+    countries: bool,
     caches: GeoCaches,
     stats: EnrichStats,
 }
@@ -249,6 +250,7 @@ impl Enricher {
             asn_db: None,
             networks: None,
             interface_names: false,
+            countries: true,
             caches: GeoCaches::default(),
             stats: EnrichStats::default(),
         }
@@ -274,6 +276,16 @@ impl Enricher {
     /// [`crate::RollupSet::needs_interface_names`]).
     pub fn with_interface_names(mut self, on: bool) -> Self {
         self.interface_names = on;
+        self
+    }
+
+    /// Whether records get their countries (on unless turned off). Off when only rollups
+    /// read the records and each keys a country only with the same side's address: those
+    /// look countries up for the series they emit ([`crate::RollupSet::needs_countries`]),
+    /// so a record then costs no country lookup. Off, both countries are
+    /// [`Country::Unknown`].
+    pub fn with_countries(mut self, on: bool) -> Self {
+        self.countries = on;
         self
     }
 
@@ -348,6 +360,7 @@ impl Enricher {
                 asn_db: self.asn_db.as_deref(),
                 networks: self.networks.as_deref(),
                 interface_names: self.interface_names,
+                countries: self.countries,
             },
             State {
                 stats: &mut self.stats,
@@ -416,6 +429,7 @@ struct Lookups<'e> {
     asn_db: Option<&'e AsnDb>,
     networks: Option<&'e Networks>,
     interface_names: bool,
+    countries: bool,
 }
 
 impl<'e> Lookups<'e> {
@@ -449,8 +463,14 @@ impl<'e> Lookups<'e> {
         };
         let application =
             services::application_index(record.ip_protocol, record.src_port, record.dst_port);
-        let src_country = self.country(state, record.src_addr);
-        let dst_country = self.country(state, record.dst_addr);
+        let (src_country, dst_country) = if self.countries {
+            (
+                self.country(state, record.src_addr),
+                self.country(state, record.dst_addr),
+            )
+        } else {
+            (Country::Unknown, Country::Unknown)
+        };
         let networks = self.networks;
         let net = |addr: Option<IpAddr>| networks.and_then(|t| t.lookup(addr?));
         let (src_net, dst_net) = (net(record.src_addr), net(record.dst_addr));
@@ -490,16 +510,10 @@ impl<'e> Lookups<'e> {
     /// The country label of an address: `Private IP` when it is not global, else the
     /// database's code (a failed lookup is counted and leaves it empty).
     fn country(&self, state: &mut State<'_>, addr: Option<IpAddr>) -> Country {
-        let Some(addr) = addr else {
-            return Country::Unknown;
-        };
-        if !special::is_global(addr) {
-            return Country::Private;
-        }
-        match self.country_db {
-            Some(db) => country_in(db, state, addr),
+        country_with(addr, |a| match self.country_db {
+            Some(db) => country_in(db, state, a),
             None => Country::Unknown,
-        }
+        })
     }
 
     /// The AS of one side: the record's, else the network's (networks file), else the ASN
@@ -528,6 +542,35 @@ impl<'e> Lookups<'e> {
         }
         asn_in(db, state, addr)
     }
+}
+
+/// The country label of an address: `Private IP` when it is not global, else `lookup`'s
+/// answer for it.
+#[inline(always)]
+fn country_with(addr: Option<IpAddr>, lookup: impl FnOnce(IpAddr) -> Country) -> Country {
+    match addr {
+        None => Country::Unknown,
+        Some(a) if !special::is_global(a) => Country::Private,
+        Some(a) => lookup(a),
+    }
+}
+
+/// The country label of an address as a record gets it, without the enricher's cache: for
+/// the few series a rollup emits (see [`crate::RollupSet::needs_countries`]). A failed lookup
+/// is counted in `errors` and leaves the label empty.
+pub(crate) fn address_country(
+    db: Option<&CountryDb>,
+    addr: Option<IpAddr>,
+    errors: &mut u64,
+) -> Country {
+    country_with(addr, |a| match db.map(|db| db.country(a)) {
+        Some(Ok(Some(code))) => Country::Iso(code),
+        Some(Ok(None)) | None => Country::Unknown,
+        Some(Err(_)) => {
+            *errors += 1;
+            Country::Unknown
+        }
+    })
 }
 
 /// A global address's country in the database, through the cache. Kept out of line: without a

@@ -12,7 +12,8 @@ use hashbrown::HashTable;
 use crate::config::{
     ConfigError, DEFAULT_DIMENSIONS, Dimension, Direction, Profile, RollupConfig, ValueKind,
 };
-use crate::enrich::{Country, Enriched};
+use crate::enrich::{Country, Enriched, address_country};
+use crate::geo::CountryDb;
 use crate::services;
 use flowtel_series::{AttrValue, Point, PointKind, WindowBatch};
 
@@ -32,6 +33,22 @@ struct Def {
     /// The dimensions are the default set ([`DEFAULT_DIMENSIONS`]): keys are encoded by
     /// [`encode_default_key`], without a dispatch per dimension.
     default_dimensions: bool,
+    /// The source (destination) country is a dimension together with the source
+    /// (destination) address: it is a function of the address, so it is left out of the key
+    /// and looked up only for the series emitted (see [`WindowAggregate::finish`]).
+    src_country_from_addr: bool,
+    dst_country_from_addr: bool,
+}
+
+impl Def {
+    /// Whether country `d` is looked up at finish rather than kept in the key.
+    fn country_from_addr(&self, d: &Dimension) -> bool {
+        match d {
+            Dimension::SrcCountry => self.src_country_from_addr,
+            Dimension::DstCountry => self.dst_country_from_addr,
+            _ => false,
+        }
+    }
 }
 
 /// Cumulative counters of one rollup (sum them over workers with [`RollupStats::merge`]).
@@ -58,6 +75,9 @@ pub struct RollupStats {
     pub overflow_points: u64,
     /// Tracked keys that were summed into an overflow point instead of their own series.
     pub keys_overflowed: u64,
+    /// GeoIP country lookups that failed while labelling emitted series (corrupt database);
+    /// the country is left empty.
+    pub geo_lookup_errors: u64,
 }
 
 impl RollupStats {
@@ -72,6 +92,7 @@ impl RollupStats {
         self.points_emitted += o.points_emitted;
         self.overflow_points += o.overflow_points;
         self.keys_overflowed += o.keys_overflowed;
+        self.geo_lookup_errors += o.geo_lookup_errors;
     }
 }
 
@@ -143,6 +164,8 @@ pub struct WindowAggregate {
     /// Exact sampling-corrected total of the window (saturating).
     total: u64,
     keys_evicted: u64,
+    /// The country database the emitted series' countries are looked up in.
+    country_db: Option<Arc<CountryDb>>,
 }
 
 /// Why two aggregates could not be merged.
@@ -157,7 +180,12 @@ pub enum MergeError {
 impl WindowAggregate {
     /// An empty window sized for `hint` (the previous window's size), so a steady stream of
     /// keys does not regrow and rehash the table from empty every window.
-    fn new(def: Arc<Def>, start_ns: u64, hint: SizeHint) -> Self {
+    fn new(
+        def: Arc<Def>,
+        start_ns: u64,
+        hint: SizeHint,
+        country_db: Option<Arc<CountryDb>>,
+    ) -> Self {
         let keys = hint.keys.min(def.config.max_keys);
         WindowAggregate {
             start_ns,
@@ -167,6 +195,7 @@ impl WindowAggregate {
             floor: 0,
             total: 0,
             keys_evicted: 0,
+            country_db,
         }
     }
 
@@ -296,6 +325,9 @@ impl WindowAggregate {
         self.floor = self.floor.saturating_add(other.floor);
         self.total = self.total.saturating_add(other.total);
         self.keys_evicted += other.keys_evicted;
+        if self.country_db.is_none() {
+            self.country_db = other.country_db;
+        }
         while self.table.len() > self.def.config.max_keys {
             self.compact();
         }
@@ -305,6 +337,8 @@ impl WindowAggregate {
     /// Select the top-K series and sum the rest into the overflow series.
     ///
     /// The emitted values, overflow included, add up to [`WindowAggregate::total`] exactly.
+    /// Countries kept out of the key (see [`Def`]) are looked up here, for the emitted series
+    /// only, in the database the window was given ([`RollupSet::set_country_db`]).
     pub fn finish(self, stats: &mut RollupStats) -> WindowBatch {
         let def = self.def;
         let end = self.start_ns.saturating_add(def.interval_ns);
@@ -325,7 +359,12 @@ impl WindowAggregate {
                 metric: Arc::clone(&def.metric),
                 unit: Arc::clone(&def.unit),
                 kind: PointKind::Total,
-                attributes: decode_key(&def, key_of(&arena, e)),
+                attributes: decode_key(
+                    &def,
+                    key_of(&arena, e),
+                    self.country_db.as_deref(),
+                    &mut stats.geo_lookup_errors,
+                ),
                 value: e.slot.value,
                 start_time_unix_nano: self.start_ns,
                 time_unix_nano: end,
@@ -381,6 +420,7 @@ pub struct Rollup {
     stats: RollupStats,
     key: Vec<u8>,
     hint: SizeHint,
+    country_db: Option<Arc<CountryDb>>,
 }
 
 impl Rollup {
@@ -399,6 +439,8 @@ impl Rollup {
             overflow_name: Arc::from(OVERFLOW_ATTRIBUTE),
             interval_ns: config.interval_secs.saturating_mul(1_000_000_000),
             default_dimensions: config.dimensions == DEFAULT_DIMENSIONS,
+            src_country_from_addr: config.dimensions.contains(&Dimension::SrcAddr),
+            dst_country_from_addr: config.dimensions.contains(&Dimension::DstAddr),
             config,
         };
         Ok(Rollup {
@@ -409,6 +451,21 @@ impl Rollup {
             stats: RollupStats::default(),
             key: Vec::with_capacity(128),
             hint: SizeHint::default(),
+            country_db: None,
+        })
+    }
+
+    /// The country database for the countries looked up when windows are finished: windows
+    /// opened from now on take it (windows already open keep theirs).
+    pub fn set_country_db(&mut self, db: Option<Arc<CountryDb>>) {
+        self.country_db = db;
+    }
+
+    /// Whether the records pushed need their countries (see [`RollupSet::needs_countries`]).
+    fn needs_countries(&self) -> bool {
+        self.def.config.dimensions.iter().any(|d| {
+            matches!(d, Dimension::SrcCountry | Dimension::DstCountry)
+                && !self.def.country_from_addr(d)
         })
     }
 
@@ -479,6 +536,7 @@ impl Rollup {
                 Arc::clone(&self.def),
                 start,
                 self.hint,
+                self.country_db.clone(),
             ));
         }
         let mut key = std::mem::take(&mut self.key);
@@ -580,6 +638,21 @@ impl RollupSet {
         })
     }
 
+    /// Whether any rollup keys on a country without the same side's address: only then do
+    /// the records pushed need their countries ([`crate::Enricher::with_countries`]). The
+    /// others look countries up for the series they emit.
+    pub fn needs_countries(&self) -> bool {
+        self.rollups.iter().any(Rollup::needs_countries)
+    }
+
+    /// The country database every rollup looks countries up in when finishing windows (see
+    /// [`Rollup::set_country_db`]).
+    pub fn set_country_db(&mut self, db: Option<Arc<CountryDb>>) {
+        for r in &mut self.rollups {
+            r.set_country_db(db.clone());
+        }
+    }
+
     /// The record fields the rollups read (see [`RecordFields`]): what a metrics-only
     /// pipeline has its decoder read.
     pub fn record_fields(&self) -> RecordFields {
@@ -671,16 +744,11 @@ fn put_opt_u32(out: &mut Vec<u8>, v: Option<u32>) {
 }
 
 fn put_country(out: &mut Vec<u8>, c: Country) {
-    out.extend_from_slice(&country_bytes(c));
-}
-
-#[inline]
-fn country_bytes(c: Country) -> [u8; 2] {
-    match c {
+    out.extend_from_slice(&match c {
         Country::Unknown => COUNTRY_UNKNOWN,
         Country::Private => COUNTRY_PRIVATE,
         Country::Iso(code) => code,
-    }
+    });
 }
 
 /// A port as keyed: ports at or above `collapse_ports_from` become that port.
@@ -729,14 +797,13 @@ fn encode_default_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
             n = bytes_into(&mut buf, n, &[APP_IANA, r.ip_protocol, a0, a1]);
         }
     }
-    n = bytes_into(&mut buf, n, &country_bytes(e.src_country));
-    n = bytes_into(&mut buf, n, &country_bytes(e.dst_country));
+    // The countries come from the addresses when the window is finished (`Def`).
     out.extend_from_slice(buf.get(..n).unwrap_or_default());
 }
 
 /// The longest fixed-size part of a default key: two IPv6 addresses with their tags, ports,
-/// protocol, an IANA application and two countries.
-const FIXED_KEY_MAX: usize = 2 * 17 + 5 + 4 + 2 * 2;
+/// protocol and an IANA application.
+const FIXED_KEY_MAX: usize = 2 * 17 + 5 + 4;
 
 /// `bytes` written into `buf` at `at`; returns the end. `buf` is sized for the longest key, so
 /// nothing is ever cut (the `get_mut` only keeps the write in bounds).
@@ -790,8 +857,13 @@ fn encode_any_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
                 }
             },
             Dimension::SrcHost | Dimension::DstHost => {}
-            Dimension::SrcCountry => put_country(out, e.src_country),
-            Dimension::DstCountry => put_country(out, e.dst_country),
+            Dimension::SrcCountry if !def.src_country_from_addr => {
+                put_country(out, e.src_country);
+            }
+            Dimension::DstCountry if !def.dst_country_from_addr => {
+                put_country(out, e.dst_country);
+            }
+            Dimension::SrcCountry | Dimension::DstCountry => {}
             Dimension::SrcAs => put_opt_u32(out, e.src_as),
             Dimension::DstAs => put_opt_u32(out, e.dst_as),
             Dimension::InIf => put_opt_u32(out, r.in_if),
@@ -931,8 +1003,18 @@ fn event_label(code: u32, name: impl Fn(u8) -> Option<&'static str>) -> AttrValu
     }
 }
 
-fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
+/// The attributes of a key. Countries left out of the key (see [`Def`]) are looked up from
+/// the key's addresses in `country_db`, failures counted in `geo_errors`.
+fn decode_key(
+    def: &Def,
+    key: &[u8],
+    country_db: Option<&CountryDb>,
+    geo_errors: &mut u64,
+) -> Vec<(Arc<str>, AttrValue)> {
     let mut k = KeyReader { buf: key };
+    // The key's source and destination addresses, for the countries looked up (a country
+    // dimension may come before its address).
+    let (mut src_addr, mut dst_addr) = (None, None);
     let profile = def.config.profile;
     let s = |v: &str| AttrValue::Str(Arc::from(v));
     let num = |v: u32| match profile {
@@ -947,15 +1029,22 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
         [0xff, 0xff] => s("Private IP"),
         code => s(std::str::from_utf8(code).unwrap_or("")),
     };
-    def.config
+    let mut attributes: Vec<(Arc<str>, AttrValue)> = def
+        .config
         .dimensions
         .iter()
         .zip(&def.attr_names)
         .map(|(d, name)| {
             let v = match d {
                 Dimension::DeviceName => s(k.str()),
-                Dimension::ExporterAddress | Dimension::SrcAddr | Dimension::DstAddr => {
-                    addr(k.addr())
+                Dimension::ExporterAddress => addr(k.addr()),
+                Dimension::SrcAddr => {
+                    src_addr = k.addr();
+                    addr(src_addr)
+                }
+                Dimension::DstAddr => {
+                    dst_addr = k.addr();
+                    addr(dst_addr)
                 }
                 Dimension::SrcPort | Dimension::DstPort => num(u32::from(k.u16())),
                 Dimension::Transport => {
@@ -976,6 +1065,10 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
                     }
                 },
                 Dimension::SrcHost | Dimension::DstHost => s(""),
+                // Filled in below.
+                d @ (Dimension::SrcCountry | Dimension::DstCountry) if def.country_from_addr(d) => {
+                    s("")
+                }
                 Dimension::SrcCountry | Dimension::DstCountry => country(k.take(2)),
                 Dimension::SrcAs
                 | Dimension::DstAs
@@ -1027,7 +1120,16 @@ fn decode_key(def: &Def, key: &[u8]) -> Vec<(Arc<str>, AttrValue)> {
             };
             (Arc::clone(name), v)
         })
-        .collect()
+        .collect();
+    for (d, (_, v)) in def.config.dimensions.iter().zip(&mut attributes) {
+        let a = match d {
+            Dimension::SrcCountry if def.src_country_from_addr => src_addr,
+            Dimension::DstCountry if def.dst_country_from_addr => dst_addr,
+            _ => continue,
+        };
+        *v = s(address_country(country_db, a, geo_errors).as_str());
+    }
+    attributes
 }
 
 #[cfg(test)]

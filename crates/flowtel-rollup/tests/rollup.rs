@@ -587,3 +587,130 @@ fn network_dimensions_from_the_networks_file() {
         [Dimension::SrcNetSite, Dimension::DstNetTenant]
     );
 }
+
+/// A rollup keying each country with its address (the default dimensions) leaves the
+/// countries out of the key and looks them up for the emitted series; the labels are those
+/// of records enriched one by one with the same database. A rollup keying a country
+/// without its address needs them per record.
+#[test]
+fn countries_looked_up_at_finish_are_the_records_countries() {
+    use flowtel_rollup::CountryDb;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/country-test.mmdb");
+    let db = Arc::new(CountryDb::from_bytes(std::fs::read(path).unwrap()).unwrap());
+    // In the database (IPv4 and IPv6), global but not in it, and not global.
+    let addrs = [
+        "8.8.8.8",
+        "1.1.1.1",
+        "81.2.69.7",
+        "2001:4860::8888",
+        "2a02:ec0::1",
+        "9.9.9.9",
+        "2606:4700::1111",
+        "10.1.2.3",
+        "192.168.7.7",
+        "fd00::1",
+        "::ffff:8.8.8.8",
+    ];
+    let records: Vec<FlowRecord> = addrs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, src)| {
+            let dst = addrs[(i + 3) % addrs.len()];
+            let same_family = src.contains(':') == dst.contains(':');
+            let dst = if same_family { dst } else { src };
+            (0..3).map(move |k| rec(T0 + k * S, src, dst, 6, 40000, 443, 100 + i as u64))
+        })
+        .collect();
+
+    let mut set = RollupSet::new(&[RollupConfig::default()]).unwrap();
+    assert!(
+        !set.needs_countries(),
+        "each country comes with its address"
+    );
+    set.set_country_db(Some(Arc::clone(&db)));
+    let mut without = Enricher::new(&EnrichConfig::default())
+        .with_country_db(Arc::clone(&db))
+        .with_countries(false);
+    for r in &records {
+        set.push(&without.enrich(r, None));
+    }
+    let batches = set.flush_all();
+    let points: Vec<&Point> = batches.iter().flat_map(|b| &b.points).collect();
+    assert_eq!(points.len(), addrs.len(), "one series per address pair");
+
+    let mut with = Enricher::new(&EnrichConfig::default()).with_country_db(Arc::clone(&db));
+    let mut seen = std::collections::BTreeSet::new();
+    for p in points {
+        let a = attrs(p);
+        let addr = |k: &str| match &a[k] {
+            AttrValue::Str(v) => v.to_string(),
+            v => panic!("{k}: {v:?}"),
+        };
+        let r = rec(
+            T0,
+            &addr("network.local.address"),
+            &addr("network.peer.address"),
+            6,
+            1,
+            2,
+            1,
+        );
+        let e = with.enrich(&r, None);
+        assert_eq!(
+            a["network.local.country"],
+            s(e.src_country.as_str()),
+            "{a:?}"
+        );
+        assert_eq!(
+            a["network.peer.country"],
+            s(e.dst_country.as_str()),
+            "{a:?}"
+        );
+        seen.insert(e.src_country.as_str().to_owned());
+    }
+    let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+    assert_eq!(seen, ["", "AU", "GB", "Private IP", "SE", "US"]);
+
+    // Without the database: `Private IP` or empty, as a record without one gets.
+    let mut set = RollupSet::new(&[RollupConfig::default()]).unwrap();
+    let mut plain = Enricher::new(&EnrichConfig::default()).with_countries(false);
+    for r in &records {
+        set.push(&plain.enrich(r, None));
+    }
+    for b in set.flush_all() {
+        for p in &b.points {
+            let a = attrs(p);
+            let private = a["network.local.address"] == s("10.1.2.3");
+            if private {
+                assert_eq!(a["network.local.country"], s("Private IP"));
+            } else if a["network.local.address"] == s("8.8.8.8") {
+                assert_eq!(a["network.local.country"], s(""));
+            }
+        }
+    }
+
+    // A country without its address is part of the key: the records need it.
+    let by_country = RollupConfig {
+        name: "by_country".into(),
+        dimensions: vec![Dimension::SrcCountry, Dimension::DstAddr],
+        ..RollupConfig::default()
+    };
+    let mut set = RollupSet::new(std::slice::from_ref(&by_country)).unwrap();
+    assert!(set.needs_countries());
+    let mut with = Enricher::new(&EnrichConfig::default()).with_country_db(Arc::clone(&db));
+    for r in &records {
+        set.push(&with.enrich(r, None));
+    }
+    let mut countries: Vec<String> = set
+        .flush_all()
+        .iter()
+        .flat_map(|b| &b.points)
+        .map(|p| match &attrs(p)["network.local.country"] {
+            AttrValue::Str(v) => v.to_string(),
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    countries.sort();
+    countries.dedup();
+    assert_eq!(countries, ["", "AU", "GB", "Private IP", "SE", "US"]);
+}

@@ -280,7 +280,16 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         SOCKET_DROPS.value(t.socket_drops),
         RECEIVE_ERRORS.value(t.recv_errors),
         ROLLUP_KEYS.value(snap.keys_tracked),
-        GEO_ERRORS.value(snap.enrich.geo_lookup_errors + snap.enrich.asn_lookup_errors),
+        // Per record in the workers, and per emitted series for the countries the rollups
+        // look up when they finish a window.
+        GEO_ERRORS.value(
+            snap.enrich.geo_lookup_errors
+                + snap.enrich.asn_lookup_errors
+                + i.finished
+                    .values()
+                    .map(|s| s.geo_lookup_errors)
+                    .sum::<u64>(),
+        ),
         FLOW_RECORDS_SELECTED.value(t.flow_records_selected),
         FLOW_RECORDS_SKIPPED
             .family()

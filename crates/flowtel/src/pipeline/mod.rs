@@ -212,6 +212,9 @@ pub struct WorkerPipeline {
     rollups: RollupSet,
     interfaces: InterfaceMetrics,
     interface_names: bool,
+    /// Whether records get their countries: for per-flow sinks, or a rollup keying a country
+    /// without its address (the others look countries up when their windows finish).
+    countries: bool,
     last_snapshot_ns: u64,
     /// Enriched records collected for per-flow sinks (only with [`PipelineSpec::records`]).
     records: Option<Vec<EnrichedRecord>>,
@@ -272,9 +275,14 @@ impl Strangers {
 
 impl WorkerPipeline {
     pub fn new(spec: &PipelineSpec) -> anyhow::Result<Self> {
-        let rollups = RollupSet::new(&spec.rollups)?;
+        let mut rollups = RollupSet::new(&spec.rollups)?;
+        rollups.set_country_db(spec.live.country_db.clone());
         let interface_names = spec.records || rollups.needs_interface_names();
-        let enricher = spec.live.enricher(interface_names);
+        let countries = spec.records || rollups.needs_countries();
+        let enricher = spec
+            .live
+            .enricher(interface_names)
+            .with_countries(countries);
         let mut decoder = spec.decoder.clone();
         decoder.record_fields = spec.record_fields(&rollups);
         Ok(WorkerPipeline {
@@ -284,6 +292,7 @@ impl WorkerPipeline {
             rollups,
             interfaces: InterfaceMetrics::new(&spec.interfaces, spec.interval_secs),
             interface_names,
+            countries,
             last_snapshot_ns: 0,
             records: spec.records.then(Vec::new),
             selection: spec.live.selection.clone(),
@@ -299,7 +308,11 @@ impl WorkerPipeline {
     /// Replace enrichment and record selection (a configuration reload). Counters carry on.
     pub fn reload(&mut self, live: &Reloadable) {
         let stats = *self.enricher.stats();
-        self.enricher = live.enricher(self.interface_names).with_stats(stats);
+        self.enricher = live
+            .enricher(self.interface_names)
+            .with_countries(self.countries)
+            .with_stats(stats);
+        self.rollups.set_country_db(live.country_db.clone());
         self.selection = live.selection.clone();
     }
 
