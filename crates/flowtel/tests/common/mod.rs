@@ -135,12 +135,16 @@ pub struct Daemon {
     stderr: std::path::PathBuf,
 }
 
+/// A file for one of a daemon's outputs, removed when the daemon is dropped unless the test
+/// is failing (then it stays for reading).
 fn output_file(kind: &str) -> (std::path::PathBuf, std::fs::File) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("flowtel-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}-{kind}.log", N.fetch_add(1, Ordering::Relaxed)));
+    let path = std::env::temp_dir().join(format!(
+        "flowtel-e2e-{}-{}-{kind}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let file = std::fs::File::create(&path).unwrap();
     (path, file)
 }
@@ -265,6 +269,10 @@ impl Drop for Daemon {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.stdout);
+            let _ = std::fs::remove_file(&self.stderr);
         }
     }
 }
