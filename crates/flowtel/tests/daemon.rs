@@ -317,8 +317,7 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     let other: std::net::SocketAddr = UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("flowtel-access-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("access");
     let file = dir.join("flowtel.yaml");
     // Daemon-wide: 127.0.0.0/29 allowed, 127.0.0.3 denied; the second address allows only .4.
     std::fs::write(
@@ -369,7 +368,6 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     assert!(!body.contains("exporter=\"127.0.0.9\""));
     let (status, _, stderr) = d.terminate();
     assert!(status.success(), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

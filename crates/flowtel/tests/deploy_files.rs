@@ -656,8 +656,7 @@ fn systemd_unit_is_hardened_and_verifies() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let dir = std::env::temp_dir().join(format!("flowtel-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("unit");
     let unit = dir.join("flowtel.service");
     std::fs::write(
         &unit,
@@ -669,7 +668,6 @@ fn systemd_unit_is_hardened_and_verifies() {
         .arg(&unit)
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // Unknown or misspelt directives are only warnings: fail on any.
@@ -780,12 +778,11 @@ fn every_flowtel_yaml_passes_check_config() {
         assert!(root.join(rel).is_file(), "{rel} is listed but absent");
     }
     // The configuration embedded in the Kubernetes ConfigMap.
-    let dir = std::env::temp_dir().join(format!("flowtel-cm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("cm");
     let file = dir.join("flowtel.yaml");
     std::fs::write(&file, &kubernetes_configmap()["flowtel.yaml"]).unwrap();
     let res = check_config(&file);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     res.unwrap_or_else(|e| panic!("configmap flowtel.yaml: {e}"));
 }
 
@@ -793,8 +790,7 @@ fn every_flowtel_yaml_passes_check_config() {
 fn check_config_rejects_what_the_examples_must_not_contain() {
     // The same path the examples take, shown to fail on an unknown key: the test above cannot
     // pass by accident.
-    let dir = std::env::temp_dir().join(format!("flowtel-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("bad");
     let file = dir.join("bad.yaml");
     std::fs::write(
         &file,
@@ -802,7 +798,6 @@ fn check_config_rejects_what_the_examples_must_not_contain() {
     )
     .unwrap();
     let res = check_config(&file);
-    let _ = std::fs::remove_dir_all(&dir);
     let err = res.expect_err("unknown key accepted");
     assert!(err.contains("endpiont"), "{err}");
 }
@@ -904,8 +899,7 @@ fn names_every_generated_exporter(config: &str, generator: &str, exporters: usiz
             geoip.insert(key.into(), local.to_str().unwrap().into());
         }
     }
-    let dir = std::env::temp_dir().join(format!("flowtel-demo-{}-{generator}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new(&format!("demo-{generator}"));
     let file = dir.join("flowtel.yaml");
     std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
 
@@ -976,7 +970,6 @@ fn names_every_generated_exporter(config: &str, generator: &str, exporters: usiz
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

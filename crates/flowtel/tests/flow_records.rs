@@ -39,8 +39,7 @@ fn flow_json_file_holds_every_record_once_as_decode_prints_it() {
         "softflowd-ipfix.pcap",
         "softflowd-v5.pcap",
     ] {
-        let dir = std::env::temp_dir().join(format!("flowtel-flow-json-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::ScratchDir::new("flow-json");
         let file = dir.join(format!("{capture}.json"));
         let _ = std::fs::remove_file(&file);
         let d = Daemon::start(&[
@@ -64,7 +63,6 @@ fn flow_json_file_holds_every_record_once_as_decode_prints_it() {
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g, w, "{capture}: record {i}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -191,8 +189,7 @@ fn flow_logs_deliver_every_record_once_as_decode_prints_it_through_refusals() {
 fn flow_logs_down_longer_than_the_queue_holds_drop_and_count_while_metrics_flow() {
     let alloy = common::Alloy::start();
     let dead = common::free_tcp_addr();
-    let dir = std::env::temp_dir().join(format!("flowtel-flow-logs-down-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("flow-logs-down");
     let file = dir.join("flowtel.yaml");
     std::fs::write(
         &file,
@@ -240,7 +237,6 @@ fn flow_logs_down_longer_than_the_queue_holds_drop_and_count_while_metrics_flow(
         stderr.contains("sink=\"flow-logs\"") || stderr.contains("sink=flow-logs"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// What an HTTP collector received: path, headers and the (gunzipped) body of each POST.
@@ -384,9 +380,7 @@ fn flow_http_posts_batches_with_auth_and_gzip_in_every_body_form() {
     let want = normalized(&decoded);
     for format in ["json-array", "ndjson", "es-bulk"] {
         let collector = Collector::start(1);
-        let dir =
-            std::env::temp_dir().join(format!("flowtel-flow-http-{format}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::ScratchDir::new(&format!("flow-http-{format}"));
         let file = dir.join("flowtel.yaml");
         std::fs::write(
             &file,
@@ -459,6 +453,5 @@ fn flow_http_posts_batches_with_auth_and_gzip_in_every_body_form() {
             got, want,
             "{format}: every record once, in order, after one refused request"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

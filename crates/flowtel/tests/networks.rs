@@ -60,8 +60,7 @@ fn flow_lines(file: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn networks_name_rollup_series_and_flow_records_and_follow_the_file() {
-    let dir = std::env::temp_dir().join(format!("flowtel-networks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("networks");
     let nets = dir.join("networks.yaml");
     std::fs::write(&nets, networks("office-a")).unwrap();
     let flows = dir.join("flows.jsonl");
@@ -205,13 +204,11 @@ fn networks_name_rollup_series_and_flow_records_and_follow_the_file() {
         .map(|r| r["src_net_name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["office-a", "office-b", "office-b", "office-c"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn check_config_refuses_a_bad_networks_file_naming_file_and_line() {
-    let dir = std::env::temp_dir().join(format!("flowtel-networks-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("networks-check");
     let config = dir.join("flowtel.yaml");
     let check = |networks_file: &Path| {
         std::fs::write(
@@ -274,5 +271,4 @@ fn check_config_refuses_a_bad_networks_file_naming_file_and_line() {
         stdout.contains(&format!("networks_file: {}", csv.display())),
         "{stdout}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -525,6 +525,8 @@ mod tls {
         pub key_pem: String,
         pub client_cert: PathBuf,
         pub client_key: PathBuf,
+        /// Where the files are, removed with the `Pki`.
+        _dir: crate::common::ScratchDir,
     }
 
     /// A CA named `name`, a server certificate for `localhost` and a client certificate, the
@@ -550,12 +552,7 @@ mod tls {
             .unwrap()
             .signed_by(&client_key, &issuer)
             .unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "flowtel-tls-{}-{}",
-            std::process::id(),
-            name.replace(' ', "-")
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::common::ScratchDir::new(&format!("tls-{}", name.replace(' ', "-")));
         let write = |file: &str, text: String| {
             let path = dir.join(file);
             std::fs::write(&path, text).unwrap();
@@ -567,6 +564,7 @@ mod tls {
             key_pem: key.serialize_pem(),
             client_cert: write("client.pem", client.pem()),
             client_key: write("client-key.pem", client_key.serialize_pem()),
+            _dir: dir,
         }
     }
 
@@ -842,8 +840,7 @@ fn contradictions_are_refused_at_start_and_by_check_config_naming_both_settings(
 
 #[test]
 fn a_ca_file_that_is_missing_or_not_pem_stops_the_daemon_at_start() {
-    let dir = std::env::temp_dir().join(format!("flowtel-e2e-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("e2e-ca");
     let not_pem = dir.join("ca.txt");
     std::fs::write(&not_pem, "this is not a certificate\n").unwrap();
     let missing = dir.join("absent.pem");
@@ -929,8 +926,7 @@ fn check_config_redacts_secrets_unless_asked_to_show_them() {
 #[test]
 fn an_https_endpoint_without_a_ca_file_needs_system_roots() {
     // rustls reads the system roots from SSL_CERT_FILE when it is set: an empty one means none.
-    let dir = std::env::temp_dir().join(format!("flowtel-e2e-roots-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("e2e-roots");
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let listen = free_udp_addr().to_string();

@@ -9,8 +9,7 @@ use common::{Daemon, V5_FLOWS, netflow_v5};
 
 #[test]
 fn sighup_applies_new_device_names_keeps_running_on_a_bad_file_and_loses_nothing() {
-    let dir = std::env::temp_dir().join(format!("flowtel-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("reload");
     let file = dir.join("flowtel.yaml");
     std::fs::write(&file, "enrichment:\n  devices: {127.0.0.1: edge-a}\n").unwrap();
     let d = Daemon::start(&[
@@ -72,5 +71,4 @@ fn sighup_applies_new_device_names_keeps_running_on_a_bad_file_and_loses_nothing
     );
     let (status, _, stderr) = d.terminate();
     assert!(status.success(), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -214,8 +214,7 @@ fn shared_corpus_totals() {
 
 #[test]
 fn config_file_rollups_and_device_names() {
-    let dir = std::env::temp_dir().join(format!("flowtel-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("run");
     let file = dir.join("flowtel.yaml");
     std::fs::write(
         &file,
@@ -245,7 +244,6 @@ fn config_file_rollups_and_device_names() {
         .cloned()
         .collect();
     assert_eq!(total(&bytes), tshark_bytes("softflowd-v9"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -283,8 +281,7 @@ fn decoder_limits_apply_from_file_and_flags() {
     assert!(points.is_empty(), "{stderr}");
     assert!(stderr.contains(" 0 flow records"), "{stderr}");
 
-    let dir = std::env::temp_dir().join(format!("flowtel-run-pcap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new("run-pcap");
     let config = dir.join("decoder.yaml");
     std::fs::write(&config, "decoder:\n  max_fields_per_template: 3\n").unwrap();
     let config = config.to_str().expect("utf-8 path");

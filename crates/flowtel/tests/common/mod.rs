@@ -135,6 +135,40 @@ pub struct Daemon {
     stderr: std::path::PathBuf,
 }
 
+/// A directory for one test's files, `flowtel-NAME-PID-N` under the system's temporary
+/// directory; removed when dropped unless the test is failing (then it stays for reading).
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> ScratchDir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "flowtel-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A file for one of a daemon's outputs, removed when the daemon is dropped unless the test
 /// is failing (then it stays for reading).
 fn output_file(kind: &str) -> (std::path::PathBuf, std::fs::File) {
