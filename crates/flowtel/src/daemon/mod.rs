@@ -751,10 +751,11 @@ async fn reload_networks(live: &mut Arc<crate::pipeline::Reloadable>, workers: &
     })
     .await;
     let mut next = (**live).clone();
-    match loaded {
+    let networks = match loaded {
         Ok(Ok(n)) => {
-            info!(file = %path.display(), networks = n.table.len(), "networks file changed: reloaded");
+            let count = n.table.len();
             next.networks = Some(n);
+            count
         }
         Ok(Err(e)) => {
             warn!(error = %format!("{e:#}"), "networks file changed but does not load; keeping the running networks");
@@ -770,10 +771,13 @@ async fn reload_networks(live: &mut Arc<crate::pipeline::Reloadable>, workers: &
             warn!(error = %e, "networks file reload failed");
             return;
         }
-    }
+    };
     let next = Arc::new(next);
     workers.reload(&next).await;
     *live = next;
+    // Logged once every worker has the new table: a record received after this line is
+    // enriched with it.
+    info!(file = %path.display(), networks, "networks file changed: reloaded");
 }
 
 /// Read the configuration again and apply what can change while running: enrichment (device
