@@ -62,10 +62,12 @@
 //! of records from one device with [`Enricher::enrich_each`]; countries, services and
 //! transports are `Copy` codes or `&'static str`; GeoIP answers are cached per address in a
 //! bounded direct-mapped table per database (a MaxMind lookup costs as much as the rest of
-//! the record). A rollup encodes the record's key into one reusable buffer, hashes it once
-//! (foldhash, seeded at random once per process, so workers agree on hashes when merging) and
-//! looks it up in a `hashbrown::HashTable` of offsets into one byte arena per window: a new key is appended to the arena rather than boxed, and compaction rebuilds the
-//! arena with the kept keys. A new window reserves the previous window's key count and arena
+//! the record). A country keyed with its address is not looked up per record at all, but for
+//! the emitted series ([`RollupSet::needs_countries`]). A rollup encodes the record's key
+//! into one reusable buffer, hashes it once (foldhash, seeded at random once per process, so
+//! workers agree on hashes when merging) and looks it up in a `hashbrown::HashTable` of
+//! offsets into one byte arena per window: a new key is appended to the arena rather than
+//! boxed, and compaction rebuilds the arena with the kept keys. A new window reserves the previous window's key count and arena
 //! size, so a steady key stream does not regrow the table every interval. Attribute strings
 //! are built only for the emitted top-K at [`WindowAggregate::finish`].
 //! `examples/push_profile.rs` is a fixed workload for `valgrind --tool=callgrind`.

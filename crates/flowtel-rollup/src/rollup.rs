@@ -337,8 +337,9 @@ impl WindowAggregate {
     /// Select the top-K series and sum the rest into the overflow series.
     ///
     /// The emitted values, overflow included, add up to [`WindowAggregate::total`] exactly.
-    /// Countries kept out of the key (see [`Def`]) are looked up here, for the emitted series
-    /// only, in the database the window was given ([`RollupSet::set_country_db`]).
+    /// A country keyed with its address is not in the key: it is looked up here, for the
+    /// emitted series only, in the database the window was given
+    /// ([`RollupSet::set_country_db`]).
     pub fn finish(self, stats: &mut RollupStats) -> WindowBatch {
         let def = self.def;
         let end = self.start_ns.saturating_add(def.interval_ns);
@@ -857,13 +858,10 @@ fn encode_any_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
                 }
             },
             Dimension::SrcHost | Dimension::DstHost => {}
-            Dimension::SrcCountry if !def.src_country_from_addr => {
-                put_country(out, e.src_country);
-            }
-            Dimension::DstCountry if !def.dst_country_from_addr => {
-                put_country(out, e.dst_country);
-            }
-            Dimension::SrcCountry | Dimension::DstCountry => {}
+            // Looked up from the address when the window is finished (`Def`).
+            d @ (Dimension::SrcCountry | Dimension::DstCountry) if def.country_from_addr(d) => {}
+            Dimension::SrcCountry => put_country(out, e.src_country),
+            Dimension::DstCountry => put_country(out, e.dst_country),
             Dimension::SrcAs => put_opt_u32(out, e.src_as),
             Dimension::DstAs => put_opt_u32(out, e.dst_as),
             Dimension::InIf => put_opt_u32(out, r.in_if),
@@ -1122,12 +1120,13 @@ fn decode_key(
         })
         .collect();
     for (d, (_, v)) in def.config.dimensions.iter().zip(&mut attributes) {
-        let a = match d {
-            Dimension::SrcCountry if def.src_country_from_addr => src_addr,
-            Dimension::DstCountry if def.dst_country_from_addr => dst_addr,
-            _ => continue,
-        };
-        *v = s(address_country(country_db, a, geo_errors).as_str());
+        if def.country_from_addr(d) {
+            let a = match d {
+                Dimension::SrcCountry => src_addr,
+                _ => dst_addr,
+            };
+            *v = s(address_country(country_db, a, geo_errors).as_str());
+        }
     }
     attributes
 }
