@@ -4,15 +4,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::SflowBytes;
 use crate::budget::PendingCharge;
 use crate::error::{DecodeError, ErrorKind};
 use crate::memory;
 use crate::options;
+use crate::options::ScopeOptions;
 use crate::pending::PendingSet;
+use crate::prehash::SmallKeyMap;
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
 use crate::scope::{Meta, ScopeKey, TemplateSlot};
+use crate::stats::DecoderStats;
 use crate::stats::Limit;
-use crate::template::{self, FieldSpec, Scratch, Template, TimeBase};
+use crate::template::{self, FieldSpec, RecordTruncated, Scratch, Template, TimeBase};
 use crate::{
     DatagramReport, DecodeOutput, Decoder, TemplateFieldReport, TemplateReport, ipfix, netflow_v9,
 };
@@ -44,6 +48,66 @@ const MIN_DATA_SET_ID: u16 = 256;
 
 fn err(report: &mut DatagramReport, kind: ErrorKind, offset: usize, context: &'static str) {
     report.errors.push(DecodeError::new(kind, offset, context));
+}
+
+/// What every data record of one set is read with: its template, times, options state and
+/// the application names of its scope.
+struct DataSet<'t> {
+    tmpl: &'t Template,
+    time_base: TimeBase,
+    scope: Option<&'t ScopeOptions>,
+    app_names: Option<&'t SmallKeyMap<u64, Arc<str>>>,
+    keep: bool,
+    sflow_bytes: SflowBytes,
+    domain: u32,
+    sequence: u32,
+    /// The options sampling rate of the last sampler id seen in this set.
+    options_rate: Option<(Option<u64>, Option<u32>)>,
+}
+
+impl DataSet<'_> {
+    /// Read one data record at the start of `data` into `rec` (made by [`FlowRecord::new`])
+    /// and finish it: domain, sequence, counters, times, application name and sampling rate.
+    /// Returns the bytes consumed; `s` keeps what the reverse direction needs.
+    #[inline(always)]
+    fn read<'a>(
+        &mut self,
+        rec: &mut FlowRecord,
+        data: &'a [u8],
+        s: &mut Scratch<'a>,
+        stats: &mut DecoderStats,
+    ) -> Result<usize, RecordTruncated> {
+        rec.observation_domain = self.domain;
+        rec.sequence_num = self.sequence;
+        s.reset();
+        let used = template::read_record(self.tmpl, data, rec, s, self.keep)?;
+        template::finish(rec, s, &self.time_base, self.sflow_bytes);
+        if let Some(id) = rec.application_id {
+            rec.application_name = self.app_names.and_then(|n| n.get(&id)).cloned();
+        }
+        // Sampling resolution: the record itself, then options data of this scope.
+        if let Some(rate) = s.sampling_rate() {
+            rec.sampling_rate = Some(rate);
+            rec.sampling_source = SamplingSource::Record;
+        } else if let Some(rate) = {
+            // Records of a set nearly always share their sampler: look it up once.
+            let sampler = s.sampler_id();
+            match self.options_rate {
+                Some((id, rate)) if id == sampler => rate,
+                _ => {
+                    let rate = self.scope.and_then(|o| o.rate_for(sampler));
+                    self.options_rate = Some((sampler, rate));
+                    rate
+                }
+            }
+        } {
+            rec.sampling_rate = Some(rate);
+            rec.sampling_source = SamplingSource::Options;
+        } else {
+            stats.sampling_rate_unknown += 1;
+        }
+        Ok(used)
+    }
 }
 
 impl Decoder {
@@ -157,6 +221,9 @@ impl Decoder {
     ) {
         let mut deferred = std::mem::take(&mut self.deferred);
         deferred.clear();
+        // One scratch for every data set of the message: making one costs about as much as
+        // reading a record.
+        let mut s = Scratch::default();
         let mut pos = 0usize;
         while pos < sets.len() {
             let rest = sets.get(pos..).unwrap_or_default();
@@ -191,7 +258,16 @@ impl Decoder {
             } else if id >= MIN_DATA_SET_ID {
                 match self.use_template(&key, id, now) {
                     Some(t) => {
-                        let n = self.decode_data(&key, &t, meta, body, body_offset, out, report);
+                        let n = self.decode_data(
+                            &key,
+                            &t,
+                            meta,
+                            body,
+                            body_offset,
+                            &mut s,
+                            out,
+                            report,
+                        );
                         report.records += n;
                     }
                     None => deferred.push((pos + 4, pos + len, id)),
@@ -210,8 +286,8 @@ impl Decoder {
             let body = sets.get(start..end).unwrap_or_default();
             match self.use_template(&key, id, meta.received_ns) {
                 Some(t) => {
-                    let n =
-                        self.decode_data(&key, &t, meta, body, sets_offset + start, out, report);
+                    let at = sets_offset + start;
+                    let n = self.decode_data(&key, &t, meta, body, at, &mut s, out, report);
                     report.records += n;
                 }
                 None => self.hold(key, id, meta, body, sets_offset + start, report),
@@ -456,14 +532,16 @@ impl Decoder {
 
     /// Decode every record of a data set with `tmpl`; trailing bytes shorter than the
     /// smallest record are padding (RFC 7011 §3.3.1). Returns the flow records appended.
+    /// `s` is the message's scratch, reused by each of its data sets.
     #[allow(clippy::too_many_arguments)]
-    fn decode_data(
+    fn decode_data<'a>(
         &mut self,
         key: &ScopeKey,
         tmpl: &Template,
         meta: &Meta,
-        data: &[u8],
+        data: &'a [u8],
         offset: usize,
+        s: &mut Scratch<'a>,
         out: &mut DecodeOutput,
         report: &mut DatagramReport,
     ) -> usize {
@@ -508,64 +586,65 @@ impl Decoder {
             sys_init_ms: scope.and_then(|o| o.sys_init_ms),
             ..meta.base
         };
+        let mut set = DataSet {
+            tmpl,
+            time_base,
+            scope,
+            app_names,
+            keep,
+            sflow_bytes: self.config.sflow_bytes,
+            domain: key.domain,
+            sequence: meta.sequence,
+            options_rate: None,
+        };
         let first = out.flows.len();
-        let mut s = Scratch::default();
-        // The options sampling rate of the last sampler id seen in this set.
-        let mut options_rate: Option<(Option<u64>, Option<u32>)> = None;
-        while data.len() - pos >= tmpl.min_len {
-            // The record is built in place in the output to avoid copying it.
-            let n = out.flows.len();
-            out.flows.resize_with(n + 1, || {
-                FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns)
-            });
-            let Some(rec) = out.flows.last_mut() else {
-                break;
-            };
-            rec.observation_domain = key.domain;
-            rec.sequence_num = meta.sequence;
-            s.reset();
-            let rest = data.get(pos..).unwrap_or_default();
-            match template::read_record(tmpl, rest, rec, &mut s, keep) {
-                Ok(used) => pos += used,
-                Err(_) => {
-                    out.flows.pop();
-                    err(report, ErrorKind::Truncated, offset + pos, "data record");
+        let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
+        if tmpl.one_flow_per_record {
+            // Every record is `min_len` bytes and gives one flow: the set's flows are made in
+            // place at once (one length update instead of one per record), then read.
+            let count = data.len() / tmpl.min_len;
+            out.flows.resize_with(first + count, new_record);
+            let mut truncated = None;
+            let made = out.flows.get_mut(first..).unwrap_or_default();
+            for (i, rec) in made.iter_mut().enumerate() {
+                let at = i * tmpl.min_len;
+                let rest = data.get(at..).unwrap_or_default();
+                if set.read(rec, rest, s, &mut self.stats).is_err() {
+                    truncated = Some((i, at));
                     break;
                 }
             }
-            template::finish(rec, &s, &time_base, self.config.sflow_bytes);
-            if let Some(id) = rec.application_id {
-                rec.application_name = app_names.and_then(|n| n.get(&id)).cloned();
+            // Not reached with whole records; kept so that a reader's refusal is never lost.
+            if let Some((i, at)) = truncated {
+                out.flows.truncate(first + i);
+                err(report, ErrorKind::Truncated, offset + at, "data record");
             }
-            // Sampling resolution: the record itself, then options data of this scope.
-            if let Some(rate) = s.sampling_rate() {
-                rec.sampling_rate = Some(rate);
-                rec.sampling_source = SamplingSource::Record;
-            } else if let Some(rate) = {
-                // Records of a set nearly always share their sampler: look it up once.
-                let sampler = s.sampler_id();
-                match options_rate {
-                    Some((id, rate)) if id == sampler => rate,
-                    _ => {
-                        let rate = scope.and_then(|o| o.rate_for(sampler));
-                        options_rate = Some((sampler, rate));
-                        rate
+        } else {
+            while data.len() - pos >= tmpl.min_len {
+                // The record is built in place in the output to avoid copying it.
+                let n = out.flows.len();
+                out.flows.resize_with(n + 1, new_record);
+                let Some(rec) = out.flows.last_mut() else {
+                    break;
+                };
+                let rest = data.get(pos..).unwrap_or_default();
+                match set.read(rec, rest, s, &mut self.stats) {
+                    Ok(used) => pos += used,
+                    Err(_) => {
+                        out.flows.pop();
+                        err(report, ErrorKind::Truncated, offset + pos, "data record");
+                        break;
                     }
                 }
-            } {
-                rec.sampling_rate = Some(rate);
-                rec.sampling_source = SamplingSource::Options;
-            } else {
-                self.stats.sampling_rate_unknown += 1;
-            }
-            if s.has_reverse()
-                && let Some(r) = template::reverse(rec, &s, tmpl, rest, &time_base)
-            {
-                self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
-                out.flows.push(r);
+                if s.has_reverse()
+                    && let Some(r) = template::reverse(rec, s, tmpl, rest, &set.time_base)
+                {
+                    self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
+                    out.flows.push(r);
+                }
             }
         }
-        self.stats.fields_out_of_range += u64::from(s.out_of_range);
+        self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
         out.flows.len() - first
     }
 
@@ -683,7 +762,9 @@ impl Decoder {
                 for p in self.pending.take(key, *id) {
                     self.budget.credit_pending(1, p.bytes);
                     self.credit(p.bytes);
-                    let n = self.decode_data(&p.key, &t, &p.meta, &p.data, 0, out, report);
+                    let mut s = Scratch::default();
+                    let (data, meta) = (&p.data, &p.meta);
+                    let n = self.decode_data(&p.key, &t, meta, data, 0, &mut s, out, report);
                     report.records += n;
                     self.stats.pending_released += 1;
                 }

@@ -70,6 +70,9 @@ pub(crate) struct Template {
     /// The fixed-offset plan as straight-line reads, when it is made only of the fields
     /// [`CoreLayout`] covers.
     pub core: Option<CoreLayout>,
+    /// Every record is `min_len` bytes and gives exactly one flow: the template has a fixed
+    /// plan and no NSEL responder counter (which adds a reverse flow).
+    pub one_flow_per_record: bool,
 }
 
 /// One field of a template whose records all have the same length: its offset is known when
@@ -171,6 +174,13 @@ impl Template {
         let checked = ops.iter().any(|o| o.max != u64::MAX);
         let fixed = (!checked).then(|| fixed_plan(&ops)).flatten();
         let core = fixed.as_deref().and_then(CoreLayout::of);
+        let responder = |o: &Op| {
+            matches!(
+                o.slot,
+                Slot::Val(Val::ResponderOctets) | Slot::Val(Val::ResponderPackets)
+            )
+        };
+        let one_flow_per_record = fixed.is_some() && !ops.iter().any(responder);
         (min_len > 0).then(|| Template {
             checked,
             options,
@@ -180,6 +190,7 @@ impl Template {
             min_len,
             fixed,
             core,
+            one_flow_per_record,
         })
     }
 }
