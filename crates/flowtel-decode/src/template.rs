@@ -943,6 +943,19 @@ pub(crate) fn finish(
     base: &TimeBase,
     sflow_bytes: SflowBytes,
 ) {
+    const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
+    if s.present & !COUNTERS == 0 && !s.has_packet() {
+        // Only the plain counters (the common case once the record fields are narrowed to
+        // what the rollups read): no precedence to resolve, no times, no sampler.
+        rec.bytes = s.get(Val::Octets).unwrap_or(0);
+        rec.packets = s.get(Val::Packets).unwrap_or(0);
+        // postVlanId (IE 59) without vlanId: the flow's VLAN (as below; no dot1qVlanId here).
+        if rec.vlan.is_none() {
+            rec.vlan = rec.dst_vlan;
+        }
+        finish_common(rec);
+        return;
+    }
     let bytes = s
         .get(Val::Octets)
         .or_else(|| s.get(Val::OctetsTotal))
@@ -956,15 +969,6 @@ pub(crate) fn finish(
     rec.bytes = bytes.unwrap_or(0);
     rec.packets = packets.unwrap_or(0);
     rec.sampler_id = s.sampler_id();
-    const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
-    if s.present & !COUNTERS == 0 && !s.has_packet() {
-        // postVlanId (IE 59) without vlanId: the flow's VLAN (as below; no dot1qVlanId here).
-        if rec.vlan.is_none() {
-            rec.vlan = rec.dst_vlan;
-        }
-        finish_common(rec);
-        return;
-    }
     if s.has_packet() {
         sampled_packet(rec, s, sflow_bytes, bytes.is_none(), packets.is_none());
     }
