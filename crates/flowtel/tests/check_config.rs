@@ -1,6 +1,8 @@
 //! `flowtel check-config`: the real binary on real files.
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn flowtel() -> Command {
@@ -18,9 +20,8 @@ fn flowtel() -> Command {
     cmd
 }
 
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowtel-check-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// `text` written to `name` in the test's scratch directory.
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
@@ -28,7 +29,9 @@ fn write_config(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn unknown_key_is_rejected_with_its_name_and_line() {
+    let dir = common::ScratchDir::new("check-config");
     let path = write_config(
+        &dir,
         "unknown.yaml",
         "listen: [\"127.0.0.1:2055\"]\notlp:\n  endpoint: http://alloy:4317\n  compresion: gzip\n",
     );
@@ -42,7 +45,9 @@ fn unknown_key_is_rejected_with_its_name_and_line() {
 
 #[test]
 fn effective_config_applies_environment_over_file() {
+    let dir = common::ScratchDir::new("check-config");
     let path = write_config(
+        &dir,
         "valid.yaml",
         "rollup_interval_secs: 30\nsinks: [otlp, prometheus]\notlp:\n  endpoint: http://file:4317\n",
     );
@@ -64,7 +69,7 @@ fn effective_config_applies_environment_over_file() {
     assert!(stdout.contains("service_name: edge"), "{stdout}");
     assert!(stdout.contains("- prometheus"), "{stdout}");
     // The printed configuration is itself a valid configuration.
-    let again = write_config("printed.yaml", &stdout);
+    let again = write_config(&dir, "printed.yaml", &stdout);
     let out = flowtel().arg("check-config").arg(&again).output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
@@ -120,7 +125,9 @@ fn ktranslate_service_name_is_honoured_and_said() {
 
 #[test]
 fn decoder_section_is_printed_with_file_and_flag_values() {
+    let dir = common::ScratchDir::new("check-config");
     let path = write_config(
+        &dir,
         "decoder.yaml",
         "decoder:\n  scope_includes_port: true\n  max_pending_sets: 10\n",
     );
@@ -152,6 +159,7 @@ fn decoder_section_is_printed_with_file_and_flag_values() {
 /// prints for an empty file (comments aside), so the documented defaults are the real ones.
 #[test]
 fn readme_configuration_block_is_the_defaults() {
+    let dir = common::ScratchDir::new("check-config");
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let intro = "Every key with its default";
@@ -163,7 +171,7 @@ fn readme_configuration_block_is_the_defaults() {
         .expect("a yaml block after the introduction");
     let documented: serde_yaml::Value = serde_yaml::from_str(block).unwrap();
 
-    let empty = write_config("empty.yaml", "");
+    let empty = write_config(&dir, "empty.yaml", "");
     let out = flowtel().arg("check-config").arg(&empty).output().unwrap();
     assert!(
         out.status.success(),
@@ -181,6 +189,7 @@ fn readme_configuration_block_is_the_defaults() {
 
 #[test]
 fn address_errors_say_what_was_given_and_what_is_expected() {
+    let dir = common::ScratchDir::new("check-config");
     let run = |args: &[&str]| {
         let out = flowtel().args(args).output().unwrap();
         assert!(!out.status.success());
@@ -213,13 +222,17 @@ fn address_errors_say_what_was_given_and_what_is_expected() {
         );
     }
     // In a file: the key is named; a single string is accepted where a list is expected.
-    let bad = write_config("bad-listen.yaml", "listen: [\"0.0.0.0:9995\", \"20553\"]\n");
+    let bad = write_config(
+        &dir,
+        "bad-listen.yaml",
+        "listen: [\"0.0.0.0:9995\", \"20553\"]\n",
+    );
     let stderr = run(&["check-config", bad.to_str().unwrap()]);
     assert!(
         stderr.contains("listen: \"20553\" is a port alone"),
         "{stderr}"
     );
-    let one = write_config("one-listen.yaml", "listen: \"0.0.0.0:2055\"\n");
+    let one = write_config(&dir, "one-listen.yaml", "listen: \"0.0.0.0:2055\"\n");
     let out = flowtel().arg("check-config").arg(&one).output().unwrap();
     assert!(
         out.status.success(),
@@ -231,9 +244,10 @@ fn address_errors_say_what_was_given_and_what_is_expected() {
 
 #[test]
 fn check_config_refuses_what_run_would_refuse_at_start() {
-    let garbage = write_config("garbage.mmdb", "not a database");
-    let zero_idle = write_config("zero-idle.yaml", "interfaces:\n  idle_secs: 0\n");
-    let zero_max = write_config("zero-max.yaml", "interfaces:\n  max_interfaces: 0\n");
+    let dir = common::ScratchDir::new("check-config");
+    let garbage = write_config(&dir, "garbage.mmdb", "not a database");
+    let zero_idle = write_config(&dir, "zero-idle.yaml", "interfaces:\n  idle_secs: 0\n");
+    let zero_max = write_config(&dir, "zero-max.yaml", "interfaces:\n  max_interfaces: 0\n");
     for (args, expected) in [
         (
             vec!["--geoip-country-db", "/nonexistent/country.mmdb"],

@@ -703,15 +703,14 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// A self-signed certificate and its key, as PEM files.
-fn test_tls_files() -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("flowtel-deploy-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A self-signed certificate and its key, as PEM files in the returned directory.
+fn test_tls_files() -> (common::ScratchDir, PathBuf, PathBuf) {
+    let dir = common::ScratchDir::new("deploy-tls");
     let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, c.cert.pem()).unwrap();
     std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-    (cert, key)
+    (dir, cert, key)
 }
 
 /// `flowtel check-config FILE`: the daemon's own loader (unknown keys rejected, values
@@ -733,14 +732,16 @@ fn check_config(path: &Path) -> Result<String, String> {
             .arg(testdata.join("asn-test.mmdb"));
     }
     // Likewise the TLS material a file names: a generated certificate and key stand in.
-    if text.contains("ca_file:") || text.contains("client_cert_file:") {
-        let (cert, key) = test_tls_files();
+    // Kept until the command has run.
+    let tls =
+        (text.contains("ca_file:") || text.contains("client_cert_file:")).then(test_tls_files);
+    if let Some((_, cert, key)) = &tls {
         if text.contains("ca_file:") {
-            cmd.arg("--otlp-ca-file").arg(&cert);
+            cmd.arg("--otlp-ca-file").arg(cert);
         }
         if text.contains("client_cert_file:") {
-            cmd.args(["--otlp-client-cert"]).arg(&cert);
-            cmd.args(["--otlp-client-key"]).arg(&key);
+            cmd.args(["--otlp-client-cert"]).arg(cert);
+            cmd.args(["--otlp-client-key"]).arg(key);
         }
     }
     for (k, _) in std::env::vars() {

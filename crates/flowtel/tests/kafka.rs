@@ -37,17 +37,12 @@ fn readers() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers"))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowtel-kafka-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// A tansu broker on 127.0.0.1 with in-memory storage, killed on drop.
+/// A tansu broker on 127.0.0.1 with in-memory storage, killed on drop (its log in `dir`).
 struct Tansu {
     child: Option<Child>,
     listen: SocketAddr,
     advertised: SocketAddr,
+    dir: common::ScratchDir,
 }
 
 impl Tansu {
@@ -62,6 +57,7 @@ impl Tansu {
             child: None,
             listen,
             advertised,
+            dir: common::ScratchDir::new("tansu"),
         };
         t.restart();
         t
@@ -70,8 +66,7 @@ impl Tansu {
     /// Start the broker process (again): empty, no topics.
     fn restart(&mut self) {
         assert!(self.child.is_none());
-        let log =
-            std::fs::File::create(scratch(&format!("tansu-{}.log", self.listen.port()))).unwrap();
+        let log = std::fs::File::create(self.dir.join("tansu.log")).unwrap();
         let child = Command::new("tansu")
             .args([
                 "broker",
@@ -505,7 +500,8 @@ fn a_broker_killed_mid_stream_gets_what_was_held_and_what_did_not_fit_is_counted
     }
     let mut broker = Tansu::start();
     broker.create_topic("flows", 3);
-    let config = scratch("small-queue.yaml");
+    let dir = common::ScratchDir::new("kafka");
+    let config = dir.join("small-queue.yaml");
     std::fs::write(&config, "flow_records:\n  queue_max_records: 300\n").unwrap();
     let d = daemon(
         broker.listen,
@@ -595,6 +591,8 @@ struct Pki {
     key: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
+    /// Where the files are, removed with them.
+    _dir: common::ScratchDir,
 }
 
 fn pki(name: &str) -> Pki {
@@ -622,8 +620,7 @@ fn pki(name: &str) -> Pki {
         .unwrap()
         .signed_by(&client_key, &issuer)
         .unwrap();
-    let dir = scratch(&format!("pki-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::ScratchDir::new(&format!("kafka-pki-{name}"));
     let write = |file: &str, text: String| -> PathBuf {
         let path = dir.join(file);
         std::fs::write(&path, text).unwrap();
@@ -635,6 +632,7 @@ fn pki(name: &str) -> Pki {
         key: write("server-key.pem", key.serialize_pem()),
         client_cert: write("client.pem", client.pem()),
         client_key: write("client-key.pem", client_key.serialize_pem()),
+        _dir: dir,
     }
 }
 
@@ -809,7 +807,8 @@ fn the_compose_kafka_collector_creates_its_topic_and_publishes_the_generator_s_r
     let topic = kafka["topic"].as_str().unwrap().to_owned();
     let partitions = kafka["create_topic_partitions"].as_u64().unwrap();
     kafka.insert("brokers".into(), vec![broker.listen.to_string()].into());
-    let file = scratch("flowtel-kafka.yaml");
+    let dir = common::ScratchDir::new("kafka");
+    let file = dir.join("flowtel-kafka.yaml");
     std::fs::write(&file, serde_yaml::to_string(&cfg).unwrap()).unwrap();
     let d = Daemon::start(&[
         "--config",

@@ -34,19 +34,13 @@ fn readers() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers"))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flowtel-readers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-/// `flowtel decode FIXTURE --format protobuf` into a file.
-fn protobuf_stream(name: &str) -> PathBuf {
+/// `flowtel decode FIXTURE --format protobuf` into a file in `dir`.
+fn protobuf_stream(dir: &Path, name: &str) -> PathBuf {
     let path = common::fixtures().join(format!("{name}.pcap"));
     let out = common::flowtel(&["decode", path.to_str().unwrap(), "--format", "protobuf"]);
     assert!(out.status.success(), "{name}: {:?}", out.status);
     assert!(!out.stdout.is_empty(), "{name}: no records");
-    let file = scratch(&format!("{name}.bin"));
+    let file = dir.join(format!("{name}.bin"));
     std::fs::write(&file, &out.stdout).unwrap();
     file
 }
@@ -153,7 +147,8 @@ fn python_reads_every_record_with_flowtels_proto_and_with_goflow2s_field_numbers
         return;
     }
     let proto_root = common::repo().join("proto");
-    let streams: Vec<PathBuf> = FIXTURES.iter().map(|n| protobuf_stream(n)).collect();
+    let dir = common::ScratchDir::new("readers");
+    let streams: Vec<PathBuf> = FIXTURES.iter().map(|n| protobuf_stream(&dir, n)).collect();
     let mut args: Vec<&Path> = vec![&proto_root];
     args.extend(streams.iter().map(PathBuf::as_path));
     let output = python("read_flows.py", &args);
@@ -262,8 +257,9 @@ fn clickhouse_ddl_ingests_the_stream_and_answers_the_example_queries() {
     }
     let proto = common::repo().join("proto/flowtel/flow/v1/flow.proto");
     let deploy = common::repo().join("deploy/clickhouse");
+    let dir = common::ScratchDir::new("readers");
     for name in FIXTURES {
-        let stream = protobuf_stream(name);
+        let stream = protobuf_stream(&dir, name);
         let output = python("clickhouse_check.py", &[&proto, &deploy, &stream]);
         let results: Value = serde_json::from_str(&output).expect("the script's JSON");
         let records = decoded(name);
@@ -387,8 +383,9 @@ fn clickhouse_ddl_ingests_the_stream_and_answers_the_example_queries() {
 /// flow record of the capture.
 #[test]
 fn flow_json_lines_are_the_protobuf_messages() {
+    let dir = common::ScratchDir::new("readers");
     for name in FIXTURES {
-        let stream = std::fs::read(protobuf_stream(name)).unwrap();
+        let stream = std::fs::read(protobuf_stream(&dir, name)).unwrap();
         let (lines, _) = common::decode_fixture(name, "flow-json");
         let mut expected = String::new();
         let mut count = 0;

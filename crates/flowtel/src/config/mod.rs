@@ -2036,19 +2036,36 @@ decoder:
         assert!(c.to_yaml().unwrap().contains("Bearer hunter2"));
     }
 
-    /// A file in a fresh directory.
-    fn write_file(name: &str, contents: &[u8]) -> PathBuf {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "flowtel-config-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
+    /// A fresh directory, removed on drop unless the test is failing.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "flowtel-config-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        /// `contents` written to `name` in the directory.
+        fn write_file(&self, name: &str, contents: &[u8]) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, contents).unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 
     fn tls_config(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> OtlpConfig {
@@ -2068,9 +2085,10 @@ decoder:
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let ca = write_file("ca.pem", cert.pem().as_bytes());
-        let cert_file = write_file("client.pem", cert.pem().as_bytes());
-        let key_file = write_file("client-key.pem", key.serialize_pem().as_bytes());
+        let dir = Scratch::new();
+        let ca = dir.write_file("ca.pem", cert.pem().as_bytes());
+        let cert_file = dir.write_file("client.pem", cert.pem().as_bytes());
+        let key_file = dir.write_file("client-key.pem", key.serialize_pem().as_bytes());
         let c = tls_config(Some(&ca), Some(&cert_file), Some(&key_file))
             .client_config("otlp")
             .unwrap();
@@ -2086,7 +2104,7 @@ decoder:
         );
         assert_mentions(&err, &["cannot read otlp.ca_file", "absent.pem"]);
 
-        let der = write_file("ca.der", cert.der());
+        let der = dir.write_file("ca.der", cert.der());
         let err = format!(
             "{:#}",
             tls_config(Some(&der), None, None)
@@ -2096,7 +2114,7 @@ decoder:
         assert_mentions(&err, &["otlp.ca_file", "ca.der", "no PEM CERTIFICATE"]);
 
         let other = rcgen::KeyPair::generate().unwrap();
-        let other_key = write_file("other-key.pem", other.serialize_pem().as_bytes());
+        let other_key = dir.write_file("other-key.pem", other.serialize_pem().as_bytes());
         let err = format!(
             "{:#}",
             tls_config(None, Some(&cert_file), Some(&other_key))
