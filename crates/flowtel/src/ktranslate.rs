@@ -57,6 +57,7 @@ const FLOWTEL_FLAGS: &[&str] = &[
     "listen",
     "workers",
     "recv-buffer-bytes",
+    "receive-coalesce-us",
     "rollup-interval",
     "top-k",
     "rollup-spec",

@@ -356,6 +356,7 @@ fn run_help_shows_every_default_as_check_config_prints_it() {
         ("listen", at("listen.0")),
         ("workers", at("workers")),
         ("recv-buffer-bytes", at("recv_buffer_bytes")),
+        ("receive-coalesce-us", at("receive_coalesce_us")),
         ("rollup-interval", at("rollups.0.interval_secs")),
         ("top-k", at("rollups.0.top_k")),
         ("profile", at("rollups.0.profile")),

@@ -203,6 +203,10 @@ pub struct Config {
     pub workers: usize,
     /// Requested SO_RCVBUF per socket; the kernel may cap it (a warning says so).
     pub recv_buffer_bytes: usize,
+    /// Longest pause of a receive worker after a pass that emptied its sockets, in
+    /// microseconds, so that what arrives meanwhile is taken in one batch (shortened to what
+    /// a quarter of the socket buffer holds at the arrival rate); 0 = no pause.
+    pub receive_coalesce_us: u64,
     /// Window length in seconds (integer >= 1) of every rollup; when absent each rollup's own
     /// `interval_secs` (default 60) applies.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,6 +271,7 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 9995))],
             workers: 0,
             recv_buffer_bytes: 8 * 1024 * 1024,
+            receive_coalesce_us: 1000,
             rollup_interval_secs: None,
             top_k: None,
             profile: None,
@@ -372,6 +377,9 @@ impl DecoderSettings {
         }
     }
 }
+
+/// The longest `receive_coalesce_us`: 100 ms, far above what batching needs.
+pub const MAX_COALESCE_US: u64 = 100_000;
 
 /// The smallest `decoder.memory_budget_bytes`: below it a few large templates fill it.
 pub const MIN_MEMORY_BUDGET_BYTES: u64 = 1 << 20;
@@ -620,6 +628,9 @@ pub struct RunArgs {
     /// Requested receive buffer per socket, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub recv_buffer_bytes: Option<usize>,
+    /// Longest pause after a receive pass that emptied the sockets, in microseconds (0: none).
+    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=MAX_COALESCE_US))]
+    pub receive_coalesce_us: Option<u64>,
     /// Rollup window length in seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub rollup_interval: Option<u64>,
@@ -816,6 +827,7 @@ pub fn run_flag_defaults() -> Vec<(&'static str, String)> {
         ),
         ("workers", c.workers.to_string()),
         ("recv_buffer_bytes", c.recv_buffer_bytes.to_string()),
+        ("receive_coalesce_us", c.receive_coalesce_us.to_string()),
         (
             "rollup_interval",
             c.rollup_interval_secs
@@ -1248,6 +1260,7 @@ fn apply_flags(config: &mut Config, a: &RunArgs) {
     }
     set(&mut config.workers, &a.workers);
     set(&mut config.recv_buffer_bytes, &a.recv_buffer_bytes);
+    set(&mut config.receive_coalesce_us, &a.receive_coalesce_us);
     set_opt(&mut config.rollup_interval_secs, &a.rollup_interval);
     if let Some(k) = a.top_k {
         config.top_k = Some(usize::try_from(k).unwrap_or(usize::MAX));
@@ -1378,6 +1391,12 @@ fn validate(c: &Config) -> anyhow::Result<()> {
 
     if c.top_k == Some(0) {
         bail!("top_k: must be >= 1");
+    }
+    if c.receive_coalesce_us > MAX_COALESCE_US {
+        bail!(
+            "receive_coalesce_us: {} is above the longest pause, {MAX_COALESCE_US} (100 ms)",
+            c.receive_coalesce_us
+        );
     }
     for l in &c.access.listen {
         if !c.listen.contains(&l.address) {
@@ -1630,6 +1649,7 @@ mod tests {
 listen: [\"127.0.0.1:2055\", \"[::1]:6343\"]
 workers: 2
 recv_buffer_bytes: 1048576
+receive_coalesce_us: 250
 rollup_interval_secs: 10
 top_k: 50
 sinks: [stdout, prometheus]
@@ -1649,6 +1669,7 @@ tee_logs: true
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1], "[::1]:6343".parse().unwrap());
         assert_eq!(c.workers, 2);
+        assert_eq!(c.receive_coalesce_us, 250);
         assert_eq!(c.rollup_interval_secs, Some(10));
         assert_eq!(c.rollups[0].interval_secs, 10);
         assert_eq!(c.rollups[0].top_k, 50);
@@ -1897,6 +1918,10 @@ decoder:
             ("listen: []\n", "listen"),
             ("sinks: []\n", "sinks"),
             ("top_k: 0\n", "top_k"),
+            (
+                "receive_coalesce_us: 100001\n",
+                "receive_coalesce_us: 100001 is above the longest pause, 100000",
+            ),
             ("otlp:\n  endpoint: alloy:4317\n", "otlp.endpoint"),
             (
                 "otlp:\n  endpoint: https://a:4317\n  client_key_file: /k.pem\n",

@@ -38,6 +38,7 @@
 //! `shutdown_grace_secs` to deliver; the process then exits 0.
 
 pub mod access;
+pub mod coalesce;
 pub mod listener;
 pub mod worker;
 
@@ -430,6 +431,18 @@ fn start_workers(
     {
         let (ctl_tx, control_rx) = std::sync::mpsc::channel();
         controls.push(ctl_tx);
+        // The smallest buffer bounds the pause (coalesce.rs); the kernel's read-back, in the
+        // bytes it charges.
+        let buffer = socks
+            .iter()
+            .filter_map(|s| socket2::SockRef::from(s).recv_buffer_size().ok())
+            .min()
+            .unwrap_or(0);
+        let coalesce = coalesce::Coalesce::new(
+            std::time::Duration::from_micros(config.receive_coalesce_us),
+            buffer,
+            crate::clock::now_ns(),
+        );
         let w = Worker {
             id,
             sockets: socks,
@@ -446,6 +459,7 @@ fn start_workers(
             control_rx,
             shared: Arc::clone(&stats[id]),
             poll,
+            coalesce,
         };
         let t = std::thread::Builder::new()
             .name(format!("flowtel-rx-{id}"))

@@ -7,9 +7,12 @@
 //! flush or stop request is answered at once whether the sockets are idle or saturated. Each
 //! pass takes one batch (up to [`BATCH`] datagrams) from every readable socket in turn, so a
 //! saturated socket cannot starve the others, then answers control requests, decodes what other
-//! workers handed over, runs its decoder's housekeeping and publishes its counters. There is no
-//! sleep on the receive path: with nothing readable the worker blocks in `epoll_wait` until a
-//! datagram, a hand-over or a control request wakes it, or [`HOUSEKEEPING`] has passed.
+//! workers handed over, runs its decoder's housekeeping and publishes its counters. Once a pass
+//! has emptied every socket, the worker pauses for at most `receive_coalesce_us` (1 ms by
+//! default, shorter when a socket's buffer is small: [`super::coalesce`]), so that what arrives
+//! meanwhile is taken in one batch instead of one wake-up per datagram; then, with nothing
+//! readable, it blocks in `epoll_wait` until a datagram, a hand-over or a control request wakes
+//! it, or [`HOUSEKEEPING`] has passed. A saturated worker never pauses.
 //!
 //! # Decoder housekeeping
 //!
@@ -48,6 +51,7 @@ use std::sync::{Arc, Mutex};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{info, warn};
 
+use super::coalesce::Coalesce;
 use super::listener::{BATCH, Receiver};
 use crate::clock::now_ns;
 use crate::pipeline::stats::{DropReason, WorkerStats};
@@ -253,6 +257,8 @@ pub struct Worker {
     pub control_rx: StdReceiver<Control>,
     pub shared: Arc<Mutex<WorkerStats>>,
     pub poll: Poll,
+    /// The pause after a pass that emptied every socket (see [`super::coalesce`]).
+    pub coalesce: Coalesce,
 }
 
 /// What the worker loop does after answering a control request.
@@ -322,6 +328,13 @@ impl Worker {
                 }
             }
             let busy = pass.receiving && pass.ready.iter().any(|r| *r);
+            if pass.receiving && !busy {
+                // Every socket is empty: what arrives during the pause is taken in one batch.
+                let pause = self.coalesce.pause(now_ns());
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
             let timeout = Some(if busy {
                 std::time::Duration::ZERO
             } else {
@@ -432,6 +445,7 @@ impl Worker {
                     continue;
                 };
                 let payload = r.payload(k);
+                self.coalesce.received(payload.len());
                 let ip = meta.from.ip();
                 if let Some(reason) = access.and_then(|a| a.refuse(ip)) {
                     delta.count_drop(reason);
