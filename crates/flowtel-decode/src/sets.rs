@@ -4,21 +4,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::SflowBytes;
 use crate::budget::PendingCharge;
 use crate::error::{DecodeError, ErrorKind};
 use crate::memory;
-use crate::options;
-use crate::options::ScopeOptions;
+use crate::options::{self, ScopeOptions};
 use crate::pending::PendingSet;
 use crate::prehash::SmallKeyMap;
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
 use crate::scope::{Meta, ScopeKey, TemplateSlot};
-use crate::stats::DecoderStats;
-use crate::stats::Limit;
+use crate::stats::{DecoderStats, Limit};
 use crate::template::{self, FieldSpec, RecordTruncated, Scratch, Template, TimeBase};
 use crate::{
-    DatagramReport, DecodeOutput, Decoder, TemplateFieldReport, TemplateReport, ipfix, netflow_v9,
+    DatagramReport, DecodeOutput, Decoder, SflowBytes, TemplateFieldReport, TemplateReport, ipfix,
+    netflow_v9,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
