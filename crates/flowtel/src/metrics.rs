@@ -94,6 +94,10 @@ defs! {
     SOCKET_DROPS = "flowtel.socket.drops", "{datagram}", Counter,
         "Datagrams the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL).";
     RECEIVE_ERRORS = "flowtel.receive.errors", "{error}", Counter, "Failed receive system calls.";
+    RECEIVE_BATCHES = "flowtel.receive.batches", "{batch}", Counter,
+        "Receive system calls (recvmmsg) that returned datagrams; datagrams per batch show how well wake-ups are shared.";
+    RECEIVE_PAUSES = "flowtel.receive.pauses", "{pause}", Counter,
+        "Pauses of a receive worker after a pass that emptied its sockets (receive_coalesce_us).";
     ROLLUP_KEYS = "flowtel.rollup.keys", "{key}", Gauge,
         "Keys held by the rollups' open windows, over all workers.";
     GEO_ERRORS = "flowtel.enrich.geo_errors", "{lookup}", Counter,
@@ -279,6 +283,8 @@ pub fn families(i: &Inputs<'_>) -> Vec<Family> {
         dropped,
         SOCKET_DROPS.value(t.socket_drops),
         RECEIVE_ERRORS.value(t.recv_errors),
+        RECEIVE_BATCHES.value(t.recv_batches),
+        RECEIVE_PAUSES.value(t.recv_pauses),
         ROLLUP_KEYS.value(snap.keys_tracked),
         // Per record in the workers, and per emitted series for the countries the rollups
         // look up when they finish a window.

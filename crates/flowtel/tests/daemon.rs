@@ -83,6 +83,54 @@ fn receives_decodes_counts_and_exits_cleanly_on_sigterm() {
     );
 }
 
+/// A worker that emptied its socket pauses before waiting again (`receive_coalesce_us`), so
+/// that one wake-up takes what arrived meanwhile; `--receive-coalesce-us 0` never pauses.
+/// Every datagram is received either way.
+#[test]
+fn a_worker_pauses_after_emptying_its_socket_unless_told_not_to() {
+    for (coalesce_us, pauses) in [("1000", true), ("0", false)] {
+        let d = Daemon::start(&[
+            "--workers",
+            "1",
+            "--sink",
+            "prometheus",
+            "--receive-coalesce-us",
+            coalesce_us,
+        ]);
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for seq in 0..50 {
+            sender
+                .send_to(&netflow_v5(&V5_FLOWS, seq * 2, 1_700_000_000, 0), d.listen)
+                .unwrap();
+            // Spaced out: each datagram finds the socket emptied by the pass before.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let body = d.metrics_until("50 v5 datagrams", |b| {
+            sample(
+                b,
+                "flowtel_datagrams_total{exporter=\"127.0.0.1\",protocol=\"netflow_v5\"}",
+            ) == Some(50.0)
+        });
+        let batches = sample(&body, "flowtel_receive_batches_total").unwrap();
+        assert!(
+            (1.0..=50.0).contains(&batches),
+            "{coalesce_us}: {batches} batches"
+        );
+        let taken = sample(&body, "flowtel_receive_pauses_total").unwrap();
+        if pauses {
+            assert!(taken >= 1.0, "{coalesce_us}: no pause\n{body}");
+        } else {
+            assert_eq!(taken, 0.0, "{coalesce_us}: paused");
+        }
+        assert_eq!(
+            sample(&body, "flowtel_records_total{protocol=\"netflow_v5\"}"),
+            Some(100.0)
+        );
+        let (status, _, stderr) = d.terminate();
+        assert!(status.success(), "exit {status}: {stderr}");
+    }
+}
+
 #[test]
 fn one_exporter_sending_from_many_ports_is_decoded_by_one_worker() {
     let d = Daemon::start(&[

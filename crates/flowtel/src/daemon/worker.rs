@@ -332,6 +332,7 @@ impl Worker {
                 // Every socket is empty: what arrives during the pause is taken in one batch.
                 let pause = self.coalesce.pause(now_ns());
                 if !pause.is_zero() {
+                    delta.recv_pauses += 1;
                     std::thread::sleep(pause);
                 }
             }
@@ -433,6 +434,7 @@ impl Worker {
                     0
                 }
             };
+            delta.recv_batches += u64::from(got > 0);
             if got < BATCH
                 && let Some(ready) = pass.ready.get_mut(i)
             {

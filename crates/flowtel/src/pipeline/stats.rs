@@ -134,6 +134,10 @@ pub struct WorkerStats {
     pub dropped: BTreeMap<DropReason, u64>,
     /// Receive system-call errors.
     pub recv_errors: u64,
+    /// Receive system calls (`recvmmsg`) that returned datagrams.
+    pub recv_batches: u64,
+    /// Pauses after a receive pass that emptied the sockets (`daemon::coalesce`).
+    pub recv_pauses: u64,
     /// Flow records handed to the per-flow sinks.
     pub flow_records_selected: u64,
     /// Flow records a `flow_records` rule kept from the per-flow sinks.
@@ -190,6 +194,8 @@ impl WorkerStats {
             *self.dropped.entry(*k).or_default() += v;
         }
         self.recv_errors += other.recv_errors;
+        self.recv_batches += other.recv_batches;
+        self.recv_pauses += other.recv_pauses;
         self.socket_drops += other.socket_drops;
         self.flow_records_selected += other.flow_records_selected;
         self.flow_records_filtered += other.flow_records_filtered;
@@ -214,6 +220,8 @@ impl WorkerStats {
         self.handed_over = 0;
         self.dropped.clear();
         self.recv_errors = 0;
+        self.recv_batches = 0;
+        self.recv_pauses = 0;
         self.flow_records_selected = 0;
         self.flow_records_filtered = 0;
         self.flow_records_sampled_out = 0;
