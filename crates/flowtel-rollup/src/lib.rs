@@ -67,7 +67,9 @@
 //! into one reusable buffer, hashes it once (foldhash, seeded at random once per process, so
 //! workers agree on hashes when merging) and looks it up in a `hashbrown::HashTable` of
 //! offsets into one byte arena per window: a new key is appended to the arena rather than
-//! boxed, and compaction rebuilds the arena with the kept keys. A new window reserves the
+//! boxed, and compaction rebuilds the arena with the kept keys. The lookups are batched
+//! ([`rollup::BATCH`], and [`RollupSet::settle`] after each datagram), so that those of
+//! several records wait on memory at once when the table is larger than the core's caches. A new window reserves the
 //! previous window's key count and arena size, so a steady key stream does not regrow the
 //! table every interval. Attribute strings are built only for the emitted top-K at
 //! [`WindowAggregate::finish`].

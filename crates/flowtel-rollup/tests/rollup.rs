@@ -154,6 +154,46 @@ fn windows_are_aligned_and_emitted_once() {
     assert_eq!(windows, [(0, 10), (60 * S, 20), (180 * S, 40)]);
 }
 
+/// Pushes are added to the window in batches (`flowtel_rollup::rollup::BATCH`): a record of
+/// the next window sends the batched records to their own window first, and `settle` adds
+/// them for `keys_tracked`.
+#[test]
+fn batched_records_land_in_their_own_window() {
+    let mut rollup = Rollup::new(RollupConfig::default()).unwrap();
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    for i in 0..3 {
+        let r = rec(
+            T0 + i * S,
+            "10.0.0.1",
+            "10.0.0.2",
+            6,
+            1000 + i as u16,
+            443,
+            100,
+        );
+        rollup.push(&enricher.enrich(&r, None));
+    }
+    let next = rec(T0 + 61 * S, "10.0.0.1", "10.0.0.2", 6, 1, 443, 7);
+    rollup.push(&enricher.enrich(&next, None));
+    let windows: Vec<_> = rollup
+        .flush_all()
+        .iter()
+        .map(|b| {
+            (
+                b.start_time_unix_nano - T0,
+                b.points.len(),
+                total(std::slice::from_ref(b)),
+            )
+        })
+        .collect();
+    assert_eq!(windows, [(0, 3, 300), (60 * S, 1, 7)]);
+
+    let later = rec(T0 + 125 * S, "10.0.0.9", "10.0.0.2", 17, 53, 5353, 1);
+    rollup.push(&enricher.enrich(&later, None));
+    rollup.settle();
+    assert_eq!(rollup.keys_tracked(), 1);
+}
+
 #[test]
 fn late_records_fold_into_the_open_window() {
     let mut rollup = Rollup::new(RollupConfig::default()).unwrap();

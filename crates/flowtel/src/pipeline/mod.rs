@@ -376,6 +376,9 @@ impl WorkerPipeline {
                 }
             }
         });
+        // The datagram's records are batched in the rollups: added now, so that the window
+        // counts are whole between datagrams.
+        self.rollups.settle();
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
             self.snapshot(stats, now_ns);
         }
@@ -511,4 +514,50 @@ pub fn merge_windows(
             a.finish(stats)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowtel_encode::{ExportVersion, FieldSpec, MessageHeader, MessageWriter};
+
+    /// The rollups batch their records; a datagram's are all added by the time the worker's
+    /// counters are read, so the keys gauge counts them.
+    #[test]
+    fn the_keys_gauge_counts_every_record_of_the_datagram() {
+        let spec = PipelineSpec::from_config(&Config::default()).unwrap();
+        let mut p = WorkerPipeline::new(&spec).unwrap();
+        // IPFIX: source and destination IPv4 address, ports, protocol, octets (RFC 7012).
+        let fields = [
+            FieldSpec::new(8, 4),
+            FieldSpec::new(12, 4),
+            FieldSpec::new(7, 2),
+            FieldSpec::new(11, 2),
+            FieldSpec::new(4, 1),
+            FieldSpec::new(1, 8),
+        ];
+        let mut w = MessageWriter::new(ExportVersion::Ipfix, MessageHeader::default());
+        w.template(256, &fields);
+        for n in 0..5u16 {
+            let mut r = vec![10, 0, 0, 1, 198, 51, 100, 7];
+            r.extend((40_000 + n).to_be_bytes());
+            r.extend(443u16.to_be_bytes());
+            r.push(6);
+            r.extend(1500u64.to_be_bytes());
+            w.data_record(256, &r);
+        }
+        let from: SocketAddr = "192.0.2.7:4739".parse().unwrap();
+        let mut stats = WorkerStats::default();
+        let now_ns = 1_700_000_000_000_000_000;
+        p.process(
+            from,
+            ExporterKey::new(from.ip()),
+            true,
+            &w.finish(),
+            now_ns,
+            &mut stats,
+        );
+        let snapshot = stats.snapshot.expect("the first datagram takes a snapshot");
+        assert_eq!(snapshot.keys_tracked, 5);
+    }
 }
