@@ -401,6 +401,10 @@ pub const DEFAULT_DIMENSIONS: [Dimension; 9] = [
 pub const DEFAULT_TOP_K: usize = 1000;
 /// Default cap on distinct keys tracked per window and per rollup instance.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// The most `max_keys` may be: a window indexes its keys with 32-bit numbers, and a merge
+/// of two windows holds up to twice `max_keys` before it compacts. (A billion keys is tens
+/// of gigabytes per window.)
+pub const MAX_MAX_KEYS: usize = 1 << 30;
 /// Default window length.
 pub const DEFAULT_INTERVAL_SECS: u64 = 60;
 
@@ -512,7 +516,7 @@ impl RollupConfig {
         if self.top_k == 0 {
             return Err(ConfigError::TopK(self.name.clone()));
         }
-        if self.max_keys < self.top_k.max(2) {
+        if self.max_keys < self.top_k.max(2) || self.max_keys > MAX_MAX_KEYS {
             return Err(ConfigError::MaxKeys(self.name.clone()));
         }
         let mut seen = BTreeSet::new();
@@ -553,7 +557,7 @@ pub enum ConfigError {
     Interval(String),
     #[error("rollup {0}: top_k must be at least 1")]
     TopK(String),
-    #[error("rollup {0}: max_keys must be at least top_k and at least 2")]
+    #[error("rollup {0}: max_keys must be at least top_k and at least 2, and at most 1073741824")]
     MaxKeys(String),
     #[error("rollup {0}: dimension {1:?} listed twice")]
     DuplicateDimension(String, Dimension),

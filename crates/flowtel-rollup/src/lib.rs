@@ -65,9 +65,10 @@
 //! the record). A country keyed with its address is not looked up per record at all, but for
 //! the emitted series ([`RollupSet::needs_countries`]). A rollup encodes the record's key
 //! into one reusable buffer, hashes it once (foldhash, seeded at random once per process, so
-//! workers agree on hashes when merging) and looks it up in a `hashbrown::HashTable` of
-//! offsets into one byte arena per window: a new key is appended to the arena rather than
-//! boxed, and compaction rebuilds the arena with the kept keys. The lookups are batched
+//! workers agree on hashes when merging) and looks it up in a `hashbrown::HashTable` of 32-bit
+//! indexes into the window's entries: a new key's bytes are appended to one byte arena and
+//! its entry to one vector, in order, rather than boxed or written into a bucket at random,
+//! and compaction rebuilds both with the kept keys. The lookups are batched
 //! ([`rollup::BATCH`], and [`RollupSet::settle`] after each datagram), so that those of
 //! several records wait on memory at once when the table is larger than the core's caches. A new window reserves the
 //! previous window's key count and arena size, so a steady key stream does not regrow the

@@ -151,14 +151,20 @@ fn rank(arena: &[u8], a: &Entry, b: &Entry) -> Ordering {
 /// other instances of the same rollup (per-core workers) before [`WindowAggregate::finish`]
 /// selects the top-K.
 ///
-/// Keys live back to back in one byte arena and the hash table holds offsets into it, so a
-/// new key costs no allocation of its own; compaction rebuilds the arena with the kept keys.
+/// Keys live back to back in one byte arena and their entries back to back in one vector, in
+/// the order they came; the hash table holds only each entry's index. A new key costs no
+/// allocation of its own, and its entry is appended where the previous one was written: with
+/// the entries themselves in the table's buckets (megabytes, at random), every new key cost a
+/// write to memory far from the cache, while the 4-byte indexes of a full default table (about
+/// 512 KiB) mostly stay in it. Compaction rebuilds the arena and the index with the kept keys.
 #[derive(Debug)]
 pub struct WindowAggregate {
     def: Arc<Def>,
     start_ns: u64,
     arena: Vec<u8>,
-    table: HashTable<Entry>,
+    entries: Vec<Entry>,
+    /// Index in `entries` of each key, by the key's hash.
+    table: HashTable<u32>,
     /// Largest estimate evicted so far: the error bound a newly inserted key inherits.
     floor: u64,
     /// Exact sampling-corrected total of the window (saturating).
@@ -190,6 +196,7 @@ impl WindowAggregate {
         WindowAggregate {
             start_ns,
             arena: Vec::with_capacity(hint.arena_bytes),
+            entries: Vec::with_capacity(keys),
             table: HashTable::with_capacity(keys),
             def,
             floor: 0,
@@ -216,7 +223,7 @@ impl WindowAggregate {
 
     /// Keys held.
     pub fn keys(&self) -> usize {
-        self.table.len()
+        self.entries.len()
     }
 
     /// Exact sampling-corrected total of the window.
@@ -224,14 +231,26 @@ impl WindowAggregate {
         self.total
     }
 
+    /// The index in `entries` of `key`, whose hash is `hash`.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let (arena, entries) = (&self.arena, &self.entries);
+        // The stored hash is compared first: a bucket whose tag matches another key's (one
+        // probe in a hundred or so) then costs no read of the arena.
+        let same = |i: &u32| {
+            entries
+                .get(*i as usize)
+                .is_some_and(|e| e.hash == hash && key_of(arena, e) == key)
+        };
+        self.table.find(hash, same).map(|i| *i as usize)
+    }
+
     fn add(&mut self, key: &[u8], hash: u64, value: u64) {
         self.total = self.total.saturating_add(value);
-        let arena = &self.arena;
-        if let Some(e) = self.table.find_mut(hash, |e| key_of(arena, e) == key) {
+        if let Some(e) = self.find(hash, key).and_then(|i| self.entries.get_mut(i)) {
             e.slot.value = e.slot.value.saturating_add(value);
             return;
         }
-        if self.table.len() >= self.def.config.max_keys {
+        if self.entries.len() >= self.def.config.max_keys {
             self.compact();
         }
         let slot = Slot {
@@ -245,13 +264,24 @@ impl WindowAggregate {
     fn insert_new(&mut self, hash: u64, key: &[u8], slot: Slot) {
         let off = self.arena.len();
         self.arena.extend_from_slice(key);
-        let e = Entry {
+        self.entries.push(Entry {
             hash,
             off,
             len: key.len(),
             slot,
+        });
+        self.index(self.entries.len() - 1);
+    }
+
+    /// Put the entry at `i` in the hash table. `entries` never holds more than twice
+    /// `max_keys` (a merge, before it compacts), which validation keeps within `u32`.
+    fn index(&mut self, i: usize) {
+        let entries = &self.entries;
+        let (Some(e), Ok(at)) = (entries.get(i), u32::try_from(i)) else {
+            return;
         };
-        self.table.insert_unique(hash, e, |e| e.hash);
+        let rehash = |i: &u32| entries.get(*i as usize).map_or(0, |e| e.hash);
+        self.table.insert_unique(e.hash, at, rehash);
     }
 
     /// Batched Space-Saving: keep the better-ranked half of the keys, evict the rest. The
@@ -259,21 +289,28 @@ impl WindowAggregate {
     /// largest evicted estimate as their error bound. Amortised O(1) per insert.
     fn compact(&mut self) {
         let keep = (self.def.config.max_keys / 2).max(1);
-        if self.table.len() <= keep {
+        if self.entries.len() <= keep {
             return;
         }
-        let mut entries: Vec<Entry> = self.table.drain().collect();
-        let old = std::mem::take(&mut self.arena);
-        entries.select_nth_unstable_by(keep - 1, |a, b| rank(&old, a, b));
-        for e in entries.iter().skip(keep) {
+        let arena = &self.arena;
+        self.entries
+            .select_nth_unstable_by(keep - 1, |a, b| rank(arena, a, b));
+        for e in self.entries.iter().skip(keep) {
             self.floor = self.floor.max(e.slot.estimate());
             self.keys_evicted += 1;
         }
-        entries.truncate(keep);
-        // The kept keys move to a fresh arena; the table keeps its capacity.
-        self.arena = Vec::with_capacity(old.capacity());
-        for e in entries {
-            self.insert_new(e.hash, key_of(&old, &e), e.slot);
+        self.entries.truncate(keep);
+        // The kept keys move to a fresh arena; the index is rebuilt in its own capacity.
+        let capacity = self.arena.capacity();
+        let old = std::mem::replace(&mut self.arena, Vec::with_capacity(capacity));
+        for e in &mut self.entries {
+            let key = key_of(&old, e);
+            e.off = self.arena.len();
+            self.arena.extend_from_slice(key);
+        }
+        self.table.clear();
+        for i in 0..self.entries.len() {
+            self.index(i);
         }
     }
 
@@ -293,21 +330,15 @@ impl WindowAggregate {
             return Err(MergeError::Window(self.start_ns, other.start_ns));
         }
         if other.floor > 0 {
-            for e in self.table.iter_mut() {
-                let key = key_of(&self.arena, e);
-                if other
-                    .table
-                    .find(e.hash, |o| key_of(&other.arena, o) == key)
-                    .is_none()
-                {
+            for e in &mut self.entries {
+                if other.find(e.hash, key_of(&self.arena, e)).is_none() {
                     e.slot.err = e.slot.err.saturating_add(other.floor);
                 }
             }
         }
-        for o in other.table.drain() {
+        for o in std::mem::take(&mut other.entries) {
             let key = key_of(&other.arena, &o);
-            let arena = &self.arena;
-            match self.table.find_mut(o.hash, |e| key_of(arena, e) == key) {
+            match self.find(o.hash, key).and_then(|i| self.entries.get_mut(i)) {
                 Some(e) => {
                     e.slot.value = e.slot.value.saturating_add(o.slot.value);
                     e.slot.err = e.slot.err.saturating_add(o.slot.err);
@@ -327,7 +358,7 @@ impl WindowAggregate {
         if self.country_db.is_none() {
             self.country_db = other.country_db;
         }
-        while self.table.len() > self.def.config.max_keys {
+        while self.entries.len() > self.def.config.max_keys {
             self.compact();
         }
         Ok(())
@@ -343,7 +374,7 @@ impl WindowAggregate {
         let def = self.def;
         let end = self.start_ns.saturating_add(def.interval_ns);
         let arena = self.arena;
-        let mut entries: Vec<Entry> = self.table.into_iter().collect();
+        let mut entries = self.entries;
         let top_k = def.config.top_k;
         let rest = entries.len().saturating_sub(top_k);
         if rest > 0 {
@@ -403,7 +434,7 @@ impl WindowAggregate {
 ///
 /// A push is the key's encoding and hash, then a lookup in a table of up to `max_keys` keys
 /// (100 000 by default: megabytes, beyond the core's own caches) that waits on two or three
-/// memory reads one after another: the table's control bytes, the entry, the key's bytes.
+/// memory reads one after another: the table's bucket, the entry, the key's bytes.
 /// Pushed one by one between the rest of each record's work (decoding, enrichment), every
 /// lookup waits alone. Batched, the lookups run back to back and the processor overlaps the
 /// reads of several of them. The order of the adds is unchanged, so the sums, the evictions
@@ -601,7 +632,7 @@ impl Rollup {
 
     fn close(&mut self, w: WindowAggregate) {
         self.hint = SizeHint {
-            keys: w.table.len(),
+            keys: w.entries.len(),
             arena_bytes: w.arena.len(),
         };
         self.closed.push(w);

@@ -469,6 +469,20 @@ rollups:
         ..RollupConfig::default()
     };
     assert!(Rollup::new(bad).is_err());
+    // A window numbers its keys in 32 bits.
+    let most = RollupConfig {
+        max_keys: flowtel_rollup::config::MAX_MAX_KEYS,
+        ..RollupConfig::default()
+    };
+    assert!(Rollup::new(most).is_ok());
+    let bad = RollupConfig {
+        max_keys: flowtel_rollup::config::MAX_MAX_KEYS + 1,
+        ..RollupConfig::default()
+    };
+    assert!(matches!(
+        Rollup::new(bad),
+        Err(flowtel_rollup::ConfigError::MaxKeys(_))
+    ));
 }
 
 #[test]
