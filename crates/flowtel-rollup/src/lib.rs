@@ -70,10 +70,10 @@
 //! its entry to one vector, in order, rather than boxed or written into a bucket at random,
 //! and compaction rebuilds both with the kept keys. The lookups are batched
 //! ([`rollup::BATCH`], and [`RollupSet::settle`] after each datagram), so that those of
-//! several records wait on memory at once when the table is larger than the core's caches. A new window reserves the
-//! previous window's key count and arena size, so a steady key stream does not regrow the
-//! table every interval. Attribute strings are built only for the emitted top-K at
-//! [`WindowAggregate::finish`].
+//! several records wait on memory at once when the table is larger than the core's caches.
+//! A new window reserves the previous window's key count and arena size, so a steady key
+//! stream does not regrow the table every interval. Attribute strings are built only for the
+//! emitted top-K at [`WindowAggregate::finish`].
 //! `examples/push_profile.rs` is a fixed workload for `valgrind --tool=callgrind`.
 //!
 //! # Dimensions and attributes
