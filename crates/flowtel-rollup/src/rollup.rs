@@ -155,8 +155,10 @@ fn rank(arena: &[u8], a: &Entry, b: &Entry) -> Ordering {
 /// the order they came; the hash table holds only each entry's index. A new key costs no
 /// allocation of its own, and its entry is appended where the previous one was written: with
 /// the entries themselves in the table's buckets (megabytes, at random), every new key cost a
-/// write to memory far from the cache, while the 4-byte indexes of a full default table (about
-/// 512 KiB) mostly stay in it. Compaction rebuilds the arena and the index with the kept keys.
+/// 40-byte write to memory far from the cache; the table of 4-byte indexes is about 512 KiB
+/// when full (default `max_keys`). A lookup still waits on its bucket when the table is
+/// busy, hence the batches ([`BATCH`]). Compaction rebuilds the arena and the index with the
+/// kept keys.
 #[derive(Debug)]
 pub struct WindowAggregate {
     def: Arc<Def>,
