@@ -65,12 +65,14 @@
 //! the record). A country keyed with its address is not looked up per record at all, but for
 //! the emitted series ([`RollupSet::needs_countries`]). A rollup encodes the record's key
 //! into one reusable buffer, hashes it once (foldhash, seeded at random once per process, so
-//! workers agree on hashes when merging) and looks it up in a `hashbrown::HashTable` of 32-bit
-//! indexes into the window's entries: a new key's bytes are appended to one byte arena and
-//! its entry to one vector, in order, rather than boxed or written into a bucket at random,
-//! and compaction rebuilds both with the kept keys. The lookups are batched
-//! ([`rollup::BATCH`], and [`RollupSet::settle`] after each datagram), so that those of
-//! several records wait on memory at once when the table is larger than the core's caches.
+//! workers agree on hashes when merging) and looks it up in an open-addressing index of its
+//! own (`index.rs`: 8-byte slots, each a 32-bit hash tag and an entry's position) into the
+//! window's entries: a new key's bytes are appended to one byte arena and its entry to one
+//! vector, in order, rather than boxed or written into a bucket at random, and compaction
+//! rebuilds both with the kept keys. The lookups are batched ([`rollup::BATCH`], and
+//! [`RollupSet::settle`] after each datagram); once a window outgrows the core's caches, a
+//! batch's index slots, then its entries and key bytes, are read in passes of independent
+//! loads before the adds, so that the whole batch's cache misses are under way at once.
 //! A new window reserves the previous window's key count and arena size, so a steady key
 //! stream does not regrow the table every interval. Attribute strings are built only for the
 //! emitted top-K at [`WindowAggregate::finish`].
@@ -92,6 +94,7 @@ mod addr_cache;
 pub mod config;
 pub mod enrich;
 pub mod geo;
+mod index;
 pub mod interfaces;
 pub mod networks;
 pub mod rollup;
