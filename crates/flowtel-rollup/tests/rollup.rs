@@ -283,6 +283,72 @@ fn heavy_hitter_survives_eviction() {
     assert!(pts.last().unwrap().attributes[0].0.as_ref() == "otel.metric.overflow");
 }
 
+/// A window of 20 000 keys, past the size from which a batch's reads are made ahead of its
+/// adds, pushed without a flush between records so that the batches fill: every key's sum is
+/// exact, with hits and new keys mixed in each batch, and with eviction when the keys do not
+/// all fit.
+#[test]
+fn a_window_larger_than_the_caches_sums_every_key_exactly() {
+    let keys = 20_000u32;
+    let addr = |k: u32| format!("10.{}.{}.{}", k >> 16, (k >> 8) & 255, k & 255);
+    // Three rounds over the keys in a scrambled order (an odd multiplier is a bijection).
+    let mut records = Vec::new();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for round in 0..3u64 {
+        for i in 0..keys {
+            let k = i.wrapping_mul(2_654_435_761) % keys;
+            let bytes = u64::from(k % 7) + round + 1;
+            records.push(rec(T0 + S, &addr(k), "10.0.0.2", 6, 1, 2, bytes));
+            *want.entry(addr(k)).or_default() += bytes;
+        }
+    }
+    let all = RollupConfig {
+        top_k: keys as usize,
+        max_keys: keys as usize,
+        dimensions: vec![Dimension::SrcAddr],
+        ..RollupConfig::default()
+    };
+    let mut enricher = Enricher::new(&EnrichConfig::default());
+    let mut rollup = Rollup::new(all.clone()).unwrap();
+    for r in &records {
+        rollup.push(&enricher.enrich(r, None));
+    }
+    let batches = rollup.flush_all();
+    let got: BTreeMap<String, u64> = batches[0]
+        .points
+        .iter()
+        .map(|p| match &attrs(p)["network.local.address"] {
+            AttrValue::Str(a) => (a.to_string(), p.value),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(rollup.stats().keys_evicted, 0);
+
+    // Half the keys fit: the evicted values go to the overflow series, the total is exact.
+    let half = RollupConfig {
+        top_k: 100,
+        max_keys: keys as usize / 2,
+        ..all
+    };
+    let mut rollup = Rollup::new(half).unwrap();
+    for r in &records {
+        rollup.push(&enricher.enrich(r, None));
+    }
+    let batches = rollup.flush_all();
+    assert_eq!(total(&batches), want.values().sum::<u64>());
+    assert!(rollup.stats().keys_evicted > 0);
+    let mut kept = 0;
+    for p in &batches[0].points {
+        if let Some(AttrValue::Str(a)) = attrs(p).get("network.local.address") {
+            // A kept key's value counts only what came after its last insertion.
+            assert!(p.value <= want[&a.to_string()], "{a}");
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, 100);
+}
+
 #[test]
 fn direction_filter_and_values() {
     let mut egress = rec(T0, "10.0.0.1", "10.0.0.2", 6, 1, 2, 10);
