@@ -152,14 +152,14 @@ fn rank(arena: &[u8], a: &Entry, b: &Entry) -> Ordering {
 /// selects the top-K.
 ///
 /// Keys live back to back in one byte arena and their entries back to back in one vector, in
-/// the order they came; the index (`KeyIndex`, `index.rs`) holds each entry's position under its hash.
-/// A new key costs no allocation of its own, and its entry is appended where the previous one
-/// was written: with the entries themselves in a hash table's buckets (megabytes, at random),
-/// every new key cost a 40-byte write to memory far from the cache. The index is 2 MiB when
-/// full (default `max_keys`, at most half its slots used), and a lookup waits on its slot,
-/// its entry and its key, hence the batches ([`BATCH`]) and the reads ahead
-/// (`WindowAggregate::read_ahead`). Compaction rebuilds the arena and the index with the
-/// kept keys.
+/// the order they came; the index (`KeyIndex`, `index.rs`) holds each entry's position under
+/// its hash. A new key costs no allocation of its own, and its entry is appended where the
+/// previous one was written: with the entries themselves in a hash table's buckets
+/// (megabytes, at random), every new key cost a 40-byte write to memory far from the cache.
+/// The index is 2 MiB when full (default `max_keys`, at most half its slots used), and a
+/// lookup waits on its slot, its entry and its key, hence the batches ([`BATCH`]) and the
+/// reads ahead (`WindowAggregate::read_ahead`). Compaction rebuilds the arena and the index
+/// with the kept keys.
 #[derive(Debug)]
 pub struct WindowAggregate {
     def: Arc<Def>,
