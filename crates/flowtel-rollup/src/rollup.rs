@@ -140,11 +140,59 @@ fn hash_key(key: &[u8]) -> u64 {
 /// Rank order: higher estimate first, then higher exact value, then key bytes (total order,
 /// so selection is deterministic whatever the hash table's iteration order).
 fn rank(arena: &[u8], a: &Entry, b: &Entry) -> Ordering {
+    rank_by_sums(a, b).then_with(|| key_of(arena, a).cmp(key_of(arena, b)))
+}
+
+/// [`rank`] without its last step, the key bytes.
+fn rank_by_sums(a: &Entry, b: &Entry) -> Ordering {
     b.slot
         .estimate()
         .cmp(&a.slot.estimate())
         .then(b.slot.value.cmp(&a.slot.value))
-        .then_with(|| key_of(arena, a).cmp(key_of(arena, b)))
+}
+
+/// Put the `keep` best-ranked entries ([`rank`]) first, in no particular order.
+///
+/// The same set as one selection by [`rank`], for fewer reads of the keys: a selection by
+/// estimate and value alone finds the sums of the `keep`-th entry; the entries with better
+/// sums are kept; only those tied with it are ordered by their key bytes (read at random in
+/// the arena), to fill the places left. Many keys tie on their sums when eviction runs
+/// (equal sampled frame sizes times the same rate), and comparing their bytes in one
+/// selection over every entry was most of compaction's time.
+fn select_best(entries: &mut [Entry], arena: &[u8], keep: usize) {
+    if keep == 0 || keep >= entries.len() {
+        return;
+    }
+    entries.select_nth_unstable_by(keep - 1, rank_by_sums);
+    let Some(boundary) = entries.get(keep - 1).copied() else {
+        return;
+    };
+    let tied = |e: &Entry| rank_by_sums(e, &boundary) == Ordering::Equal;
+    let (kept, rest) = entries.split_at_mut(keep);
+    // Kept entries are better than the boundary or tied with it: the better ones first.
+    let better = partition(kept, |e| !tied(e));
+    // The others are worse or tied: the tied ones first.
+    let tied_after = partition(rest, tied);
+    let group = entries
+        .get_mut(better..keep + tied_after)
+        .unwrap_or_default();
+    let need = keep - better;
+    // `need` is at least 1: the boundary entry itself is kept and tied.
+    if need > 0 && need < group.len() {
+        group.select_nth_unstable_by(need - 1, |a, b| rank(arena, a, b));
+    }
+}
+
+/// Move the entries for which `first` holds to the front of `v`; returns how many there are.
+fn partition(v: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
+    let mut n = 0;
+    for i in 0..v.len() {
+        if v.get(i).is_some_and(&first) {
+            v.swap(n, i);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The keyed sums of one window of one rollup instance. Mergeable with the same window of
@@ -335,9 +383,7 @@ impl WindowAggregate {
         if self.entries.len() <= keep {
             return;
         }
-        let arena = &self.arena;
-        self.entries
-            .select_nth_unstable_by(keep - 1, |a, b| rank(arena, a, b));
+        select_best(&mut self.entries, &self.arena, keep);
         for e in self.entries.iter().skip(keep) {
             self.floor = self.floor.max(e.slot.estimate());
             self.keys_evicted += 1;
@@ -421,7 +467,7 @@ impl WindowAggregate {
         let top_k = def.config.top_k;
         let rest = entries.len().saturating_sub(top_k);
         if rest > 0 {
-            entries.select_nth_unstable_by(top_k - 1, |a, b| rank(&arena, a, b));
+            select_best(&mut entries, &arena, top_k);
             entries.truncate(top_k);
         }
         entries.sort_unstable_by(|a, b| rank(&arena, a, b));
@@ -1275,6 +1321,52 @@ mod tests {
     use super::*;
     use crate::config::EnrichConfig;
     use crate::enrich::Enricher;
+
+    /// `select_best` keeps the same entries as one selection by the full rank, however many
+    /// tie on their sums.
+    #[test]
+    fn select_best_keeps_what_a_full_rank_selection_keeps() {
+        use proptest::prelude::*;
+        let entry = (0u64..4, 0u64..3, proptest::collection::vec(0u8..3, 0..4));
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(
+                &(proptest::collection::vec(entry, 1..200), 1usize..200),
+                |(raw, keep)| {
+                    let mut arena = Vec::new();
+                    let mut entries = Vec::new();
+                    for (err, value, key) in &raw {
+                        entries.push(Entry {
+                            hash: 0,
+                            off: arena.len(),
+                            len: key.len(),
+                            slot: Slot {
+                                value: *value,
+                                err: *err,
+                            },
+                        });
+                        arena.extend_from_slice(key);
+                    }
+                    let kept = |v: &[Entry]| {
+                        let mut k: Vec<(u64, u64, Vec<u8>)> = v
+                            .iter()
+                            .take(keep)
+                            .map(|e| (e.slot.value, e.slot.err, key_of(&arena, e).to_vec()))
+                            .collect();
+                        k.sort();
+                        k
+                    };
+                    let mut full = entries.clone();
+                    if keep < full.len() {
+                        full.select_nth_unstable_by(keep - 1, |a, b| rank(&arena, a, b));
+                    }
+                    select_best(&mut entries, &arena, keep);
+                    prop_assert_eq!(kept(&entries), kept(&full));
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
 
     /// The written-out encoder of the default dimensions gives the general loop's bytes, for
     /// every kind of value those dimensions take.
