@@ -63,17 +63,12 @@ impl KeyIndex {
     /// keys: for loading a batch's entries back to back before their lookups.
     #[inline]
     pub(crate) fn candidate(&self, hash: u64) -> Option<usize> {
-        self.probe(hash, |_| true)
+        self.find(hash, |_| true)
     }
 
     /// The position of the entry whose tag matches `hash` and for which `eq` holds.
-    #[inline]
-    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(usize) -> bool) -> Option<usize> {
-        self.probe(hash, eq)
-    }
-
     #[inline(always)]
-    fn probe(&self, hash: u64, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
         let mask = self.mask();
         let want = tag(hash);
         let mut at = hash as usize & mask;
