@@ -354,6 +354,22 @@ impl DecodeOutput {
     }
 }
 
+/// Hand the records of `flows` from `first` on to `sink` and remove them.
+pub(crate) fn hand_over(flows: &mut Vec<FlowRecord>, first: usize, sink: &mut dyn FlowSink) {
+    if let Some(made) = flows.get(first..).filter(|m| !m.is_empty()) {
+        sink.flows(made);
+    }
+    flows.truncate(first);
+}
+
+/// Takes a datagram's flow records as [`Decoder::decode_streaming`] decodes them, a run at a
+/// time, in the order the datagram carries them.
+pub trait FlowSink {
+    /// The next decoded records (never none). They are only lent: the decoder reads the next
+    /// ones into the same places.
+    fn flows(&mut self, records: &[FlowRecord]);
+}
+
 /// What one datagram produced besides its records.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DatagramReport {
@@ -455,7 +471,14 @@ pub struct Decoder {
     deferred: Vec<(usize, usize, u16)>,
     /// Reused per datagram: templates learnt, to release pending sets.
     learnt: Vec<(scope::ScopeKey, u16)>,
+    /// Reused by [`Decoder::decode_streaming`]: the records of a data set read with a core
+    /// layout, at most [`STREAM_CHUNK`] at a time. Only that reader writes them.
+    streamed: Vec<FlowRecord>,
 }
+
+/// Records of a data set [`Decoder::decode_streaming`] reads before handing them over: a
+/// bound on the reused records (640 bytes each) that keeps them in the first-level cache.
+pub(crate) const STREAM_CHUNK: usize = 32;
 
 impl Decoder {
     /// A decoder with its own [`Budget`] (the limits of `config` apply to it alone).
@@ -482,6 +505,7 @@ impl Decoder {
             evict_scratch: Vec::new(),
             deferred: Vec::new(),
             learnt: Vec::new(),
+            streamed: Vec::new(),
         }
     }
 
@@ -552,7 +576,56 @@ impl Decoder {
         received_ns: u64,
         out: &mut DecodeOutput,
     ) -> DatagramReport {
+        self.decode_to(
+            exporter,
+            exporter_hash,
+            datagram,
+            received_ns,
+            out,
+            &mut None,
+        )
+    }
+
+    /// [`Decoder::decode_prehashed`] handing every flow record to `sink` in order instead of
+    /// appending it to `out` (which still gets the counter and drop records).
+    ///
+    /// Records read with a compiled core layout (see `template::CoreLayout`: the common
+    /// NetFlow v9 and IPFIX templates once the record fields are narrowed to what the rollups
+    /// read) are read into records the decoder keeps from one data set to the next, set back
+    /// to empty only in the fields that reading can set, and handed over [`STREAM_CHUNK`] at
+    /// a time: a metrics-only pipeline neither builds a whole record per flow nor drops one.
+    /// The records are the ones `decode_prehashed` makes (`tests/properties.rs` holds the two
+    /// to the same records, reports and counters).
+    pub fn decode_streaming(
+        &mut self,
+        exporter: SocketAddr,
+        exporter_hash: u64,
+        datagram: &[u8],
+        received_ns: u64,
+        out: &mut DecodeOutput,
+        sink: &mut dyn FlowSink,
+    ) -> DatagramReport {
+        self.decode_to(
+            exporter,
+            exporter_hash,
+            datagram,
+            received_ns,
+            out,
+            &mut Some(sink),
+        )
+    }
+
+    fn decode_to(
+        &mut self,
+        exporter: SocketAddr,
+        exporter_hash: u64,
+        datagram: &[u8],
+        received_ns: u64,
+        out: &mut DecodeOutput,
+        sink: &mut Option<&mut dyn FlowSink>,
+    ) -> DatagramReport {
         self.exporter_hash = exporter_hash;
+        let first = out.flows.len();
         let mut report = DatagramReport::default();
         self.stats.datagrams += 1;
         self.expire_pending(received_ns);
@@ -583,13 +656,13 @@ impl Decoder {
             }
             [0, 9, ..] => {
                 report.protocol = Some(FlowProtocol::NetflowV9);
-                self.decode_v9(exporter, datagram, received_ns, out, &mut report);
-                self.release_pending(out, &mut report);
+                self.decode_v9(exporter, datagram, received_ns, out, sink, &mut report);
+                self.release_pending(out, sink, &mut report);
             }
             [0, 10, ..] => {
                 report.protocol = Some(FlowProtocol::Ipfix);
-                self.decode_ipfix(exporter, datagram, received_ns, out, &mut report);
-                self.release_pending(out, &mut report);
+                self.decode_ipfix(exporter, datagram, received_ns, out, sink, &mut report);
+                self.release_pending(out, sink, &mut report);
             }
             _ => {
                 let kind = if datagram.len() < 2 {
@@ -601,6 +674,10 @@ impl Decoder {
                     .errors
                     .push(DecodeError::new(kind, 0, "datagram header"));
             }
+        }
+        // NetFlow v5 and sFlow records (NetFlow v9 and IPFIX ones went to the sink as read).
+        if let Some(sink) = sink.as_deref_mut() {
+            hand_over(&mut out.flows, first, sink);
         }
         self.stats.drop_notifications += report.drops as u64;
         for e in &report.errors {

@@ -15,9 +15,13 @@ use crate::scope::{Meta, ScopeKey, TemplateSlot};
 use crate::stats::{DecoderStats, Limit};
 use crate::template::{self, FieldSpec, RecordTruncated, Scratch, Template, TimeBase};
 use crate::{
-    DatagramReport, DecodeOutput, Decoder, SflowBytes, TemplateFieldReport, TemplateReport, ipfix,
-    netflow_v9,
+    DatagramReport, DecodeOutput, Decoder, FlowSink, STREAM_CHUNK, SflowBytes, TemplateFieldReport,
+    TemplateReport, hand_over, ipfix, netflow_v9,
 };
+
+/// Where a datagram's flow records go besides the output: a [`FlowSink`] takes each as it is
+/// read ([`Decoder::decode_streaming`]), or none does ([`Decoder::decode_prehashed`]).
+pub(crate) type Sink<'s> = Option<&'s mut dyn FlowSink>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -125,6 +129,7 @@ impl Decoder {
         datagram: &[u8],
         received_ns: u64,
         out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
         report: &mut DatagramReport,
     ) {
         let Ok((_, h)) = netflow_v9::header(datagram) else {
@@ -151,6 +156,7 @@ impl Decoder {
             sets,
             netflow_v9::HEADER_LEN,
             out,
+            sink,
             report,
         );
     }
@@ -162,6 +168,7 @@ impl Decoder {
         datagram: &[u8],
         received_ns: u64,
         out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
         report: &mut DatagramReport,
     ) {
         let Ok((_, h)) = ipfix::header(datagram) else {
@@ -199,6 +206,7 @@ impl Decoder {
             sets,
             ipfix::HEADER_LEN,
             out,
+            sink,
             report,
         );
     }
@@ -215,6 +223,7 @@ impl Decoder {
         sets: &[u8],
         sets_offset: usize,
         out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
         report: &mut DatagramReport,
     ) {
         let mut deferred = std::mem::take(&mut self.deferred);
@@ -264,6 +273,7 @@ impl Decoder {
                             body_offset,
                             &mut s,
                             out,
+                            sink,
                             report,
                         );
                         report.records += n;
@@ -285,7 +295,7 @@ impl Decoder {
             match self.use_template(&key, id, meta.received_ns) {
                 Some(t) => {
                     let at = sets_offset + start;
-                    let n = self.decode_data(&key, &t, meta, body, at, &mut s, out, report);
+                    let n = self.decode_data(&key, &t, meta, body, at, &mut s, out, sink, report);
                     report.records += n;
                 }
                 None => self.hold(key, id, meta, body, sets_offset + start, report),
@@ -541,6 +551,7 @@ impl Decoder {
         offset: usize,
         s: &mut Scratch<'a>,
         out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
         report: &mut DatagramReport,
     ) -> usize {
         let mut pos = 0usize;
@@ -597,6 +608,50 @@ impl Decoder {
         };
         let first = out.flows.len();
         let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
+        if let Some(sink) = sink.as_deref_mut()
+            && tmpl.one_flow_per_record
+            && tmpl.core.is_some()
+        {
+            // Read into the decoder's own records, emptied of what reading the last ones set
+            // (`template::clear_core`), and lent to the sink a chunk at a time.
+            let count = data.len() / tmpl.min_len;
+            let buf = &mut self.streamed;
+            let mut done = 0;
+            while done < count {
+                let n = (count - done).min(STREAM_CHUNK);
+                for i in 0..n {
+                    match buf.get_mut(i) {
+                        Some(rec) => {
+                            template::clear_core(rec);
+                            rec.exporter = meta.exporter;
+                            rec.flow_protocol = meta.protocol;
+                            rec.time_received_ns = meta.received_ns;
+                        }
+                        None => buf.push(new_record()),
+                    }
+                }
+                let mut read = n;
+                for (i, rec) in buf.iter_mut().take(n).enumerate() {
+                    let at = (done + i) * tmpl.min_len;
+                    let rest = data.get(at..).unwrap_or_default();
+                    if set.read(rec, rest, s, &mut self.stats).is_err() {
+                        // Not reached with whole records, as below.
+                        err(report, ErrorKind::Truncated, offset + at, "data record");
+                        read = i;
+                        break;
+                    }
+                }
+                if let Some(made) = buf.get(..read).filter(|m| !m.is_empty()) {
+                    sink.flows(made);
+                }
+                done += read;
+                if read < n {
+                    break;
+                }
+            }
+            self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
+            return done;
+        }
         if tmpl.one_flow_per_record {
             // Every record is `min_len` bytes and gives one flow: the set's flows are made in
             // place at once (one length update instead of one per record), then read.
@@ -643,7 +698,11 @@ impl Decoder {
             }
         }
         self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
-        out.flows.len() - first
+        let made = out.flows.len() - first;
+        if let Some(sink) = sink.as_deref_mut() {
+            hand_over(&mut out.flows, first, sink);
+        }
+        made
     }
 
     /// Apply one options data record of scope `key` to its options state and names, within
@@ -749,7 +808,12 @@ impl Decoder {
     }
 
     /// Decode the pending sets whose template was learnt by this datagram.
-    pub(crate) fn release_pending(&mut self, out: &mut DecodeOutput, report: &mut DatagramReport) {
+    pub(crate) fn release_pending(
+        &mut self,
+        out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
+        report: &mut DatagramReport,
+    ) {
         let learnt = std::mem::take(&mut self.learnt);
         if !self.pending.is_empty() {
             for (key, id) in &learnt {
@@ -762,7 +826,7 @@ impl Decoder {
                     self.credit(p.bytes);
                     let mut s = Scratch::default();
                     let (data, meta) = (&p.data, &p.meta);
-                    let n = self.decode_data(&p.key, &t, meta, data, 0, &mut s, out, report);
+                    let n = self.decode_data(&p.key, &t, meta, data, 0, &mut s, out, sink, report);
                     report.records += n;
                     self.stats.pending_released += 1;
                 }

@@ -16,7 +16,9 @@ use crate::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::packet;
 use std::sync::Arc;
 
-use crate::record::{CustomField, CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RawField};
+use crate::record::{
+    CustomField, CustomValue, Firewall, FlowDirection, FlowRecord, Nat, RawField, SamplingSource,
+};
 use crate::{FieldKind, FieldMapping, RecordFields};
 
 /// Field length meaning "variable length" (RFC 7011 §7).
@@ -705,6 +707,45 @@ fn addr_at(data: &[u8], slot: &mut Option<IpAddr>, a: AddrAt) {
             set_addr(slot, v6(at6));
         }
     }
+}
+
+/// Empty again the fields of `rec` that reading a record with a [`CoreLayout`] and finishing
+/// it can set: [`read_core`]'s fields, what [`finish`] derives from them and from the scratch
+/// values a layout carries (counters, times, sampler, VLAN, MACs, TTL, physical interfaces,
+/// EtherType, ICMP type and code), and what the data set's reader adds (application name,
+/// sampling rate and source; the domain and sequence it sets on every record). A record read
+/// that way and emptied so is [`FlowRecord::new`]'s again, so the next one can be read into it
+/// ([`crate::Decoder::decode_streaming`]); a field added to either reader must be added here
+/// (the streaming property test fails otherwise).
+#[inline]
+pub(crate) fn clear_core(rec: &mut FlowRecord) {
+    rec.src_addr = None;
+    rec.dst_addr = None;
+    rec.src_port = 0;
+    rec.dst_port = 0;
+    rec.ip_protocol = 0;
+    rec.tos = 0;
+    rec.direction = None;
+    rec.in_if = None;
+    rec.out_if = None;
+    rec.src_as = None;
+    rec.dst_as = None;
+    rec.icmp_type = None;
+    rec.icmp_code = None;
+    rec.application_id = None;
+    rec.application_name = None;
+    rec.bytes = 0;
+    rec.packets = 0;
+    rec.sampler_id = None;
+    rec.vlan = None;
+    rec.src_mac = None;
+    rec.dst_mac = None;
+    rec.ip_ttl = None;
+    rec.etype = None;
+    rec.flow_start_ns = None;
+    rec.flow_end_ns = None;
+    rec.sampling_rate = None;
+    rec.sampling_source = SamplingSource::Unknown;
 }
 
 /// [`read_record`] with a template's [`CoreLayout`]; `record_len` is the record's length.

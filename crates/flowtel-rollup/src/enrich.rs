@@ -434,7 +434,7 @@ struct Lookups<'e> {
 
 impl<'e> Lookups<'e> {
     /// Everything about one record but its device's name, which the caller resolved.
-    #[inline]
+    #[inline(always)]
     fn resolve<'a>(
         &self,
         state: &mut State<'_>,

@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flowtel_decode::prehash::ExporterKey;
-use flowtel_decode::{Budget, DecodeOutput, Decoder, DecoderConfig, RecordFields};
+use flowtel_decode::{
+    Budget, DecodeOutput, Decoder, DecoderConfig, FlowRecord, FlowSink, RecordFields,
+};
 use flowtel_rollup::{
     AsnDb, CountryDb, EnrichConfig, EnrichedRecord, Enricher, InterfaceMetrics, InterfaceNames,
     InterfaceWindow, InterfacesConfig, Networks, RollupConfig, RollupSet, RollupStats,
@@ -329,9 +331,25 @@ impl WorkerPipeline {
         stats: &mut WorkerStats,
     ) {
         self.out.clear();
-        let report =
+        let report = if self.records.is_none() && !self.interface_names {
+            // Metrics only: each record goes to the rollups as it is read (see
+            // `Decoder::decode_streaming`); `out` keeps the counter and drop records.
+            let mut sink = RollupSink {
+                enricher: &mut self.enricher,
+                rollups: &mut self.rollups,
+            };
+            self.decoder.decode_streaming(
+                from,
+                exporter.hash(),
+                datagram,
+                now_ns,
+                &mut self.out,
+                &mut sink,
+            )
+        } else {
             self.decoder
-                .decode_prehashed(from, exporter.hash(), datagram, now_ns, &mut self.out);
+                .decode_prehashed(from, exporter.hash(), datagram, now_ns, &mut self.out)
+        };
         stats.count_datagram(tracked.then_some(exporter), &report, datagram.len(), now_ns);
         if report.protocol.is_none()
             && let Some(e) = report.errors.first()
@@ -455,6 +473,21 @@ impl WorkerPipeline {
             Some(r) => std::mem::replace(r, Vec::with_capacity(r.capacity())),
             None => Vec::new(),
         }
+    }
+}
+
+/// Enriches the records a metrics-only pipeline's decoder hands over and adds them to the
+/// rollups.
+struct RollupSink<'p> {
+    enricher: &'p mut Enricher,
+    rollups: &'p mut RollupSet,
+}
+
+impl FlowSink for RollupSink<'_> {
+    fn flows(&mut self, records: &[FlowRecord]) {
+        let rollups = &mut *self.rollups;
+        self.enricher
+            .enrich_each(records, None, |e| rollups.push(e));
     }
 }
 
