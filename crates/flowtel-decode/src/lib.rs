@@ -9,6 +9,11 @@
 //! The crate has no async runtime and does no I/O. Capture files are read by `flowtel-pcap`;
 //! the wire encoders (the inverse of this crate, for generators and tests) are `flowtel-encode`.
 //!
+//! [`Decoder::decode`] appends a datagram's records to a [`DecodeOutput`];
+//! [`Decoder::decode_streaming`] lends them to a [`FlowSink`] as they are read instead, reusing
+//! the records of common templates from one data set to the next (a metrics-only pipeline that
+//! sums records into windows need not own them).
+//!
 //! # Format detection
 //!
 //! The first 16 bits are the version: 5 NetFlow v5, 9 NetFlow v9, 10 IPFIX. sFlow v5 starts
@@ -592,7 +597,7 @@ impl Decoder {
     /// Records read with a compiled core layout (see `template::CoreLayout`: the common
     /// NetFlow v9 and IPFIX templates once the record fields are narrowed to what the rollups
     /// read) are read into records the decoder keeps from one data set to the next, set back
-    /// to empty only in the fields that reading can set, and handed over [`STREAM_CHUNK`] at
+    /// to empty only in the fields that reading can set, and handed over `STREAM_CHUNK` (32) at
     /// a time: a metrics-only pipeline neither builds a whole record per flow nor drops one.
     /// The records are the ones `decode_prehashed` makes (`tests/properties.rs` holds the two
     /// to the same records, reports and counters).

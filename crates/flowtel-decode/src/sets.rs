@@ -79,10 +79,26 @@ impl DataSet<'_> {
         s: &mut Scratch<'a>,
         stats: &mut DecoderStats,
     ) -> Result<usize, RecordTruncated> {
+        let (tmpl, keep) = (self.tmpl, self.keep);
+        self.read_with(rec, s, stats, |rec, s| {
+            template::read_record(tmpl, data, rec, s, keep)
+        })
+    }
+
+    /// [`DataSet::read`] with the record's fields read by `read` (the template's reader, or
+    /// its core layout's when the caller knows it has one).
+    #[inline(always)]
+    fn read_with<'a>(
+        &mut self,
+        rec: &mut FlowRecord,
+        s: &mut Scratch<'a>,
+        stats: &mut DecoderStats,
+        read: impl FnOnce(&mut FlowRecord, &mut Scratch<'a>) -> Result<usize, RecordTruncated>,
+    ) -> Result<usize, RecordTruncated> {
         rec.observation_domain = self.domain;
         rec.sequence_num = self.sequence;
         s.reset();
-        let used = template::read_record(self.tmpl, data, rec, s, self.keep)?;
+        let used = read(rec, s)?;
         template::finish(rec, s, &self.time_base, self.sflow_bytes);
         if let Some(id) = rec.application_id {
             rec.application_name = self.app_names.and_then(|n| n.get(&id)).cloned();
@@ -610,7 +626,7 @@ impl Decoder {
         let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
         if let Some(sink) = sink.as_deref_mut()
             && tmpl.one_flow_per_record
-            && tmpl.core.is_some()
+            && let Some(layout) = &tmpl.core
         {
             // Read into the decoder's own records, emptied of what reading the last ones set
             // (`template::clear_core`), and lent to the sink a chunk at a time.
@@ -619,6 +635,7 @@ impl Decoder {
             let mut done = 0;
             while done < count {
                 let n = (count - done).min(STREAM_CHUNK);
+                let mut read = n;
                 for i in 0..n {
                     match buf.get_mut(i) {
                         Some(rec) => {
@@ -629,12 +646,16 @@ impl Decoder {
                         }
                         None => buf.push(new_record()),
                     }
-                }
-                let mut read = n;
-                for (i, rec) in buf.iter_mut().take(n).enumerate() {
+                    let Some(rec) = buf.get_mut(i) else {
+                        read = i; // never: the record was just made
+                        break;
+                    };
                     let at = (done + i) * tmpl.min_len;
                     let rest = data.get(at..).unwrap_or_default();
-                    if set.read(rec, rest, s, &mut self.stats).is_err() {
+                    let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
+                        template::read_core(layout, tmpl.min_len, rest, rec, s)
+                    };
+                    if set.read_with(rec, s, &mut self.stats, core).is_err() {
                         // Not reached with whole records, as below.
                         err(report, ErrorKind::Truncated, offset + at, "data record");
                         read = i;

@@ -751,7 +751,7 @@ pub(crate) fn clear_core(rec: &mut FlowRecord) {
 /// [`read_record`] with a template's [`CoreLayout`]; `record_len` is the record's length.
 /// Each field is stored as [`apply`] stores it.
 #[inline]
-fn read_core(
+pub(crate) fn read_core(
     l: &CoreLayout,
     record_len: usize,
     data: &[u8],
