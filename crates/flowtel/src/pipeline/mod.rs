@@ -11,6 +11,9 @@
 //!
 //! When a per-flow sink is configured, every enriched record is also collected
 //! ([`WorkerPipeline::take_records`]) for the worker to hand to those sinks once per receive pass.
+//! Without one (and with no rollup keyed on interface names, which reads the decoder's tables
+//! while enriching), the decoder lends the records to the enricher and rollups as it reads them
+//! (`Decoder::decode_streaming`), so that no record is built per flow.
 
 pub mod select;
 pub mod stats;
