@@ -714,9 +714,10 @@ fn addr_at(data: &[u8], slot: &mut Option<IpAddr>, a: AddrAt) {
 /// values a layout carries (counters, times, sampler, VLAN, MACs, TTL, physical interfaces,
 /// EtherType, ICMP type and code), and what the data set's reader adds (application name,
 /// sampling rate and source; the domain and sequence it sets on every record). A record read
-/// that way and emptied so is [`FlowRecord::new`]'s again, so the next one can be read into it
-/// ([`crate::Decoder::decode_streaming`]); a field added to either reader must be added here
-/// (the streaming property test fails otherwise).
+/// that way and emptied so is [`FlowRecord::new`]'s again but for those two, so the next one
+/// can be read into it ([`crate::Decoder::decode_streaming`]). A field either reader comes to
+/// set must be added here; the streaming tests of `tests/properties.rs` compare the records
+/// with those of the appending path.
 #[inline]
 pub(crate) fn clear_core(rec: &mut FlowRecord) {
     rec.src_addr = None;
