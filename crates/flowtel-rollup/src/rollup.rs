@@ -38,6 +38,8 @@ struct Def {
     /// and looked up only for the series emitted (see [`WindowAggregate::finish`]).
     src_country_from_addr: bool,
     dst_country_from_addr: bool,
+    /// [`key_hasher`], copied here so that a push does not look it up.
+    hasher: SeedableRandomState,
 }
 
 impl Def {
@@ -129,12 +131,13 @@ fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
         .unwrap_or_default()
 }
 
-/// Keys are hashed once per push with foldhash, seeded at random once per process: the same
-/// key has the same hash in every worker's aggregate, so merging reuses it, and exporters
-/// cannot send flows whose keys collide (the keys are addresses and ports from the wire).
-fn hash_key(key: &[u8]) -> u64 {
+/// The hasher of every rollup's keys, which are hashed once per push: foldhash, seeded at
+/// random once per process, so that the same key has the same hash in every worker's aggregate
+/// (merging reuses it) and exporters cannot send flows whose keys collide (the keys are
+/// addresses and ports from the wire).
+fn key_hasher() -> SeedableRandomState {
     static STATE: OnceLock<SeedableRandomState> = OnceLock::new();
-    STATE.get_or_init(SeedableRandomState::random).hash_one(key)
+    STATE.get_or_init(SeedableRandomState::random).clone()
 }
 
 /// Rank order: higher estimate first, then higher exact value, then key bytes (total order,
@@ -596,6 +599,7 @@ impl Rollup {
             default_dimensions: config.dimensions == DEFAULT_DIMENSIONS,
             src_country_from_addr: config.dimensions.contains(&Dimension::SrcAddr),
             dst_country_from_addr: config.dimensions.contains(&Dimension::DstAddr),
+            hasher: key_hasher(),
             config,
         };
         Ok(Rollup {
@@ -700,7 +704,7 @@ impl Rollup {
         encode_key(&self.def, e, &mut self.batch.keys);
         let key = self.batch.keys.get(from..).unwrap_or_default();
         let pending = Pending {
-            hash: hash_key(key),
+            hash: self.def.hasher.hash_one(key),
             end: self.batch.keys.len(),
             value,
         };
@@ -904,7 +908,13 @@ fn put_addr(out: &mut Vec<u8>, a: Option<IpAddr>) {
     }
 }
 
+#[inline]
 fn put_str(out: &mut Vec<u8>, s: &str) {
+    if let Ok(len) = u8::try_from(s.len()) {
+        out.push(len);
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     // Names longer than 255 bytes are cut at a character boundary.
     let mut end = s.len().min(255);
     while !s.is_char_boundary(end) {
