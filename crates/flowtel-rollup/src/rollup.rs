@@ -651,6 +651,7 @@ impl Rollup {
     }
 
     /// Add one record to the window of its receive time.
+    #[inline]
     pub fn push(&mut self, e: &Enriched<'_>) {
         self.stats.records_in += 1;
         let r = e.record;
@@ -841,6 +842,7 @@ impl RollupSet {
             .fold(RecordFields::CORE, |set, d| set | d.record_fields())
     }
 
+    #[inline]
     pub fn push(&mut self, e: &Enriched<'_>) {
         for r in &mut self.rollups {
             r.push(e);
