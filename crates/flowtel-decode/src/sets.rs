@@ -247,6 +247,7 @@ impl Decoder {
         // One scratch for every data set of the message: making one costs about as much as
         // reading a record.
         let mut s = Scratch::default();
+        let mut recent = RecentTemplates::default();
         let mut pos = 0usize;
         while pos < sets.len() {
             let rest = sets.get(pos..).unwrap_or_default();
@@ -275,15 +276,23 @@ impl Decoder {
             let body_offset = sets_offset + pos + 4;
             let now = meta.received_ns;
             if id == flavor.template_set() {
+                recent.clear();
                 self.template_set(flavor, key, body, body_offset, false, now, report);
             } else if id == flavor.options_template_set() {
+                recent.clear();
                 self.template_set(flavor, key, body, body_offset, true, now, report);
             } else if id >= MIN_DATA_SET_ID {
-                match self.use_template(&key, id, now) {
+                if recent.get(id).is_none()
+                    && let Some(t) = self.use_template(&key, id, now)
+                {
+                    recent.put(id, t);
+                }
+                match recent.get(id) {
                     Some(t) => {
+                        let options = t.options;
                         let n = self.decode_data(
                             &key,
-                            &t,
+                            t,
                             meta,
                             body,
                             body_offset,
@@ -293,6 +302,11 @@ impl Decoder {
                             report,
                         );
                         report.records += n;
+                        if options {
+                            // Options data changes the scope's state that `use_template`
+                            // marks used: the next set looks its template up again.
+                            recent.clear();
+                        }
                     }
                     None => deferred.push((pos + 4, pos + len, id)),
                 }
@@ -855,5 +869,46 @@ impl Decoder {
         }
         self.learnt = learnt;
         self.learnt.clear();
+    }
+}
+
+/// The last templates a message's data sets used ([`RECENT_TEMPLATES`]), by id, so that its
+/// following sets of the same templates skip the lookup (two tables) and the reference count.
+/// Exporters alternate between a few templates within a message: softflowd starts a set
+/// whenever the record's template changes, and its messages are 5 to 11 sets of up to four
+/// templates (IPv4 and IPv6, each for flows with ports and for ICMP). What [`Decoder::use_template`] does
+/// besides the lookup is marking the template and its scope used at the message's time, which
+/// the message's first lookup of that template did. A template or options template set, and
+/// options data, clear it: they change the templates or the scope.
+#[derive(Default)]
+struct RecentTemplates {
+    used: [Option<(u16, Arc<Template>)>; RECENT_TEMPLATES],
+    /// The entry `put` replaces next (the one put longest ago).
+    next: usize,
+}
+
+const RECENT_TEMPLATES: usize = 4;
+
+impl RecentTemplates {
+    #[inline]
+    fn get(&self, id: u16) -> Option<&Template> {
+        self.used
+            .iter()
+            .flatten()
+            .find(|(at, _)| *at == id)
+            .map(|(_, t)| &**t)
+    }
+
+    /// Remember `t` as template `id`, in place of the one put longest ago.
+    #[inline]
+    fn put(&mut self, id: u16, t: Arc<Template>) {
+        if let Some(slot) = self.used.get_mut(self.next) {
+            *slot = Some((id, t));
+        }
+        self.next = (self.next + 1) % RECENT_TEMPLATES;
+    }
+
+    fn clear(&mut self) {
+        *self = RecentTemplates::default();
     }
 }

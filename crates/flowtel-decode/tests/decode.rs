@@ -263,6 +263,52 @@ fn a_missing_template_loses_only_its_own_set() {
 }
 
 #[test]
+fn a_template_set_within_a_message_applies_to_its_later_data_sets() {
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let r1 = flow4([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, 6, 100, 1);
+    let r2 = flow4([3, 3, 3, 3], [4, 4, 4, 4], 5, 6, 17, 200, 2);
+    let short = [f(8, 4), f(12, 4), f(1, 4)];
+    let s1 = rec(&[&[5, 5, 5, 5], &[6, 6, 6, 6], &300u32.to_be_bytes()]);
+    let (r, flows) = decode(
+        &mut dec,
+        &Msg::ipfix(7, 1)
+            .template(256, FLOW4)
+            .template(257, FLOW4)
+            .data(256, std::slice::from_ref(&r1))
+            .data(257, std::slice::from_ref(&r2))
+            .data(256, std::slice::from_ref(&r2))
+            // 256 redefined: the next set of 256 is read with the short template.
+            .template(256, &short)
+            .data(256, std::slice::from_ref(&s1))
+            .data(257, std::slice::from_ref(&r1))
+            // 257 withdrawn (RFC 7011 §8.1): its next set waits for a template.
+            .withdraw(257, false)
+            .data(257, std::slice::from_ref(&r2))
+            .data(256, std::slice::from_ref(&s1))
+            .build(),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let got: Vec<(IpAddr, u64)> = flows
+        .iter()
+        .map(|f| (f.src_addr.unwrap(), f.bytes))
+        .collect();
+    let v4 = |a: u8| IpAddr::V4(Ipv4Addr::new(a, a, a, a));
+    assert_eq!(
+        got,
+        [
+            (v4(1), 100),
+            (v4(3), 200),
+            (v4(3), 200),
+            (v4(5), 300),
+            (v4(1), 100),
+            (v4(5), 300),
+        ]
+    );
+    assert_eq!(dec.stats().pending_held, 1);
+    assert_eq!(dec.stats().templates_withdrawn, 1);
+}
+
+#[test]
 fn withdrawal_and_reuse_of_template_ids() {
     let mut dec = Decoder::new(DecoderConfig::default());
     let r1 = flow4([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, 6, 100, 1);
