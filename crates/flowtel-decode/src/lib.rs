@@ -359,6 +359,25 @@ impl DecodeOutput {
     }
 }
 
+impl Decoder {
+    /// Hand the streamed records read so far to `sink`: when the chunk is full, before records
+    /// made another way are handed over (so that the sink sees the message's order), and at
+    /// the end of the message.
+    #[inline]
+    pub(crate) fn lend_streamed(&mut self, sink: &mut dyn FlowSink) {
+        lend(&self.streamed, &mut self.streamed_len, sink);
+    }
+}
+
+/// [`Decoder::lend_streamed`] with the decoder's two fields, for where others are borrowed.
+#[inline]
+pub(crate) fn lend(streamed: &[FlowRecord], len: &mut usize, sink: &mut dyn FlowSink) {
+    let n = std::mem::take(len);
+    if let Some(made) = streamed.get(..n).filter(|m| !m.is_empty()) {
+        sink.flows(made);
+    }
+}
+
 /// Hand the records of `flows` from `first` on to `sink` and remove them.
 pub(crate) fn hand_over(flows: &mut Vec<FlowRecord>, first: usize, sink: &mut dyn FlowSink) {
     if let Some(made) = flows.get(first..).filter(|m| !m.is_empty()) {
@@ -476,13 +495,16 @@ pub struct Decoder {
     deferred: Vec<(usize, usize, u16)>,
     /// Reused per datagram: templates learnt, to release pending sets.
     learnt: Vec<(scope::ScopeKey, u16)>,
-    /// Reused by [`Decoder::decode_streaming`]: the records of a data set read with a core
-    /// layout, at most [`STREAM_CHUNK`] at a time. Only that reader writes them.
+    /// Reused by [`Decoder::decode_streaming`]: the records of a message's data sets read
+    /// with a core layout, at most [`STREAM_CHUNK`] at a time. Only that reader writes them.
     streamed: Vec<FlowRecord>,
+    /// The first `streamed_len` of `streamed` are read and not yet handed over
+    /// ([`Decoder::lend_streamed`]).
+    streamed_len: usize,
 }
 
-/// Records of a data set [`Decoder::decode_streaming`] reads before handing them over: a
-/// bound on the reused records (640 bytes each) that keeps them in the first-level cache.
+/// Records [`Decoder::decode_streaming`] reads before handing them over: a bound on the
+/// reused records (640 bytes each) that keeps them in the first-level cache.
 pub(crate) const STREAM_CHUNK: usize = 32;
 
 impl Decoder {
@@ -511,6 +533,7 @@ impl Decoder {
             deferred: Vec::new(),
             learnt: Vec::new(),
             streamed: Vec::new(),
+            streamed_len: 0,
         }
     }
 
@@ -598,7 +621,9 @@ impl Decoder {
     /// NetFlow v9 and IPFIX templates once the record fields are narrowed to what the rollups
     /// read) are read into records the decoder keeps from one data set to the next, set back
     /// to empty only in the fields that reading can set, and handed over `STREAM_CHUNK` (32) at
-    /// a time: a metrics-only pipeline neither builds a whole record per flow nor drops one.
+    /// a time, across the message's data sets: a metrics-only pipeline neither builds a whole
+    /// record per flow nor drops one, and the sink is called about once per message rather
+    /// than once per set (softflowd starts a set whenever the record's template changes).
     /// The records are the ones `decode_prehashed` makes (`tests/properties.rs` holds the two
     /// to the same records, reports and counters).
     pub fn decode_streaming(
@@ -680,8 +705,10 @@ impl Decoder {
                     .push(DecodeError::new(kind, 0, "datagram header"));
             }
         }
-        // NetFlow v5 and sFlow records (NetFlow v9 and IPFIX ones went to the sink as read).
+        // What is left of the message's streamed records, and NetFlow v5 and sFlow records
+        // (NetFlow v9 and IPFIX ones went to the sink as read).
         if let Some(sink) = sink.as_deref_mut() {
+            self.lend_streamed(sink);
             hand_over(&mut out.flows, first, sink);
         }
         self.stats.drop_notifications += report.drops as u64;

@@ -643,46 +643,39 @@ impl Decoder {
             && let Some(layout) = &tmpl.core
         {
             // Read into the decoder's own records, emptied of what reading the last ones set
-            // (`template::clear_core`), and lent to the sink a chunk at a time.
+            // (`template::clear_core`), and lent to the sink a chunk at a time: a chunk may
+            // span the message's data sets (`Decoder::lend_streamed`).
             let count = data.len() / tmpl.min_len;
-            let buf = &mut self.streamed;
             let mut done = 0;
             while done < count {
-                let n = (count - done).min(STREAM_CHUNK);
-                let mut read = n;
-                for i in 0..n {
-                    match buf.get_mut(i) {
-                        Some(rec) => {
-                            template::clear_core(rec);
-                            rec.exporter = meta.exporter;
-                            rec.flow_protocol = meta.protocol;
-                            rec.time_received_ns = meta.received_ns;
-                        }
-                        None => buf.push(new_record()),
-                    }
-                    let Some(rec) = buf.get_mut(i) else {
-                        read = i; // never: the record was just made
-                        break;
-                    };
-                    let at = (done + i) * tmpl.min_len;
-                    let rest = data.get(at..).unwrap_or_default();
-                    let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
-                        template::read_core(layout, tmpl.min_len, rest, rec, s)
-                    };
-                    if set.read_with(rec, s, &mut self.stats, core).is_err() {
-                        // Not reached with whole records, as below.
-                        err(report, ErrorKind::Truncated, offset + at, "data record");
-                        read = i;
-                        break;
-                    }
+                if self.streamed_len >= STREAM_CHUNK {
+                    crate::lend(&self.streamed, &mut self.streamed_len, sink);
                 }
-                if let Some(made) = buf.get(..read).filter(|m| !m.is_empty()) {
-                    sink.flows(made);
+                let i = self.streamed_len;
+                match self.streamed.get_mut(i) {
+                    Some(rec) => {
+                        template::clear_core(rec);
+                        rec.exporter = meta.exporter;
+                        rec.flow_protocol = meta.protocol;
+                        rec.time_received_ns = meta.received_ns;
+                    }
+                    None => self.streamed.push(new_record()),
                 }
-                done += read;
-                if read < n {
+                let Some(rec) = self.streamed.get_mut(i) else {
+                    break; // never: the record was just made
+                };
+                let at = done * tmpl.min_len;
+                let rest = data.get(at..).unwrap_or_default();
+                let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
+                    template::read_core(layout, tmpl.min_len, rest, rec, s)
+                };
+                if set.read_with(rec, s, &mut self.stats, core).is_err() {
+                    // Not reached with whole records, as below.
+                    err(report, ErrorKind::Truncated, offset + at, "data record");
                     break;
                 }
+                self.streamed_len += 1;
+                done += 1;
             }
             self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
             return done;
@@ -735,6 +728,7 @@ impl Decoder {
         self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
         let made = out.flows.len() - first;
         if let Some(sink) = sink.as_deref_mut() {
+            self.lend_streamed(sink);
             hand_over(&mut out.flows, first, sink);
         }
         made

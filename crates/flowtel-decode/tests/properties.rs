@@ -295,11 +295,22 @@ fn fixture_datagrams() -> Vec<Vec<u8>> {
 struct Collect {
     records: Vec<FlowRecord>,
     places: std::collections::HashSet<usize>,
+    /// The most records lent at once.
+    longest: usize,
+    /// Runs lent.
+    runs: usize,
 }
 
 impl FlowSink for Collect {
     fn flows(&mut self, records: &[FlowRecord]) {
         assert!(!records.is_empty());
+        assert!(
+            records.len() <= 32,
+            "{} records lent at once",
+            records.len()
+        );
+        self.longest = self.longest.max(records.len());
+        self.runs += 1;
         for r in records {
             self.places.insert(std::ptr::from_ref(r) as usize);
             self.records.push(r.clone());
@@ -309,8 +320,8 @@ impl FlowSink for Collect {
 
 /// Decode `datagrams` in order with two decoders of `cfg`, one appending to its output and one
 /// streaming to a sink, and require the same records, reports, counter and drop records and
-/// counters. Returns the records and how many places the streamed ones were lent from.
-fn decode_both_ways(cfg: &DecoderConfig, datagrams: &[Vec<u8>]) -> (Vec<FlowRecord>, usize) {
+/// counters. Returns the records and the sink, which counted how they were lent.
+fn decode_both_ways(cfg: &DecoderConfig, datagrams: &[Vec<u8>]) -> (Vec<FlowRecord>, Collect) {
     let mut appending = Decoder::new(cfg.clone());
     let mut streaming = Decoder::new(cfg.clone());
     let from: SocketAddr = EXPORTER.into();
@@ -337,7 +348,7 @@ fn decode_both_ways(cfg: &DecoderConfig, datagrams: &[Vec<u8>]) -> (Vec<FlowReco
         all.append(&mut a.flows);
     }
     assert_eq!(appending.stats(), streaming.stats());
-    (all, sink.places.len())
+    (all, sink)
 }
 
 /// What a metrics-only pipeline has its decoder read (the default rollup's fields).
@@ -349,18 +360,56 @@ fn streaming_reads_real_exporters_records_in_place() {
         record_fields: METRICS_ONLY,
         ..DecoderConfig::default()
     };
-    let (records, places) = decode_both_ways(&cfg, &fixture_datagrams());
+    let datagrams = fixture_datagrams();
+    let (records, sink) = decode_both_ways(&cfg, &datagrams);
+    let places = sink.places.len();
     // softflowd's and pmacct's NetFlow v9 and IPFIX templates read with a core layout: their
-    // records are lent from one place per data set, not one per record.
+    // records are lent from the same few places, not one per record.
     assert!(records.len() > 1000, "{} records", records.len());
     assert!(
         places * 10 < records.len(),
         "{places} places for {} records",
         records.len()
     );
+    // softflowd's messages are up to 11 data sets, none over 30 records: each message's
+    // records are lent at once.
+    assert!(
+        sink.runs <= datagrams.len(),
+        "{} runs for {} datagrams",
+        sink.runs,
+        datagrams.len()
+    );
     let icmp = records.iter().filter(|r| r.icmp_type.is_some()).count();
     let tcp = records.iter().filter(|r| r.ip_protocol == 6).count();
     assert!(icmp > 0 && tcp > 0, "icmp {icmp}, tcp {tcp}");
+}
+
+/// A message's streamed records are lent across its data sets, a chunk of at most 32 at a
+/// time, from the same 32 places message after message.
+#[test]
+fn streaming_lends_a_message_in_chunks_across_its_sets() {
+    let set = |first: u8| -> Vec<Vec<u8>> {
+        (0..20u8)
+            .map(|i| flow4([10, 0, first, i], [10, 1, 0, 1], 1000, 443, 6, 100, 1))
+            .collect()
+    };
+    let message = || {
+        Msg::ipfix(1, 1_700_000_000)
+            .template(256, FLOW4)
+            .data(256, &set(1))
+            .data(256, &set(2))
+            .data(256, &set(3))
+            .build()
+    };
+    let cfg = DecoderConfig {
+        record_fields: METRICS_ONLY,
+        ..DecoderConfig::default()
+    };
+    let (flows, sink) = decode_both_ways(&cfg, &[message(), message()]);
+    assert_eq!(flows.len(), 120);
+    assert_eq!(sink.longest, 32);
+    assert_eq!(sink.runs, 4, "32 + 28 records per message");
+    assert_eq!(sink.places.len(), 32);
 }
 
 /// Records of one set that differ in what finishing them derives (ICMP type from the port,
@@ -412,10 +461,11 @@ fn streaming_empties_what_one_record_set_before_the_next() {
         data,
     ];
     let cfg = DecoderConfig::default();
-    let (flows, places) = decode_both_ways(&cfg, &datagrams);
+    let (flows, sink) = decode_both_ways(&cfg, &datagrams);
     assert_eq!(flows.len(), 8);
     assert_eq!(
-        places, 4,
+        sink.places.len(),
+        4,
         "the second set is read into the first one's records"
     );
     let seen: Vec<_> = flows
