@@ -1001,8 +1001,12 @@ fn encode_default_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
             n = bytes_into(&mut buf, n, &[APP_IANA, r.ip_protocol, a0, a1]);
         }
     }
-    // The countries come from the addresses when the window is finished (`Def`).
-    out.extend_from_slice(buf.get(..n).unwrap_or_default());
+    // The countries come from the addresses when the window is finished (`Def`). The whole
+    // buffer is appended and the unused end cut: a copy of a constant length is a few moves,
+    // one of `n` bytes a call to `memcpy`.
+    let end = out.len() + n;
+    out.extend_from_slice(&buf);
+    out.truncate(end);
 }
 
 /// The longest fixed-size part of a default key: two IPv6 addresses with their tags, ports,
