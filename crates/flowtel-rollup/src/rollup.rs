@@ -113,21 +113,55 @@ impl Slot {
     }
 }
 
-/// One tracked key: its sums and where its bytes are in the aggregate's arena.
+/// One tracked key: its sums and where its bytes are in the aggregate's arena. 32 bytes,
+/// aligned to 32, so an entry never straddles two cache lines: a lookup reads one line for
+/// it, the one the batch's reads ahead loaded (`WindowAggregate::read_ahead`). At 40 bytes,
+/// half the entries straddled two, and the line not read ahead was a miss of its own.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Entry {
     /// The key's hash, kept so the table grows without reading keys back.
     hash: u64,
-    /// The key's bytes are `arena[off..off + len]`.
-    off: usize,
-    len: usize,
     slot: Slot,
+    /// The key's bytes are `arena[off..off + len]`: `off << LEN_BITS | len`.
+    at: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// Bits of [`Entry::at`] for the key's length: keys are at most a few kilobytes (names are
+/// cut at 255 bytes), and the arena's offsets take the other 40 bits (1 TiB).
+const LEN_BITS: u32 = 24;
+
+impl Entry {
+    fn new(hash: u64, off: usize, len: usize, slot: Slot) -> Entry {
+        let mut e = Entry { hash, slot, at: 0 };
+        e.place(off, len);
+        e
+    }
+
+    /// Where the key's bytes are. (Offsets and lengths beyond the fields' widths cannot
+    /// occur: they would be a terabyte of keys, or one key of 16 MiB.)
+    fn place(&mut self, off: usize, len: usize) {
+        let len = (len as u64).min((1 << LEN_BITS) - 1);
+        self.at = (off as u64) << LEN_BITS | len;
+    }
+
+    #[inline(always)]
+    fn off(&self) -> usize {
+        (self.at >> LEN_BITS) as usize
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        (self.at & ((1 << LEN_BITS) - 1)) as usize
+    }
 }
 
 /// The key bytes of `e`; empty if `arena` is not the one `e` was stored in (never the case).
 fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
     arena
-        .get(e.off..e.off.saturating_add(e.len))
+        .get(e.off()..e.off().saturating_add(e.len()))
         .unwrap_or_default()
 }
 
@@ -216,7 +250,7 @@ fn partition(v: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
 /// the order they came; the index (`KeyIndex`, `index.rs`) holds each entry's position under
 /// its hash. A new key costs no allocation of its own, and its entry is appended where the
 /// previous one was written: with the entries themselves in a hash table's buckets
-/// (megabytes, at random), every new key cost a 40-byte write to memory far from the cache.
+/// (megabytes, at random), every new key cost an entry's write to memory far from the cache.
 /// The index is 2 MiB when full (default `max_keys`, at most half its slots used), and a
 /// lookup waits on its slot, its entry and its key, hence the batches ([`BATCH`]) and the
 /// reads ahead (`WindowAggregate::read_ahead`). Compaction rebuilds the arena and the index
@@ -339,8 +373,8 @@ impl WindowAggregate {
             let candidate = self.index.candidate(p.hash);
             if let Some(e) = candidate.and_then(|i| self.entries.get(i)) {
                 // The key's first and last bytes: a key may straddle two cache lines.
-                let first = self.arena.get(e.off).copied().unwrap_or_default();
-                let last = self.arena.get(e.off + e.len.saturating_sub(1));
+                let first = self.arena.get(e.off()).copied().unwrap_or_default();
+                let last = self.arena.get(e.off() + e.len().saturating_sub(1));
                 seen ^= e.slot.value ^ u64::from(first) ^ u64::from(last.copied().unwrap_or(0));
             }
         }
@@ -367,12 +401,7 @@ impl WindowAggregate {
     fn insert_new(&mut self, hash: u64, key: &[u8], slot: Slot) {
         let off = self.arena.len();
         self.arena.extend_from_slice(key);
-        self.entries.push(Entry {
-            hash,
-            off,
-            len: key.len(),
-            slot,
-        });
+        self.entries.push(Entry::new(hash, off, key.len(), slot));
         self.index(self.entries.len() - 1);
     }
 
@@ -407,7 +436,7 @@ impl WindowAggregate {
         let old = std::mem::replace(&mut self.arena, Vec::with_capacity(capacity));
         for e in &mut self.entries {
             let key = key_of(&old, e);
-            e.off = self.arena.len();
+            e.place(self.arena.len(), key.len());
             self.arena.extend_from_slice(key);
         }
         self.index.clear();
@@ -545,7 +574,7 @@ impl WindowAggregate {
 pub const BATCH: usize = 32;
 
 /// Keys a window holds before its batches' reads are made ahead of their adds: below, its
-/// index, entries and keys (about 90 bytes a key) stay in the core's own caches and the reads
+/// index, entries and keys (about 80 bytes a key) stay in the core's own caches and the reads
 /// ahead would only add instructions (about 2 % of the whole pipeline's, measured on the
 /// committed NetFlow v9 capture's few thousand keys).
 const PREFETCH_FROM_KEYS: usize = 8192;
@@ -1348,6 +1377,19 @@ mod tests {
     use crate::config::EnrichConfig;
     use crate::enrich::Enricher;
 
+    /// An entry keeps its key's place whole, beyond 4 GiB of arena too.
+    #[test]
+    fn entries_keep_their_keys_place() {
+        let slot = Slot { value: 7, err: 1 };
+        for (off, len) in [(0, 0), (33, 29), (5 << 32, 300), ((1 << 40) - 1, 4095)] {
+            let mut e = Entry::new(9, off, len, slot);
+            assert_eq!((e.off(), e.len(), e.hash, e.slot), (off, len, 9, slot));
+            e.place(len, off % 1000);
+            assert_eq!((e.off(), e.len()), (len, off % 1000));
+        }
+        assert_eq!(std::mem::align_of::<Entry>(), 32);
+    }
+
     /// `select_best` keeps the same entries as one selection by the full rank, however many
     /// tie on their sums.
     #[test]
@@ -1362,15 +1404,11 @@ mod tests {
                     let mut arena = Vec::new();
                     let mut entries = Vec::new();
                     for (err, value, key) in &raw {
-                        entries.push(Entry {
-                            hash: 0,
-                            off: arena.len(),
-                            len: key.len(),
-                            slot: Slot {
-                                value: *value,
-                                err: *err,
-                            },
-                        });
+                        let slot = Slot {
+                            value: *value,
+                            err: *err,
+                        };
+                        entries.push(Entry::new(0, arena.len(), key.len(), slot));
                         arena.extend_from_slice(key);
                     }
                     let kept = |v: &[Entry]| {
