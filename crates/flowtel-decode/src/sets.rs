@@ -870,10 +870,11 @@ impl Decoder {
 /// following sets of the same templates skip the lookup (two tables) and the reference count.
 /// Exporters alternate between a few templates within a message: softflowd starts a set
 /// whenever the record's template changes, and its messages are 5 to 11 sets of up to four
-/// templates (IPv4 and IPv6, each for flows with ports and for ICMP). What [`Decoder::use_template`] does
-/// besides the lookup is marking the template and its scope used at the message's time, which
-/// the message's first lookup of that template did. A template or options template set, and
-/// options data, clear it: they change the templates or the scope.
+/// templates (IPv4 and IPv6, each for flows with ports and for ICMP). What
+/// [`Decoder::use_template`] does besides the lookup is marking the template and its scope
+/// used at the message's time, which the message's first lookup of that template did. A
+/// template or options template set, and options data, clear it: they change the templates or
+/// the scope.
 #[derive(Default)]
 struct RecentTemplates {
     used: [Option<(u16, Arc<Template>)>; RECENT_TEMPLATES],
