@@ -360,30 +360,31 @@ impl DecodeOutput {
 }
 
 impl Decoder {
-    /// Hand the streamed records read so far to `sink`: when the chunk is full, before records
-    /// made another way are handed over (so that the sink sees the message's order), and at
-    /// the end of the message.
-    #[inline]
-    pub(crate) fn lend_streamed(&mut self, sink: &mut dyn FlowSink) {
+    /// Hand the records of `flows` from `first` on to `sink` and remove them, after the
+    /// streamed records read before them (so that the sink sees the message's order).
+    pub(crate) fn hand_over(
+        &mut self,
+        flows: &mut Vec<FlowRecord>,
+        first: usize,
+        sink: &mut dyn FlowSink,
+    ) {
         lend(&self.streamed, &mut self.streamed_len, sink);
+        if let Some(made) = flows.get(first..).filter(|m| !m.is_empty()) {
+            sink.flows(made);
+        }
+        flows.truncate(first);
     }
 }
 
-/// [`Decoder::lend_streamed`] with the decoder's two fields, for where others are borrowed.
+/// Hand the streamed records read and not yet lent (the first `len` of `streamed`) to `sink`:
+/// when the chunk is full, before records made another way ([`Decoder::hand_over`]), and at
+/// the end of the message.
 #[inline]
 pub(crate) fn lend(streamed: &[FlowRecord], len: &mut usize, sink: &mut dyn FlowSink) {
     let n = std::mem::take(len);
     if let Some(made) = streamed.get(..n).filter(|m| !m.is_empty()) {
         sink.flows(made);
     }
-}
-
-/// Hand the records of `flows` from `first` on to `sink` and remove them.
-pub(crate) fn hand_over(flows: &mut Vec<FlowRecord>, first: usize, sink: &mut dyn FlowSink) {
-    if let Some(made) = flows.get(first..).filter(|m| !m.is_empty()) {
-        sink.flows(made);
-    }
-    flows.truncate(first);
 }
 
 /// Takes a datagram's flow records as [`Decoder::decode_streaming`] decodes them, a run at a
@@ -499,7 +500,7 @@ pub struct Decoder {
     /// with a core layout, at most [`STREAM_CHUNK`] at a time. Only that reader writes them.
     streamed: Vec<FlowRecord>,
     /// The first `streamed_len` of `streamed` are read and not yet handed over
-    /// ([`Decoder::lend_streamed`]).
+    /// ([`lend`]).
     streamed_len: usize,
 }
 
@@ -708,8 +709,7 @@ impl Decoder {
         // What is left of the message's streamed records, and NetFlow v5 and sFlow records
         // (NetFlow v9 and IPFIX ones went to the sink as read).
         if let Some(sink) = sink.as_deref_mut() {
-            self.lend_streamed(sink);
-            hand_over(&mut out.flows, first, sink);
+            self.hand_over(&mut out.flows, first, sink);
         }
         self.stats.drop_notifications += report.drops as u64;
         for e in &report.errors {

@@ -16,7 +16,7 @@ use crate::stats::{DecoderStats, Limit};
 use crate::template::{self, FieldSpec, RecordTruncated, Scratch, Template, TimeBase};
 use crate::{
     DatagramReport, DecodeOutput, Decoder, FlowSink, STREAM_CHUNK, SflowBytes, TemplateFieldReport,
-    TemplateReport, hand_over, ipfix, netflow_v9,
+    TemplateReport, ipfix, netflow_v9,
 };
 
 /// Where a datagram's flow records go besides the output: a [`FlowSink`] takes each as it is
@@ -644,7 +644,7 @@ impl Decoder {
         {
             // Read into the decoder's own records, emptied of what reading the last ones set
             // (`template::clear_core`), and lent to the sink a chunk at a time: a chunk may
-            // span the message's data sets (`Decoder::lend_streamed`).
+            // span the message's data sets (`crate::lend`).
             let count = data.len() / tmpl.min_len;
             let mut done = 0;
             while done < count {
@@ -728,8 +728,7 @@ impl Decoder {
         self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
         let made = out.flows.len() - first;
         if let Some(sink) = sink.as_deref_mut() {
-            self.lend_streamed(sink);
-            hand_over(&mut out.flows, first, sink);
+            self.hand_over(&mut out.flows, first, sink);
         }
         made
     }
