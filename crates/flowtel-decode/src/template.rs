@@ -979,6 +979,11 @@ pub(crate) struct TimeBase {
 
 /// Fill the record fields that depend on several values: counters by precedence, times,
 /// post-NAT/post-VLAN fallbacks, and the fields of a sampled packet the record carries.
+///
+/// The common case is inlined into the readers' loops and the rest is a call: once the
+/// record fields are narrowed to what the rollups read, a record carries only its counters,
+/// and the call's own cost (saving and restoring registers) was a quarter of the case's.
+#[inline(always)]
 pub(crate) fn finish(
     rec: &mut FlowRecord,
     s: &Scratch<'_>,
@@ -987,8 +992,7 @@ pub(crate) fn finish(
 ) {
     const COUNTERS: u64 = 1 << Val::Octets as u64 | 1 << Val::Packets as u64;
     if s.present & !COUNTERS == 0 && !s.has_packet() {
-        // Only the plain counters (the common case once the record fields are narrowed to
-        // what the rollups read): no precedence to resolve, no times, no sampler.
+        // Only the plain counters: no precedence to resolve, no times, no sampler.
         rec.bytes = s.get(Val::Octets).unwrap_or(0);
         rec.packets = s.get(Val::Packets).unwrap_or(0);
         // postVlanId (IE 59) without vlanId: the flow's VLAN (as below; no dot1qVlanId here).
@@ -996,8 +1000,14 @@ pub(crate) fn finish(
             rec.vlan = rec.dst_vlan;
         }
         finish_common(rec);
-        return;
+    } else {
+        finish_all(rec, s, base, sflow_bytes);
     }
+}
+
+/// [`finish`] when the record carries more than its counters.
+#[inline(never)]
+fn finish_all(rec: &mut FlowRecord, s: &Scratch<'_>, base: &TimeBase, sflow_bytes: SflowBytes) {
     let bytes = s
         .get(Val::Octets)
         .or_else(|| s.get(Val::OctetsTotal))
