@@ -182,6 +182,7 @@ pub use record_fields::RecordFields;
 pub use stats::{DecoderStats, Limit, ProtocolCount, ProtocolCounts, StateKind};
 
 use prehash::PrehashedMap;
+use scope::Meta;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -359,31 +360,71 @@ impl DecodeOutput {
     }
 }
 
-impl Decoder {
+/// The records [`Decoder::decode_streaming`] reads in place: records read with a core layout
+/// go into these, kept from one data set and one message to the next, and are lent to the
+/// sink [`STREAM_CHUNK`] at a time (see [`Streamed::lend`]). Only that reader writes them.
+#[derive(Debug, Default)]
+pub(crate) struct Streamed {
+    records: Vec<FlowRecord>,
+    /// The first `len` of `records` are read and not yet lent.
+    len: usize,
+}
+
+impl Streamed {
+    /// The place for the next record, after lending the chunk when it is full: emptied of
+    /// what reading the last record there set (`template::clear_core`) and stamped with the
+    /// message's origin. [`Streamed::read`] counts it once it is read. Always `Some`.
+    #[inline]
+    pub(crate) fn next(&mut self, sink: &mut dyn FlowSink, meta: &Meta) -> Option<&mut FlowRecord> {
+        if self.len >= STREAM_CHUNK {
+            self.lend(sink);
+        }
+        let i = self.len;
+        match self.records.get_mut(i) {
+            Some(rec) => {
+                template::clear_core(rec);
+                rec.exporter = meta.exporter;
+                rec.flow_protocol = meta.protocol;
+                rec.time_received_ns = meta.received_ns;
+            }
+            None => self.records.push(FlowRecord::new(
+                meta.exporter,
+                meta.protocol,
+                meta.received_ns,
+            )),
+        }
+        self.records.get_mut(i)
+    }
+
+    /// The record [`Streamed::next`] gave was read: lend it with the chunk.
+    #[inline]
+    pub(crate) fn read(&mut self) {
+        self.len += 1;
+    }
+
+    /// Lend the records read and not yet lent to `sink`: when the chunk is full, before
+    /// records made another way ([`Streamed::hand_over`]), and at the end of the message.
+    #[inline]
+    pub(crate) fn lend(&mut self, sink: &mut dyn FlowSink) {
+        let n = std::mem::take(&mut self.len);
+        if let Some(made) = self.records.get(..n).filter(|m| !m.is_empty()) {
+            sink.flows(made);
+        }
+    }
+
     /// Hand the records of `flows` from `first` on to `sink` and remove them, after the
-    /// streamed records read before them (so that the sink sees the message's order).
+    /// records read here before them (so that the sink sees the message's order).
     pub(crate) fn hand_over(
         &mut self,
         flows: &mut Vec<FlowRecord>,
         first: usize,
         sink: &mut dyn FlowSink,
     ) {
-        lend(&self.streamed, &mut self.streamed_len, sink);
+        self.lend(sink);
         if let Some(made) = flows.get(first..).filter(|m| !m.is_empty()) {
             sink.flows(made);
         }
         flows.truncate(first);
-    }
-}
-
-/// Hand the streamed records read and not yet lent (the first `len` of `streamed`) to `sink`:
-/// when the chunk is full, before records made another way ([`Decoder::hand_over`]), and at
-/// the end of the message.
-#[inline]
-pub(crate) fn lend(streamed: &[FlowRecord], len: &mut usize, sink: &mut dyn FlowSink) {
-    let n = std::mem::take(len);
-    if let Some(made) = streamed.get(..n).filter(|m| !m.is_empty()) {
-        sink.flows(made);
     }
 }
 
@@ -497,11 +538,8 @@ pub struct Decoder {
     /// Reused per datagram: templates learnt, to release pending sets.
     learnt: Vec<(scope::ScopeKey, u16)>,
     /// Reused by [`Decoder::decode_streaming`]: the records of a message's data sets read
-    /// with a core layout, at most [`STREAM_CHUNK`] at a time. Only that reader writes them.
-    streamed: Vec<FlowRecord>,
-    /// The first `streamed_len` of `streamed` are read and not yet handed over
-    /// ([`lend`]).
-    streamed_len: usize,
+    /// with a core layout, at most [`STREAM_CHUNK`] at a time.
+    streamed: Streamed,
 }
 
 /// Records [`Decoder::decode_streaming`] reads before handing them over: a bound on the
@@ -533,8 +571,7 @@ impl Decoder {
             evict_scratch: Vec::new(),
             deferred: Vec::new(),
             learnt: Vec::new(),
-            streamed: Vec::new(),
-            streamed_len: 0,
+            streamed: Streamed::default(),
         }
     }
 
@@ -709,7 +746,7 @@ impl Decoder {
         // What is left of the message's streamed records, and NetFlow v5 and sFlow records
         // (NetFlow v9 and IPFIX ones went to the sink as read).
         if let Some(sink) = sink.as_deref_mut() {
-            self.hand_over(&mut out.flows, first, sink);
+            self.streamed.hand_over(&mut out.flows, first, sink);
         }
         self.stats.drop_notifications += report.drops as u64;
         for e in &report.errors {

@@ -112,6 +112,20 @@ pub(crate) struct Scope {
     pub options_bytes: usize,
 }
 
+impl Scope {
+    /// Template `id`, marked used at `now` with the scope and its options state (which
+    /// decoding a data set reads).
+    pub fn use_template(&mut self, id: u16, now: u64) -> Option<Arc<Template>> {
+        let slot = self.templates.get_mut(&id)?;
+        slot.last_used = slot.last_used.max(now);
+        self.last_used = self.last_used.max(now);
+        if self.options_bytes > 0 {
+            self.options_used = self.options_used.max(now);
+        }
+        Some(Arc::clone(&slot.template))
+    }
+}
+
 /// A template of a scope.
 #[derive(Debug)]
 pub(crate) struct TemplateSlot {

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use crate::budget::PendingCharge;
 use crate::error::{DecodeError, ErrorKind};
 use crate::memory;
-use crate::options::{self, ScopeOptions};
+use crate::options::{self, Names, ScopeOptions};
 use crate::pending::PendingSet;
-use crate::prehash::SmallKeyMap;
+use crate::prehash::{PrehashedMap, SmallKeyMap};
 use crate::record::{FlowProtocol, FlowRecord, SamplingSource};
-use crate::scope::{Meta, ScopeKey, TemplateSlot};
+use crate::scope::{Meta, NamesKey, ScopeKey, TemplateSlot};
 use crate::stats::{DecoderStats, Limit};
 use crate::template::{self, FieldSpec, RecordTruncated, Scratch, Template, TimeBase};
 use crate::{
-    DatagramReport, DecodeOutput, Decoder, FlowSink, STREAM_CHUNK, SflowBytes, TemplateFieldReport,
-    TemplateReport, ipfix, netflow_v9,
+    DatagramReport, DecodeOutput, Decoder, DecoderConfig, FlowSink, SflowBytes, Streamed,
+    TemplateFieldReport, TemplateReport, ipfix, netflow_v9,
 };
 
 /// Where a datagram's flow records go besides the output: a [`FlowSink`] takes each as it is
@@ -52,6 +52,38 @@ fn err(report: &mut DatagramReport, kind: ErrorKind, offset: usize, context: &'s
     report.errors.push(DecodeError::new(kind, offset, context));
 }
 
+/// A set's id and length from the start of `rest`, when its header is whole and its length
+/// covers the header and stays within `rest`.
+#[inline]
+fn set_header(rest: &[u8]) -> Option<(u16, usize)> {
+    let &[a, b, c, d] = rest.get(..4)? else {
+        return None;
+    };
+    let len = usize::from(u16::from_be_bytes([c, d]));
+    (len >= 4 && len <= rest.len()).then_some((u16::from_be_bytes([a, b]), len))
+}
+
+/// The application names of `key`'s (exporter, domain), marked used at `now`; `None` when
+/// it has none.
+fn app_names<'n>(
+    names: &'n mut PrehashedMap<NamesKey, Names>,
+    key: &ScopeKey,
+    now: u64,
+) -> Option<&'n SmallKeyMap<u64, Arc<str>>> {
+    let n = names.get_mut(&key.names_key())?;
+    n.last_used = n.last_used.max(now);
+    Some(&n.app_names).filter(|n| !n.is_empty())
+}
+
+/// The sets of one message, for [`Decoder::data_run`]: where they came from and where they
+/// start in the datagram.
+struct Run<'r, 'a> {
+    meta: &'r Meta,
+    key: &'r ScopeKey,
+    sets: &'a [u8],
+    sets_offset: usize,
+}
+
 /// What every data record of one set is read with: its template, times, options state and
 /// the application names of its scope.
 struct DataSet<'t> {
@@ -67,7 +99,136 @@ struct DataSet<'t> {
     options_rate: Option<(Option<u64>, Option<u32>)>,
 }
 
-impl DataSet<'_> {
+impl<'t> DataSet<'t> {
+    /// A data set of `tmpl` in the message of `meta`, with its scope's options state and
+    /// application names.
+    fn new(
+        config: &DecoderConfig,
+        tmpl: &'t Template,
+        meta: &Meta,
+        domain: u32,
+        scope: Option<&'t ScopeOptions>,
+        app_names: Option<&'t SmallKeyMap<u64, Arc<str>>>,
+    ) -> Self {
+        DataSet {
+            tmpl,
+            time_base: TimeBase {
+                sys_init_ms: scope.and_then(|o| o.sys_init_ms),
+                ..meta.base
+            },
+            scope,
+            app_names,
+            keep: config.keep_unknown_fields,
+            sflow_bytes: config.sflow_bytes,
+            domain,
+            sequence: meta.sequence,
+            options_rate: None,
+        }
+    }
+
+    /// Read every record of the set's `data` (at `offset` in the datagram); trailing bytes
+    /// shorter than the smallest record are padding (RFC 7011 §3.3.1). Returns the flow
+    /// records made. With a sink, records read with a core layout go into `streamed`; the
+    /// others are appended to `out` and handed over at once. `s` is the message's scratch,
+    /// reused by each of its data sets.
+    #[allow(clippy::too_many_arguments)]
+    fn read_flows<'a>(
+        &mut self,
+        stats: &mut DecoderStats,
+        streamed: &mut Streamed,
+        meta: &Meta,
+        data: &'a [u8],
+        offset: usize,
+        s: &mut Scratch<'a>,
+        out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
+        report: &mut DatagramReport,
+    ) -> usize {
+        let tmpl = self.tmpl;
+        let first = out.flows.len();
+        let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
+        if let Some(sink) = sink.as_deref_mut()
+            && tmpl.one_flow_per_record
+            && let Some(layout) = &tmpl.core
+        {
+            // Read into the decoder's own records, lent to the sink a chunk at a time: a chunk
+            // may span the message's data sets.
+            let count = data.len() / tmpl.min_len;
+            let mut done = 0;
+            while done < count {
+                let Some(rec) = streamed.next(sink, meta) else {
+                    break; // never: the place is always made
+                };
+                let at = done * tmpl.min_len;
+                let rest = data.get(at..).unwrap_or_default();
+                let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
+                    template::read_core(layout, tmpl.min_len, rest, rec, s)
+                };
+                if self.read_with(rec, s, stats, core).is_err() {
+                    // Not reached with whole records, as below.
+                    err(report, ErrorKind::Truncated, offset + at, "data record");
+                    break;
+                }
+                streamed.read();
+                done += 1;
+            }
+            stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
+            return done;
+        }
+        if tmpl.one_flow_per_record {
+            // Every record is `min_len` bytes and gives one flow: the set's flows are made in
+            // place at once (one length update instead of one per record), then read.
+            let count = data.len() / tmpl.min_len;
+            out.flows.resize_with(first + count, new_record);
+            let mut truncated = None;
+            let made = out.flows.get_mut(first..).unwrap_or_default();
+            for (i, rec) in made.iter_mut().enumerate() {
+                let at = i * tmpl.min_len;
+                let rest = data.get(at..).unwrap_or_default();
+                if self.read(rec, rest, s, stats).is_err() {
+                    truncated = Some((i, at));
+                    break;
+                }
+            }
+            // Not reached with whole records; kept so that a reader's refusal is never lost.
+            if let Some((i, at)) = truncated {
+                out.flows.truncate(first + i);
+                err(report, ErrorKind::Truncated, offset + at, "data record");
+            }
+        } else {
+            let mut pos = 0usize;
+            while data.len() - pos >= tmpl.min_len {
+                // The record is built in place in the output to avoid copying it.
+                let n = out.flows.len();
+                out.flows.resize_with(n + 1, new_record);
+                let Some(rec) = out.flows.last_mut() else {
+                    break;
+                };
+                let rest = data.get(pos..).unwrap_or_default();
+                match self.read(rec, rest, s, stats) {
+                    Ok(used) => pos += used,
+                    Err(_) => {
+                        out.flows.pop();
+                        err(report, ErrorKind::Truncated, offset + pos, "data record");
+                        break;
+                    }
+                }
+                if s.has_reverse()
+                    && let Some(r) = template::reverse(rec, s, tmpl, rest, &self.time_base)
+                {
+                    stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
+                    out.flows.push(r);
+                }
+            }
+        }
+        stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
+        let made = out.flows.len() - first;
+        if let Some(sink) = sink.as_deref_mut() {
+            streamed.hand_over(&mut out.flows, first, sink);
+        }
+        made
+    }
+
     /// Read one data record at the start of `data` into `rec` (made by [`FlowRecord::new`])
     /// and finish it: domain, sequence, counters, times, application name and sampling rate.
     /// Returns the bytes consumed; `s` keeps what the reverse direction needs.
@@ -251,28 +412,27 @@ impl Decoder {
         let mut pos = 0usize;
         while pos < sets.len() {
             let rest = sets.get(pos..).unwrap_or_default();
-            let Some(&[a, b, c, d]) = rest.get(..4) else {
-                if rest.iter().any(|&b| b != 0) {
+            let Some((id, len)) = set_header(rest) else {
+                if rest.len() < 4 {
+                    if rest.iter().any(|&b| b != 0) {
+                        err(
+                            report,
+                            ErrorKind::Truncated,
+                            sets_offset + pos,
+                            "set header",
+                        );
+                    }
+                } else {
                     err(
                         report,
-                        ErrorKind::Truncated,
+                        ErrorKind::BadSetLength,
                         sets_offset + pos,
                         "set header",
                     );
                 }
                 break;
             };
-            let id = u16::from_be_bytes([a, b]);
-            let len = usize::from(u16::from_be_bytes([c, d]));
-            let Some(body) = rest.get(4..len).filter(|_| len >= 4) else {
-                err(
-                    report,
-                    ErrorKind::BadSetLength,
-                    sets_offset + pos,
-                    "set header",
-                );
-                break;
-            };
+            let body = rest.get(4..len).unwrap_or_default();
             let body_offset = sets_offset + pos + 4;
             let now = meta.received_ns;
             if id == flavor.template_set() {
@@ -282,33 +442,31 @@ impl Decoder {
                 recent.clear();
                 self.template_set(flavor, key, body, body_offset, true, now, report);
             } else if id >= MIN_DATA_SET_ID {
-                if recent.get(id).is_none()
-                    && let Some(t) = self.use_template(&key, id, now)
-                {
-                    recent.put(id, t);
+                let run = Run {
+                    meta,
+                    key: &key,
+                    sets,
+                    sets_offset,
+                };
+                let end = self.data_run(
+                    &run,
+                    pos,
+                    &mut recent,
+                    &mut deferred,
+                    &mut s,
+                    out,
+                    sink,
+                    report,
+                );
+                if end > pos {
+                    pos = end;
+                    continue;
                 }
-                match recent.get(id) {
-                    Some(t) => {
-                        let options = t.options;
-                        let n = self.decode_data(
-                            &key,
-                            t,
-                            meta,
-                            body,
-                            body_offset,
-                            &mut s,
-                            out,
-                            sink,
-                            report,
-                        );
-                        report.records += n;
-                        if options {
-                            // Options data changes the scope's state that `use_template`
-                            // marks used: the next set looks its template up again.
-                            recent.clear();
-                        }
-                    }
-                    None => deferred.push((pos + 4, pos + len, id)),
+                // The set at `pos` is options data: it changes the scope's state that
+                // `use_template` marks used, so the next set looks its template up again.
+                recent.clear();
+                if let Some(t) = self.use_template(&key, id, now) {
+                    self.options_data(&key, &t, meta, body, body_offset, report);
                 }
             } else {
                 err(
@@ -337,14 +495,74 @@ impl Decoder {
     /// Template `id` of `key`, marked used at `now` (with its scope and the scope's options
     /// state, which decoding a data set reads).
     fn use_template(&mut self, key: &ScopeKey, id: u16, now: u64) -> Option<Arc<Template>> {
-        let scope = self.scopes.get_mut(key)?;
-        let slot = scope.templates.get_mut(&id)?;
-        slot.last_used = slot.last_used.max(now);
-        scope.last_used = scope.last_used.max(now);
-        if scope.options_bytes > 0 {
-            scope.options_used = scope.options_used.max(now);
+        self.scopes.get_mut(key)?.use_template(id, now)
+    }
+
+    /// Read the run of flow data sets that starts at `pos` in `run.sets`, up to the first
+    /// set that is not one (a template set, options data, a malformed header, the end), and
+    /// return where that set starts: `pos` itself when the set there is options data.
+    ///
+    /// The scope, its options state and its names are looked up once for the run rather than
+    /// once per set: softflowd's messages are 5 to 11 data sets, and the two lookups, the
+    /// sampling rate's and setting up a set cost about 150 instructions a set. Data sets whose
+    /// template is unknown are appended to `deferred`.
+    #[allow(clippy::too_many_arguments)]
+    fn data_run<'a>(
+        &mut self,
+        run: &Run<'_, 'a>,
+        mut pos: usize,
+        recent: &mut RecentTemplates,
+        deferred: &mut Vec<(usize, usize, u16)>,
+        s: &mut Scratch<'a>,
+        out: &mut DecodeOutput,
+        sink: &mut Sink<'_>,
+        report: &mut DatagramReport,
+    ) -> usize {
+        let Decoder {
+            config,
+            stats,
+            scopes,
+            names,
+            streamed,
+            ..
+        } = self;
+        let (meta, key) = (run.meta, run.key);
+        let now = meta.received_ns;
+        let mut scope = scopes.get_mut(key);
+        // Looked up at the run's first flow set: a run of sets held for their template, or of
+        // options data, does not use the names.
+        let (mut names, mut app) = (Some(names), None);
+        // Options data ends the run, so the rate of a sampler id holds for the whole run.
+        let mut options_rate = None;
+        while let Some(rest) = run.sets.get(pos..)
+            && let Some((id, len)) = set_header(rest)
+            && id >= MIN_DATA_SET_ID
+        {
+            if recent.get(id).is_none()
+                && let Some(t) = scope.as_deref_mut().and_then(|sc| sc.use_template(id, now))
+            {
+                recent.put(id, t);
+            }
+            match recent.get(id) {
+                Some(t) if t.options => break,
+                Some(t) => {
+                    if let Some(names) = names.take() {
+                        app = app_names(names, key, now);
+                    }
+                    let options = scope.as_deref().map(|sc| &sc.options);
+                    let mut set = DataSet::new(config, t, meta, key.domain, options, app);
+                    set.options_rate = options_rate;
+                    let body = rest.get(4..len).unwrap_or_default();
+                    let at = run.sets_offset + pos + 4;
+                    report.records +=
+                        set.read_flows(stats, streamed, meta, body, at, s, out, sink, report);
+                    options_rate = set.options_rate;
+                }
+                None => deferred.push((pos + 4, pos + len, id)),
+            }
+            pos += len;
         }
-        Some(Arc::clone(&slot.template))
+        pos
     }
 
     /// Template or options template set: a sequence of records, then padding.
@@ -568,9 +786,10 @@ impl Decoder {
         self.credit(freed);
     }
 
-    /// Decode every record of a data set with `tmpl`; trailing bytes shorter than the
-    /// smallest record are padding (RFC 7011 §3.3.1). Returns the flow records appended.
-    /// `s` is the message's scratch, reused by each of its data sets.
+    /// Decode every record of a data set with `tmpl` (options data is applied to the scope
+    /// instead). Returns the flow records made. Used for the sets a message defers and the
+    /// pending sets a template releases; a message's other sets are read by
+    /// [`Decoder::data_run`].
     #[allow(clippy::too_many_arguments)]
     fn decode_data<'a>(
         &mut self,
@@ -584,153 +803,60 @@ impl Decoder {
         sink: &mut Sink<'_>,
         report: &mut DatagramReport,
     ) -> usize {
-        let mut pos = 0usize;
         if tmpl.options {
-            let mut base = FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
-            base.observation_domain = key.domain;
-            let max_entries = self.config.max_templates_per_exporter.saturating_mul(16);
-            while data.len() - pos >= tmpl.min_len {
-                let mut rec = base.clone();
-                let mut s = Scratch::default();
-                let rest = data.get(pos..).unwrap_or_default();
-                match template::read_record(tmpl, rest, &mut rec, &mut s, false) {
-                    Ok(used) => pos += used,
-                    Err(_) => {
-                        err(
-                            report,
-                            ErrorKind::Truncated,
-                            offset + pos,
-                            "options data record",
-                        );
-                        break;
-                    }
-                }
-                self.stats.options_records += 1;
-                self.stats.fields_out_of_range += u64::from(s.out_of_range);
-                let (if_index, app_id) = (rec.in_if, rec.application_id);
-                self.apply_options(key, &s, if_index, app_id, meta.received_ns, max_entries);
-            }
+            self.options_data(key, tmpl, meta, data, offset, report);
             return 0;
         }
-        let keep = self.config.keep_unknown_fields;
-        let scope = self.scopes.get(key).map(|s| &s.options);
-        let app_names = match self.names.get_mut(&key.names_key()) {
-            Some(n) => {
-                n.last_used = n.last_used.max(meta.received_ns);
-                Some(&n.app_names).filter(|n| !n.is_empty())
-            }
-            None => None,
-        };
-        let time_base = TimeBase {
-            sys_init_ms: scope.and_then(|o| o.sys_init_ms),
-            ..meta.base
-        };
-        let mut set = DataSet {
-            tmpl,
-            time_base,
-            scope,
-            app_names,
-            keep,
-            sflow_bytes: self.config.sflow_bytes,
-            domain: key.domain,
-            sequence: meta.sequence,
-            options_rate: None,
-        };
-        let first = out.flows.len();
-        let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
-        if let Some(sink) = sink.as_deref_mut()
-            && tmpl.one_flow_per_record
-            && let Some(layout) = &tmpl.core
-        {
-            // Read into the decoder's own records, emptied of what reading the last ones set
-            // (`template::clear_core`), and lent to the sink a chunk at a time: a chunk may
-            // span the message's data sets (`crate::lend`).
-            let count = data.len() / tmpl.min_len;
-            let mut done = 0;
-            while done < count {
-                if self.streamed_len >= STREAM_CHUNK {
-                    crate::lend(&self.streamed, &mut self.streamed_len, sink);
-                }
-                let i = self.streamed_len;
-                match self.streamed.get_mut(i) {
-                    Some(rec) => {
-                        template::clear_core(rec);
-                        rec.exporter = meta.exporter;
-                        rec.flow_protocol = meta.protocol;
-                        rec.time_received_ns = meta.received_ns;
-                    }
-                    None => self.streamed.push(new_record()),
-                }
-                let Some(rec) = self.streamed.get_mut(i) else {
-                    break; // never: the record was just made
-                };
-                let at = done * tmpl.min_len;
-                let rest = data.get(at..).unwrap_or_default();
-                let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
-                    template::read_core(layout, tmpl.min_len, rest, rec, s)
-                };
-                if set.read_with(rec, s, &mut self.stats, core).is_err() {
-                    // Not reached with whole records, as below.
-                    err(report, ErrorKind::Truncated, offset + at, "data record");
-                    break;
-                }
-                self.streamed_len += 1;
-                done += 1;
-            }
-            self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
-            return done;
-        }
-        if tmpl.one_flow_per_record {
-            // Every record is `min_len` bytes and gives one flow: the set's flows are made in
-            // place at once (one length update instead of one per record), then read.
-            let count = data.len() / tmpl.min_len;
-            out.flows.resize_with(first + count, new_record);
-            let mut truncated = None;
-            let made = out.flows.get_mut(first..).unwrap_or_default();
-            for (i, rec) in made.iter_mut().enumerate() {
-                let at = i * tmpl.min_len;
-                let rest = data.get(at..).unwrap_or_default();
-                if set.read(rec, rest, s, &mut self.stats).is_err() {
-                    truncated = Some((i, at));
+        let Decoder {
+            config,
+            stats,
+            scopes,
+            names,
+            streamed,
+            ..
+        } = self;
+        let scope = scopes.get(key).map(|sc| &sc.options);
+        let app_names = app_names(names, key, meta.received_ns);
+        let mut set = DataSet::new(config, tmpl, meta, key.domain, scope, app_names);
+        set.read_flows(stats, streamed, meta, data, offset, s, out, sink, report)
+    }
+
+    /// Apply every record of an options data set with `tmpl` to the scope's options state
+    /// and names; trailing bytes shorter than the smallest record are padding.
+    fn options_data(
+        &mut self,
+        key: &ScopeKey,
+        tmpl: &Template,
+        meta: &Meta,
+        data: &[u8],
+        offset: usize,
+        report: &mut DatagramReport,
+    ) {
+        let mut pos = 0usize;
+        let mut base = FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
+        base.observation_domain = key.domain;
+        let max_entries = self.config.max_templates_per_exporter.saturating_mul(16);
+        while data.len() - pos >= tmpl.min_len {
+            let mut rec = base.clone();
+            let mut s = Scratch::default();
+            let rest = data.get(pos..).unwrap_or_default();
+            match template::read_record(tmpl, rest, &mut rec, &mut s, false) {
+                Ok(used) => pos += used,
+                Err(_) => {
+                    err(
+                        report,
+                        ErrorKind::Truncated,
+                        offset + pos,
+                        "options data record",
+                    );
                     break;
                 }
             }
-            // Not reached with whole records; kept so that a reader's refusal is never lost.
-            if let Some((i, at)) = truncated {
-                out.flows.truncate(first + i);
-                err(report, ErrorKind::Truncated, offset + at, "data record");
-            }
-        } else {
-            while data.len() - pos >= tmpl.min_len {
-                // The record is built in place in the output to avoid copying it.
-                let n = out.flows.len();
-                out.flows.resize_with(n + 1, new_record);
-                let Some(rec) = out.flows.last_mut() else {
-                    break;
-                };
-                let rest = data.get(pos..).unwrap_or_default();
-                match set.read(rec, rest, s, &mut self.stats) {
-                    Ok(used) => pos += used,
-                    Err(_) => {
-                        out.flows.pop();
-                        err(report, ErrorKind::Truncated, offset + pos, "data record");
-                        break;
-                    }
-                }
-                if s.has_reverse()
-                    && let Some(r) = template::reverse(rec, s, tmpl, rest, &set.time_base)
-                {
-                    self.stats.sampling_rate_unknown += u64::from(r.sampling_rate.is_none());
-                    out.flows.push(r);
-                }
-            }
+            self.stats.options_records += 1;
+            self.stats.fields_out_of_range += u64::from(s.out_of_range);
+            let (if_index, app_id) = (rec.in_if, rec.application_id);
+            self.apply_options(key, &s, if_index, app_id, meta.received_ns, max_entries);
         }
-        self.stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
-        let made = out.flows.len() - first;
-        if let Some(sink) = sink.as_deref_mut() {
-            self.hand_over(&mut out.flows, first, sink);
-        }
-        made
     }
 
     /// Apply one options data record of scope `key` to its options state and names, within

@@ -412,6 +412,68 @@ fn streaming_lends_a_message_in_chunks_across_its_sets() {
     assert_eq!(sink.places.len(), 32);
 }
 
+/// Options data between a message's data sets applies to the sets after it and not to those
+/// before: the sampling rate and application names a run of data sets looks up once are
+/// looked up again after it, whether the records are streamed or appended.
+#[test]
+fn options_data_within_a_message_applies_to_its_later_data_sets() {
+    let app = 0x0d00_01bbu32;
+    let flow = |src: u8| {
+        rec(&[
+            &[10, 0, 0, src],
+            &[10, 1, 0, 1],
+            &1000u32.to_be_bytes(),
+            &9u32.to_be_bytes(),
+            &app.to_be_bytes(),
+        ])
+    };
+    let rate = |interval: u32, space: u32| {
+        rec(&[
+            &9u32.to_be_bytes(),
+            &interval.to_be_bytes(),
+            &space.to_be_bytes(),
+        ])
+    };
+    let message = Msg::ipfix(1, 1_700_000_000)
+        .template(257, &[f(8, 4), f(12, 4), f(1, 4), f(302, 4), f(95, 4)])
+        .options_template(256, &[f(302, 4)], &[f(305, 4), f(306, 4)])
+        .options_template(300, &[f(95, 4)], &[f(96, 0xFFFF)])
+        .data(257, &[flow(1)])
+        .data(256, &[rate(1, 1999)])
+        .data(257, &[flow(2)])
+        .data(300, &[rec(&[&app.to_be_bytes(), &[3], b"ssl"])])
+        .data(257, &[flow(3)])
+        .data(256, &[rate(1, 99)])
+        .data(257, &[flow(4), flow(5)])
+        .build();
+    for record_fields in [METRICS_ONLY, RecordFields::ALL] {
+        let cfg = DecoderConfig {
+            record_fields,
+            ..DecoderConfig::default()
+        };
+        let (flows, _) = decode_both_ways(&cfg, std::slice::from_ref(&message));
+        let got: Vec<_> = flows
+            .iter()
+            .map(|r| {
+                let name = r.application_name.as_deref().map(str::to_owned);
+                (r.bytes, r.sampling_rate, name)
+            })
+            .collect();
+        let ssl = || Some("ssl".to_owned());
+        assert_eq!(
+            got,
+            [
+                (1000, None, None),
+                (1000, Some(2000), None),
+                (1000, Some(2000), ssl()),
+                (1000, Some(100), ssl()),
+                (1000, Some(100), ssl()),
+            ],
+            "{record_fields:?}"
+        );
+    }
+}
+
 /// Records of one set that differ in what finishing them derives (ICMP type from the port,
 /// EtherType from ipVersion or the addresses, the record's own sampling rate, the start time)
 /// come out of the stream as they come out of the output: nothing of one record stays in the
