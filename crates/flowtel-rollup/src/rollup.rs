@@ -993,6 +993,7 @@ fn key_port(def: &Def, p: u16) -> u16 {
     }
 }
 
+#[inline(always)]
 fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
     if def.default_dimensions {
         encode_default_key(def, e, out);
