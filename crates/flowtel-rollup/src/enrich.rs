@@ -89,6 +89,34 @@ pub struct Enriched<'a> {
     device_shared: Option<&'a Arc<str>>,
 }
 
+impl<'a> Enriched<'a> {
+    /// `record` of the device at `device_addr` named `device_name`, with nothing looked up
+    /// yet: [`Lookups::resolve_into`] sets the rest.
+    fn of_device(
+        record: &'a FlowRecord,
+        device_addr: IpAddr,
+        (device_name, device_shared): (&'a str, Option<&'a Arc<str>>),
+    ) -> Self {
+        Enriched {
+            record,
+            device_addr,
+            device_name,
+            sampling_rate: 1,
+            rate_known: false,
+            application: None,
+            src_country: Country::Unknown,
+            dst_country: Country::Unknown,
+            src_as: None,
+            dst_as: None,
+            in_if_name: None,
+            out_if_name: None,
+            src_net: None,
+            dst_net: None,
+            device_shared,
+        }
+    }
+}
+
 impl Enriched<'_> {
     /// IANA service name of the flow's service side, if any.
     pub fn application(&self) -> Option<&'static str> {
@@ -343,8 +371,12 @@ impl Enricher {
             let (run, tail) = rest.split_at(run);
             rest = tail;
             let device = devices.name(device_addr);
+            // One value for the run, of which each record sets its own part: the device's
+            // part and what the enricher does not look up are the run's.
+            let mut e = Enriched::of_device(first, device_addr, device);
             for record in run {
-                each(&lookups.resolve(&mut state, record, interface_names, device_addr, device));
+                lookups.resolve_into(&mut e, &mut state, record, interface_names);
+                each(&e);
             }
         }
     }
@@ -433,29 +465,47 @@ struct Lookups<'e> {
 }
 
 impl<'e> Lookups<'e> {
-    /// Everything about one record but its device's name, which the caller resolved. Always
-    /// inlined: `enrich_each` is instantiated in its callers' crates, where `#[inline]` alone
-    /// left this a call per record.
-    #[inline(always)]
+    /// Everything about one record but its device's name, which the caller resolved.
     fn resolve<'a>(
         &self,
         state: &mut State<'_>,
         record: &'a FlowRecord,
         interface_names: Option<&dyn InterfaceNames>,
         device_addr: IpAddr,
-        (device_name, device_shared): (&'a str, Option<&'a Arc<str>>),
+        device: (&'a str, Option<&'a Arc<str>>),
     ) -> Enriched<'a>
     where
         'e: 'a,
     {
+        let mut e = Enriched::of_device(record, device_addr, device);
+        self.resolve_into(&mut e, state, record, interface_names);
+        e
+    }
+
+    /// Set what `e` says about `record` (its device's part stays): the sampling rate, the
+    /// application, and what the enricher looks up. A run of records from one device shares
+    /// one value ([`Enricher::enrich_each`]), which saves writing the parts no record changes.
+    /// Always inlined: `enrich_each` is instantiated in its callers' crates, where `#[inline]`
+    /// alone left this a call per record.
+    #[inline(always)]
+    fn resolve_into<'a>(
+        &self,
+        e: &mut Enriched<'a>,
+        state: &mut State<'_>,
+        record: &'a FlowRecord,
+        interface_names: Option<&dyn InterfaceNames>,
+    ) where
+        'e: 'a,
+    {
         state.stats.records += 1;
-        let (sampling_rate, rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
+        e.record = record;
+        (e.sampling_rate, e.rate_known) = match record.sampling_rate.filter(|r| *r > 0) {
             Some(r) => (r, true),
             None => {
                 state.stats.unknown_sampling_rate += 1;
                 let rate = self
                     .exporter_rates
-                    .get(&device_addr)
+                    .get(&e.device_addr)
                     .or_else(|| self.exporter_rates.get(&record.exporter.ip()))
                     .copied()
                     .or(self.default_rate)
@@ -463,50 +513,30 @@ impl<'e> Lookups<'e> {
                 (rate, false)
             }
         };
-        let application =
+        e.application =
             services::application_index(record.ip_protocol, record.src_port, record.dst_port);
-        let (src_country, dst_country) = if self.countries {
-            (
-                self.country(state, record.src_addr),
-                self.country(state, record.dst_addr),
-            )
-        } else {
-            (Country::Unknown, Country::Unknown)
-        };
-        let networks = self.networks;
-        let net = |addr: Option<IpAddr>| networks.and_then(|t| t.lookup(addr?));
-        let (src_net, dst_net) = (net(record.src_addr), net(record.dst_addr));
-        let (src_net_as, dst_net_as) = (src_net.and_then(|n| n.asn), dst_net.and_then(|n| n.asn));
-        let (in_if_name, out_if_name) = match (self.interface_names, interface_names) {
-            (true, Some(names)) => {
-                let name = |ifx: Option<u32>| {
-                    ifx.and_then(|i| {
-                        names.interface_name(record.exporter, record.observation_domain, i)
-                    })
-                };
-                (name(record.in_if), name(record.out_if))
-            }
-            _ => (None, None),
-        };
-        let src_as = self.asn(state, record.src_as, src_net_as, record.src_addr);
-        let dst_as = self.asn(state, record.dst_as, dst_net_as, record.dst_addr);
-        Enriched {
-            record,
-            device_addr,
-            device_name,
-            sampling_rate,
-            rate_known,
-            application,
-            src_country,
-            dst_country,
-            src_as,
-            dst_as,
-            in_if_name,
-            out_if_name,
-            src_net,
-            dst_net,
-            device_shared,
+        if self.countries {
+            e.src_country = self.country(state, record.src_addr);
+            e.dst_country = self.country(state, record.dst_addr);
         }
+        let (mut src_net_as, mut dst_net_as) = (None, None);
+        if let Some(networks) = self.networks {
+            let net = |addr: Option<IpAddr>| networks.lookup(addr?);
+            (e.src_net, e.dst_net) = (net(record.src_addr), net(record.dst_addr));
+            src_net_as = e.src_net.and_then(|n| n.asn);
+            dst_net_as = e.dst_net.and_then(|n| n.asn);
+        }
+        if let (true, Some(names)) = (self.interface_names, interface_names) {
+            let name = |ifx: Option<u32>| {
+                ifx.and_then(|i| {
+                    names.interface_name(record.exporter, record.observation_domain, i)
+                })
+            };
+            e.in_if_name = name(record.in_if);
+            e.out_if_name = name(record.out_if);
+        }
+        e.src_as = self.asn(state, record.src_as, src_net_as, record.src_addr);
+        e.dst_as = self.asn(state, record.dst_as, dst_net_as, record.dst_addr);
     }
 
     /// The country label of an address: `Private IP` when it is not global, else the
@@ -733,7 +763,8 @@ mod tests {
         .enumerate()
         {
             let mut r = rec(src, dst);
-            r.observation_domain = 7;
+            // Interface names are known in domain 7 only.
+            r.observation_domain = if i == 1 { 8 } else { 7 };
             r.in_if = Some(i as u32);
             match i {
                 2 | 3 => r.agent = Some("203.0.113.5".parse().unwrap()),
@@ -743,15 +774,45 @@ mod tests {
             r.sampling_rate = (i == 3).then_some(512);
             records.push(r);
         }
-        let mut one = Enricher::new(&config).with_interface_names(true);
+        // Every lookup on, so that a part one record sets and the next does not would show
+        // (a run's records share one value).
+        let networks = Arc::new(
+            Networks::from_yaml(
+                "10.0.0.0/8: {name: corp, asn: 64500}\n8.8.8.0/24: {name: google-dns}\n",
+            )
+            .unwrap(),
+        );
+        let country = Arc::new(CountryDb::from_bytes(fixture("country-test.mmdb")).unwrap());
+        let asn = Arc::new(AsnDb::from_bytes(fixture("asn-test.mmdb")).unwrap());
+        let enricher = || {
+            Enricher::new(&config)
+                .with_interface_names(true)
+                .with_countries(true)
+                .with_networks(Arc::clone(&networks))
+                .with_country_db(Arc::clone(&country))
+                .with_asn_db(Arc::clone(&asn))
+        };
+        let mut one = enricher();
         let expected: Vec<EnrichedRecord> = records
             .iter()
             .map(|r| one.enrich(r, Some(&Names)).to_record())
             .collect();
-        let mut each = Enricher::new(&config).with_interface_names(true);
+        let mut each = enricher();
         let mut got = Vec::new();
         each.enrich_each(&records, Some(&Names), |e| got.push(e.to_record()));
         assert_eq!(got, expected);
+        let nets: Vec<_> = got
+            .iter()
+            .map(|e| (e.src_net.as_ref().map(|n| &*n.name), e.src_as))
+            .collect();
+        assert_eq!(nets[0], (Some("corp"), Some(64500)));
+        assert_eq!(nets[1].0, None);
+        assert!(got.iter().any(|e| e.dst_net.is_some()) && got.iter().any(|e| e.dst_net.is_none()));
+        assert!(got.iter().any(|e| e.src_country == Country::Private));
+        assert!(
+            got.iter().any(|e| e.in_if_name.is_some())
+                && got.iter().any(|e| e.in_if_name.is_none())
+        );
         assert_eq!(each.stats(), one.stats());
         let devices: Vec<&str> = got.iter().map(|e| &*e.device_name).collect();
         assert_eq!(
