@@ -38,6 +38,7 @@ pub(crate) fn template_bytes(t: &Template) -> usize {
         + block::<Op>(t.ops.len())
         + t.fixed.as_ref().map_or(0, |f| block::<FixedOp>(f.len()))
         + block::<(Arc<str>, crate::FieldKind)>(t.custom.len())
+        + block::<u8>(t.wire.len())
 }
 
 /// A pending data set of `len` bytes: its slot in the queue (which doubles as it grows, so

@@ -587,6 +587,10 @@ impl Decoder {
         // RFC 3954 §5.3).
         while rest.len() >= 4 && rest.iter().any(|&b| b != 0) {
             let offset = body_offset + (body.len() - rest.len());
+            if let Some(len) = self.refresh(&key, options, rest, now) {
+                rest = rest.get(len..).unwrap_or_default();
+                continue;
+            }
             let parsed = match (flavor, options) {
                 (Flavor::V9, false) => netflow_v9::template_record(rest)
                     .map(|(r, (id, f))| (r, ipfix::TemplateRecord::Template { id, fields: f }, 1)),
@@ -604,6 +608,7 @@ impl Decoder {
                 err(report, ErrorKind::Truncated, offset, context);
                 return;
             };
+            let wire = rest.get(..rest.len() - next.len()).unwrap_or_default();
             rest = next;
             match record {
                 ipfix::TemplateRecord::Withdraw { id } if flavor == Flavor::Ipfix => {
@@ -628,20 +633,40 @@ impl Decoder {
                             "netflow v9 template: field length 65535 (variable length is IPFIX only)",
                         );
                     } else {
-                        self.learn(key, id, options, fields, offset, now, report);
+                        let t = (id, options, fields, wire);
+                        self.learn(key, t, offset, now, report);
                     }
                 }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A periodic refresh of a template, when `rest` starts with the very record the template
+    /// of its id was learnt from (and of the same kind): the template and its scope are marked
+    /// used at `now`, as a refresh parsed and compared field by field is, and the record's
+    /// length returned. Exporters repeat their templates every few messages (softflowd every
+    /// other one), and parsing a record into a field list cost about 900 instructions.
+    fn refresh(&mut self, key: &ScopeKey, options: bool, rest: &[u8], now: u64) -> Option<usize> {
+        let &[a, b] = rest.get(..2)? else {
+            return None;
+        };
+        let scope = self.scopes.get_mut(key)?;
+        let t = scope.templates.get_mut(&u16::from_be_bytes([a, b]))?;
+        let wire = &t.template.wire;
+        if t.template.options != options || wire.is_empty() || !rest.starts_with(wire) {
+            return None;
+        }
+        t.last_used = t.last_used.max(now);
+        scope.last_used = scope.last_used.max(now);
+        Some(wire.len())
+    }
+
+    /// Learn template `id` (an options template when `options`) of `fields`, read from the
+    /// template record `wire`.
     fn learn(
         &mut self,
         key: ScopeKey,
-        id: u16,
-        options: bool,
-        fields: Vec<FieldSpec>,
+        (id, options, fields, wire): (u16, bool, Vec<FieldSpec>, &[u8]),
         offset: usize,
         now: u64,
         report: &mut DatagramReport,
@@ -676,7 +701,7 @@ impl Decoder {
                 })
                 .collect(),
         });
-        let Some(tmpl) = Template::compile(
+        let Some(mut tmpl) = Template::compile(
             options,
             fields,
             &self.config.fields,
@@ -685,6 +710,7 @@ impl Decoder {
             err(report, ErrorKind::InvalidTemplate, offset, "template");
             return;
         };
+        tmpl.wire = wire.into();
         let max_templates = self.config.max_templates_per_exporter;
         let new_scope = match self.scopes.get_mut(&key) {
             Some(scope) => {

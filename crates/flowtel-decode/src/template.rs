@@ -75,6 +75,9 @@ pub(crate) struct Template {
     /// Every record is `min_len` bytes and gives exactly one flow: the template has a fixed
     /// plan and no NSEL responder counter (which adds a reverse flow).
     pub one_flow_per_record: bool,
+    /// The template record as it came on the wire (set when it is learnt): a periodic
+    /// refresh that repeats it byte for byte is recognised without parsing it.
+    pub wire: Box<[u8]>,
 }
 
 /// One field of a template whose records all have the same length: its offset is known when
@@ -193,6 +196,7 @@ impl Template {
             fixed,
             core,
             one_flow_per_record,
+            wire: Box::default(),
         })
     }
 }

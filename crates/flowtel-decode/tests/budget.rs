@@ -98,6 +98,47 @@ fn the_least_recently_used_templates_make_room_and_come_back_at_their_refresh() 
     assert!(dec.stats().limit_hits.is_empty());
 }
 
+/// A template repeated byte for byte (the periodic refresh every exporter sends) is
+/// recognised without parsing it: it is marked used as any refresh is, so it outlives an older
+/// one under the budget, and learning it again counts nothing. A template of the same id with
+/// other fields replaces it.
+#[test]
+fn a_template_repeated_byte_for_byte_is_refreshed() {
+    let (first, _) = template_costs();
+    // Room for eight exporters' templates (and their scopes), not nine.
+    let mut dec = Decoder::new(DecoderConfig {
+        memory_budget_bytes: 8 * first + first / 2,
+        ..DecoderConfig::default()
+    });
+    for i in 1..=8u8 {
+        decode(
+            &mut dec,
+            exporter(i),
+            &template(256),
+            T0 + u64::from(i) * SEC,
+        );
+    }
+    let learnt = dec.stats().templates_learnt;
+    // Exporter 1 repeats its template: exporter 2's is now the least recently used.
+    let (r, _) = decode(&mut dec, exporter(1), &template(256), T0 + 10 * SEC);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(dec.stats().templates_learnt, learnt);
+    decode(&mut dec, exporter(9), &template(256), T0 + 11 * SEC);
+    for (i, kept) in [(1, true), (2, false), (8, true), (9, true)] {
+        let (_, n) = decode(&mut dec, exporter(i), &data(256), T0 + 12 * SEC);
+        assert_eq!(n == 1, kept, "exporter {i}");
+    }
+    // The same id with another field list: learnt again, and its data read with it.
+    let short = [f(8, 4), f(12, 4), f(1, 4)];
+    let other = Msg::ipfix(1, 1).template(256, &short).build();
+    let (r, _) = decode(&mut dec, exporter(1), &other, T0 + 13 * SEC);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(dec.stats().templates_learnt, learnt + 2);
+    let (_, n) = decode(&mut dec, exporter(1), &data(256), T0 + 14 * SEC);
+    assert_eq!(n, 4, "the 53-byte record reads as four 12-byte ones");
+    assert_eq!(dec.memory_bytes(), dec.budget().memory_bytes());
+}
+
 #[test]
 fn state_used_by_the_datagram_being_decoded_is_refused_not_evicted() {
     let (first, more) = template_costs();
