@@ -471,14 +471,25 @@ impl<'a> Scratch<'a> {
     /// 309, RFC 5477 §8.2.2-8.2.3), then (samplingPacketInterval + samplingPacketSpace) /
     /// samplingPacketInterval (IE 305/306, RFC 5477 §8.2.1), only when the space is present:
     /// IOS-XR sends interval 1 without a space next to the real size/population.
+    ///
+    /// Most records carry none of these: that test is inlined into the readers, the rest is a
+    /// call.
+    #[inline(always)]
     pub(crate) fn sampling_rate(&self) -> Option<u32> {
         const ANY: u64 = 1 << Val::SamplingInterval as u64
             | 1 << Val::SamplerRandomInterval as u64
             | 1 << Val::SamplingSize as u64
             | 1 << Val::SamplingPacketInterval as u64;
         if self.present & ANY == 0 {
-            return None;
+            None
+        } else {
+            self.sampling_rate_carried()
         }
+    }
+
+    /// [`Scratch::sampling_rate`] when the record carries one of its elements.
+    #[inline(never)]
+    fn sampling_rate_carried(&self) -> Option<u32> {
         let nonzero = |k: Val| self.get(k).filter(|&r| r > 0);
         let rate = nonzero(Val::SamplingInterval)
             .or(nonzero(Val::SamplerRandomInterval))
