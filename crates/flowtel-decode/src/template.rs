@@ -698,7 +698,8 @@ fn read_fixed<'a>(
     Ok(record_len)
 }
 
-/// The address of `a` in `data` into `slot`, as [`apply`] sets it (the forms in template order).
+/// The address of `a` in `data` into `slot`, empty when a record is read, as [`apply`] sets it
+/// (the forms in template order).
 #[inline(always)]
 fn addr_at(data: &[u8], slot: &mut Option<IpAddr>, a: AddrAt) {
     let v4 = |at: u16| {
@@ -711,8 +712,10 @@ fn addr_at(data: &[u8], slot: &mut Option<IpAddr>, a: AddrAt) {
     };
     match (a.v4, a.v6) {
         (0, 0) => {}
-        (at, 0) => set_addr(slot, v4(at)),
-        (0, at) => set_addr(slot, v6(at)),
+        // The slot is empty when a record is read (`FlowRecord::new`, `clear_core`), and
+        // `set_addr` always fills an empty one: a single form is stored as read.
+        (at, 0) => *slot = v4(at),
+        (0, at) => *slot = v6(at),
         (at4, at6) if a.v6_first => {
             set_addr(slot, v6(at6));
             set_addr(slot, v4(at4));
