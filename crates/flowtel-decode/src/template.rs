@@ -220,12 +220,14 @@ fn fixed_plan(ops: &[Op]) -> Option<Box<[FixedOp]>> {
     Some(plan.into_boxed_slice())
 }
 
-/// An integer field of a [`CoreLayout`]: its offset plus one (0: the template has none) and
-/// its length (1..=8).
+/// An integer field of a [`CoreLayout`]: its offset, its length (1..=8; 0: the template has
+/// none) and the shift that keeps its bytes of an 8-byte big-endian load (`64 - 8 × len`), so
+/// that reading one is a load, a byte swap and a shift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct IntAt {
-    at: u16,
+    off: u16,
     len: u8,
+    shift: u8,
 }
 
 /// An address of a [`CoreLayout`]: the IPv4 and IPv6 forms' offsets plus one (0: absent), and
@@ -299,7 +301,13 @@ impl CoreLayout {
                 let len = u8::try_from(f.op.len)
                     .ok()
                     .filter(|n| (1..=8).contains(n))?;
-                (target.at == 0).then(|| *target = IntAt { at, len })
+                (target.len == 0).then(|| {
+                    *target = IntAt {
+                        off: f.off,
+                        len,
+                        shift: 64 - 8 * len,
+                    }
+                })
             };
             let addr = |target: &mut AddrAt, v6: bool| -> Option<()> {
                 // The other form already placed: this one is applied after it.
@@ -344,13 +352,13 @@ impl CoreLayout {
     }
 }
 
-/// The integer of `f` in `data` (present: `f.at > 0`), as [`read_fixed`] reads it.
+/// The integer of `f` in `data` (present: `f.len > 0`), as [`read_fixed`] reads it.
 #[inline(always)]
 fn int_at(data: &[u8], f: IntAt) -> u64 {
-    let (off, len) = (usize::from(f.at - 1), usize::from(f.len));
+    let off = usize::from(f.off);
     match data.get(off..off + 8).map(<[u8; 8]>::try_from) {
-        Some(Ok(w)) => u64::from_be_bytes(w) >> (64 - 8 * len as u32),
-        _ => data.get(off..off + len).map_or(0, uint),
+        Some(Ok(w)) => u64::from_be_bytes(w) >> f.shift,
+        _ => data.get(off..off + usize::from(f.len)).map_or(0, uint),
     }
 }
 
@@ -782,7 +790,7 @@ pub(crate) fn read_core(
     if data.len() < record_len {
         return Err(RecordTruncated);
     }
-    let int = |f: IntAt| (f.at != 0).then(|| int_at(data, f));
+    let int = |f: IntAt| (f.len != 0).then(|| int_at(data, f));
     addr_at(data, &mut rec.src_addr, l.src);
     addr_at(data, &mut rec.dst_addr, l.dst);
     if let Some(v) = int(l.src_port) {
