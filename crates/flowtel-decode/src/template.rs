@@ -832,7 +832,7 @@ pub(crate) fn read_core(
     if let Some(v) = int(l.application_id) {
         rec.application_id = Some(v);
     }
-    for (f, k) in l.vals.iter().take(usize::from(l.vals_len)) {
+    for (f, k) in l.vals.get(..usize::from(l.vals_len)).unwrap_or_default() {
         s.set(*k, int_at(data, *f));
     }
     Ok(record_len)
