@@ -881,7 +881,7 @@ impl RollupSet {
             .fold(RecordFields::CORE, |set, d| set | d.record_fields())
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, e: &Enriched<'_>) {
         for r in &mut self.rollups {
             r.push(e);
