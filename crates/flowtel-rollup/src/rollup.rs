@@ -580,16 +580,33 @@ pub const BATCH: usize = 32;
 const PREFETCH_FROM_KEYS: usize = 8192;
 
 /// The keys of the records pushed since the last [`Rollup::settle`], back to back, and for
-/// each its hash, where it ends and its value. Every batched record is in the open window
-/// (opening another settles first).
+/// each where it ends, its value and (from the settle on) its hash. Every batched record is
+/// in the open window (opening another settles first).
+///
+/// The keys are hashed when the batch is settled, not as they are pushed: the hash reads a
+/// key in 8-byte words just after the key was written a few bytes at a time, and a load
+/// that spans several smaller stores still in flight cannot take its bytes from them (no
+/// store-to-load forwarding); it waits until they reach the cache. A batch later they have.
 #[derive(Debug, Default)]
 struct Batch {
     keys: Vec<u8>,
     pending: Vec<Pending>,
 }
 
+impl Batch {
+    /// Hash every pending key.
+    fn hash(&mut self, hasher: &SeedableRandomState) {
+        let mut from = 0;
+        for p in &mut self.pending {
+            p.hash = key_hash(hasher, self.keys.get(from..p.end).unwrap_or_default());
+            from = p.end;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
+    /// Set by [`Batch::hash`].
     hash: u64,
     end: usize,
     value: u64,
@@ -740,11 +757,10 @@ impl Rollup {
                 self.country_db.clone(),
             ));
         }
-        let from = self.batch.keys.len();
         encode_key(&self.def, e, &mut self.batch.keys);
-        let key = self.batch.keys.get(from..).unwrap_or_default();
+        // The hash is left to `settle` (see `Batch`).
         let pending = Pending {
-            hash: key_hash(&self.def.hasher, key),
+            hash: 0,
             end: self.batch.keys.len(),
             value,
         };
@@ -759,6 +775,7 @@ impl Rollup {
     pub fn settle(&mut self) {
         // A record is batched only once its window is open, and closing it settles first.
         if let Some(w) = self.open.as_mut() {
+            self.batch.hash(&self.def.hasher);
             w.add_batch(&self.batch.keys, &self.batch.pending);
         }
         self.batch.keys.clear();
@@ -1010,33 +1027,38 @@ fn encode_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
 fn encode_default_key(def: &Def, e: &Enriched<'_>, out: &mut Vec<u8>) {
     let r = e.record;
     put_str(out, e.device_name);
-    // The fixed-size part is written into one stack buffer and appended at once: a `Vec`
-    // write per field (capacity check, length update) cost about as much as the fields.
-    let mut buf = [0u8; FIXED_KEY_MAX];
-    let mut n = addr_into(&mut buf, 0, r.src_addr);
-    n = addr_into(&mut buf, n, r.dst_addr);
+    // The fixed-size part is written in place: room for the longest is appended (a copy of a
+    // constant length is a few moves), the fields are written into it and the unused end is
+    // cut. A `Vec` write per field (capacity check, length update) cost about as much as the
+    // fields; a stack buffer copied over afterwards read it back in 16-byte loads across the
+    // fields' narrower stores, which cannot be forwarded (see `Batch`) and stalled.
+    let start = out.len();
+    out.extend_from_slice(&[0; FIXED_KEY_MAX]);
+    let Some(buf) = out
+        .get_mut(start..)
+        .and_then(|b| <&mut [u8; FIXED_KEY_MAX]>::try_from(b).ok())
+    else {
+        return;
+    };
+    let mut n = addr_into(buf, 0, r.src_addr);
+    n = addr_into(buf, n, r.dst_addr);
     let (src, dst) = (key_port(def, r.src_port), key_port(def, r.dst_port));
     let [s0, s1] = src.to_be_bytes();
     let [d0, d1] = dst.to_be_bytes();
-    n = bytes_into(&mut buf, n, &[s0, s1, d0, d1, r.ip_protocol]);
+    n = bytes_into(buf, n, &[s0, s1, d0, d1, r.ip_protocol]);
     match r.application_name.as_deref() {
         Some(name) => {
-            n = bytes_into(&mut buf, n, &[APP_NAMED]);
-            out.extend_from_slice(buf.get(..n).unwrap_or_default());
+            n = bytes_into(buf, n, &[APP_NAMED]);
+            out.truncate(start + n);
             put_str(out, name);
-            n = 0;
         }
         None => {
             let [a0, a1] = e.application.unwrap_or(u16::MAX).to_be_bytes();
-            n = bytes_into(&mut buf, n, &[APP_IANA, r.ip_protocol, a0, a1]);
+            n = bytes_into(buf, n, &[APP_IANA, r.ip_protocol, a0, a1]);
+            // The countries come from the addresses when the window is finished (`Def`).
+            out.truncate(start + n);
         }
     }
-    // The countries come from the addresses when the window is finished (`Def`). The whole
-    // buffer is appended and the unused end cut: a copy of a constant length is a few moves,
-    // one of `n` bytes a call to `memcpy`.
-    let end = out.len() + n;
-    out.extend_from_slice(&buf);
-    out.truncate(end);
 }
 
 /// The longest fixed-size part of a default key: two IPv6 addresses with their tags, ports,
