@@ -21,11 +21,7 @@ use flowtel_rollup::{
 
 #[path = "support/records.rs"]
 mod records;
-use records::{N, records};
-
-/// Records handed to the enricher at a time, as the daemon's decoder hands over a data set's
-/// records: softflowd's NetFlow v9 data sets hold about four.
-const RECORDS_PER_SET: usize = 4;
+use records::{N, Sets, flows};
 
 /// CPU time consumed by this thread.
 fn cpu_time() -> Duration {
@@ -80,7 +76,7 @@ fn bench(c: &mut Criterion) {
         ("5k_flows+net_dims", 5_000, Some(&table), net_dims),
     ];
     for (name, distinct, networks, rollup) in cases {
-        let recs = records(distinct);
+        let flows = flows(distinct);
         g.bench_function(name, |b| {
             let mut set = RollupSet::new(std::slice::from_ref(&rollup)).unwrap();
             // As the daemon's metrics-only pipeline (countries looked up per emitted series).
@@ -89,12 +85,13 @@ fn bench(c: &mut Criterion) {
             if let Some(t) = networks {
                 enricher = enricher.with_networks(Arc::clone(t));
             }
+            let mut sets = Sets::new();
             b.iter_custom(|iters| {
                 let start = cpu_time();
                 for _ in 0..iters {
-                    for set_of_records in recs.chunks(RECORDS_PER_SET) {
-                        enricher.enrich_each(set_of_records, None, |e| set.push(e));
-                    }
+                    sets.each(&flows, |records| {
+                        enricher.enrich_each(records, None, |e| set.push(e));
+                    });
                     black_box(set.rollups()[0].keys_tracked());
                 }
                 cpu_time().saturating_sub(start)
@@ -108,15 +105,18 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("networks");
     g.throughput(Throughput::Elements(2 * N as u64));
     for (name, distinct) in [("lookup_5k_flows", 5_000u32), ("lookup_random", u32::MAX)] {
-        let recs = records(distinct);
+        let flows = flows(distinct);
         g.bench_function(name, |b| {
+            let mut sets = Sets::new();
             b.iter_custom(|iters| {
                 let start = cpu_time();
                 for _ in 0..iters {
-                    for r in &recs {
-                        black_box(r.src_addr.and_then(|a| table.lookup(a)));
-                        black_box(r.dst_addr.and_then(|a| table.lookup(a)));
-                    }
+                    sets.each(&flows, |records| {
+                        for r in records {
+                            black_box(r.src_addr.and_then(|a| table.lookup(a)));
+                            black_box(r.dst_addr.and_then(|a| table.lookup(a)));
+                        }
+                    });
                 }
                 cpu_time().saturating_sub(start)
             });

@@ -17,7 +17,7 @@ use flowtel_rollup::{CountryDb, EnrichConfig, Enricher, RollupConfig, RollupSet}
 
 #[path = "../benches/support/records.rs"]
 mod records;
-use records::records;
+use records::{Sets, flows};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -27,7 +27,7 @@ fn main() {
         _ => 5_000,
     };
     let passes: usize = args.next().and_then(|p| p.parse().ok()).unwrap_or(3);
-    let recs = records(distinct);
+    let flows = flows(distinct);
     let mut set = RollupSet::new(&[RollupConfig::default()]).expect("default rollup is valid");
     // As the daemon's metrics-only pipeline: countries are looked up for the emitted series.
     let mut enricher =
@@ -39,10 +39,11 @@ fn main() {
         set.set_country_db(Some(db));
     }
     // A data set's records at a time, as the push bench and the daemon.
+    let mut sets = Sets::new();
     for _ in 0..passes {
-        for set_of_records in recs.chunks(4) {
-            enricher.enrich_each(set_of_records, None, |e| set.push(e));
-        }
+        sets.each(&flows, |records| {
+            enricher.enrich_each(records, None, |e| set.push(e));
+        });
     }
     let keys = set.rollups().first().map_or(0, |r| r.keys_tracked());
     let points: usize = set.flush_all().iter().map(|b| b.points.len()).sum();
