@@ -23,8 +23,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let distinct = match args.next().as_deref() {
         Some("random_sources") => u32::MAX,
-        Some(n) if n.parse::<u32>().is_ok_and(|n| n > 0) => n.parse().unwrap_or(5_000),
-        _ => 5_000,
+        // `5k_flows` or a number of distinct flows.
+        Some(n) => n.parse().ok().filter(|n| *n > 0).unwrap_or(5_000),
+        None => 5_000,
     };
     let passes: usize = args.next().and_then(|p| p.parse().ok()).unwrap_or(3);
     let flows = flows(distinct);

@@ -566,8 +566,8 @@ impl WindowAggregate {
 /// A push is the key's encoding, then (at the batch's settle, hashed there: see [`Batch`]) a
 /// lookup in a table of up to `max_keys` keys (100 000 by default: megabytes, beyond the
 /// core's own caches) that waits on three memory reads one after another: the index slot, the
-/// entry, the key's bytes. Pushed one by one
-/// between the rest of each record's work (decoding, enrichment), every lookup waits alone.
+/// entry, the key's bytes. Pushed one by one between the rest of each record's work
+/// (decoding, enrichment), every lookup waits alone.
 /// Batched, the batch's reads are made ahead in passes of independent loads
 /// (`WindowAggregate::read_ahead`) and the adds find their data in the cache. The order of
 /// the adds is unchanged, so the sums, the evictions and their error bounds are the same as
