@@ -677,7 +677,8 @@ impl Decoder {
             return;
         }
         // A periodic refresh of the same template changes nothing but its age: recognised by
-        // its field list, before compiling it again.
+        // its field list, before compiling it again (`refresh` has already taken one repeated
+        // byte for byte, without parsing it).
         if let Some(scope) = self.scopes.get_mut(&key)
             && let Some(t) = scope.templates.get_mut(&id)
             && t.template.options == options
@@ -716,12 +717,8 @@ impl Decoder {
             Some(scope) => {
                 scope.last_used = scope.last_used.max(now);
                 let full = scope.templates.len() >= max_templates;
-                match scope.templates.get_mut(&id) {
-                    // A periodic refresh of the same template changes nothing but its age.
-                    Some(t) if *t.template == tmpl => {
-                        t.last_used = t.last_used.max(now);
-                        return;
-                    }
+                // A refresh of the same template returned above (same kind and fields).
+                match scope.templates.get(&id) {
                     // Template id reuse replaces the old definition (RFC 7011 §8, RFC 3954
                     // §5.2).
                     Some(_) => {}
