@@ -397,9 +397,6 @@ impl WorkerPipeline {
                 }
             }
         });
-        // The datagram's records are batched in the rollups: added now, so that the window
-        // counts are whole between datagrams.
-        self.rollups.settle();
         if now_ns.saturating_sub(self.last_snapshot_ns) >= SNAPSHOT_EVERY_NS {
             self.snapshot(stats, now_ns);
         }
@@ -423,6 +420,9 @@ impl WorkerPipeline {
 
     fn snapshot(&mut self, stats: &mut WorkerStats, now_ns: u64) {
         self.last_snapshot_ns = now_ns;
+        // The rollups' batches span datagrams (see `Rollup::settle`); added now, the
+        // published key counts include every record taken so far.
+        self.rollups.settle();
         stats.snapshot = Some(PipelineSnapshot {
             decoder: DecoderSnapshot {
                 stats: self.decoder.stats().clone(),
