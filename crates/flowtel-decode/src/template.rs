@@ -72,6 +72,8 @@ pub(crate) struct Template {
     /// The fixed-offset plan as straight-line reads, when it is made only of the fields
     /// [`CoreLayout`] covers.
     pub core: Option<CoreLayout>,
+    /// Otherwise, when it is made only of the fields [`WideLayout`] covers.
+    pub wide: Option<WideLayout>,
     /// Every record is `min_len` bytes and gives exactly one flow: the template has a fixed
     /// plan and no NSEL responder counter (which adds a reverse flow).
     pub one_flow_per_record: bool,
@@ -179,6 +181,10 @@ impl Template {
         let checked = ops.iter().any(|o| o.max != u64::MAX);
         let fixed = (!checked).then(|| fixed_plan(&ops)).flatten();
         let core = fixed.as_deref().and_then(CoreLayout::of);
+        let wide = match core {
+            Some(_) => None,
+            None => fixed.as_deref().and_then(WideLayout::of),
+        };
         let responder = |o: &Op| {
             matches!(
                 o.slot,
@@ -195,6 +201,7 @@ impl Template {
             min_len,
             fixed,
             core,
+            wide,
             one_flow_per_record,
             wire: Box::default(),
         })
@@ -296,31 +303,8 @@ impl CoreLayout {
     fn of(plan: &[FixedOp]) -> Option<CoreLayout> {
         let mut l = CoreLayout::default();
         for f in plan {
-            let at = f.off.checked_add(1)?;
-            let int = |target: &mut IntAt| -> Option<()> {
-                let len = u8::try_from(f.op.len)
-                    .ok()
-                    .filter(|n| (1..=8).contains(n))?;
-                (target.len == 0).then(|| {
-                    *target = IntAt {
-                        off: f.off,
-                        len,
-                        shift: 64 - 8 * len,
-                    }
-                })
-            };
-            let addr = |target: &mut AddrAt, v6: bool| -> Option<()> {
-                // The other form already placed: this one is applied after it.
-                let v6_first = !v6 && target.v6 != 0;
-                let (slot, len) = if v6 {
-                    (&mut target.v6, 16)
-                } else {
-                    (&mut target.v4, 4)
-                };
-                (*slot == 0 && f.op.len == len).then(|| *slot = at)?;
-                target.v6_first = v6_first;
-                Some(())
-            };
+            let int = |target: &mut IntAt| int_field(f, target);
+            let addr = |target: &mut AddrAt, v6: bool| addr_field(f, target, v6);
             match f.op.slot {
                 Slot::SrcV4 => addr(&mut l.src, false)?,
                 Slot::SrcV6 => addr(&mut l.src, true)?,
@@ -348,6 +332,130 @@ impl CoreLayout {
                 _ => return None,
             }
         }
+        Some(l)
+    }
+}
+
+/// Place the integer step `f` in `target`, which must be empty: `None` when it is not an
+/// integer of 1 to 8 bytes or the field came before.
+fn int_field(f: &FixedOp, target: &mut IntAt) -> Option<()> {
+    let len = u8::try_from(f.op.len)
+        .ok()
+        .filter(|n| (1..=8).contains(n))?;
+    (target.len == 0).then(|| {
+        *target = IntAt {
+            off: f.off,
+            len,
+            shift: 64 - 8 * len,
+        }
+    })
+}
+
+/// Place the address step `f` (the IPv6 form when `v6`) in `target`: `None` when that form
+/// came before or is not of its length.
+fn addr_field(f: &FixedOp, target: &mut AddrAt, v6: bool) -> Option<()> {
+    let at = f.off.checked_add(1)?;
+    // The other form already placed: this one is applied after it.
+    let v6_first = !v6 && target.v6 != 0;
+    let (slot, len) = if v6 {
+        (&mut target.v6, 16)
+    } else {
+        (&mut target.v4, 4)
+    };
+    (*slot == 0 && f.op.len == len).then(|| *slot = at)?;
+    target.v6_first = v6_first;
+    Some(())
+}
+
+/// A [`CoreLayout`] and the fields beyond it that routers' templates commonly carry: TCP
+/// flags, prefix lengths, next hops, start and end times in seconds or milliseconds, VLAN
+/// ids, MAC addresses, TTL and forwarding status. With every field read (`flowtel decode`, the
+/// per-flow sinks), a typical template has some of these, so the core layout alone rarely
+/// applies and each field went through [`apply`]'s dispatch. Built for plans whose every step
+/// is a core field or one of these, each at most once. Only the appending reader uses it:
+/// the streamed records are emptied by [`clear_core`], which empties the core layout's fields
+/// only. Reads exactly what [`read_fixed`] reads (a test holds them to the same records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WideLayout {
+    core: CoreLayout,
+    tcp_flags: IntAt,
+    src_mask: IntAt,
+    dst_mask: IntAt,
+    next_hop: AddrAt,
+    bgp_next_hop: AddrAt,
+    vlan: IntAt,
+    dst_vlan: IntAt,
+    ip_ttl: IntAt,
+    forwarding_status: IntAt,
+    /// MAC addresses' offsets plus one (0: absent).
+    src_mac: u16,
+    dst_mac: u16,
+    /// Start and end times: the field, the scratch value it sets and the factor to
+    /// nanoseconds; the first `times_len`.
+    times: [(IntAt, Val, u64); 2],
+    times_len: u8,
+}
+
+impl WideLayout {
+    /// The layout of `plan`, when every step is a field of the core layout or of this one,
+    /// once, and one at least is of this one.
+    fn of(plan: &[FixedOp]) -> Option<WideLayout> {
+        let none = IntAt::default();
+        let mut l = WideLayout {
+            core: CoreLayout::default(),
+            tcp_flags: none,
+            src_mask: none,
+            dst_mask: none,
+            next_hop: AddrAt::default(),
+            bgp_next_hop: AddrAt::default(),
+            vlan: none,
+            dst_vlan: none,
+            ip_ttl: none,
+            forwarding_status: none,
+            src_mac: 0,
+            dst_mac: 0,
+            times: [(none, Val::StartNs, 0); 2],
+            times_len: 0,
+        };
+        let mut core = Vec::with_capacity(plan.len());
+        for f in plan {
+            let mac = |target: &mut u16| -> Option<()> {
+                (*target == 0 && f.op.len == 6).then(|| *target = f.off + 1)
+            };
+            let mut time = |k: Val, factor: u64| -> Option<()> {
+                let n = usize::from(l.times_len);
+                let seen = l.times.get(..n)?.iter().any(|t| t.1 == k);
+                let mut at = IntAt::default();
+                int_field(f, &mut at)?;
+                *l.times.get_mut(n).filter(|_| !seen)? = (at, k, factor);
+                l.times_len += 1;
+                Some(())
+            };
+            match f.op.slot {
+                Slot::StartSecs => time(Val::StartNs, 1_000_000_000)?,
+                Slot::EndSecs => time(Val::EndNs, 1_000_000_000)?,
+                Slot::StartMillis => time(Val::StartNs, 1_000_000)?,
+                Slot::EndMillis => time(Val::EndNs, 1_000_000)?,
+                Slot::TcpFlags => int_field(f, &mut l.tcp_flags)?,
+                Slot::SrcMask => int_field(f, &mut l.src_mask)?,
+                Slot::DstMask => int_field(f, &mut l.dst_mask)?,
+                Slot::NextHopV4 => addr_field(f, &mut l.next_hop, false)?,
+                Slot::NextHopV6 => addr_field(f, &mut l.next_hop, true)?,
+                Slot::BgpNextHopV4 => addr_field(f, &mut l.bgp_next_hop, false)?,
+                Slot::BgpNextHopV6 => addr_field(f, &mut l.bgp_next_hop, true)?,
+                Slot::Vlan => int_field(f, &mut l.vlan)?,
+                Slot::DstVlan => int_field(f, &mut l.dst_vlan)?,
+                Slot::IpTtl => int_field(f, &mut l.ip_ttl)?,
+                Slot::ForwardingStatus => int_field(f, &mut l.forwarding_status)?,
+                Slot::SrcMac => mac(&mut l.src_mac)?,
+                Slot::DstMac => mac(&mut l.dst_mac)?,
+                _ => core.push(*f),
+            }
+        }
+        // The core's scratch values never include the times' (those come only from the
+        // slots above), so the order of the two sets does not matter.
+        (core.len() < plan.len()).then_some(())?;
+        l.core = CoreLayout::of(&core)?;
         Some(l)
     }
 }
@@ -604,6 +712,9 @@ pub(crate) fn read_record<'a>(
     if let Some(layout) = &template.core {
         return read_core(layout, template.min_len, data, rec, scratch);
     }
+    if let Some(layout) = &template.wide {
+        return read_wide(layout, template.min_len, data, rec, scratch);
+    }
     if let Some(plan) = &template.fixed {
         return read_fixed(template, plan, data, rec, scratch, keep_unknown);
     }
@@ -836,6 +947,58 @@ pub(crate) fn read_core(
         s.set(*k, int_at(data, *f));
     }
     Ok(record_len)
+}
+
+/// [`read_record`] with a template's [`WideLayout`]: its core fields as [`read_core`]
+/// reads them, then the others, each stored as [`apply`] stores it.
+#[inline]
+fn read_wide(
+    l: &WideLayout,
+    record_len: usize,
+    data: &[u8],
+    rec: &mut FlowRecord,
+    s: &mut Scratch<'_>,
+) -> Result<usize, RecordTruncated> {
+    let used = read_core(&l.core, record_len, data, rec, s)?;
+    let int = |f: IntAt| (f.len != 0).then(|| int_at(data, f));
+    if let Some(v) = int(l.tcp_flags) {
+        rec.tcp_flags = v as u16;
+    }
+    if let Some(v) = int(l.src_mask) {
+        rec.src_prefix_len = Some(v as u8);
+    }
+    if let Some(v) = int(l.dst_mask) {
+        rec.dst_prefix_len = Some(v as u8);
+    }
+    addr_at(data, &mut rec.next_hop, l.next_hop);
+    addr_at(data, &mut rec.bgp_next_hop, l.bgp_next_hop);
+    if let Some(v) = int(l.vlan) {
+        rec.vlan = Some((v & 0x0FFF) as u16);
+        rec.src_vlan = rec.vlan;
+    }
+    if let Some(v) = int(l.dst_vlan) {
+        rec.dst_vlan = Some((v & 0x0FFF) as u16);
+    }
+    if let Some(v) = int(l.ip_ttl) {
+        rec.ip_ttl = Some(v as u8);
+    }
+    if let Some(v) = int(l.forwarding_status) {
+        rec.forwarding_status = Some(v as u8);
+    }
+    let mac_at = |at: u16| {
+        let off = usize::from(at.wrapping_sub(1));
+        data.get(off..off + 6).and_then(mac)
+    };
+    if l.src_mac != 0 {
+        rec.src_mac = mac_at(l.src_mac);
+    }
+    if l.dst_mac != 0 {
+        rec.dst_mac = mac_at(l.dst_mac);
+    }
+    for (f, k, factor) in l.times.get(..usize::from(l.times_len)).unwrap_or_default() {
+        s.set(*k, int_at(data, *f).saturating_mul(*factor));
+    }
+    Ok(used)
 }
 
 /// Apply one field's value: `slot` (the op's, or for a reverse element its forward slot),
@@ -1628,6 +1791,122 @@ mod tests {
             t.fixed.is_some() && t.core.is_none(),
             "more scratch values than the layout holds"
         );
+    }
+
+    #[test]
+    fn the_wide_layout_reads_what_the_fixed_plan_reads() {
+        let v4 = [spec(0, 8, 4), spec(0, 12, 4)];
+        let v6 = [spec(0, 27, 16), spec(0, 28, 16)];
+        // Ports, protocol, ToS, direction, interfaces, AS; octets, packets, v9's uptime times.
+        let core = [
+            spec(0, 7, 2),
+            spec(0, 11, 2),
+            spec(0, 4, 1),
+            spec(0, 5, 1),
+            spec(0, 61, 1),
+            spec(0, 10, 2),
+            spec(0, 14, 4),
+            spec(0, 16, 4),
+            spec(0, 17, 2),
+            spec(0, 1, 8),
+            spec(0, 2, 4),
+            spec(0, 22, 4),
+            spec(0, 21, 4),
+        ];
+        // TCP flags, prefix lengths, next hop, BGP next hop, VLANs, TTL, forwarding status,
+        // MACs.
+        let wide = [
+            spec(0, 6, 1),
+            spec(0, 9, 1),
+            spec(0, 13, 1),
+            spec(0, 15, 4),
+            spec(0, 18, 4),
+            spec(0, 58, 2),
+            spec(0, 59, 2),
+            spec(0, 192, 1),
+            spec(0, 89, 1),
+            spec(0, 56, 6),
+            spec(0, 80, 6),
+        ];
+        let next_hops_v6 = [spec(0, 62, 16), spec(0, 63, 16)];
+        // flowStartMilliseconds / flowEndMilliseconds, flowStartSeconds / flowEndSeconds.
+        let millis = [spec(0, 152, 8), spec(0, 153, 8)];
+        let secs = [spec(0, 150, 4), spec(0, 151, 4)];
+        let templates: Vec<Vec<FieldSpec>> = vec![
+            // The decode bench's router template.
+            [&v4[..], &core, &wide[..4]].concat(),
+            [&v4[..], &core, &wide, &millis].concat(),
+            [&v6[..], &wide, &core[..5], &secs, &next_hops_v6].concat(),
+            // Both next hop forms, in either order (the unspecified one must not win).
+            [&v4[..], &wide[3..5], &next_hops_v6, &core[9..11]].concat(),
+            [&next_hops_v6[..], &v4, &wide[3..5], &core[9..11]].concat(),
+            [&millis[..1], &secs[1..], &wide[..1]].concat(),
+        ];
+        for fields in &templates {
+            let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
+            let wide = Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap();
+            assert!(
+                wide.core.is_none() && wide.wide.is_some(),
+                "{fields:?} has a wide layout"
+            );
+            let fixed = Template {
+                wide: None,
+                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
+            };
+            let generic = Template {
+                wide: None,
+                fixed: None,
+                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
+            };
+            // Records of varied bytes, some with an address form zeroed, the last one ending
+            // where the data ends; read and finished.
+            for seed in 0..64usize {
+                let mut data: Vec<u8> = (0..len)
+                    .map(|i| ((i + 1) * (seed * 7 + 13) + seed) as u8)
+                    .collect();
+                if seed % 3 == 0 {
+                    data[..4].fill(0);
+                }
+                if seed % 5 == 0 {
+                    let zero = len.min(40);
+                    data[..zero].fill(0);
+                }
+                let read = |t: &Template| {
+                    let mut rec =
+                        FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+                    let mut s = Scratch::default();
+                    let used = read_record(t, &data, &mut rec, &mut s, false).unwrap();
+                    let scratch = (s.present, s.vals);
+                    let base = TimeBase {
+                        export_ns: 1_700_000_000_000_000_000,
+                        sys_uptime_ms: Some(1_000_000),
+                        sys_init_ms: None,
+                    };
+                    finish(&mut rec, &s, &base, SflowBytes::Frame);
+                    (used, rec, scratch)
+                };
+                let want = read(&fixed);
+                assert_eq!(read(&wide), want, "{fields:?} seed {seed}");
+                assert_eq!(read(&generic), want, "{fields:?} seed {seed}");
+            }
+            let mut rec =
+                FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+            let short = vec![1u8; len - 1];
+            let r = read_record(&wide, &short, &mut rec, &mut Scratch::default(), false);
+            assert_eq!(r, Err(RecordTruncated));
+        }
+        // A core layout is preferred; a field neither covers, a field twice, or two start
+        // times keep the step-by-step plan.
+        let t = Template::compile(false, [&v4[..], &core].concat(), &[], RecordFields::ALL);
+        assert!(t.is_some_and(|t| t.core.is_some() && t.wide.is_none()));
+        for fields in [
+            [&v4[..], &wide, &[spec(0, 60, 1), spec(0, 31, 4)]].concat(),
+            [&v4[..], &wide[..1], &wide[..1]].concat(),
+            [&v4[..], &millis[..1], &secs[..1]].concat(),
+        ] {
+            let t = Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap();
+            assert!(t.fixed.is_some() && t.wide.is_none(), "{fields:?}");
+        }
     }
 
     #[test]
