@@ -360,21 +360,28 @@ impl DecodeOutput {
     }
 }
 
-/// The records [`Decoder::decode_streaming`] reads in place: records read with a core layout
-/// go into these, kept from one data set and one message to the next, and are lent to the
-/// sink [`STREAM_CHUNK`] at a time (see [`Streamed::lend`]). Only that reader writes them.
+/// The records [`Decoder::decode_streaming`] reads in place: records read with a core or a
+/// wide layout go into these, kept from one data set and one message to the next, and are
+/// lent to the sink [`STREAM_CHUNK`] at a time (see [`Streamed::lend`]). Only those readers
+/// write them.
 #[derive(Debug, Default)]
 pub(crate) struct Streamed {
     records: Vec<FlowRecord>,
     /// The first `len` of `records` are read and not yet lent.
     len: usize,
+    /// A record was read with a wide layout since the last lend: the records are emptied of
+    /// that layout's fields when they are lent (`template::clear_wide`), so that `next`
+    /// empties the core layout's only and the metrics-only path, whose templates have core
+    /// layouts, pays nothing per record for it.
+    pub(crate) wide: bool,
 }
 
 impl Streamed {
     /// The place for the next record, after lending the chunk when it is full: emptied of
     /// what reading the last record there set (`template::clear_core`) and stamped with the
     /// message's origin. [`Streamed::read`] counts it once it is read. Always `Some`.
-    #[inline]
+    /// Inlined into each layout's reading loop: a call per record costs more than the rest.
+    #[inline(always)]
     pub(crate) fn next(&mut self, sink: &mut dyn FlowSink, meta: &Meta) -> Option<&mut FlowRecord> {
         if self.len >= STREAM_CHUNK {
             self.lend(sink);
@@ -409,6 +416,10 @@ impl Streamed {
         let n = std::mem::take(&mut self.len);
         if let Some(made) = self.records.get(..n).filter(|m| !m.is_empty()) {
             sink.flows(made);
+        }
+        if std::mem::take(&mut self.wide) {
+            // Every place, the one of a record whose reading failed too.
+            self.records.iter_mut().for_each(template::clear_wide);
         }
     }
 

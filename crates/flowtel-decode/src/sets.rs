@@ -149,31 +149,23 @@ impl<'t> DataSet<'t> {
         let new_record = || FlowRecord::new(meta.exporter, meta.protocol, meta.received_ns);
         if let Some(sink) = sink.as_deref_mut()
             && tmpl.one_flow_per_record
-            && let Some(layout) = &tmpl.core
         {
             // Read into the decoder's own records, lent to the sink a chunk at a time: a chunk
             // may span the message's data sets.
-            let count = data.len() / tmpl.min_len;
-            let mut done = 0;
-            while done < count {
-                let Some(rec) = streamed.next(sink, meta) else {
-                    break; // never: the place is always made
-                };
-                let at = done * tmpl.min_len;
-                let rest = data.get(at..).unwrap_or_default();
-                let core = |rec: &mut FlowRecord, s: &mut Scratch<'_>| {
+            if let Some(layout) = &tmpl.core {
+                let read = |rest: &[u8], rec: &mut FlowRecord, s: &mut Scratch<'_>| {
                     template::read_core(layout, tmpl.min_len, rest, rec, s)
                 };
-                if self.read_with(rec, s, stats, core).is_err() {
-                    // Not reached with whole records, as below.
-                    err(report, ErrorKind::Truncated, offset + at, "data record");
-                    break;
-                }
-                streamed.read();
-                done += 1;
+                return self.stream(stats, streamed, sink, meta, data, offset, s, report, read);
             }
-            stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
-            return done;
+            if let Some(layout) = &tmpl.wide {
+                // The records are emptied of the wide layout's fields once lent.
+                streamed.wide = true;
+                let read = |rest: &[u8], rec: &mut FlowRecord, s: &mut Scratch<'_>| {
+                    template::read_wide(layout, tmpl.min_len, rest, rec, s)
+                };
+                return self.stream(stats, streamed, sink, meta, data, offset, s, report, read);
+            }
         }
         if tmpl.one_flow_per_record {
             // Every record is `min_len` bytes and gives one flow: the set's flows are made in
@@ -227,6 +219,47 @@ impl<'t> DataSet<'t> {
             streamed.hand_over(&mut out.flows, first, sink);
         }
         made
+    }
+
+    /// Read the set's records, `min_len` bytes each and one flow each, into the decoder's own
+    /// records with `read` (a layout's reader) and lend them to `sink` a chunk at a time.
+    /// Returns the flow records made.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn stream<'a>(
+        &mut self,
+        stats: &mut DecoderStats,
+        streamed: &mut Streamed,
+        sink: &mut dyn FlowSink,
+        meta: &Meta,
+        data: &'a [u8],
+        offset: usize,
+        s: &mut Scratch<'a>,
+        report: &mut DatagramReport,
+        read: impl Fn(&'a [u8], &mut FlowRecord, &mut Scratch<'a>) -> Result<usize, RecordTruncated>,
+    ) -> usize {
+        let tmpl = self.tmpl;
+        let count = data.len() / tmpl.min_len;
+        let mut done = 0;
+        while done < count {
+            let Some(rec) = streamed.next(sink, meta) else {
+                break; // never: the place is always made
+            };
+            let at = done * tmpl.min_len;
+            let rest = data.get(at..).unwrap_or_default();
+            if self
+                .read_with(rec, s, stats, |rec, s| read(rest, rec, s))
+                .is_err()
+            {
+                // Not reached with whole records, as below.
+                err(report, ErrorKind::Truncated, offset + at, "data record");
+                break;
+            }
+            streamed.read();
+            done += 1;
+        }
+        stats.fields_out_of_range += u64::from(std::mem::take(&mut s.out_of_range));
+        done
     }
 
     /// Read one data record at the start of `data` into `rec` (made by [`FlowRecord::new`])

@@ -372,9 +372,9 @@ fn addr_field(f: &FixedOp, target: &mut AddrAt, v6: bool) -> Option<()> {
 /// ids, MAC addresses, TTL and forwarding status. With every field read (`flowtel decode`, the
 /// per-flow sinks), a typical template has some of these, so the core layout alone rarely
 /// applies and each field went through [`apply`]'s dispatch. Built for plans whose every step
-/// is a core field or one of these, each at most once. Only the appending reader uses it:
-/// the streamed records are emptied by [`clear_core`], which empties the core layout's fields
-/// only. Reads exactly what [`read_fixed`] reads (a test holds them to the same records).
+/// is a core field or one of these, each at most once. Streamed records it was read into are
+/// emptied by [`clear_wide`] as well as [`clear_core`]. Reads exactly what [`read_fixed`]
+/// reads (a test holds them to the same records).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WideLayout {
     core: CoreLayout,
@@ -886,6 +886,21 @@ pub(crate) fn clear_core(rec: &mut FlowRecord) {
     rec.sampling_source = SamplingSource::Unknown;
 }
 
+/// Empty again the fields of `rec` that reading a record with a [`WideLayout`] sets beyond
+/// what [`clear_core`] empties (`finish` derives nothing more from them). A field
+/// [`read_wide`] comes to set must be added here or to [`clear_core`].
+#[inline]
+pub(crate) fn clear_wide(rec: &mut FlowRecord) {
+    rec.tcp_flags = 0;
+    rec.src_prefix_len = None;
+    rec.dst_prefix_len = None;
+    rec.next_hop = None;
+    rec.bgp_next_hop = None;
+    rec.src_vlan = None;
+    rec.dst_vlan = None;
+    rec.forwarding_status = None;
+}
+
 /// [`read_record`] with a template's [`CoreLayout`]; `record_len` is the record's length.
 /// Each field is stored as [`apply`] stores it.
 #[inline]
@@ -952,7 +967,7 @@ pub(crate) fn read_core(
 /// [`read_record`] with a template's [`WideLayout`]: its core fields as [`read_core`]
 /// reads them, then the others, each stored as [`apply`] stores it.
 #[inline]
-fn read_wide(
+pub(crate) fn read_wide(
     l: &WideLayout,
     record_len: usize,
     data: &[u8],

@@ -550,6 +550,132 @@ fn streaming_empties_what_one_record_set_before_the_next() {
     assert_eq!(seen, [one_set, one_set].concat());
 }
 
+/// Every field read: a router template with TCP flags, prefix lengths, next hops and VLANs
+/// (a wide layout) streams into the decoder's records like a core template does, and a core
+/// template's records read into the same places afterwards keep none of the wide fields.
+#[test]
+fn streaming_empties_what_a_wide_layout_set_before_a_core_one() {
+    // Addresses, ports, protocol, octets, packets; 6 tcpFlags, 9/13 prefix lengths,
+    // 15 ipNextHopIPv4Address, 18 bgpNextHopIPv4Address, 58/59 VLAN ids, 89 forwardingStatus.
+    let core = [
+        f(8, 4),
+        f(12, 4),
+        f(7, 2),
+        f(11, 2),
+        f(4, 1),
+        f(1, 4),
+        f(2, 4),
+    ];
+    let extra = [
+        f(6, 1),
+        f(9, 1),
+        f(13, 1),
+        f(15, 4),
+        f(18, 4),
+        f(58, 2),
+        f(59, 2),
+        f(89, 1),
+    ];
+    let wide_template = [&core[..], &extra].concat();
+    let base = |i: u8| {
+        vec![
+            vec![10, 0, 0, i],
+            vec![10, 0, 1, i],
+            1024u16.to_be_bytes().to_vec(),
+            443u16.to_be_bytes().to_vec(),
+            vec![6],
+            (1500 * u32::from(i)).to_be_bytes().to_vec(),
+            u32::from(i).to_be_bytes().to_vec(),
+        ]
+    };
+    let wide_record = |i: u8| {
+        let mut parts = base(i);
+        parts.extend([
+            vec![0x1b],
+            vec![24],
+            vec![16],
+            vec![192, 0, 2, i],
+            vec![198, 51, 100, i],
+            100u16.to_be_bytes().to_vec(),
+            200u16.to_be_bytes().to_vec(),
+            vec![64],
+        ]);
+        rec(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    };
+    let core_record = |i: u8| rec(&base(i).iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let msg = || Msg::v9(1, 10_000, 1_700_000_000);
+    let datagrams = [
+        msg()
+            .template(300, &wide_template)
+            .template(301, &core)
+            .build(),
+        msg()
+            .data(300, &(1..=4).map(wide_record).collect::<Vec<_>>())
+            .build(),
+        msg()
+            .data(301, &(5..=8).map(core_record).collect::<Vec<_>>())
+            .build(),
+    ];
+    let (flows, sink) = decode_both_ways(&DecoderConfig::default(), &datagrams);
+    assert_eq!(flows.len(), 8);
+    assert_eq!(
+        sink.places.len(),
+        4,
+        "the core set is read into the wide set's records"
+    );
+    let wide = flows.first().expect("a wide record");
+    assert_eq!(
+        (
+            wide.tcp_flags,
+            wide.src_prefix_len,
+            wide.dst_prefix_len,
+            wide.next_hop,
+            wide.bgp_next_hop,
+            wide.vlan,
+            wide.dst_vlan,
+            wide.forwarding_status,
+        ),
+        (
+            0x1b,
+            Some(24),
+            Some(16),
+            Some("192.0.2.1".parse().unwrap()),
+            Some("198.51.100.1".parse().unwrap()),
+            Some(100),
+            Some(200),
+            Some(64),
+        )
+    );
+    for r in &flows[4..] {
+        let empty = FlowRecord::new(r.exporter, r.flow_protocol, r.time_received_ns);
+        assert_eq!(
+            (
+                r.tcp_flags,
+                r.src_prefix_len,
+                r.dst_prefix_len,
+                r.next_hop,
+                r.bgp_next_hop,
+                r.vlan,
+                r.src_vlan,
+                r.dst_vlan,
+                r.forwarding_status,
+            ),
+            (
+                empty.tcp_flags,
+                empty.src_prefix_len,
+                empty.dst_prefix_len,
+                empty.next_hop,
+                empty.bgp_next_hop,
+                empty.vlan,
+                empty.src_vlan,
+                empty.dst_vlan,
+                empty.forwarding_status,
+            ),
+            "{r:?}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
