@@ -1720,6 +1720,59 @@ mod tests {
         assert_eq!(t.fixed.map(|p| p.len()), Some(14));
     }
 
+    /// `t`, compiled from `fields` with a layout, reads what the same template's fixed plan and
+    /// general reader read: records of varied bytes, some with an address form zeroed, the
+    /// last one ending where the data ends, give the same length, scratch values and finished
+    /// record; a record shorter than the template is truncated.
+    fn reads_what_the_plan_reads(fields: &[FieldSpec], t: &Template) {
+        let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
+        let compile = || Template::compile(false, fields.to_vec(), &[], RecordFields::ALL);
+        let fixed = Template {
+            core: None,
+            wide: None,
+            ..compile().unwrap()
+        };
+        let generic = Template {
+            core: None,
+            wide: None,
+            fixed: None,
+            ..compile().unwrap()
+        };
+        let base = TimeBase {
+            export_ns: 1_700_000_000_000_000_000,
+            sys_uptime_ms: Some(1_000_000),
+            sys_init_ms: None,
+        };
+        for seed in 0..64usize {
+            let mut data: Vec<u8> = (0..len)
+                .map(|i| ((i + 1) * (seed * 7 + 13) + seed) as u8)
+                .collect();
+            if seed % 3 == 0 {
+                data[..4].fill(0);
+            }
+            if seed % 5 == 0 {
+                let zero = len.min(40);
+                data[..zero].fill(0);
+            }
+            let read = |t: &Template| {
+                let mut rec =
+                    FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+                let mut s = Scratch::default();
+                let used = read_record(t, &data, &mut rec, &mut s, false).unwrap();
+                let scratch = (s.present, s.vals);
+                finish(&mut rec, &s, &base, SflowBytes::Frame);
+                (used, rec, scratch)
+            };
+            let want = read(&fixed);
+            assert_eq!(read(t), want, "{fields:?} seed {seed}");
+            assert_eq!(read(&generic), want, "{fields:?} seed {seed}");
+        }
+        let mut rec = FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
+        let short = vec![1u8; len - 1];
+        let r = read_record(t, &short, &mut rec, &mut Scratch::default(), false);
+        assert_eq!(r, Err(RecordTruncated));
+    }
+
     #[test]
     fn the_core_layout_reads_what_the_fixed_plan_reads() {
         let v4 = [spec(0, 8, 4), spec(0, 12, 4)];
@@ -1749,48 +1802,9 @@ mod tests {
             [&vals[..2], &v4[..1]].concat(),
         ];
         for fields in &templates {
-            let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
             let core = Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap();
             assert!(core.core.is_some(), "{fields:?} has a core layout");
-            let fixed = Template {
-                core: None,
-                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
-            };
-            let generic = Template {
-                core: None,
-                fixed: None,
-                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
-            };
-            // Records of varied bytes, some with an address form zeroed, the last one ending
-            // where the data ends.
-            for seed in 0..64usize {
-                let mut data: Vec<u8> = (0..len)
-                    .map(|i| ((i + 1) * (seed * 7 + 13) + seed) as u8)
-                    .collect();
-                if seed % 3 == 0 {
-                    data[..4].fill(0);
-                }
-                if seed % 5 == 0 {
-                    let zero = len.min(40);
-                    data[..zero].fill(0);
-                }
-                let read = |t: &Template| {
-                    let mut rec =
-                        FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
-                    let mut s = Scratch::default();
-                    let used = read_record(t, &data, &mut rec, &mut s, false).unwrap();
-                    (used, rec, s.present, s.vals)
-                };
-                let want = read(&fixed);
-                assert_eq!(read(&core), want, "{fields:?} seed {seed}");
-                assert_eq!(read(&generic), want, "{fields:?} seed {seed}");
-            }
-            // A record shorter than the template is truncated, as with the plan.
-            let mut rec =
-                FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
-            let short = vec![1u8; len - 1];
-            let r = read_record(&core, &short, &mut rec, &mut Scratch::default(), false);
-            assert_eq!(r, Err(RecordTruncated));
+            reads_what_the_plan_reads(fields, &core);
         }
         // A field the layout does not cover, or a field twice, keeps the step-by-step plan.
         let tcp_flags = [&v4[..], &[spec(0, 6, 1)]].concat();
@@ -1858,57 +1872,12 @@ mod tests {
             [&millis[..1], &secs[1..], &wide[..1]].concat(),
         ];
         for fields in &templates {
-            let len: usize = fields.iter().map(|f| usize::from(f.len)).sum();
             let wide = Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap();
             assert!(
                 wide.core.is_none() && wide.wide.is_some(),
                 "{fields:?} has a wide layout"
             );
-            let fixed = Template {
-                wide: None,
-                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
-            };
-            let generic = Template {
-                wide: None,
-                fixed: None,
-                ..Template::compile(false, fields.clone(), &[], RecordFields::ALL).unwrap()
-            };
-            // Records of varied bytes, some with an address form zeroed, the last one ending
-            // where the data ends; read and finished.
-            for seed in 0..64usize {
-                let mut data: Vec<u8> = (0..len)
-                    .map(|i| ((i + 1) * (seed * 7 + 13) + seed) as u8)
-                    .collect();
-                if seed % 3 == 0 {
-                    data[..4].fill(0);
-                }
-                if seed % 5 == 0 {
-                    let zero = len.min(40);
-                    data[..zero].fill(0);
-                }
-                let read = |t: &Template| {
-                    let mut rec =
-                        FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
-                    let mut s = Scratch::default();
-                    let used = read_record(t, &data, &mut rec, &mut s, false).unwrap();
-                    let scratch = (s.present, s.vals);
-                    let base = TimeBase {
-                        export_ns: 1_700_000_000_000_000_000,
-                        sys_uptime_ms: Some(1_000_000),
-                        sys_init_ms: None,
-                    };
-                    finish(&mut rec, &s, &base, SflowBytes::Frame);
-                    (used, rec, scratch)
-                };
-                let want = read(&fixed);
-                assert_eq!(read(&wide), want, "{fields:?} seed {seed}");
-                assert_eq!(read(&generic), want, "{fields:?} seed {seed}");
-            }
-            let mut rec =
-                FlowRecord::new("192.0.2.1:2055".parse().unwrap(), FlowProtocol::Ipfix, 1);
-            let short = vec![1u8; len - 1];
-            let r = read_record(&wide, &short, &mut rec, &mut Scratch::default(), false);
-            assert_eq!(r, Err(RecordTruncated));
+            reads_what_the_plan_reads(fields, &wide);
         }
         // A core layout is preferred; a field neither covers, a field twice, or two start
         // times keep the step-by-step plan.
