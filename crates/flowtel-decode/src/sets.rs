@@ -156,15 +156,19 @@ impl<'t> DataSet<'t> {
                 let read = |rest: &[u8], rec: &mut FlowRecord, s: &mut Scratch<'_>| {
                     template::read_core(layout, tmpl.min_len, rest, rec, s)
                 };
-                return self.stream(stats, streamed, sink, meta, data, offset, s, report, read);
+                let wide = false;
+                return self.stream(
+                    stats, streamed, sink, meta, data, offset, s, report, read, wide,
+                );
             }
             if let Some(layout) = &tmpl.wide {
-                // The records are emptied of the wide layout's fields once lent.
-                streamed.wide = true;
                 let read = |rest: &[u8], rec: &mut FlowRecord, s: &mut Scratch<'_>| {
                     template::read_wide(layout, tmpl.min_len, rest, rec, s)
                 };
-                return self.stream(stats, streamed, sink, meta, data, offset, s, report, read);
+                let wide = true;
+                return self.stream(
+                    stats, streamed, sink, meta, data, offset, s, report, read, wide,
+                );
             }
         }
         if tmpl.one_flow_per_record {
@@ -222,8 +226,10 @@ impl<'t> DataSet<'t> {
     }
 
     /// Read the set's records, `min_len` bytes each and one flow each, into the decoder's own
-    /// records with `read` (a layout's reader) and lend them to `sink` a chunk at a time.
-    /// Returns the flow records made.
+    /// records with `read` (a layout's reader) and lend them to `sink` a chunk at a time;
+    /// `wide`: `read` is a wide layout's, whose fields are emptied when the records are lent
+    /// (marked after each record: a lend within the set unmarks them). Returns the flow
+    /// records made.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn stream<'a>(
@@ -237,6 +243,7 @@ impl<'t> DataSet<'t> {
         s: &mut Scratch<'a>,
         report: &mut DatagramReport,
         read: impl Fn(&'a [u8], &mut FlowRecord, &mut Scratch<'a>) -> Result<usize, RecordTruncated>,
+        wide: bool,
     ) -> usize {
         let tmpl = self.tmpl;
         let count = data.len() / tmpl.min_len;
@@ -252,9 +259,11 @@ impl<'t> DataSet<'t> {
                 .is_err()
             {
                 // Not reached with whole records, as below.
+                streamed.wide |= wide;
                 err(report, ErrorKind::Truncated, offset + at, "data record");
                 break;
             }
+            streamed.wide |= wide;
             streamed.read();
             done += 1;
         }

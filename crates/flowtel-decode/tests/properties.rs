@@ -609,18 +609,19 @@ fn streaming_empties_what_a_wide_layout_set_before_a_core_one() {
             .template(300, &wide_template)
             .template(301, &core)
             .build(),
+        // More records than a chunk: the wide set is lent in two.
         msg()
-            .data(300, &(1..=4).map(wide_record).collect::<Vec<_>>())
+            .data(300, &(1..=40).map(wide_record).collect::<Vec<_>>())
             .build(),
         msg()
-            .data(301, &(5..=8).map(core_record).collect::<Vec<_>>())
+            .data(301, &(41..=80).map(core_record).collect::<Vec<_>>())
             .build(),
     ];
     let (flows, sink) = decode_both_ways(&DecoderConfig::default(), &datagrams);
-    assert_eq!(flows.len(), 8);
+    assert_eq!(flows.len(), 80);
     assert_eq!(
         sink.places.len(),
-        4,
+        32,
         "the core set is read into the wide set's records"
     );
     let wide = flows.first().expect("a wide record");
@@ -646,7 +647,7 @@ fn streaming_empties_what_a_wide_layout_set_before_a_core_one() {
             Some(64),
         )
     );
-    for r in &flows[4..] {
+    for r in &flows[40..] {
         let empty = FlowRecord::new(r.exporter, r.flow_protocol, r.time_received_ns);
         assert_eq!(
             (
