@@ -420,7 +420,8 @@ impl WideLayout {
         let mut core = Vec::with_capacity(plan.len());
         for f in plan {
             let mac = |target: &mut u16| -> Option<()> {
-                (*target == 0 && f.op.len == 6).then(|| *target = f.off + 1)
+                let at = f.off.checked_add(1)?;
+                (*target == 0 && f.op.len == 6).then(|| *target = at)
             };
             let mut time = |k: Val, factor: u64| -> Option<()> {
                 let n = usize::from(l.times_len);
