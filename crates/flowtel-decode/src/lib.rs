@@ -549,7 +549,7 @@ pub struct Decoder {
     /// Reused per datagram: templates learnt, to release pending sets.
     learnt: Vec<(scope::ScopeKey, u16)>,
     /// Reused by [`Decoder::decode_streaming`]: the records of a message's data sets read
-    /// with a core layout, at most [`STREAM_CHUNK`] at a time.
+    /// with a core or a wide layout, at most [`STREAM_CHUNK`] at a time.
     streamed: Streamed,
 }
 
@@ -668,6 +668,7 @@ impl Decoder {
     ///
     /// Records read with a compiled core layout (see `template::CoreLayout`: the common
     /// NetFlow v9 and IPFIX templates once the record fields are narrowed to what the rollups
+    /// read) or wide layout (`template::WideLayout`: common router templates with every field
     /// read) are read into records the decoder keeps from one data set to the next, set back
     /// to empty only in the fields that reading can set, and handed over `STREAM_CHUNK` (32) at
     /// a time, across the message's data sets: a metrics-only pipeline neither builds a whole

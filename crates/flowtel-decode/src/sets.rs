@@ -128,9 +128,9 @@ impl<'t> DataSet<'t> {
 
     /// Read every record of the set's `data` (at `offset` in the datagram); trailing bytes
     /// shorter than the smallest record are padding (RFC 7011 §3.3.1). Returns the flow
-    /// records made. With a sink, records read with a core layout go into `streamed`; the
-    /// others are appended to `out` and handed over at once. `s` is the message's scratch,
-    /// reused by each of its data sets.
+    /// records made. With a sink, records read with a core or a wide layout go into
+    /// `streamed`; the others are appended to `out` and handed over at once. `s` is the
+    /// message's scratch, reused by each of its data sets.
     #[allow(clippy::too_many_arguments)]
     fn read_flows<'a>(
         &mut self,
@@ -289,7 +289,7 @@ impl<'t> DataSet<'t> {
     }
 
     /// [`DataSet::read`] with the record's fields read by `read` (the template's reader, or
-    /// its core layout's when the caller knows it has one).
+    /// its core or wide layout's when the caller knows it has one).
     #[inline(always)]
     fn read_with<'a>(
         &mut self,
