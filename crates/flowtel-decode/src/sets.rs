@@ -254,16 +254,14 @@ impl<'t> DataSet<'t> {
             };
             let at = done * tmpl.min_len;
             let rest = data.get(at..).unwrap_or_default();
-            if self
-                .read_with(rec, s, stats, |rec, s| read(rest, rec, s))
-                .is_err()
-            {
+            let read = self.read_with(rec, s, stats, |rec, s| read(rest, rec, s));
+            // The place may hold the layout's fields, read or not.
+            streamed.wide |= wide;
+            if read.is_err() {
                 // Not reached with whole records, as below.
-                streamed.wide |= wide;
                 err(report, ErrorKind::Truncated, offset + at, "data record");
                 break;
             }
-            streamed.wide |= wide;
             streamed.read();
             done += 1;
         }
