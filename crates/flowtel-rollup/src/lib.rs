@@ -67,12 +67,14 @@
 //! into one reusable buffer, hashes it once (foldhash, seeded at random once per process, so
 //! workers agree on hashes when merging) and looks it up in an open-addressing index of its
 //! own (`index.rs`: 8-byte slots, each a 32-bit hash tag and an entry's position) into the
-//! window's entries: a new key's bytes are appended to one byte arena and its entry to one
-//! vector, in order, rather than boxed or written into a bucket at random, and compaction
-//! rebuilds both with the kept keys. The lookups are batched ([`rollup::BATCH`], and
-//! [`RollupSet::settle`] after each datagram); once a window outgrows the core's caches, a
-//! batch's index slots, then its entries and key bytes, are read in passes of independent
-//! loads before the adds, so that the whole batch's cache misses are under way at once.
+//! window's entries: a new key's entry is appended to one vector, in order, rather than boxed
+//! or written into a bucket at random, with the key's bytes in the entry (one cache line) when
+//! they fit in 32 and appended to one byte arena otherwise; compaction rebuilds both with the
+//! kept keys. The lookups are batched ([`rollup::BATCH`] records, across datagrams; taking
+//! windows settles first, and so does [`RollupSet::settle`]); once a window outgrows the
+//! core's caches, a batch's index slots, then its entries (and a long key's bytes), are read
+//! in passes of independent loads before the adds, so that the whole batch's cache misses are
+//! under way at once.
 //! A new window reserves the previous window's key count and arena size, so a steady key
 //! stream does not regrow the table every interval. Attribute strings are built only for the
 //! emitted top-K at [`WindowAggregate::finish`].

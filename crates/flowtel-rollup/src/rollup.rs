@@ -113,31 +113,61 @@ impl Slot {
     }
 }
 
-/// One tracked key: its sums and where its bytes are in the aggregate's arena. 32 bytes,
-/// aligned to 32, so an entry never straddles two cache lines: a lookup reads one line for
-/// it, the one the batch's reads ahead loaded (`WindowAggregate::read_ahead`). At 40 bytes,
-/// half the entries straddled two, and the line not read ahead was a miss of its own.
+/// One tracked key: its sums and its bytes, in the entry itself when they fit
+/// ([`INLINE_KEY`] bytes, a default key with an IPv4 flow and a short device name) and in the
+/// aggregate's arena otherwise. 64 bytes, aligned to 64, so an entry is exactly one cache
+/// line: a lookup of an inline key reads that one line for its sums and its bytes, the one
+/// the batch's reads ahead loaded (`WindowAggregate::read_ahead`). With every key in the
+/// arena (32-byte entries), a lookup in a window larger than the caches waited on the entry
+/// and then, at an address only the entry gives, on the key.
 #[derive(Debug, Clone, Copy)]
-#[repr(align(32))]
+#[repr(align(64))]
 struct Entry {
     /// The key's hash, kept so the table grows without reading keys back.
     hash: u64,
     slot: Slot,
-    /// The key's bytes are `arena[off..off + len]`: `off << LEN_BITS | len`.
+    /// `off << LEN_BITS | len`: the key's length and, for a key longer than [`INLINE_KEY`],
+    /// its place in the arena (`arena[off..off + len]`).
     at: u64,
+    /// The key's bytes when it is at most [`INLINE_KEY`] bytes long.
+    inline: [u8; INLINE_KEY],
 }
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+/// Key bytes an [`Entry`] holds itself: what is left of its cache line.
+const INLINE_KEY: usize = 32;
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// Bits of [`Entry::at`] for the key's length: keys are at most a few kilobytes (names are
 /// cut at 255 bytes), and the arena's offsets take the other 40 bits (1 TiB).
 const LEN_BITS: u32 = 24;
 
 impl Entry {
-    fn new(hash: u64, off: usize, len: usize, slot: Slot) -> Entry {
-        let mut e = Entry { hash, slot, at: 0 };
-        e.place(off, len);
+    /// An entry for `key`, whose bytes go into the entry or, when longer than
+    /// [`INLINE_KEY`], at the end of `arena`.
+    fn new(hash: u64, key: &[u8], arena: &mut Vec<u8>, slot: Slot) -> Entry {
+        let mut e = Entry {
+            hash,
+            slot,
+            at: 0,
+            inline: [0; INLINE_KEY],
+        };
+        e.store(key, arena);
         e
+    }
+
+    /// Put `key`'s bytes in the entry, or at the end of `arena` if they do not fit.
+    fn store(&mut self, key: &[u8], arena: &mut Vec<u8>) {
+        match self.inline.get_mut(..key.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(key);
+                self.place(0, key.len());
+            }
+            None => {
+                self.place(arena.len(), key.len());
+                arena.extend_from_slice(key);
+            }
+        }
     }
 
     /// Where the key's bytes are. (Offsets and lengths beyond the fields' widths cannot
@@ -156,13 +186,25 @@ impl Entry {
     fn len(&self) -> usize {
         (self.at & ((1 << LEN_BITS) - 1)) as usize
     }
+
+    /// The key is in the entry, not in the arena.
+    #[inline(always)]
+    fn is_inline(&self) -> bool {
+        self.len() <= INLINE_KEY
+    }
 }
 
-/// The key bytes of `e`; empty if `arena` is not the one `e` was stored in (never the case).
-fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
-    arena
-        .get(e.off()..e.off().saturating_add(e.len()))
-        .unwrap_or_default()
+/// The key bytes of `e`: its own, or those in `arena` (empty if `arena` is not the one `e`
+/// was stored in, which is never the case).
+#[inline(always)]
+fn key_of<'a>(arena: &'a [u8], e: &'a Entry) -> &'a [u8] {
+    if e.is_inline() {
+        e.inline.get(..e.len()).unwrap_or_default()
+    } else {
+        arena
+            .get(e.off()..e.off().saturating_add(e.len()))
+            .unwrap_or_default()
+    }
 }
 
 /// The hash of `key`'s bytes. Written to the hasher as they are, without `hash_one`'s length
@@ -246,15 +288,16 @@ fn partition(v: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
 /// other instances of the same rollup (per-core workers) before [`WindowAggregate::finish`]
 /// selects the top-K.
 ///
-/// Keys live back to back in one byte arena and their entries back to back in one vector, in
-/// the order they came; the index (`KeyIndex`, `index.rs`) holds each entry's position under
-/// its hash. A new key costs no allocation of its own, and its entry is appended where the
-/// previous one was written: with the entries themselves in a hash table's buckets
-/// (megabytes, at random), every new key cost an entry's write to memory far from the cache.
-/// The index is 2 MiB when full (default `max_keys`, at most half its slots used), and a
-/// lookup waits on its slot, its entry and its key, hence the batches ([`BATCH`]) and the
-/// reads ahead (`WindowAggregate::read_ahead`). Compaction rebuilds the arena and the index
-/// with the kept keys.
+/// Entries live back to back in one vector, in the order their keys came, each holding its
+/// key's bytes when they fit ([`INLINE_KEY`]); longer keys live back to back in one byte
+/// arena. The index (`KeyIndex`, `index.rs`) holds each entry's position under its hash. A
+/// new key costs no allocation of its own, and its entry is appended where the previous one
+/// was written: with the entries themselves in a hash table's buckets (megabytes, at random),
+/// every new key cost an entry's write to memory far from the cache. The index is 2 MiB when
+/// full (default `max_keys`, at most half its slots used), and a lookup waits on its slot,
+/// then its entry (and a long key's bytes), hence the batches ([`BATCH`]) and the reads ahead
+/// (`WindowAggregate::read_ahead`). Compaction rebuilds the arena and the index with the kept
+/// keys.
 #[derive(Debug)]
 pub struct WindowAggregate {
     def: Arc<Def>,
@@ -372,10 +415,13 @@ impl WindowAggregate {
         for p in pending {
             let candidate = self.index.candidate(p.hash);
             if let Some(e) = candidate.and_then(|i| self.entries.get(i)) {
-                // The key's first and last bytes: a key may straddle two cache lines.
-                let first = self.arena.get(e.off()).copied().unwrap_or_default();
-                let last = self.arena.get(e.off() + e.len().saturating_sub(1));
-                seen ^= e.slot.value ^ u64::from(first) ^ u64::from(last.copied().unwrap_or(0));
+                seen ^= e.slot.value;
+                if !e.is_inline() {
+                    // The key's first and last bytes: a key may straddle two cache lines.
+                    let first = self.arena.get(e.off()).copied().unwrap_or_default();
+                    let last = self.arena.get(e.off() + e.len().saturating_sub(1));
+                    seen ^= u64::from(first) ^ u64::from(last.copied().unwrap_or(0));
+                }
             }
         }
         std::hint::black_box(seen);
@@ -399,9 +445,8 @@ impl WindowAggregate {
 
     /// Insert a key known to be absent.
     fn insert_new(&mut self, hash: u64, key: &[u8], slot: Slot) {
-        let off = self.arena.len();
-        self.arena.extend_from_slice(key);
-        self.entries.push(Entry::new(hash, off, key.len(), slot));
+        self.entries
+            .push(Entry::new(hash, key, &mut self.arena, slot));
         self.index(self.entries.len() - 1);
     }
 
@@ -431,13 +476,14 @@ impl WindowAggregate {
             self.keys_evicted += 1;
         }
         self.entries.truncate(keep);
-        // The kept keys move to a fresh arena; the index is rebuilt in its own capacity.
+        // The kept keys of the arena move to a fresh one; the index is rebuilt in its own
+        // capacity.
         let capacity = self.arena.capacity();
         let old = std::mem::replace(&mut self.arena, Vec::with_capacity(capacity));
-        for e in &mut self.entries {
-            let key = key_of(&old, e);
-            e.place(self.arena.len(), key.len());
-            self.arena.extend_from_slice(key);
+        for e in self.entries.iter_mut().filter(|e| !e.is_inline()) {
+            let (off, len) = (e.off(), e.len());
+            let key = old.get(off..off + len).unwrap_or_default();
+            e.store(key, &mut self.arena);
         }
         self.index.clear();
         for i in 0..self.entries.len() {
@@ -1401,17 +1447,28 @@ mod tests {
     use crate::config::EnrichConfig;
     use crate::enrich::Enricher;
 
-    /// An entry keeps its key's place whole, beyond 4 GiB of arena too.
+    /// An entry keeps a key of up to `INLINE_KEY` bytes itself and a longer one in the arena,
+    /// and its place whole, beyond 4 GiB of arena too.
     #[test]
-    fn entries_keep_their_keys_place() {
+    fn entries_keep_their_keys() {
         let slot = Slot { value: 7, err: 1 };
-        for (off, len) in [(0, 0), (33, 29), (5 << 32, 300), ((1 << 40) - 1, 4095)] {
-            let mut e = Entry::new(9, off, len, slot);
-            assert_eq!((e.off(), e.len(), e.hash, e.slot), (off, len, 9, slot));
-            e.place(len, off % 1000);
-            assert_eq!((e.off(), e.len()), (len, off % 1000));
+        let mut arena = vec![0xee; 3];
+        for len in [0, 1, INLINE_KEY - 1, INLINE_KEY, INLINE_KEY + 1, 300] {
+            let key: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let before = arena.len();
+            let e = Entry::new(9, &key, &mut arena, slot);
+            assert_eq!((e.hash, e.slot, e.len()), (9, slot, len));
+            assert_eq!(key_of(&arena, &e), key);
+            assert_eq!(e.is_inline(), len <= INLINE_KEY);
+            let grew = if len <= INLINE_KEY { 0 } else { len };
+            assert_eq!(arena.len(), before + grew, "key of {len} bytes");
         }
-        assert_eq!(std::mem::align_of::<Entry>(), 32);
+        for (off, len) in [(5 << 32, 300), ((1 << 40) - 1, 4095)] {
+            let mut e = Entry::new(9, &[], &mut arena, slot);
+            e.place(off, len);
+            assert_eq!((e.off(), e.len()), (off, len));
+        }
+        assert_eq!(std::mem::align_of::<Entry>(), 64);
     }
 
     /// `select_best` keeps the same entries as one selection by the full rank, however many
@@ -1419,7 +1476,12 @@ mod tests {
     #[test]
     fn select_best_keeps_what_a_full_rank_selection_keeps() {
         use proptest::prelude::*;
-        let entry = (0u64..4, 0u64..3, proptest::collection::vec(0u8..3, 0..4));
+        // Keys kept in the entry and in the arena (a long common prefix), tied or not.
+        let key = (any::<bool>(), proptest::collection::vec(0u8..3, 0..4)).prop_map(|(long, k)| {
+            let prefix = if long { INLINE_KEY } else { 0 };
+            std::iter::repeat_n(7, prefix).chain(k).collect::<Vec<u8>>()
+        });
+        let entry = (0u64..4, 0u64..3, key);
         let mut runner = proptest::test_runner::TestRunner::default();
         runner
             .run(
@@ -1432,8 +1494,7 @@ mod tests {
                             value: *value,
                             err: *err,
                         };
-                        entries.push(Entry::new(0, arena.len(), key.len(), slot));
-                        arena.extend_from_slice(key);
+                        entries.push(Entry::new(0, key, &mut arena, slot));
                     }
                     let kept = |v: &[Entry]| {
                         let mut k: Vec<(u64, u64, Vec<u8>)> = v
