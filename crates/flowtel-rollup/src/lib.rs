@@ -69,7 +69,7 @@
 //! own (`index.rs`: 8-byte slots, each a 32-bit hash tag and an entry's position) into the
 //! window's entries: a new key's entry is appended to one vector, in order, rather than boxed
 //! or written into a bucket at random, with the key's bytes in the entry (one cache line) when
-//! they fit in 32 and appended to one byte arena otherwise; compaction rebuilds both with the
+//! they fit in 36 and appended to one byte arena otherwise; compaction rebuilds both with the
 //! kept keys. The lookups are batched ([`rollup::BATCH`] records, across datagrams; taking
 //! windows settles first, and so does [`RollupSet::settle`]); once a window outgrows the
 //! core's caches, a batch's index slots, then its entries (and a long key's bytes), are read

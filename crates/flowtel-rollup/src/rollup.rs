@@ -114,33 +114,30 @@ impl Slot {
 }
 
 /// One tracked key: its sums and its bytes, in the entry itself when they fit
-/// ([`INLINE_KEY`] bytes, a default key with an IPv4 flow and a short device name) and in the
-/// aggregate's arena otherwise. 64 bytes, aligned to 64, so an entry is exactly one cache
-/// line: a lookup of an inline key reads that one line for its sums and its bytes, the one
-/// the batch's reads ahead loaded (`WindowAggregate::read_ahead`). With every key in the
-/// arena (32-byte entries), a lookup in a window larger than the caches waited on the entry
-/// and then, at an address only the entry gives, on the key.
+/// ([`INLINE_KEY`] bytes: a default key of an IPv4 flow from a device named by its address
+/// or by a name of up to 16 bytes) and in the aggregate's arena otherwise. 64 bytes, aligned
+/// to 64, so an entry is exactly one cache line: a lookup of an inline key reads that one line
+/// for its sums and its bytes, the one the batch's reads ahead loaded
+/// (`WindowAggregate::read_ahead`). With every key in the arena (32-byte entries), a lookup in
+/// a window larger than the caches waited on the entry and then, at an address only the entry
+/// gives, on the key.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Entry {
     /// The key's hash, kept so the table grows without reading keys back.
     hash: u64,
     slot: Slot,
-    /// `off << LEN_BITS | len`: the key's length and, for a key longer than [`INLINE_KEY`],
-    /// its place in the arena (`arena[off..off + len]`).
-    at: u64,
-    /// The key's bytes when it is at most [`INLINE_KEY`] bytes long.
-    inline: [u8; INLINE_KEY],
+    /// The key's length.
+    len: u32,
+    /// The key's bytes when it is at most [`INLINE_KEY`] bytes long; otherwise its first
+    /// eight bytes are the key's offset in the arena (`arena[off..off + len]`).
+    bytes: [u8; INLINE_KEY],
 }
 
 /// Key bytes an [`Entry`] holds itself: what is left of its cache line.
-const INLINE_KEY: usize = 32;
+const INLINE_KEY: usize = 36;
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
-
-/// Bits of [`Entry::at`] for the key's length: keys are at most a few kilobytes (names are
-/// cut at 255 bytes), and the arena's offsets take the other 40 bits (1 TiB).
-const LEN_BITS: u32 = 24;
 
 impl Entry {
     /// An entry for `key`, whose bytes go into the entry or, when longer than
@@ -149,8 +146,8 @@ impl Entry {
         let mut e = Entry {
             hash,
             slot,
-            at: 0,
-            inline: [0; INLINE_KEY],
+            len: 0,
+            bytes: [0; INLINE_KEY],
         };
         e.store(key, arena);
         e
@@ -158,10 +155,10 @@ impl Entry {
 
     /// Put `key`'s bytes in the entry, or at the end of `arena` if they do not fit.
     fn store(&mut self, key: &[u8], arena: &mut Vec<u8>) {
-        match self.inline.get_mut(..key.len()) {
+        match self.bytes.get_mut(..key.len()) {
             Some(inline) => {
                 inline.copy_from_slice(key);
-                self.place(0, key.len());
+                self.len = key.len() as u32;
             }
             None => {
                 self.place(arena.len(), key.len());
@@ -170,21 +167,26 @@ impl Entry {
         }
     }
 
-    /// Where the key's bytes are. (Offsets and lengths beyond the fields' widths cannot
-    /// occur: they would be a terabyte of keys, or one key of 16 MiB.)
+    /// A key longer than [`INLINE_KEY`] at `off` in the arena. (Keys are at most a few
+    /// kilobytes: names are cut at 255 bytes.)
     fn place(&mut self, off: usize, len: usize) {
-        let len = (len as u64).min((1 << LEN_BITS) - 1);
-        self.at = (off as u64) << LEN_BITS | len;
+        self.len = u32::try_from(len).unwrap_or(u32::MAX);
+        if let Some(at) = self.bytes.first_chunk_mut::<8>() {
+            *at = (off as u64).to_le_bytes();
+        }
     }
 
+    /// The arena offset of a key longer than [`INLINE_KEY`].
     #[inline(always)]
     fn off(&self) -> usize {
-        (self.at >> LEN_BITS) as usize
+        self.bytes
+            .first_chunk::<8>()
+            .map_or(0, |at| u64::from_le_bytes(*at) as usize)
     }
 
     #[inline(always)]
     fn len(&self) -> usize {
-        (self.at & ((1 << LEN_BITS) - 1)) as usize
+        self.len as usize
     }
 
     /// The key is in the entry, not in the arena.
@@ -199,7 +201,7 @@ impl Entry {
 #[inline(always)]
 fn key_of<'a>(arena: &'a [u8], e: &'a Entry) -> &'a [u8] {
     if e.is_inline() {
-        e.inline.get(..e.len()).unwrap_or_default()
+        e.bytes.get(..e.len()).unwrap_or_default()
     } else {
         arena
             .get(e.off()..e.off().saturating_add(e.len()))
@@ -1466,7 +1468,7 @@ mod tests {
         for (off, len) in [(5 << 32, 300), ((1 << 40) - 1, 4095)] {
             let mut e = Entry::new(9, &[], &mut arena, slot);
             e.place(off, len);
-            assert_eq!((e.off(), e.len()), (off, len));
+            assert_eq!((e.off(), e.len(), e.is_inline()), (off, len, false));
         }
         assert_eq!(std::mem::align_of::<Entry>(), 64);
     }

@@ -290,8 +290,9 @@ fn heavy_hitter_survives_eviction() {
 #[test]
 fn a_window_larger_than_the_caches_sums_every_key_exactly() {
     let keys = 20_000u32;
-    // A third of the keys IPv6 both ways, too long to be kept in the aggregate's entries:
-    // read ahead and compared in its arena; the others are kept in the entries.
+    // A third of the keys IPv6 both ways, too long with the device's name to be kept in the
+    // aggregate's entries: read ahead and compared in its arena; the others are kept in the
+    // entries.
     let addr = |k: u32| match k % 3 {
         0 => std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(k)).to_string(),
         _ => format!("10.{}.{}.{}", k >> 16, (k >> 8) & 255, k & 255),
@@ -317,7 +318,11 @@ fn a_window_larger_than_the_caches_sums_every_key_exactly() {
     let all = RollupConfig {
         top_k: keys as usize,
         max_keys: keys as usize,
-        dimensions: vec![Dimension::SrcAddr, Dimension::DstAddr],
+        dimensions: vec![
+            Dimension::DeviceName,
+            Dimension::SrcAddr,
+            Dimension::DstAddr,
+        ],
         ..RollupConfig::default()
     };
     let mut enricher = Enricher::new(&EnrichConfig::default());
