@@ -256,6 +256,47 @@ fn top_k_and_overflow_keep_the_total() {
     assert_eq!(st.windows_approximated, 0);
 }
 
+/// Series tied on their values are ranked by their keys' bytes, so the same input emits the
+/// same series in the same order whatever order its keys came in: here the lower source
+/// addresses, after the one larger series.
+#[test]
+fn tied_series_are_ranked_by_their_keys() {
+    let config = RollupConfig {
+        top_k: 3,
+        dimensions: vec![Dimension::SrcAddr],
+        ..RollupConfig::default()
+    };
+    for order in [
+        [5u8, 9, 2, 7, 0, 3, 8, 1, 6, 4],
+        [4, 6, 1, 8, 3, 0, 7, 2, 9, 5],
+    ] {
+        let records: Vec<_> = order
+            .iter()
+            .map(|k| {
+                let bytes = if *k == 7 { 200 } else { 100 };
+                rec(T0, &format!("10.0.0.{k}"), "10.0.0.99", 6, 1, 2, bytes)
+            })
+            .collect();
+        let (batches, _) = run(config.clone(), &records);
+        let got: Vec<(String, u64)> = batches[0]
+            .points
+            .iter()
+            .map(|p| match attrs(p).get("network.local.address") {
+                Some(AttrValue::Str(a)) => (a.to_string(), p.value),
+                _ => ("overflow".to_owned(), p.value),
+            })
+            .collect();
+        let want = [
+            ("10.0.0.7", 200),
+            ("10.0.0.0", 100),
+            ("10.0.0.1", 100),
+            ("overflow", 700),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|(a, v)| (a.to_string(), *v)).collect();
+        assert_eq!(got, want, "keys in the order {order:?}");
+    }
+}
+
 #[test]
 fn heavy_hitter_survives_eviction() {
     let config = RollupConfig {
