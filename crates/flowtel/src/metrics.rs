@@ -92,7 +92,8 @@ defs! {
     DATAGRAMS_DROPPED = "flowtel.datagrams.dropped", "{datagram}", Counter,
         "Datagrams received but not decoded, by reason.";
     SOCKET_DROPS = "flowtel.socket.drops", "{datagram}", Counter,
-        "Datagrams the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL).";
+        "Datagrams the kernel dropped because a socket's receive buffer was full (the drops of the \
+         daemon's sockets in /proc/net/udp).";
     RECEIVE_ERRORS = "flowtel.receive.errors", "{error}", Counter, "Failed receive system calls.";
     RECEIVE_BATCHES = "flowtel.receive.batches", "{batch}", Counter,
         "Receive system calls (recvmmsg) that returned datagrams; datagrams per batch show how well wake-ups are shared.";

@@ -262,6 +262,49 @@ fn a_busy_address_is_read_at_full_rate_while_the_others_are_idle() {
     }
 }
 
+/// A burst into the smallest receive buffer the kernel allows: every datagram is either
+/// decoded or counted in `flowtel_socket_drops_total`, with several sockets per worker and
+/// per listen address.
+#[test]
+fn every_datagram_is_decoded_or_counted_as_a_socket_drop() {
+    let (d, listen) = start_on(
+        &[
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ],
+        &[
+            "--workers",
+            "2",
+            "--recv-buffer-bytes",
+            "1",
+            "--sink",
+            "prometheus",
+        ],
+    );
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent: u32 = 3_000;
+    for seq in 0..sent {
+        sender
+            .send_to(&netflow_v5(&V5_FLOWS, seq * 2, 1_700_000_000, 0), listen[0])
+            .unwrap();
+    }
+    let decoded = |b: &str| {
+        sample(
+            b,
+            "flowtel_datagrams_total{exporter=\"127.0.0.1\",protocol=\"netflow_v5\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let drops = |b: &str| sample(b, "flowtel_socket_drops_total").unwrap_or(0.0);
+    let body = d.metrics_until("every datagram decoded or dropped", |b| {
+        decoded(b) + drops(b) == f64::from(sent)
+    });
+    assert!(drops(&body) > 0.0, "the burst fitted the buffer\n{body}");
+    assert!(decoded(&body) > 0.0, "{body}");
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
 #[test]
 fn a_window_closes_at_its_boundary_with_no_traffic_after_it() {
     let (d, listen) = start_on(

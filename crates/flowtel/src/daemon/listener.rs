@@ -24,9 +24,20 @@
 //! Sockets are non-blocking: the worker waits for readiness on all of its sockets at once (see
 //! `worker`), then takes one batch from each readable socket. On Linux a batch is one
 //! `recvmmsg(2)` call (through `nix`'s safe wrapper, since the workspace denies `unsafe`) with
-//! `MSG_DONTWAIT`, and SO_RXQ_OVFL makes every datagram carry the socket's cumulative kernel drop
-//! counter (socket(7)), which is how `flowtel.socket.drops` is measured. Elsewhere a `recv_from`
-//! loop fills the batch.
+//! `MSG_DONTWAIT`; elsewhere a `recv_from` loop fills the batch.
+//!
+//! # Kernel drops
+//!
+//! A datagram that arrives when a socket's receive buffer is full is dropped by the kernel and
+//! counted in the socket's `sk_drops`, which `/proc/net/udp{,6}` shows per socket inode (the
+//! `drops` column). [`KernelDrops`] reads it there for the daemon's sockets when the counters
+//! are read (`/metrics`, telemetry, the periodic log), which is how `flowtel.socket.drops` is
+//! measured. SO_RXQ_OVFL gives the same count on every datagram received, as a control
+//! message, but costs a control message per datagram in the kernel and a fresh set of
+//! `recvmmsg` headers per call (the kernel shrinks each header's control length to what it
+//! wrote, and nix's wrapper does not restore it): about 4 % of the daemon's CPU in a blast of
+//! NetFlow v9 (`examples/bench-peers.sh`), and it reported drops only once a later datagram
+//! arrived.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -121,11 +132,6 @@ pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocke
         let _ = socket.set_recv_buffer_size(recv_buffer_bytes);
     }
     socket.set_nonblocking(true)?;
-    #[cfg(target_os = "linux")]
-    {
-        // Best effort: without it socket drops are not measured, receiving still works.
-        let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
-    }
     socket.bind(&addr.into())?;
     let local = socket
         .local_addr()?
@@ -180,29 +186,100 @@ fn holder_once(port: u16) -> Option<String> {
     (!holders.is_empty()).then(|| holders.join(", "))
 }
 
-/// Inodes of the UDP sockets bound to local `port`, from `/proc/net/udp` and `/proc/net/udp6`
-/// (columns: `sl local_address rem_address st ... uid timeout inode`, the port in hex).
+/// Inodes of the UDP sockets bound to local `port`, from `/proc/net/udp` and `/proc/net/udp6`.
 fn udp_inodes(port: u16) -> Vec<u64> {
     let want = format!(":{port:04X}");
     let mut inodes = Vec::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+    for table in UDP_TABLES {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
         };
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
-                continue;
-            };
-            if local.ends_with(&want)
-                && let Ok(i) = inode.parse::<u64>()
-                && i != 0
-            {
-                inodes.push(i);
+        for row in udp_rows(&text) {
+            if row.local.ends_with(&want) {
+                inodes.push(row.inode);
             }
         }
     }
     inodes
+}
+
+/// The kernel's UDP socket tables (proc(5), `/proc/net/udp`).
+const UDP_TABLES: [&str; 2] = ["/proc/net/udp", "/proc/net/udp6"];
+
+/// One socket of a UDP table: its local address (hex, `:PORT` last), inode and drops.
+struct UdpRow<'a> {
+    local: &'a str,
+    inode: u64,
+    drops: u64,
+}
+
+/// The sockets of a UDP table's text, columns `sl local_address rem_address st
+/// tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops`; lines that do
+/// not parse, and sockets with no inode, are left out.
+fn udp_rows(text: &str) -> impl Iterator<Item = UdpRow<'_>> {
+    text.lines().skip(1).filter_map(|line| {
+        let mut cols = line.split_whitespace();
+        let local = cols.nth(1)?;
+        let inode = cols.nth(7)?.parse::<u64>().ok().filter(|i| *i != 0)?;
+        let drops = cols.nth(2)?.parse::<u64>().ok()?;
+        Some(UdpRow {
+            local,
+            inode,
+            drops,
+        })
+    })
+}
+
+/// The inode naming a socket in the UDP tables (`socket:[N]`, the target of its
+/// `/proc/self/fd` link); `None` where there is no `/proc`.
+pub fn socket_inode(socket: &impl std::os::fd::AsRawFd) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The kernel's drop counts of a set of UDP sockets (datagrams that found the receive buffer
+/// full), read from the UDP tables each time they are asked for: see the module's
+/// documentation.
+#[derive(Debug, Default)]
+pub struct KernelDrops {
+    /// The highest count read so far per socket inode. The tables are generated a page at a
+    /// time, so a socket opened or closed meanwhile can shift a line out of one reading; the
+    /// counts never go back for it (a socket's count only grows).
+    counts: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
+}
+
+impl KernelDrops {
+    /// The drops of the sockets with these inodes ([`socket_inode`]).
+    pub fn new(inodes: impl IntoIterator<Item = u64>) -> Self {
+        KernelDrops {
+            counts: std::sync::Mutex::new(inodes.into_iter().map(|i| (i, 0)).collect()),
+        }
+    }
+
+    /// The sockets' drops, summed, as the kernel counts them now. Never less than an earlier
+    /// answer; 0 where the tables cannot be read.
+    pub fn read(&self) -> u64 {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for table in UDP_TABLES {
+            if let Ok(text) = std::fs::read_to_string(table) {
+                count_drops(&text, &mut counts);
+            }
+        }
+        counts.values().sum()
+    }
+}
+
+/// Raise each socket's count in `counts` to what the table `text` says, if more.
+fn count_drops(text: &str, counts: &mut std::collections::BTreeMap<u64, u64>) {
+    for row in udp_rows(text) {
+        if let Some(count) = counts.get_mut(&row.inode) {
+            *count = (*count).max(row.drops);
+        }
+    }
 }
 
 /// The SO_RCVBUF read-back in the unit of the request. Linux doubles the value set (to allow
@@ -239,12 +316,15 @@ pub struct Received {
     pub from: SocketAddr,
 }
 
-/// Reusable receive state for one socket.
+/// Reusable receive state for one socket. Only for one: its `recvmmsg` headers keep the
+/// address length of the first socket's family, and would cut an IPv6 source short after an
+/// IPv4 socket's datagrams.
 pub struct Receiver {
     bufs: Vec<Vec<u8>>,
     meta: Vec<Received>,
-    /// Latest SO_RXQ_OVFL value seen (cumulative kernel drops on this socket).
-    pub kernel_drops: u64,
+    /// The `recvmmsg` headers, made once: with no control messages asked for, the kernel
+    /// changes only each header's address length, to that of the socket's family, which
+    /// every datagram of the socket has.
     #[cfg(target_os = "linux")]
     headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
 }
@@ -253,7 +333,6 @@ impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
             .field("batch", &self.bufs.len())
-            .field("kernel_drops", &self.kernel_drops)
             .finish()
     }
 }
@@ -269,12 +348,8 @@ impl Receiver {
         Receiver {
             bufs: (0..BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect(),
             meta: Vec::with_capacity(BATCH),
-            kernel_drops: 0,
             #[cfg(target_os = "linux")]
-            headers: nix::sys::socket::MultiHeaders::preallocate(
-                BATCH,
-                Some(nix::cmsg_space!(u32)),
-            ),
+            headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
         }
     }
 
@@ -294,17 +369,11 @@ impl Receiver {
     /// waiting. Returns the number received; 0 when nothing is queued.
     #[cfg(target_os = "linux")]
     pub fn recv_batch(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, recvmmsg};
+        use nix::sys::socket::{MsgFlags, SockaddrLike, recvmmsg};
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
 
         self.meta.clear();
-        let mut drops = None;
-        // The kernel shrinks each header's control length to what it wrote (0 without a drop
-        // count), and nix's recvmmsg does not restore it: fresh headers every call, or the
-        // SO_RXQ_OVFL count would be truncated away after the first datagram without one.
-        self.headers =
-            nix::sys::socket::MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
         {
             let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
                 .bufs
@@ -323,13 +392,6 @@ impl Receiver {
                 Err(e) => return Err(io::Error::from(e)),
             };
             for msg in results {
-                if let Ok(cmsgs) = msg.cmsgs() {
-                    for c in cmsgs {
-                        if let ControlMessageOwned::RxqOvfl(n) = c {
-                            drops = Some(u64::from(n));
-                        }
-                    }
-                }
                 let from = msg
                     .address
                     .and_then(|a: nix::sys::socket::SockaddrStorage| match a.family() {
@@ -348,9 +410,6 @@ impl Receiver {
                     });
                 }
             }
-        }
-        if let Some(d) = drops {
-            self.kernel_drops = d;
         }
         Ok(self.meta.len())
     }
@@ -443,12 +502,18 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn kernel_drops_are_reported_through_so_rxq_ovfl() {
+    fn kernel_drops_are_read_per_socket_from_the_udp_tables() {
         // The smallest buffer the kernel allows, then far more than fits.
         let a = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let other = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let inode = socket_inode(&a.socket).expect("the socket's inode");
+        assert_ne!(socket_inode(&other.socket), Some(inode));
+        let drops = KernelDrops::new([inode]);
+        assert_eq!(drops.read(), 0);
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..2_000 {
             sender.send_to(&[0u8; 1_000], a.local).unwrap();
+            sender.send_to(&[0u8; 1_000], other.local).unwrap();
         }
         let mut r = Receiver::new();
         let mut got = 0;
@@ -459,10 +524,73 @@ mod tests {
             got += n;
         }
         assert!(got < 2_000, "all {got} fitted; the test needs drops");
-        // The count rides on datagrams queued after the drops (socket(7), SO_RXQ_OVFL).
-        sender.send_to(b"after", a.local).unwrap();
-        assert_eq!(r.recv_batch(&a.socket).unwrap(), 1);
-        assert_eq!(r.kernel_drops, 2_000 - got as u64);
+        // Counted as soon as dropped, not with a later datagram; the other socket's drops
+        // are its own.
+        assert_eq!(drops.read(), 2_000 - got as u64);
+    }
+
+    /// A socket missing from one reading of the tables keeps the count read before.
+    #[test]
+    fn kernel_drops_never_go_back() {
+        let table = |drops: &[(u64, u64)]| {
+            let mut t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when \
+                         retrnsmt   uid  timeout inode ref pointer drops\n"
+                .to_owned();
+            for (i, (inode, d)) in drops.iter().enumerate() {
+                t.push_str(&format!(
+                    "  {i}: 0100007F:0807 00000000:0000 07 00000000:00000000 00:00000000 \
+                     00000000     0        0 {inode} 2 0000000000000000 {d}\n"
+                ));
+            }
+            t
+        };
+        let mut counts = [(11, 0), (12, 0)].into_iter().collect();
+        count_drops(&table(&[(11, 5), (12, 7), (13, 100)]), &mut counts);
+        assert_eq!(counts.values().sum::<u64>(), 12);
+        count_drops(&table(&[(12, 9)]), &mut counts);
+        assert_eq!(counts.values().sum::<u64>(), 14);
+        count_drops(&table(&[(11, 6), (12, 9)]), &mut counts);
+        assert_eq!(counts.values().sum::<u64>(), 15);
+    }
+
+    /// The receive headers are made once: the sources of later batches are read whole.
+    #[test]
+    fn sources_stay_whole_across_batches() {
+        let a = bind("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let senders: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut r = Receiver::new();
+        for round in 0..4 {
+            let mut want = Vec::new();
+            for k in 0..(BATCH + 5) {
+                let s = &senders[(k + round) % senders.len()];
+                s.send_to(&[round as u8, k as u8], a.local).unwrap();
+                want.push((s.local_addr().unwrap(), vec![round as u8, k as u8]));
+            }
+            let mut got = Vec::new();
+            while got.len() < want.len() {
+                let n = r.recv_batch(&a.socket).unwrap();
+                assert!(n > 0, "round {round}: {} of {}", got.len(), want.len());
+                for i in 0..n {
+                    got.push((r.received()[i].from, r.payload(i).to_vec()));
+                }
+            }
+            assert_eq!(got, want, "round {round}");
+        }
+        let v6 = match bind("[::1]:0".parse().unwrap(), 1 << 20) {
+            Ok(s) => s,
+            // No IPv6 loopback on this host.
+            Err(_) => return,
+        };
+        let sender = UdpSocket::bind("[::1]:0").unwrap();
+        // A receiver is one socket's: its headers keep that socket's address length.
+        let mut r = Receiver::new();
+        for round in 0..3u8 {
+            sender.send_to(&[round], v6.local).unwrap();
+            assert_eq!(r.recv_batch(&v6.socket).unwrap(), 1);
+            assert_eq!(r.received()[0].from, sender.local_addr().unwrap());
+        }
     }
 
     #[test]

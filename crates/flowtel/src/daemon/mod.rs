@@ -76,16 +76,19 @@ pub struct Shared {
     finished: Mutex<BTreeMap<Arc<str>, RollupStats>>,
     sinks: SinkSet,
     silent_after_ns: u64,
+    /// The kernel's drop counts of every listening socket.
+    socket_drops: listener::KernelDrops,
 }
 
 impl Shared {
-    /// Sum of every worker's counters.
+    /// Sum of every worker's counters, with the kernel's drops on the sockets read now.
     pub fn totals(&self) -> WorkerStats {
         let mut total = WorkerStats::default();
         for w in &self.workers {
             let w = w.lock().unwrap_or_else(|p| p.into_inner());
             total.merge(&w);
         }
+        total.socket_drops = self.socket_drops.read();
         total
     }
 
@@ -135,11 +138,14 @@ impl Shared {
 }
 
 /// Bound sockets, grouped by worker, and the local address of each listen address.
-type BoundSockets = (Vec<Vec<std::net::UdpSocket>>, Vec<SocketAddr>);
+/// The listening sockets, per worker; each listen address's local address; the sockets'
+/// inodes, for their drop counts.
+type BoundSockets = (Vec<Vec<std::net::UdpSocket>>, Vec<SocketAddr>, Vec<u64>);
 
 fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets> {
     let mut per_worker: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
     let mut locals = Vec::with_capacity(config.listen.len());
+    let mut inodes = Vec::new();
     let mut capped = None;
     for &addr in &config.listen {
         let group = listener::bind_group(addr, workers, config.recv_buffer_bytes)
@@ -156,6 +162,7 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
         }
         info!(listen = %local, workers, recv_buffer_bytes = first.recv_buffer_bytes, "listening for NetFlow v5/v9, IPFIX and sFlow");
         for (w, s) in group.into_iter().enumerate() {
+            inodes.extend(listener::socket_inode(&s.socket));
             if let Some(v) = per_worker.get_mut(w) {
                 v.push(s.socket);
             }
@@ -170,7 +177,7 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
             listener::rmem_max().map_or_else(|| "unknown".to_owned(), |m| m.to_string())
         );
     }
-    Ok((per_worker, locals))
+    Ok((per_worker, locals, inodes))
 }
 
 /// Check everything `run` checks at start before binding sockets, without starting anything:
@@ -483,7 +490,7 @@ async fn serve(
     let sinks = SinkSet::build(&config, &resource, std::mem::take(&mut hooks.sinks))?;
     let mut spec = PipelineSpec::from_config(&config)?;
     spec.records = sinks.takes_records();
-    let (sockets, local_addrs) = bind_sockets(&config, n)?;
+    let (sockets, local_addrs, inodes) = bind_sockets(&config, n)?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let worker_stats: Vec<_> = (0..n)
@@ -499,6 +506,7 @@ async fn serve(
         silent_after_ns: config
             .exporter_silent_after_secs
             .saturating_mul(1_000_000_000),
+        socket_drops: listener::KernelDrops::new(inodes),
     });
 
     let (metrics_shared, status_shared) = (Arc::clone(&shared), Arc::clone(&shared));

@@ -272,7 +272,6 @@ struct Pass {
     receivers: Vec<Receiver>,
     /// Sockets that may still have queued datagrams (edge-triggered readiness).
     ready: Vec<bool>,
-    socket_drops: Vec<u64>,
     /// Cached answers of [`Routing::claim`].
     owners: PrehashedMap<ExporterKey, Option<usize>>,
     /// Per destination worker, the batch being filled this pass.
@@ -307,7 +306,6 @@ impl Worker {
             receivers: (0..n).map(|_| Receiver::new()).collect(),
             // Read every socket once at start: datagrams may have queued before registration.
             ready: vec![true; n],
-            socket_drops: vec![0; n],
             owners: PrehashedMap::default(),
             outgoing: (0..workers).map(|_| Handover::default()).collect(),
             receiving: true,
@@ -474,13 +472,7 @@ impl Worker {
             if pass.owners.len() > 2 * self.routing.capacity {
                 pass.owners.clear();
             }
-            if r.kernel_drops > 0
-                && let Some(d) = pass.socket_drops.get_mut(i)
-            {
-                *d = r.kernel_drops;
-            }
         }
-        delta.socket_drops = pass.socket_drops.iter().sum();
         self.send_handovers(pass, delta);
     }
 

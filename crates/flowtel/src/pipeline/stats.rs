@@ -144,7 +144,8 @@ pub struct WorkerStats {
     pub flow_records_filtered: u64,
     /// Flow records `flow_records.sample` left out.
     pub flow_records_sampled_out: u64,
-    /// Kernel drops on this worker's sockets (SO_RXQ_OVFL, cumulative).
+    /// Kernel drops on the daemon's sockets (cumulative): read from the kernel's UDP tables
+    /// when the workers' counters are summed (`daemon::Shared::totals`), not by the workers.
     pub socket_drops: u64,
 }
 
@@ -178,8 +179,7 @@ impl WorkerStats {
         *self.dropped.entry(reason).or_default() += 1;
     }
 
-    /// Add `other` into `self`. `socket_drops` is a cumulative gauge per socket, so it is
-    /// summed too (each worker reports its own sockets).
+    /// Add `other` into `self` (`socket_drops` is not a worker's: see the field).
     pub fn merge(&mut self, other: &WorkerStats) {
         for (k, v) in &other.exporters {
             self.exporters.entry(*k).or_default().merge(v);
@@ -196,21 +196,16 @@ impl WorkerStats {
         self.recv_errors += other.recv_errors;
         self.recv_batches += other.recv_batches;
         self.recv_pauses += other.recv_pauses;
-        self.socket_drops += other.socket_drops;
         self.flow_records_selected += other.flow_records_selected;
         self.flow_records_filtered += other.flow_records_filtered;
         self.flow_records_sampled_out += other.flow_records_sampled_out;
     }
 
     /// Move a worker's batch delta into its shared copy; the delta keeps its allocations.
-    /// `socket_drops` and `decoder` are cumulative snapshots: the latest replaces.
+    /// `snapshot` is a cumulative snapshot: the latest replaces.
     pub fn drain_into(&mut self, shared: &mut WorkerStats) {
-        let socket_drops = std::mem::take(&mut self.socket_drops);
         let snapshot = self.snapshot.take();
         shared.merge(self);
-        if socket_drops > 0 {
-            shared.socket_drops = socket_drops;
-        }
         if snapshot.is_some() {
             shared.snapshot = snapshot;
         }
@@ -234,7 +229,7 @@ mod tests {
     use flowtel_decode::FlowProtocol;
 
     #[test]
-    fn drain_adds_counts_and_replaces_the_socket_drop_gauge() {
+    fn drain_adds_counts() {
         let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         let report = |records| DatagramReport {
             protocol: Some(FlowProtocol::Ipfix),
@@ -244,17 +239,14 @@ mod tests {
         let mut shared = WorkerStats::default();
         let mut delta = WorkerStats::default();
         delta.count_datagram(Some(ExporterKey::new(ip)), &report(3), 100, 5);
-        delta.socket_drops = 7;
         delta.drain_into(&mut shared);
         delta.count_datagram(Some(ExporterKey::new(ip)), &report(2), 50, 9);
         delta.count_drop(DropReason::HandoverQueueFull);
-        delta.socket_drops = 9;
         delta.drain_into(&mut shared);
         let e = &shared.exporters[&Some(ExporterKey::new(ip))];
         let ipfix = e.by_protocol.get(Some(FlowProtocol::Ipfix));
         assert_eq!((ipfix.datagrams, ipfix.bytes, ipfix.records), (2, 150, 5));
         assert_eq!((e.first_seen_ns, e.last_seen_ns), (5, 9));
-        assert_eq!(shared.socket_drops, 9);
         assert_eq!(shared.dropped[&DropReason::HandoverQueueFull], 1);
         assert_eq!(
             shared.by_protocol().get(Some(FlowProtocol::Ipfix)).records,
