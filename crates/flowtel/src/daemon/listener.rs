@@ -35,9 +35,9 @@
 //! measured. SO_RXQ_OVFL gives the same count on every datagram received, as a control
 //! message, but costs a control message per datagram in the kernel and a fresh set of
 //! `recvmmsg` headers per call (the kernel shrinks each header's control length to what it
-//! wrote, and nix's wrapper does not restore it): about 4 % of the daemon's CPU in a blast of
-//! NetFlow v9 (`examples/bench-peers.sh`), and it reported drops only once a later datagram
-//! arrived.
+//! wrote, and nix's wrapper does not restore it): 3 to 5 % of the daemon's CPU in a blast of
+//! NetFlow v9 (`examples/bench-peers.sh`'s set-up), and it reported drops only once a later
+//! datagram arrived.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

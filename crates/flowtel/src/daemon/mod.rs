@@ -137,8 +137,7 @@ impl Shared {
     }
 }
 
-/// Bound sockets, grouped by worker, and the local address of each listen address.
-/// The listening sockets, per worker; each listen address's local address; the sockets'
+/// Bound sockets, grouped by worker; the local address of each listen address; the sockets'
 /// inodes, for their drop counts.
 type BoundSockets = (Vec<Vec<std::net::UdpSocket>>, Vec<SocketAddr>, Vec<u64>);
 
