@@ -83,12 +83,20 @@ pub struct Shared {
 impl Shared {
     /// Sum of every worker's counters, with the kernel's drops on the sockets read now.
     pub fn totals(&self) -> WorkerStats {
+        let mut total = self.worker_totals();
+        total.socket_drops = self.socket_drops.read();
+        total
+    }
+
+    /// Sum of every worker's counters, without the kernel's drops (`socket_drops` 0): what
+    /// the reporter looks at every second, which reads the drops only for its periodic line
+    /// (the kernel's UDP tables are read whole, a line per socket on the host).
+    fn worker_totals(&self) -> WorkerStats {
         let mut total = WorkerStats::default();
         for w in &self.workers {
             let w = w.lock().unwrap_or_else(|p| p.into_inner());
             total.merge(&w);
         }
-        total.socket_drops = self.socket_drops.read();
         total
     }
 
@@ -573,7 +581,8 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tick.tick() => {
-                reporter.report(&shared.totals(), &shared.sinks, now_ns());
+                let drops = || shared.socket_drops.read();
+                reporter.report(&shared.worker_totals(), drops, &shared.sinks, now_ns());
                 if tokio::time::Instant::now() >= next_networks_check {
                     next_networks_check = tokio::time::Instant::now() + NETWORKS_POLL;
                     reload_networks(&mut live, &workers).await;
@@ -644,7 +653,14 @@ impl ExporterReporter {
         }
     }
 
-    fn report(&mut self, totals: &WorkerStats, sinks: &SinkSet, now: u64) {
+    /// `drops` reads the sockets' kernel drops, for the periodic line only.
+    fn report(
+        &mut self,
+        totals: &WorkerStats,
+        drops: impl FnOnce() -> u64,
+        sinks: &SinkSet,
+        now: u64,
+    ) {
         for (key, e) in &totals.exporters {
             let ip = &key.map(|k| k.ip());
             let label = ip.map_or_else(|| "other".to_owned(), |ip| ip.to_string());
@@ -674,18 +690,24 @@ impl ExporterReporter {
             );
             self.last_counts.insert(*ip, (d, r));
         }
-        self.report_state(totals, sinks, secs);
+        self.report_state(totals, drops(), sinks, secs);
         self.last_report_ns = now;
     }
 
     /// One line for the whole daemon: rates, drops and every sink's health.
-    fn report_state(&mut self, totals: &WorkerStats, sinks: &SinkSet, secs: f64) {
+    fn report_state(
+        &mut self,
+        totals: &WorkerStats,
+        socket_drops: u64,
+        sinks: &SinkSet,
+        secs: f64,
+    ) {
         let all = totals.by_protocol().total();
         let errors = totals
             .snapshot
             .as_ref()
             .map_or(0, |s| s.decoder.stats.total_errors());
-        let now = [all.datagrams, all.records, totals.socket_drops, errors];
+        let now = [all.datagrams, all.records, socket_drops, errors];
         let d: Vec<u64> = now
             .iter()
             .zip(self.last_totals)
