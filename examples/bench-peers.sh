@@ -15,12 +15,15 @@
 #   RUNS      repetitions of the CPU-cost run (default 3)
 #   COLLECTOR_CPU, SENDER_CPU  cores to pin to (default 0 and 1)
 #   FLOWTEL   binary (default target/release/flowtel, built if missing)
-#   COLLECTORS  which to run, in order (default "floor flowtel nfacctd nfcapd")
+#   FLOWTEL_PGO  a profile-guided build (deploy/build-pgo.sh) to run too, as the row
+#             flowtel-pgo after flowtel, with the same settings (default: none)
+#   COLLECTORS  which to run, in order (default "floor flowtel nfacctd nfcapd", with
+#             flowtel-pgo after flowtel when FLOWTEL_PGO is set)
 #
 # What each collector does, so the comparison is fair and readable:
 #   floor    blast's receive-only recvmmsg loop: receives and counts datagrams, nothing else
 #   flowtel  `flowtel run` with the default rollup (9 dimensions, top-K 1000, exact bytes) and
-#            the prometheus sink, one worker
+#            the prometheus sink, one worker (flowtel-pgo: the same, profile-guided build)
 #   nfacctd  pmacct 1.7 with the print plugin aggregating by protocol only (the least work it
 #            can do per record), printing every 60 s
 #   nfcapd   nfdump's collector writing every record to its binary files, rotated every 60 s
@@ -42,7 +45,8 @@ RUNS=${RUNS:-3}
 COLLECTOR_CPU=${COLLECTOR_CPU:-0}
 SENDER_CPU=${SENDER_CPU:-1}
 FLOWTEL=${FLOWTEL:-target/release/flowtel}
-COLLECTORS=${COLLECTORS:-floor flowtel nfacctd nfcapd}
+FLOWTEL_PGO=${FLOWTEL_PGO:-}
+COLLECTORS=${COLLECTORS:-floor flowtel ${FLOWTEL_PGO:+flowtel-pgo }nfacctd nfcapd}
 BUFFER=8388608
 
 need=()
@@ -53,6 +57,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 [ -x "$FLOWTEL" ] || cargo build --release -p flowtel
+if [ -n "$FLOWTEL_PGO" ] && [ ! -x "$FLOWTEL_PGO" ]; then
+  echo "FLOWTEL_PGO=$FLOWTEL_PGO is not an executable (deploy/build-pgo.sh makes one)" >&2
+  exit 1
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cc -O2 -o "$work/blast" examples/blast.c
@@ -105,7 +113,10 @@ start() {
   local port=$2
   case $1 in
     floor) taskset -c "$COLLECTOR_CPU" "$work/blast" sink 127.0.0.1 "$port" 3600 >"$work/floor.out" & ;;
-    flowtel) taskset -c "$COLLECTOR_CPU" "$FLOWTEL" run --listen "127.0.0.1:$port" --workers 1 \
+    flowtel | flowtel-pgo)
+      local bin=$FLOWTEL
+      [ "$1" = flowtel-pgo ] && bin=$FLOWTEL_PGO
+      taskset -c "$COLLECTOR_CPU" "$bin" run --listen "127.0.0.1:$port" --workers 1 \
       --recv-buffer-bytes "$BUFFER" --sink prometheus --prometheus-listen 127.0.0.1:0 \
       --log-level error >/dev/null 2>&1 & ;;
     nfacctd)
@@ -156,7 +167,7 @@ run() {
 }
 
 echo "capture $CAPTURE: $records_per_datagram records per datagram; collector on CPU $COLLECTOR_CPU, sender on CPU $SENDER_CPU"
-printf '%-9s %-34s %-12s %-22s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" \
+printf '%-11s %-34s %-12s %-22s %s\n' collector "CPU s for the same records (runs)" "CPU s/Mrec" \
   "highest lossless rate" "peak RSS there (MiB)"
 for c in $COLLECTORS; do
   cpus=()
@@ -174,6 +185,6 @@ for c in $COLLECTORS; do
   done
   per=$(printf '%s\n' "${cpus[@]}" | sort -n | awk -v s="$sent" -v k="$records_per_datagram" \
     '{ a[NR] = $1 } END { m = a[int((NR + 1) / 2)]; printf "%.3f", (s > 0 ? m / (s * k / 1e6) : 0) }')
-  printf '%-9s %-34s %-12s %-22s %s\n' "$c" "$(IFS=/; echo "${cpus[*]}") at $RATE/s x ${SECONDS_PER_RUN}s" \
+  printf '%-11s %-34s %-12s %-22s %s\n' "$c" "$(IFS=/; echo "${cpus[*]}") at $RATE/s x ${SECONDS_PER_RUN}s" \
     "$per" "$best" "$best_rss"
 done

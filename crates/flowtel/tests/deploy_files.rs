@@ -210,6 +210,45 @@ fn dockerfile_builds_locked_and_runs_flowtel_unprivileged() {
     }
 }
 
+/// The profile-guided build and the side-by-side script are shell; CI runs neither (each takes
+/// minutes of both cores), so what can be checked statically is: they parse, the PGO build is
+/// locked, and what it trains on exists.
+#[test]
+fn build_and_benchmark_scripts_parse_and_use_what_exists() {
+    for script in ["deploy/build-pgo.sh", "examples/bench-peers.sh"] {
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(repo().join(script))
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pgo = read("deploy/build-pgo.sh");
+    assert_eq!(
+        pgo.matches("cargo build --release --locked -p flowtel")
+            .count(),
+        2,
+        "the instrumented and the optimised build"
+    );
+    assert!(pgo.contains("-Cprofile-generate=") && pgo.contains("-Cprofile-use="));
+    assert!(pgo.contains("examples/blast.c") && repo().join("examples/blast.c").is_file());
+    let captures = std::fs::read_dir(repo().join("tests/fixtures"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pcap"))
+        })
+        .count();
+    assert!(
+        pgo.contains("tests/fixtures/*.pcap") && captures >= 6,
+        "{captures} captures"
+    );
+}
+
 fn compose() -> Value {
     yaml("deploy/compose/docker-compose.yml")
 }
