@@ -3,6 +3,7 @@
 mod common;
 
 use std::net::UdpSocket;
+use std::process::Command;
 
 use common::{Daemon, V5_FLOWS, V5Flow, http_get, netflow_v5, sample};
 
@@ -174,6 +175,15 @@ fn one_exporter_sending_from_many_ports_is_decoded_by_one_worker() {
 
 /// Start flowtel on the given listen addresses (free ports where the port is 0).
 fn start_on(listen: &[std::net::SocketAddr], args: &[&str]) -> (Daemon, Vec<std::net::SocketAddr>) {
+    start_cmd_on(common::flowtel_command(), listen, args)
+}
+
+/// [`start_on`] with the command that runs `flowtel` (e.g. through a wrapper).
+fn start_cmd_on(
+    mut cmd: Command,
+    listen: &[std::net::SocketAddr],
+    args: &[&str],
+) -> (Daemon, Vec<std::net::SocketAddr>) {
     let listen: Vec<std::net::SocketAddr> = listen
         .iter()
         .map(|a| {
@@ -187,7 +197,6 @@ fn start_on(listen: &[std::net::SocketAddr], args: &[&str]) -> (Daemon, Vec<std:
         })
         .collect();
     let http = common::free_tcp_addr();
-    let mut cmd = common::flowtel_command();
     cmd.args(args);
     for l in &listen {
         cmd.args(["--listen", &l.to_string()]);
@@ -461,17 +470,52 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     assert!(status.success(), "{stderr}");
 }
 
-#[test]
-fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap() {
-    let Some(max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+/// Whether this process has CAP_NET_ADMIN in its effective set (bit 12 of `CapEff`), with
+/// which the daemon's receive buffers may exceed `net.core.rmem_max` (SO_RCVBUFFORCE).
+fn cap_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+            u64::from_str_radix(hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
+fn rmem_max() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-    else {
+}
+
+#[test]
+fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap() {
+    let Some(max) = rmem_max() else {
         common::skip("/proc/sys/net/core/rmem_max is not readable");
         return;
     };
+    // The cap holds for a daemon without CAP_NET_ADMIN: a privileged test run starts it
+    // through setpriv with the capability dropped.
+    let cmd = if cap_net_admin() {
+        if !common::require_tool("setpriv", "apt install util-linux") {
+            return;
+        }
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--bounding-set",
+            "-net_admin",
+            "--inh-caps",
+            "-net_admin",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_flowtel"));
+        common::test_env(cmd)
+    } else {
+        common::flowtel_command()
+    };
     let requested = (2 * max).to_string();
-    let (d, _) = start_on(
+    let (d, _) = start_cmd_on(
+        cmd,
         &[
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
@@ -480,7 +524,7 @@ fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap(
     );
     let (status, _, stderr) = d.terminate();
     assert!(status.success(), "{stderr}");
-    let line = format!("As root: sysctl -w net.core.rmem_max={requested}");
+    let line = format!("sysctl -w net.core.rmem_max={requested}) or give flowtel CAP_NET_ADMIN");
     assert_eq!(stderr.matches(&line).count(), 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -488,6 +532,32 @@ fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap(
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_receive_buffer_beyond_rmem_max_is_granted_with_cap_net_admin() {
+    let Some(max) = rmem_max() else {
+        common::skip("/proc/sys/net/core/rmem_max is not readable");
+        return;
+    };
+    if !cap_net_admin() {
+        common::skip("needs CAP_NET_ADMIN (root), with which SO_RCVBUFFORCE exceeds the cap");
+        return;
+    }
+    let requested = (2 * max).to_string();
+    let (d, _) = start_on(
+        &["127.0.0.1:0".parse().unwrap()],
+        &["--sink", "stdout", "--recv-buffer-bytes", &requested],
+    );
+    let (status, _, stderr) = d.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "receive buffers of {requested} bytes granted beyond net.core.rmem_max ({max})"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("receive buffers are"), "{stderr}");
 }
 
 #[test]

@@ -201,7 +201,8 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Receive workers (one socket each per listen address); 0 = one per core.
     pub workers: usize,
-    /// Requested SO_RCVBUF per socket; the kernel may cap it (a warning says so).
+    /// Requested SO_RCVBUF per socket. The kernel caps it at `net.core.rmem_max` (a warning
+    /// says so) unless flowtel has CAP_NET_ADMIN, with which it is granted (SO_RCVBUFFORCE).
     pub recv_buffer_bytes: usize,
     /// Longest pause of a receive worker after a pass that emptied its sockets, in
     /// microseconds, so that what arrives meanwhile is taken in one batch (shortened to what
@@ -625,7 +626,8 @@ pub struct RunArgs {
     /// Receive workers; 0 = one per core.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Requested receive buffer per socket, in bytes.
+    /// Requested receive buffer per socket, in bytes (capped at net.core.rmem_max unless
+    /// flowtel has CAP_NET_ADMIN)
     #[arg(long, value_name = "BYTES")]
     pub recv_buffer_bytes: Option<usize>,
     /// Longest pause after a receive pass that emptied the sockets, in microseconds (0: none).

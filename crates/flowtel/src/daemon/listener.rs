@@ -130,6 +130,13 @@ pub fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<BoundSocke
     if recv_buffer_bytes > 0 {
         // Failure to grow the buffer is not fatal: the read-back below reports what we got.
         let _ = socket.set_recv_buffer_size(recv_buffer_bytes);
+        #[cfg(target_os = "linux")]
+        if socket
+            .recv_buffer_size()
+            .is_ok_and(|b| buffer_capped(recv_buffer_bytes, usable_buffer(b)))
+        {
+            force_recv_buffer(&socket, recv_buffer_bytes);
+        }
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -298,6 +305,16 @@ pub fn usable_buffer(read_back: usize) -> usize {
 /// read-back (never the raw read-back, which is twice as large on Linux).
 pub fn buffer_capped(requested: usize, granted: usize) -> bool {
     requested > 0 && granted < requested
+}
+
+/// Ask for `bytes` with SO_RCVBUFFORCE, which is SO_RCVBUF without the `net.core.rmem_max`
+/// cap for a process with CAP_NET_ADMIN (socket(7)), as unbound does for its `so-rcvbuf`: a
+/// collector run as root on a host left at the distribution's cap (208 KiB on Debian) gets the
+/// buffer it was configured with instead of dropping bursts. Without the capability the kernel
+/// answers EPERM and the capped buffer stays; the caller's read-back tells which happened.
+#[cfg(target_os = "linux")]
+fn force_recv_buffer(socket: &Socket, bytes: usize) {
+    let _ = nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBufForce, &bytes);
 }
 
 /// `net.core.rmem_max`, the cap on SO_RCVBUF for unprivileged requests (Linux).
@@ -654,8 +671,19 @@ mod tests {
         assert!(!buffer_capped(0, 1));
     }
 
+    /// Whether this process has CAP_NET_ADMIN in its effective set (bit 12 of `CapEff`).
+    fn cap_net_admin() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+                u64::from_str_radix(hex, 16).ok()
+            })
+            .is_some_and(|caps| caps & (1 << 12) != 0)
+    }
+
     #[test]
-    fn a_request_within_rmem_max_is_granted_and_not_reported_capped() {
+    fn a_request_within_rmem_max_is_granted_and_one_beyond_it_with_cap_net_admin() {
         let Some(max) = rmem_max() else {
             eprintln!("skipped: /proc/sys/net/core/rmem_max is not readable");
             return;
@@ -666,9 +694,15 @@ mod tests {
         assert_eq!(s.kernel_recv_buffer_bytes, 2 * requested);
         assert!(!buffer_capped(requested, s.recv_buffer_bytes));
 
-        // Twice rmem_max is capped to rmem_max.
+        // Twice rmem_max: granted in full with CAP_NET_ADMIN (SO_RCVBUFFORCE, as root here),
+        // capped to rmem_max without it.
         let s = bind("127.0.0.1:0".parse().unwrap(), 2 * max).unwrap();
-        assert_eq!(s.recv_buffer_bytes, max);
-        assert!(buffer_capped(2 * max, s.recv_buffer_bytes));
+        if cap_net_admin() {
+            assert_eq!(s.recv_buffer_bytes, 2 * max);
+            assert!(!buffer_capped(2 * max, s.recv_buffer_bytes));
+        } else {
+            assert_eq!(s.recv_buffer_bytes, max);
+            assert!(buffer_capped(2 * max, s.recv_buffer_bytes));
+        }
     }
 }

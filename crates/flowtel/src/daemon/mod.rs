@@ -175,13 +175,21 @@ fn bind_sockets(config: &Config, workers: usize) -> anyhow::Result<BoundSockets>
             }
         }
     }
+    let requested = config.recv_buffer_bytes;
+    let rmem_max = listener::rmem_max();
     if let Some(granted) = capped {
-        let requested = config.recv_buffer_bytes;
         warn!(
             "receive buffers are {granted} bytes, not the {requested} requested: the kernel caps \
              them at net.core.rmem_max ({}); bursts beyond that are dropped (counted in \
-             flowtel_socket_drops_total). As root: sysctl -w net.core.rmem_max={requested}",
-            listener::rmem_max().map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+             flowtel_socket_drops_total). Raise the cap (as root on the host: sysctl -w \
+             net.core.rmem_max={requested}) or give flowtel CAP_NET_ADMIN, with which it \
+             exceeds the cap",
+            rmem_max.map_or_else(|| "unknown".to_owned(), |m| m.to_string())
+        );
+    } else if let Some(max) = rmem_max.filter(|m| *m < requested) {
+        info!(
+            "receive buffers of {requested} bytes granted beyond net.core.rmem_max ({max}) with \
+             CAP_NET_ADMIN (SO_RCVBUFFORCE)"
         );
     }
     Ok((per_worker, locals, inodes))

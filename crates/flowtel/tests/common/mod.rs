@@ -184,7 +184,12 @@ fn output_file(kind: &str) -> (std::path::PathBuf, std::fs::File) {
 }
 
 pub fn flowtel_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtel"));
+    test_env(Command::new(env!("CARGO_BIN_EXE_flowtel")))
+}
+
+/// `cmd` (which runs `flowtel`, directly or through a wrapper) without the caller's `OTEL_*`
+/// variables and with info logs.
+pub fn test_env(mut cmd: Command) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL_") {
             cmd.env_remove(k);
