@@ -27,7 +27,9 @@
 #   nfacctd  pmacct 1.7 with the print plugin aggregating by protocol only (the least work it
 #            can do per record), printing every 60 s
 #   nfcapd   nfdump's collector writing every record to its binary files, rotated every 60 s
-# Every socket asks for an 8 MiB receive buffer (raise net.core.rmem_max to grant it; the
+# Every socket asks for an 8 MiB receive buffer. When net.core.rmem_max is lower, the script
+# raises it for the run as root and puts it back at exit; where it cannot, every buffer is
+# capped alike (flowtel runs without CAP_NET_ADMIN, with which it would exceed the cap; the
 # script says when it is capped). Loss is the kernel's count of datagrams dropped at the
 # collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
 # user + system time over the run of the collector's processes (nfacctd's core process and its
@@ -62,10 +64,23 @@ if [ -n "$FLOWTEL_PGO" ] && [ ! -x "$FLOWTEL_PGO" ]; then
   exit 1
 fi
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cc -O2 -o "$work/blast" examples/blast.c
 rmem=$(cat /proc/sys/net/core/rmem_max)
-[ "$rmem" -ge "$BUFFER" ] || echo "note: net.core.rmem_max is $rmem: buffers are capped below 8 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
+restore_rmem=
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"
+  [ -z "$restore_rmem" ] || echo "$restore_rmem" >/proc/sys/net/core/rmem_max' EXIT
+cc -O2 -o "$work/blast" examples/blast.c
+# Without CAP_NET_ADMIN, so that flowtel's buffer is capped like the others' (SO_RCVBUFFORCE).
+as_capped=()
+if [ "$rmem" -lt "$BUFFER" ]; then
+  if [ "$(id -u)" = 0 ] && echo "$BUFFER" 2>/dev/null >/proc/sys/net/core/rmem_max; then
+    restore_rmem=$rmem
+    echo "note: net.core.rmem_max raised from $rmem to $BUFFER for the run (put back at exit)"
+  else
+    echo "note: net.core.rmem_max is $rmem: every buffer is capped below 8 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
+    [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+      as_capped=(setpriv --bounding-set -net_admin --inh-caps -net_admin --)
+  fi
+fi
 records_per_datagram=$("$FLOWTEL" decode "$CAPTURE" --format json 2>&1 >/dev/null |
   awk '/datagrams/ && /decoded/ { d = $2 } /records/ && /flows/ { r = $2 } END { printf "%.1f", r / d }')
 
@@ -116,7 +131,7 @@ start() {
     flowtel | flowtel-pgo)
       local bin=$FLOWTEL
       [ "$1" = flowtel-pgo ] && bin=$FLOWTEL_PGO
-      taskset -c "$COLLECTOR_CPU" "$bin" run --listen "127.0.0.1:$port" --workers 1 \
+      taskset -c "$COLLECTOR_CPU" "${as_capped[@]}" "$bin" run --listen "127.0.0.1:$port" --workers 1 \
       --recv-buffer-bytes "$BUFFER" --sink prometheus --prometheus-listen 127.0.0.1:0 \
       --log-level error >/dev/null 2>&1 & ;;
     nfacctd)
