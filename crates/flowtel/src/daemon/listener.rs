@@ -3,8 +3,10 @@
 //! Each socket of a listen address is bound with SO_REUSEPORT to the same address, so the kernel
 //! spreads datagrams over the workers by a hash of the 4-tuple: one exporter socket (address and
 //! port) always lands on the same worker. The receive buffer is requested with SO_RCVBUF and read
-//! back; Linux caps it at `net.core.rmem_max` (and reports twice the usable size), so a smaller
-//! read-back value than requested is logged as a warning with the fix.
+//! back; Linux caps it at `net.core.rmem_max` (and reports twice the usable size). A capped
+//! request is made again with SO_RCVBUFFORCE, which exceeds the cap for a process with
+//! CAP_NET_ADMIN (root); a read-back still smaller than requested is logged as a warning with
+//! the fix.
 //!
 //! # The reuse group belongs to this process
 //!
