@@ -470,18 +470,6 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     assert!(status.success(), "{stderr}");
 }
 
-/// Whether this process has CAP_NET_ADMIN in its effective set (bit 12 of `CapEff`), with
-/// which the daemon's receive buffers may exceed `net.core.rmem_max` (SO_RCVBUFFORCE).
-fn cap_net_admin() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-            u64::from_str_radix(hex, 16).ok()
-        })
-        .is_some_and(|caps| caps & (1 << 12) != 0)
-}
-
 fn rmem_max() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .ok()
@@ -496,7 +484,7 @@ fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap(
     };
     // The cap holds for a daemon without CAP_NET_ADMIN: a privileged test run starts it
     // through setpriv with the capability dropped.
-    let cmd = if cap_net_admin() {
+    let cmd = if flowtel::daemon::listener::cap_net_admin() {
         if !common::require_tool("setpriv", "apt install util-linux") {
             return;
         }
@@ -540,7 +528,7 @@ fn a_receive_buffer_beyond_rmem_max_is_granted_with_cap_net_admin() {
         common::skip("/proc/sys/net/core/rmem_max is not readable");
         return;
     };
-    if !cap_net_admin() {
+    if !flowtel::daemon::listener::cap_net_admin() {
         common::skip("needs CAP_NET_ADMIN (root), with which SO_RCVBUFFORCE exceeds the cap");
         return;
     }

@@ -319,6 +319,22 @@ fn force_recv_buffer(socket: &Socket, bytes: usize) {
     let _ = nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBufForce, &bytes);
 }
 
+/// Whether this process may exceed `net.core.rmem_max` with SO_RCVBUFFORCE: CAP_NET_ADMIN in
+/// its effective set (bit 12 of `CapEff` in `/proc/self/status`), in the initial user
+/// namespace, where the kernel checks it (a container's own root does not lift the cap).
+pub fn cap_net_admin() -> bool {
+    let initial_namespace = std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    initial_namespace
+        && std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+                u64::from_str_radix(hex, 16).ok()
+            })
+            .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
 /// `net.core.rmem_max`, the cap on SO_RCVBUF for unprivileged requests (Linux).
 pub fn rmem_max() -> Option<usize> {
     std::fs::read_to_string("/proc/sys/net/core/rmem_max")
@@ -671,17 +687,6 @@ mod tests {
         assert!(!buffer_capped(1 << 20, 1 << 20));
         assert!(buffer_capped(1 << 20, (1 << 20) - 1));
         assert!(!buffer_capped(0, 1));
-    }
-
-    /// Whether this process has CAP_NET_ADMIN in its effective set (bit 12 of `CapEff`).
-    fn cap_net_admin() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-                u64::from_str_radix(hex, 16).ok()
-            })
-            .is_some_and(|caps| caps & (1 << 12) != 0)
     }
 
     #[test]
