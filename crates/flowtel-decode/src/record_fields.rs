@@ -29,7 +29,8 @@
 
 use std::ops::BitOr;
 
-/// A set of field groups; see the [module docs](self).
+/// A set of field groups: which fields NetFlow v9 and IPFIX data records are read into.
+/// [`RecordFields::CORE`] is always read; a field outside the set stays unset (`None`, 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordFields(u16);
 

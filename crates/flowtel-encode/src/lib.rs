@@ -10,7 +10,7 @@
 //! - [`FlowExporter`] is one simulated exporter (one observation domain / source id): it keeps
 //!   the sequence numbers, owns a standard IPv4 and IPv6 template of the common information
 //!   elements and an options template announcing its sampling rate, and turns
-//!   [`FlowRecord`](crate::FlowRecord)s into datagrams. `flowtel generate` and the round-trip
+//!   [`FlowRecord`](flowtel_decode::FlowRecord)s into datagrams. `flowtel generate` and the round-trip
 //!   tests use it.
 //!
 //! Header fields follow the RFCs: the NetFlow v9 `count` is the number of records of every

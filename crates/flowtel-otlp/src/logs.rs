@@ -2,7 +2,7 @@
 //!
 //! The producer (a per-flow sink, the self-telemetry bridge) builds its `LogRecord`s and wraps
 //! a batch of them with [`logs_request`]; the queue and the sender send the request as built
-//! ([`Prebuilt`]). This crate never sees what the records describe.
+//! ([`Prebuilt`](crate::queue::Prebuilt)). This crate never sees what the records describe.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};

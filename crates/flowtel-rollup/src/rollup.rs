@@ -291,7 +291,7 @@ fn partition(v: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
 /// selects the top-K.
 ///
 /// Entries live back to back in one vector, in the order their keys came, each holding its
-/// key's bytes when they fit ([`INLINE_KEY`]); longer keys live back to back in one byte
+/// key's bytes when they fit (`INLINE_KEY`, 36 bytes); longer keys live back to back in one byte
 /// arena. The index (`KeyIndex`, `index.rs`) holds each entry's position under its hash. A
 /// new key costs no allocation of its own, and its entry is appended where the previous one
 /// was written: with the entries themselves in a hash table's buckets (megabytes, at random),
@@ -611,7 +611,7 @@ impl WindowAggregate {
 
 /// Records a rollup takes before adding them to its window.
 ///
-/// A push is the key's encoding, then (at the batch's settle, hashed there: see [`Batch`]) a
+/// A push is the key's encoding, then (at the batch's settle, hashed there: see `Batch`) a
 /// lookup in a table of up to `max_keys` keys (100 000 by default: megabytes, beyond the
 /// core's own caches) that waits on three memory reads one after another: the index slot, the
 /// entry, the key's bytes. Pushed one by one between the rest of each record's work

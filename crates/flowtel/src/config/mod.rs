@@ -29,7 +29,7 @@
 //!
 //! Every OTLP exporter (the flow series, our own metrics and logs) is built from
 //! [`OtlpConfig::client_config`] through `flowtel_otlp::channel`, so they share one set of rules
-//! (documented there and in the README). [`validate`] applies the rules that depend only on which
+//! (documented there and in the README). `validate` applies the rules that depend only on which
 //! settings are given (scheme, credentials in the endpoint, TLS settings with `http://`, client
 //! certificate without key, header syntax), so `check-config` reports every contradiction,
 //! naming the clashing settings. The files are read and their PEM checked by
@@ -1090,7 +1090,7 @@ fn resolve_over(mut config: Config, args: &RunArgs, env: Env<'_>) -> anyhow::Res
     Ok(config)
 }
 
-/// [`finish`] and validate a configuration built in code (`flowtel demo`).
+/// Finish (defaults, derived settings) and validate a configuration built in code (`flowtel demo`).
 pub fn finish_and_validate(config: &mut Config) -> anyhow::Result<()> {
     finish(config)?;
     validate(config)

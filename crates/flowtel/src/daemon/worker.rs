@@ -21,7 +21,7 @@
 //! [`HOUSEKEEPING`] when idle, the worker runs `Decoder::maintain`: pending data sets expire on
 //! time with no traffic, and a decoder holding more than its share gives memory back when
 //! another asked for room. A worker whose decoder asked for room wakes the others (at most every
-//! [`RECLAIM_WAKE_EVERY_NS`]), so an idle worker answers at once.
+//! `RECLAIM_WAKE_EVERY_NS`), so an idle worker answers at once.
 //!
 //! Readiness is edge-triggered (mio), so a socket stays in the worker's ready set until a batch
 //! comes back short (the kernel queue is empty; a datagram arriving after that raises a new

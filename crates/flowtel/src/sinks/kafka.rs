@@ -48,7 +48,7 @@
 //! (`security_protocol`, `sasl_mechanism`, `ssl_ca_location`, ...), and `kafka.properties`
 //! takes client properties by their usual names (`linger.ms`, `compression.type`,
 //! `security.protocol`, `sasl.username`, ...): each one with an equivalent here sets that key
-//! ([`PROPERTIES`]), any other is refused with the list. TLS follows the OTLP exporter's rules
+//! ([`PROPERTIES`](crate::config::kafka::PROPERTIES)), any other is refused with the list. TLS follows the OTLP exporter's rules
 //! (`flowtel_otlp::channel`): a CA replaces the system roots, a client certificate needs its
 //! key, every PEM is checked when the sink starts.
 
