@@ -27,7 +27,7 @@
 #   nfacctd  pmacct 1.7 with the print plugin aggregating by protocol only (the least work it
 #            can do per record), printing every 60 s
 #   nfcapd   nfdump's collector writing every record to its binary files, rotated every 60 s
-# Every socket asks for an 8 MiB receive buffer. When net.core.rmem_max is lower, the script
+# Every socket asks for a 32 MiB receive buffer (flowtel's default). When net.core.rmem_max is lower, the script
 # raises it for the run as root and puts it back at exit; where it cannot, every buffer is
 # capped alike (flowtel runs without CAP_NET_ADMIN, with which it would exceed the cap; the
 # script says when it is capped). Loss is the kernel's count of datagrams dropped at the
@@ -49,7 +49,7 @@ SENDER_CPU=${SENDER_CPU:-1}
 FLOWTEL=${FLOWTEL:-target/release/flowtel}
 FLOWTEL_PGO=${FLOWTEL_PGO:-}
 COLLECTORS=${COLLECTORS:-floor flowtel ${FLOWTEL_PGO:+flowtel-pgo }nfacctd nfcapd}
-BUFFER=8388608
+BUFFER=33554432
 
 need=()
 command -v nfacctd >/dev/null || need+=(pmacct)
@@ -76,7 +76,7 @@ if [ "$rmem" -lt "$BUFFER" ]; then
     restore_rmem=$rmem
     echo "note: net.core.rmem_max raised from $rmem to $BUFFER for the run (put back at exit)"
   else
-    echo "note: net.core.rmem_max is $rmem: every buffer is capped below 8 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
+    echo "note: net.core.rmem_max is $rmem: every buffer is capped below 32 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
     [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
       as_capped=(setpriv --bounding-set -net_admin --inh-caps -net_admin --)
   fi
@@ -127,7 +127,7 @@ stop() {
 start() {
   local port=$2
   case $1 in
-    floor) taskset -c "$COLLECTOR_CPU" "$work/blast" sink 127.0.0.1 "$port" 3600 >"$work/floor.out" & ;;
+    floor) taskset -c "$COLLECTOR_CPU" "$work/blast" sink 127.0.0.1 "$port" 3600 "$BUFFER" >"$work/floor.out" & ;;
     flowtel | flowtel-pgo)
       local bin=$FLOWTEL
       [ "$1" = flowtel-pgo ] && bin=$FLOWTEL_PGO

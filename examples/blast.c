@@ -6,14 +6,14 @@
  *
  *   cc -O2 -o blast examples/blast.c
  *   blast send FILE.pcap HOST PORT RATE SECONDS [SOURCE_PORTS]
- *   blast sink HOST PORT SECONDS
+ *   blast sink HOST PORT SECONDS [RCVBUF]
  *
  * send: the capture's datagrams are sent in capture order, looping, RATE datagrams per second
  * in 1 ms slices (each slice one or more sendmmsg calls), from SOURCE_PORTS sockets in turn
  * (default 1). Prints "sent N datagrams in S s". Reads classic pcap (either byte order,
  * microsecond or nanosecond), link types Ethernet (1, with 802.1Q tags), Linux cooked (113),
  * raw IP (101) and BSD loopback (0); IPv4 and IPv6 UDP, unfragmented.
- * sink: binds HOST:PORT (16 MiB receive buffer requested), counts datagrams and bytes with
+ * sink: binds HOST:PORT (RCVBUF bytes of receive buffer requested, default 16 MiB), counts datagrams and bytes with
  * recvmmsg until SECONDS pass with nothing received, prints "received N datagrams B bytes".
  */
 #define _GNU_SOURCE
@@ -178,11 +178,11 @@ static int send_main(int argc, char **argv) {
 }
 
 static int sink_main(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: blast sink HOST PORT SECONDS\n"); return 2; }
+    if (argc < 5) { fprintf(stderr, "usage: blast sink HOST PORT SECONDS [RCVBUF]\n"); return 2; }
     struct sockaddr_storage addr; socklen_t al;
     int fam = resolve(argv[2], argv[3], &addr, &al);
     int fd = socket(fam, SOCK_DGRAM, 0);
-    int sz = 16 << 20; setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    int sz = argc > 5 ? atoi(argv[5]) : 16 << 20; setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     if (bind(fd, (struct sockaddr *)&addr, al) < 0) { perror("bind"); return 1; }
     struct timeval tv = { atoi(argv[4]), 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -208,6 +208,6 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "send") == 0) return send_main(argc, argv);
     if (argc > 1 && strcmp(argv[1], "sink") == 0) return sink_main(argc, argv);
     fprintf(stderr, "usage: blast send FILE.pcap HOST PORT RATE SECONDS [SOURCE_PORTS]\n"
-                    "       blast sink HOST PORT SECONDS\n");
+                    "       blast sink HOST PORT SECONDS [RCVBUF]\n");
     return 2;
 }

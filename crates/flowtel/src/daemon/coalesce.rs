@@ -13,10 +13,9 @@
 //! cycle (receive passes since the previous pause, the pause included): the rate is measured
 //! in the bytes the kernel charges the buffer, over-estimated as [`charge`] per datagram, and
 //! the buffer is the smallest of the worker's sockets as the kernel reports it. With the
-//! default 8 MiB buffer the configured pause applies up to several hundred thousand datagrams
-//! per second; with a buffer capped by a small `net.core.rmem_max`, the pause shortens
-//! accordingly, and pauses under [`MIN_PAUSE`] are not taken (a sleep costs about what it
-//! would save).
+//! default 32 MiB buffer the configured pause applies at every rate one worker can take;
+//! with a buffer capped by a small `net.core.rmem_max`, the pause shortens accordingly, and
+//! pauses under [`MIN_PAUSE`] are not taken (a sleep costs about what it would save).
 
 use std::time::Duration;
 
