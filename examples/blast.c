@@ -13,8 +13,9 @@
  * (default 1). Prints "sent N datagrams in S s". Reads classic pcap (either byte order,
  * microsecond or nanosecond), link types Ethernet (1, with 802.1Q tags), Linux cooked (113),
  * raw IP (101) and BSD loopback (0); IPv4 and IPv6 UDP, unfragmented.
- * sink: binds HOST:PORT (RCVBUF bytes of receive buffer requested, default 16 MiB), counts datagrams and bytes with
- * recvmmsg until SECONDS pass with nothing received, prints "received N datagrams B bytes".
+ * sink: binds HOST:PORT (RCVBUF bytes of receive buffer requested, default 16 MiB), counts
+ * datagrams and bytes with recvmmsg until SECONDS pass with nothing received, prints
+ * "received N datagrams B bytes".
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

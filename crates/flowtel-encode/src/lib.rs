@@ -10,8 +10,8 @@
 //! - [`FlowExporter`] is one simulated exporter (one observation domain / source id): it keeps
 //!   the sequence numbers, owns a standard IPv4 and IPv6 template of the common information
 //!   elements and an options template announcing its sampling rate, and turns
-//!   [`FlowRecord`](flowtel_decode::FlowRecord)s into datagrams. `flowtel generate` and the round-trip
-//!   tests use it.
+//!   [`FlowRecord`](flowtel_decode::FlowRecord)s into datagrams. `flowtel generate` and the
+//!   round-trip tests use it.
 //!
 //! Header fields follow the RFCs: the NetFlow v9 `count` is the number of records of every
 //! kind in the packet and `sequence` counts export packets (RFC 3954 §5.1); the IPFIX

@@ -1102,7 +1102,8 @@ fn resolve_over(mut config: Config, args: &RunArgs, env: Env<'_>) -> anyhow::Res
     Ok(config)
 }
 
-/// Finish (defaults, derived settings) and validate a configuration built in code (`flowtel demo`).
+/// Finish (defaults, derived settings) and validate a configuration built in code (`flowtel
+/// demo`).
 pub fn finish_and_validate(config: &mut Config) -> anyhow::Result<()> {
     finish(config)?;
     validate(config)

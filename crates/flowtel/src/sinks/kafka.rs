@@ -48,9 +48,9 @@
 //! (`security_protocol`, `sasl_mechanism`, `ssl_ca_location`, ...), and `kafka.properties`
 //! takes client properties by their usual names (`linger.ms`, `compression.type`,
 //! `security.protocol`, `sasl.username`, ...): each one with an equivalent here sets that key
-//! ([`PROPERTIES`](crate::config::kafka::PROPERTIES)), any other is refused with the list. TLS follows the OTLP exporter's rules
-//! (`flowtel_otlp::channel`): a CA replaces the system roots, a client certificate needs its
-//! key, every PEM is checked when the sink starts.
+//! ([`PROPERTIES`](crate::config::kafka::PROPERTIES)), any other is refused with the list.
+//! TLS follows the OTLP exporter's rules (`flowtel_otlp::channel`): a CA replaces the system
+//! roots, a client certificate needs its key, every PEM is checked when the sink starts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
