@@ -381,7 +381,7 @@ impl DecoderSettings {
 }
 
 /// The receive buffer each socket asks for by default: 32 MiB. On loopback, Linux charged a
-/// datagram of 1 200 or 1 464 bytes 2 304 bytes (its payload's 2 KiB allocation and the
+/// datagram of 720 to 1 464 bytes 2 304 bytes (its payload's 2 KiB allocation and the
 /// buffer's own structure, read back from `/proc/net/udp`) against twice the requested size,
 /// so 8 MiB held about 7 300 such datagrams: 24 ms at 300 000 datagrams/s, the sender's ceiling
 /// in `examples/bench-peers.sh` on a 2-core machine. There a worker used three quarters of its
