@@ -470,15 +470,9 @@ fn exporters_outside_the_access_lists_are_refused_counted_and_never_decoded() {
     assert!(status.success(), "{stderr}");
 }
 
-fn rmem_max() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-}
-
 #[test]
 fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap() {
-    let Some(max) = rmem_max() else {
+    let Some(max) = flowtel::daemon::listener::rmem_max() else {
         common::skip("/proc/sys/net/core/rmem_max is not readable");
         return;
     };
@@ -524,7 +518,7 @@ fn a_capped_receive_buffer_is_reported_once_with_the_command_that_lifts_the_cap(
 
 #[test]
 fn a_receive_buffer_beyond_rmem_max_is_granted_with_cap_net_admin() {
-    let Some(max) = rmem_max() else {
+    let Some(max) = flowtel::daemon::listener::rmem_max() else {
         common::skip("/proc/sys/net/core/rmem_max is not readable");
         return;
     };
