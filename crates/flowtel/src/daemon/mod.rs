@@ -36,6 +36,22 @@
 //! (after which it hands nothing more over); then every worker decodes what was handed over and
 //! emits every open window including the partial one; the sinks get them and have until
 //! `shutdown_grace_secs` to deliver; the process then exits 0.
+//!
+//! # A receive worker that panics
+//!
+//! A panic in a worker is a bug (bad input is counted, never fatal), and the state it leaves
+//! behind (a half-read template, a rollup batch half added) cannot be trusted, so the worker is
+//! not restarted in place. Its thread catches the panic and reports it to the flush loop, which
+//! logs it and shuts the daemon down as for SIGTERM: the other workers' windows are emitted and
+//! delivered; the failed worker's open windows, its undelivered per-flow records and the
+//! datagrams it had not decoded are lost, and its sockets close as it unwinds (the kernel then
+//! hashes their exporters onto the others' sockets, whose hand-overs to the dead owner are
+//! counted as `handover_queue_full` drops). [`run`] then returns the panic as an error, so the
+//! process exits 1 and its service manager (systemd's `Restart=on-failure`, Kubernetes,
+//! compose's `restart: unless-stopped`) starts a fresh one. Carrying on without the worker
+//! would lose its sockets' traffic silently while `/healthz` still answered 200; restarting
+//! only the worker would start its counters again from zero beside the others'. Vector's
+//! topology stops the same way when a component panics.
 
 pub mod access;
 pub mod coalesce;
@@ -52,7 +68,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flowtel_rollup::RollupStats;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::now_ns;
 use crate::config::{Config, SinkKind};
@@ -64,6 +80,37 @@ use worker::{Control, FlushReply, Routing, Worker, WorkerLink};
 
 /// How long the flush loop waits for every worker's answer.
 const FLUSH_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A receive worker whose thread panicked (see "A receive worker that panics" above).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerFailure {
+    pub worker: usize,
+    /// The panic's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for WorkerFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "receive worker {} panicked: {}",
+            self.worker, self.message
+        )
+    }
+}
+
+impl std::error::Error for WorkerFailure {}
+
+/// The message of a panic's payload (`panic!` with a literal or with format arguments).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_owned()
+    }
+}
 
 /// State shared by the flush loop, the HTTP endpoint and the telemetry exporter.
 #[derive(Debug)]
@@ -423,13 +470,15 @@ async fn collect<T>(expected: usize, rx: &mut tokio::sync::mpsc::UnboundedReceiv
     out
 }
 
-/// Start one thread per worker, each with its sockets and pipeline.
+/// Start one thread per worker, each with its sockets and pipeline. A worker that panics is
+/// reported on `failures`.
 fn start_workers(
     config: &Config,
     sockets: Vec<Vec<std::net::UdpSocket>>,
     spec: &PipelineSpec,
     sinks: &SinkSet,
     stats: &[Arc<Mutex<WorkerStats>>],
+    failures: &tokio::sync::mpsc::UnboundedSender<WorkerFailure>,
 ) -> anyhow::Result<Workers> {
     let n = sockets.len();
     let mut links = Vec::with_capacity(n);
@@ -483,9 +532,21 @@ fn start_workers(
             poll,
             coalesce,
         };
+        let failures = failures.clone();
         let t = std::thread::Builder::new()
             .name(format!("flowtel-rx-{id}"))
-            .spawn(move || w.run())
+            .spawn(move || {
+                // The worker is dropped as the panic unwinds (its sockets close); nothing of it
+                // is used again, so its state's consistency does not matter here.
+                if let Err(payload) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run()))
+                {
+                    let _ = failures.send(WorkerFailure {
+                        worker: id,
+                        message: panic_message(payload.as_ref()),
+                    });
+                }
+            })
             .context("cannot start a receive worker")?;
         threads.push(t);
     }
@@ -511,7 +572,9 @@ async fn serve(
     let worker_stats: Vec<_> = (0..n)
         .map(|_| Arc::new(Mutex::new(WorkerStats::default())))
         .collect();
-    let workers = start_workers(&config, sockets, &spec, &sinks, &worker_stats)?;
+    let (failures_tx, mut failures) = tokio::sync::mpsc::unbounded_channel();
+    let workers = start_workers(&config, sockets, &spec, &sinks, &worker_stats, &failures_tx)?;
+    drop(failures_tx);
     let shared = Arc::new(Shared {
         workers: worker_stats,
         routing: Arc::clone(&workers.routing),
@@ -584,10 +647,21 @@ async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_flush = (now_ns() / interval_ns + 1) * interval_ns + flush_delay_ns;
+    let mut failure = None;
     loop {
         let until_flush = Duration::from_nanos(next_flush.saturating_sub(now_ns()));
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(f) = failures.recv() => {
+                error!(
+                    worker = f.worker,
+                    panic = %f.message,
+                    "a receive worker panicked; shutting down so that the service manager \
+                     starts flowtel again (the windows that worker held are lost)"
+                );
+                failure = Some(f);
+                break;
+            }
             _ = tick.tick() => {
                 let drops = || shared.socket_drops.read();
                 reporter.report(&shared.worker_totals(), drops, &shared.sinks, now_ns());
@@ -622,14 +696,26 @@ async fn serve(
     for t in workers.threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
+    // A worker that panicked while the others stopped.
+    if failure.is_none()
+        && let Ok(f) = failures.try_recv()
+    {
+        error!(worker = f.worker, panic = %f.message, "a receive worker panicked while stopping");
+        failure = Some(f);
+    }
     shared.sinks.shutdown(deadline).await;
     if let Some(p) = self_metrics {
         // One last export of our counters (blocking: the SDK's reader thread does the I/O).
         let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
     }
     http_task.abort();
-    info!("stopped");
-    Ok(())
+    match failure {
+        Some(f) => Err(f.into()),
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
 }
 
 /// Per-exporter log lines: first seen (logged by the owning worker), silent, back, and a
