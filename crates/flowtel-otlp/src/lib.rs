@@ -96,6 +96,7 @@ pub mod logs;
 pub mod queue;
 pub mod signal;
 pub mod stats;
+pub mod supervise;
 
 pub use channel::{
     ChannelConfig, ChannelError, PemProblem, TlsConfig, TlsSetting, Transport, redact_endpoint,
@@ -117,6 +118,7 @@ pub use queue::{
 };
 pub use signal::{EncodedLogs, EncodedLogsRequest, Logs, Metrics, Signal};
 pub use stats::{DropReason, ExportStats, ExportStatsSnapshot, FailureReason};
+pub use supervise::{Panicked, panic_message, spawn_supervised};
 
 /// The generated OTLP types this crate speaks, re-exported so users need not pin the crate.
 pub use opentelemetry_proto;

@@ -176,6 +176,8 @@ struct Shared<B> {
     /// For log lines.
     name: String,
     endpoint: String,
+    /// The sender task's panic, if it panicked (nothing is sent any more).
+    panicked: crate::Panicked,
 }
 
 impl<B> Shared<B> {
@@ -295,6 +297,11 @@ impl<B: Batch> ExportQueue<B> {
         self.shared.capacity
     }
 
+    /// The sender task's panic message, if it panicked: nothing queued is sent any more.
+    pub fn panicked(&self) -> Option<String> {
+        self.shared.panicked.get()
+    }
+
     pub fn stats(&self) -> &Arc<ExportStats> {
         &self.shared.stats
     }
@@ -390,8 +397,12 @@ impl<E: Encode> Exporter<E> {
             set_filling: Box::new(move |filling| filling_client.set_filling(filling)),
             name: client.name().to_owned(),
             endpoint: client.endpoint().to_owned(),
+            panicked: crate::Panicked::default(),
         });
-        let task = tokio::spawn(run(shared.clone(), client.clone(), encoder));
+        let task = crate::spawn_supervised(
+            &shared.panicked,
+            run(shared.clone(), client.clone(), encoder),
+        );
         Self {
             queue: ExportQueue { shared },
             client,

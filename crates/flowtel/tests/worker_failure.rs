@@ -1,18 +1,19 @@
 //! A receive worker that panics stops the daemon with an error (so that its service manager
 //! starts a fresh one) after the other workers' windows are emitted: the daemon embedded as
 //! `flowtel run` runs it, two workers on a real UDP listener on loopback, and a sink of the
-//! test's own that panics in the receive path (sinks take their records on the worker's thread).
+//! test's own that panics in the receive path (sinks take their records on the worker's
+//! thread). One embedded daemon per process (its log subscriber is global), so the sink's case
+//! is `sink_failure.rs`.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, mpsc};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use common::{PATIENCE, V5_FLOWS, netflow_v5};
-use flowtel::config::{Config, SinkKind, finish_and_validate};
-use flowtel::daemon::{Hooks, Listening, WorkerFailure, run_with};
+use common::{PATIENCE, V5_FLOWS, embedded_daemon, send_v5};
+use flowtel::daemon::Failure;
 use flowtel::sinks::{Records, ShutdownFuture, Sink, SinkStatus, Windows};
 use flowtel_rollup::AttrValue;
 
@@ -86,13 +87,6 @@ impl Sink for Probe {
     }
 }
 
-fn send_v5(from: IpAddr, to: SocketAddr, sequence: u32) {
-    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
-    socket
-        .send_to(&netflow_v5(&V5_FLOWS, sequence, 1_700_000_000, 0), to)
-        .unwrap();
-}
-
 #[test]
 fn a_panicking_worker_stops_the_daemon_after_the_others_windows_are_emitted() {
     let good: IpAddr = [127, 0, 0, 1].into();
@@ -102,37 +96,7 @@ fn a_panicking_worker_stops_the_daemon_after_the_others_windows_are_emitted() {
         spared: Mutex::new(BTreeSet::new()),
         good_bytes: Mutex::new((0, false)),
     });
-    let mut config = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        prometheus_listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        recv_buffer_bytes: 0,
-        // Longer than the test: the only windows are those of the shutdown's flush.
-        rollup_interval_secs: Some(3600),
-        sinks: vec![SinkKind::Prometheus],
-        shutdown_grace_secs: 1,
-        exporter_report_interval_secs: 0,
-        log_level: "warn".to_owned(),
-        ..Config::default()
-    };
-    finish_and_validate(&mut config).unwrap();
-    let (listening_tx, listening) = mpsc::channel::<Listening>();
-    let hooks = Hooks {
-        on_listening: Some(Box::new(move |l| {
-            listening_tx.send(l.clone())?;
-            Ok(())
-        })),
-        sinks: vec![probe.clone()],
-        ..Hooks::default()
-    };
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(run_with(config, &[], hooks));
-    });
-    let to = listening
-        .recv_timeout(PATIENCE)
-        .expect("the daemon listens")
-        .udp[0];
+    let (to, done) = embedded_daemon(2, probe.clone());
 
     // Three datagrams of the exporter whose worker survives, taken before anything fails.
     for seq in 0..3 {
@@ -175,15 +139,15 @@ fn a_panicking_worker_stops_the_daemon_after_the_others_windows_are_emitted() {
     let result = result.expect("no exporter reached the second worker in 39 tries");
 
     let error = result.expect_err("the daemon stops with an error");
-    let failure = error
-        .downcast_ref::<WorkerFailure>()
-        .unwrap_or_else(|| panic!("not a worker failure: {error:#}"));
-    assert_eq!(failure.message, BUG);
+    let Some(Failure::Worker { worker, message }) = error.downcast_ref::<Failure>() else {
+        panic!("not a worker's failure: {error:#}");
+    };
+    assert_eq!(message, BUG);
     let good_thread = probe.good_thread.lock().unwrap().clone().unwrap();
-    assert_ne!(format!("flowtel-rx-{}", failure.worker), good_thread);
+    assert_ne!(format!("flowtel-rx-{worker}"), good_thread);
     assert_eq!(
         error.to_string(),
-        format!("receive worker {} panicked: {BUG}", failure.worker)
+        format!("receive worker {worker} panicked: {BUG}")
     );
 
     // The surviving worker's window went out in the shutdown's flush, every byte of it.

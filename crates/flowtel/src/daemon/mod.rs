@@ -37,21 +37,23 @@
 //! emits every open window including the partial one; the sinks get them and have until
 //! `shutdown_grace_secs` to deliver; the process then exits 0.
 //!
-//! # A receive worker that panics
+//! # A component that panics
 //!
-//! A panic in a worker is a bug (bad input is counted, never fatal), and the state it leaves
-//! behind (a half-read template, a rollup batch half added) cannot be trusted, so the worker is
-//! not restarted in place. Its thread catches the panic and reports it to the flush loop, which
-//! logs it and shuts the daemon down as for SIGTERM: the other workers' windows are emitted and
-//! delivered; the failed worker's open windows, its undelivered per-flow records and the
+//! A panic is a bug (bad input is counted, never fatal), and the state it leaves behind (a
+//! half-read template, a rollup batch half added, a delivery half done) cannot be trusted, so
+//! nothing is restarted in place. A receive worker's thread catches its panic and reports it to
+//! the flush loop at once; a sink's delivery task or thread keeps its panic for
+//! [`Sink::panicked`], which the flush loop reads every second. Either way the flush loop logs
+//! it and shuts the daemon down as for SIGTERM: the other workers' windows are emitted and the
+//! other sinks deliver. A failed worker's open windows, its undelivered per-flow records and the
 //! datagrams it had not decoded are lost, and its sockets close as it unwinds (the kernel then
 //! hashes their exporters onto the others' sockets, whose hand-overs to the dead owner are
-//! counted as `handover_queue_full` drops). [`run`] then returns the panic as an error, so the
-//! process exits 1 and its service manager (systemd's `Restart=on-failure`, Kubernetes,
-//! compose's `restart: unless-stopped`) starts a fresh one. Carrying on without the worker
-//! would lose its sockets' traffic silently while `/healthz` still answered 200; restarting
-//! only the worker would start its counters again from zero beside the others'. Vector's
-//! topology stops the same way when a component panics.
+//! counted as `handover_queue_full` drops); a failed sink's queue is lost. [`run`] then returns
+//! the [`Failure`], so the process exits 1 and its service manager (systemd's
+//! `Restart=on-failure`, Kubernetes, compose's `restart: unless-stopped`) starts a fresh one.
+//! Carrying on would lose the worker's traffic, or fill the sink's queue, while `/healthz` still
+//! answered 200; restarting only the component would start its counters again beside the
+//! others'. Vector's topology stops the same way when a component panics.
 
 pub mod access;
 pub mod coalesce;
@@ -81,36 +83,27 @@ use worker::{Control, FlushReply, Routing, Worker, WorkerLink};
 /// How long the flush loop waits for every worker's answer.
 const FLUSH_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A receive worker whose thread panicked (see "A receive worker that panics" above).
+/// A component that panicked, which stopped the daemon (see "A component that panics" above).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerFailure {
-    pub worker: usize,
-    /// The panic's message.
-    pub message: String,
+pub enum Failure {
+    /// A receive worker's thread.
+    Worker { worker: usize, message: String },
+    /// A sink's delivery task or thread.
+    Sink { sink: String, message: String },
 }
 
-impl std::fmt::Display for WorkerFailure {
+impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "receive worker {} panicked: {}",
-            self.worker, self.message
-        )
+        match self {
+            Failure::Worker { worker, message } => {
+                write!(f, "receive worker {worker} panicked: {message}")
+            }
+            Failure::Sink { sink, message } => write!(f, "sink {sink} panicked: {message}"),
+        }
     }
 }
 
-impl std::error::Error for WorkerFailure {}
-
-/// The message of a panic's payload (`panic!` with a literal or with format arguments).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic without a message)".to_owned()
-    }
-}
+impl std::error::Error for Failure {}
 
 /// State shared by the flush loop, the HTTP endpoint and the telemetry exporter.
 #[derive(Debug)]
@@ -478,7 +471,7 @@ fn start_workers(
     spec: &PipelineSpec,
     sinks: &SinkSet,
     stats: &[Arc<Mutex<WorkerStats>>],
-    failures: &tokio::sync::mpsc::UnboundedSender<WorkerFailure>,
+    failures: &tokio::sync::mpsc::UnboundedSender<Failure>,
 ) -> anyhow::Result<Workers> {
     let n = sockets.len();
     let mut links = Vec::with_capacity(n);
@@ -541,9 +534,9 @@ fn start_workers(
                 if let Err(payload) =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run()))
                 {
-                    let _ = failures.send(WorkerFailure {
+                    let _ = failures.send(Failure::Worker {
                         worker: id,
-                        message: panic_message(payload.as_ref()),
+                        message: flowtel_otlp::panic_message(payload.as_ref()),
                     });
                 }
             })
@@ -653,16 +646,14 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(f) = failures.recv() => {
-                error!(
-                    worker = f.worker,
-                    panic = %f.message,
-                    "a receive worker panicked; shutting down so that the service manager \
-                     starts flowtel again (the windows that worker held are lost)"
-                );
                 failure = Some(f);
                 break;
             }
             _ = tick.tick() => {
+                if let Some((sink, message)) = shared.sinks.panicked() {
+                    failure = Some(Failure::Sink { sink, message });
+                    break;
+                }
                 let drops = || shared.socket_drops.read();
                 reporter.report(&shared.worker_totals(), drops, &shared.sinks, now_ns());
                 if tokio::time::Instant::now() >= next_networks_check {
@@ -684,6 +675,12 @@ async fn serve(
         }
     }
 
+    if let Some(f) = &failure {
+        error!(
+            "{f}; shutting down so that the service manager starts flowtel again (what that \
+             component held is lost)"
+        );
+    }
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
     info!(
@@ -700,10 +697,17 @@ async fn serve(
     if failure.is_none()
         && let Ok(f) = failures.try_recv()
     {
-        error!(worker = f.worker, panic = %f.message, "a receive worker panicked while stopping");
+        error!("{f} while stopping");
         failure = Some(f);
     }
     shared.sinks.shutdown(deadline).await;
+    if failure.is_none()
+        && let Some((sink, message)) = shared.sinks.panicked()
+    {
+        let f = Failure::Sink { sink, message };
+        error!("{f} while stopping");
+        failure = Some(f);
+    }
     if let Some(p) = self_metrics {
         // One last export of our counters (blocking: the SDK's reader thread does the I/O).
         let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;

@@ -1024,6 +1024,8 @@ pub struct KafkaSink {
     inner: RecordSink,
     stats: Arc<KafkaStats>,
     link: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The connection task's panic, if it panicked.
+    link_panicked: flowtel_otlp::Panicked,
 }
 
 impl KafkaSink {
@@ -1037,11 +1039,11 @@ impl KafkaSink {
             "not connected to the Kafka brokers {} yet",
             settings.brokers.join(",")
         );
-        let task = tokio::spawn(maintain(
-            Arc::clone(&link),
-            Arc::clone(&settings),
-            Arc::clone(&stats),
-        ));
+        let link_panicked = flowtel_otlp::Panicked::default();
+        let task = flowtel_otlp::spawn_supervised(
+            &link_panicked,
+            maintain(Arc::clone(&link), Arc::clone(&settings), Arc::clone(&stats)),
+        );
         info!(
             sink = "kafka",
             brokers = %settings.brokers.join(","),
@@ -1059,6 +1061,7 @@ impl KafkaSink {
             inner: RecordSink::start("kafka", settings.batching, deliver),
             stats,
             link: Mutex::new(Some(task)),
+            link_panicked,
         })
     }
 }
@@ -1078,6 +1081,10 @@ impl Sink for KafkaSink {
 
     fn status(&self) -> SinkStatus {
         self.inner.status()
+    }
+
+    fn panicked(&self) -> Option<String> {
+        self.inner.panicked().or_else(|| self.link_panicked.get())
     }
 
     fn families(&self) -> Vec<Family> {

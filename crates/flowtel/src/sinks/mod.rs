@@ -78,6 +78,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Queue and delivery state.
     fn status(&self) -> SinkStatus;
 
+    /// The message of a panic that stopped the sink's delivery (its task or thread), if one
+    /// did: it delivers nothing more, and the daemon stops with the message.
+    fn panicked(&self) -> Option<String> {
+        None
+    }
+
     /// Metrics of the sink's own beyond [`SinkStatus`] (e.g. the OTLP exporter's).
     fn families(&self) -> Vec<Family> {
         Vec::new()
@@ -235,6 +241,13 @@ impl SinkSet {
     /// The `prometheus` sink, when configured.
     pub fn prometheus(&self) -> Option<&Arc<prometheus::PrometheusSink>> {
         self.prometheus.as_ref()
+    }
+
+    /// The first sink whose delivery stopped on a panic: its name and the panic's message.
+    pub fn panicked(&self) -> Option<(String, String)> {
+        self.sinks
+            .iter()
+            .find_map(|s| s.panicked().map(|m| (s.name().to_owned(), m)))
     }
 
     /// Every sink's state, by name.

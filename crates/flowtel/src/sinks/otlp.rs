@@ -83,6 +83,10 @@ impl Sink for OtlpSink {
         export_families(&self.stats.snapshot())
     }
 
+    fn panicked(&self) -> Option<String> {
+        self.queue.panicked()
+    }
+
     fn shutdown(&self, deadline: tokio::time::Instant) -> ShutdownFuture<'_> {
         Box::pin(async move {
             let exporter = self

@@ -251,6 +251,8 @@ struct Shared {
 pub struct RecordSink {
     shared: Arc<Shared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The delivery task's panic, if it panicked.
+    panicked: flowtel_otlp::Panicked,
     deadline: Arc<Mutex<Option<Instant>>>,
 }
 
@@ -269,15 +271,20 @@ impl RecordSink {
             in_flight: AtomicU64::new(0),
         });
         let deadline = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(run(
-            Arc::clone(&shared),
-            batching,
-            deliver,
-            Arc::clone(&deadline),
-        ));
+        let panicked = flowtel_otlp::Panicked::default();
+        let task = flowtel_otlp::spawn_supervised(
+            &panicked,
+            run(
+                Arc::clone(&shared),
+                batching,
+                deliver,
+                Arc::clone(&deadline),
+            ),
+        );
         RecordSink {
             shared,
             task: Mutex::new(Some(task)),
+            panicked,
             deadline,
         }
     }
@@ -415,6 +422,10 @@ impl Sink for RecordSink {
             dropped: self.shared.counters.dropped(),
             failing_since_ns: (since != 0).then_some(since),
         }
+    }
+
+    fn panicked(&self) -> Option<String> {
+        self.panicked.get()
     }
 
     fn shutdown(&self, deadline: Instant) -> ShutdownFuture<'_> {

@@ -29,6 +29,8 @@ pub struct StdoutSink {
     counters: Arc<Counters>,
     /// Windows in the channel (sent, not yet written).
     queued: Arc<AtomicU64>,
+    /// The writer thread's panic, if it panicked.
+    panicked: flowtel_otlp::Panicked,
 }
 
 impl std::fmt::Debug for StdoutSink {
@@ -60,12 +62,19 @@ impl StdoutSink {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
         let queued = Arc::new(AtomicU64::new(0));
+        let panicked = flowtel_otlp::Panicked::default();
         let writer = {
             let counters = Arc::clone(&counters);
             let queued = Arc::clone(&queued);
+            let panicked = panicked.clone();
             std::thread::Builder::new()
                 .name("flowtel-stdout".into())
-                .spawn(move || write_loop(&rx, &format, &counters, &queued))
+                .spawn(move || {
+                    let write = || write_loop(&rx, &format, &counters, &queued);
+                    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
+                        panicked.set(flowtel_otlp::panic_message(p.as_ref()));
+                    }
+                })
                 .context("cannot start the stdout writer")?
         };
         Ok(StdoutSink {
@@ -74,6 +83,7 @@ impl StdoutSink {
             writer: Mutex::new(Some(writer)),
             counters,
             queued,
+            panicked,
         })
     }
 }
@@ -141,6 +151,10 @@ impl Sink for StdoutSink {
             dropped: self.counters.dropped(),
             failing_since_ns: None,
         }
+    }
+
+    fn panicked(&self) -> Option<String> {
+        self.panicked.get()
     }
 
     fn shutdown(&self, deadline: tokio::time::Instant) -> ShutdownFuture<'_> {

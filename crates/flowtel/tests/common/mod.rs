@@ -403,6 +403,60 @@ pub fn netflow_v5(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The daemon embedded, as `flowtel run` and `flowtel demo` run it.
+
+/// The daemon with `workers` workers, the prometheus sink and `sink`, on a thread of its own:
+/// its UDP address and where its result arrives. Once per test process: the daemon installs
+/// the process's log subscriber.
+pub fn embedded_daemon(
+    workers: usize,
+    sink: Arc<dyn flowtel::sinks::Sink>,
+) -> (SocketAddr, std::sync::mpsc::Receiver<anyhow::Result<()>>) {
+    let mut config = flowtel::config::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        prometheus_listen: "127.0.0.1:0".parse().unwrap(),
+        workers,
+        recv_buffer_bytes: 0,
+        // Longer than the test: the only windows are those of the shutdown's flush.
+        rollup_interval_secs: Some(3600),
+        sinks: vec![flowtel::config::SinkKind::Prometheus],
+        shutdown_grace_secs: 1,
+        exporter_report_interval_secs: 0,
+        log_level: "warn".to_owned(),
+        ..flowtel::config::Config::default()
+    };
+    flowtel::config::finish_and_validate(&mut config).unwrap();
+    let (listening_tx, listening) = std::sync::mpsc::channel::<flowtel::daemon::Listening>();
+    let hooks = flowtel::daemon::Hooks {
+        on_listening: Some(Box::new(move |l| {
+            listening_tx.send(l.clone())?;
+            Ok(())
+        })),
+        sinks: vec![sink],
+        ..flowtel::daemon::Hooks::default()
+    };
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(flowtel::daemon::run_with(config, &[], hooks));
+    });
+    let Ok(listening) = listening.recv_timeout(PATIENCE) else {
+        panic!(
+            "the daemon did not start: {:?}",
+            done.recv_timeout(PATIENCE)
+        );
+    };
+    (listening.udp[0], done)
+}
+
+/// One datagram of [`V5_FLOWS`] from `from` (any loopback address) to `to`.
+pub fn send_v5(from: std::net::IpAddr, to: SocketAddr, sequence: u32) {
+    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
+    socket
+        .send_to(&netflow_v5(&V5_FLOWS, sequence, 1_700_000_000, 0), to)
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // An in-process OTLP/gRPC receiver standing in for Alloy.
 
 use std::sync::{Arc, Mutex};
