@@ -10,7 +10,9 @@
 # country and ASN databases, deploy/geoip/, which know every public address the generator
 # draws), DAEMON_CPU and GENERATOR_CPU (pin each to a core, e.g. 0 and 1 with WORKERS=1, so
 # that the two do not share one), FLOWTEL (binary, default target/release/flowtel; built if
-# missing). Only loopback addresses are used.
+# missing), FLOOR (1: before each rate, the same traffic to a receive-only loop,
+# examples/blast.c's `sink`, pinned like the daemon: the kernel's share, printed as a `floor`
+# row with its CPU time and records per CPU-second). Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,11 @@ fi
 RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 400000)
 [ -x "$FLOWTEL" ] || cargo build --release -p flowtel
+if [ "${FLOOR:-0}" = 1 ]; then
+  floor_dir=$(mktemp -d)
+  trap 'rm -rf "$floor_dir"' EXIT
+  cc -O2 -o "$floor_dir/blast" examples/blast.c
+fi
 
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 metric() { # sum of a metric's samples in a /metrics body
@@ -40,6 +47,22 @@ tck=$(getconf CLK_TCK)
 printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s %-7s %-10s\n' \
   rate/s sent_recs recv_recs sent_dgrams recv_dgrams recs/s drops loss% rss_MiB cpu_s recs/cpu_s
 for rate in "${RATES[@]}"; do
+  if [ "${FLOOR:-0}" = 1 ]; then
+    udp=$(free_port SOCK_DGRAM)
+    # Ends 2 s after the last datagram; its CPU is read as the generator ends.
+    $DAEMON_PIN "$floor_dir/blast" sink 127.0.0.1 "$udp" 2 33554432 >"$floor_dir/sink.out" &
+    sink=$!
+    sleep 0.3
+    gen=$($GENERATOR_PIN "$FLOWTEL" generate --target "127.0.0.1:$udp" --rate "$rate" --duration "$DURATION" \
+      --exporters "$EXPORTERS" --protocols "$PROTOCOLS" --report-interval 0 2>&1 >/dev/null | tail -n 5)
+    cpu=$(awk -v t="$tck" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$sink/stat")
+    wait "$sink" || true
+    read -r sent_dgrams sent_recs < <(sed -nE 's/.*total ([0-9]+) datagrams, ([0-9]+) flows.*/\1 \2/p' <<<"$gen" | tail -1)
+    recv_dgrams=$(awk '{ print $2 }' "$floor_dir/sink.out")
+    printf '%-10s %-12s %-12s %-12s %-12s %-12s %-10s %-8s %-9s %-7s %-10s\n' \
+      floor "$sent_recs" - "$sent_dgrams" "$recv_dgrams" - - - - "$cpu" \
+      "$(awk -v r="$sent_recs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? r / c : 0) }')"
+  fi
   udp=$(free_port SOCK_DGRAM); http=$(free_port SOCK_STREAM)
   $DAEMON_PIN "$FLOWTEL" run --listen "127.0.0.1:$udp" --prometheus-listen "127.0.0.1:$http" \
     --sink prometheus --rollup-interval 5 --workers "$WORKERS" --recv-buffer-bytes 33554432 \
