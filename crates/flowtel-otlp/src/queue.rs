@@ -435,13 +435,17 @@ impl<E: Encode> Exporter<E> {
             };
         };
         if let Ok(Ok(())) = tokio::time::timeout(grace, &mut task).await {
-            return ShutdownReport {
-                flushed: true,
-                batches_dropped: 0,
-            };
+            // A task that panicked ended too, leaving its queue (counted below).
+            if shared.panicked.get().is_none() {
+                return ShutdownReport {
+                    flushed: true,
+                    batches_dropped: 0,
+                };
+            }
+        } else {
+            task.abort();
+            let _ = task.await;
         }
-        task.abort();
-        let _ = task.await;
         let (batches, items) = {
             let mut st = shared.lock();
             let in_flight = st.in_flight.take();

@@ -161,7 +161,8 @@ impl FailureReason {
 pub enum DropReason {
     /// The queue was full: its oldest batch made room for the new one.
     QueueFull,
-    /// Still queued or in flight when the shutdown deadline passed, or pushed after shutdown.
+    /// Still queued or in flight when the shutdown deadline passed or the sender task had
+    /// panicked, or pushed after shutdown.
     Shutdown,
 }
 

@@ -647,3 +647,50 @@ async fn a_queue_more_than_half_full_probes_the_endpoint_more_often() {
     assert!(exporter.shutdown(BOUND).await.flushed);
     server.stop().await;
 }
+
+/// Converts the first window, then panics: a bug in the sender task.
+struct PanicsOnSecond(Converter, u32);
+
+impl flowtel_otlp::Encode for PanicsOnSecond {
+    type Signal = flowtel_otlp::Metrics;
+    type Batch = flowtel_series::WindowBatch;
+
+    fn encode(
+        &mut self,
+        batch: flowtel_series::WindowBatch,
+    ) -> Vec<<flowtel_otlp::Metrics as flowtel_otlp::Signal>::Request> {
+        self.1 += 1;
+        assert!(self.1 < 2, "the encoder's bug");
+        self.0.convert(&batch)
+    }
+}
+
+#[tokio::test]
+async fn a_sender_task_that_panics_is_reported_and_its_queue_counted_at_shutdown() {
+    let receiver = Receiver::default();
+    let port = reserve();
+    let addr = port.addr;
+    let server = serve_on(port.listen(), receiver.clone(), None).await;
+    let (client, stats) = make_client(&config(addr));
+    let encoder = PanicsOnSecond(Converter::new(ConvertConfig::default()), 0);
+    let exporter = Exporter::spawn(client, encoder, &queue(8));
+    let queue = exporter.queue();
+    queue.try_push(window(0, 1));
+    wait_for("window 0 delivered", || snap(&stats).requests_ok >= 1).await;
+    assert_eq!(queue.panicked(), None);
+    for n in 1..4 {
+        queue.try_push(window(n, n + 1));
+    }
+    wait_for("the sender's panic", || queue.panicked().is_some()).await;
+    assert_eq!(queue.panicked().as_deref(), Some("the encoder's bug"));
+    // Window 1 was taken and lost in the panic, windows 2 and 3 wait: all three counted.
+    let report = exporter.shutdown(BOUND).await;
+    assert_eq!((report.flushed, report.batches_dropped), (false, 3));
+    let s = snap(&stats);
+    assert_eq!(
+        (s.batches_dropped(DropReason::Shutdown), s.queue_depth),
+        (3, 0)
+    );
+    assert_eq!(values(&receiver.metrics()), expected_values([0], 1));
+    server.stop().await;
+}

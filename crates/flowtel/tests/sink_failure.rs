@@ -36,7 +36,8 @@ fn a_sink_whose_delivery_panics_stops_the_daemon() {
         },
         PanickingDelivery,
     );
-    let (to, done) = embedded_daemon(1, Arc::new(sink));
+    let sink = Arc::new(sink);
+    let (to, done) = embedded_daemon(1, sink.clone());
     send_v5([127, 0, 0, 1].into(), to, 0);
     let result = done
         .recv_timeout(PATIENCE)
@@ -54,4 +55,11 @@ fn a_sink_whose_delivery_panics_stops_the_daemon() {
         error.to_string(),
         "sink panicking panicked: a delivery's bug with 2 records"
     );
+    // The batch the delivery held when it panicked is counted, not lost silently.
+    let status = flowtel::sinks::Sink::status(&*sink);
+    assert_eq!(
+        status.dropped.iter().find(|(r, _)| *r == "failed"),
+        Some(&("failed", 2))
+    );
+    assert_eq!(status.delivered, 0);
 }

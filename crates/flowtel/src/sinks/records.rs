@@ -433,19 +433,39 @@ impl Sink for RecordSink {
             *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
             self.shared.queue.close();
             let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(mut t) = task
-                && tokio::time::timeout_at(deadline, &mut t).await.is_err()
-            {
+            let Some(mut t) = task else {
+                return;
+            };
+            let ended = tokio::time::timeout_at(deadline, &mut t).await.is_ok();
+            if !ended {
                 t.abort();
-                // The queue's records and the batch that was being delivered.
-                let left = self.shared.queue.depth() as u64
-                    + self.shared.in_flight.swap(0, Ordering::Relaxed);
-                Counters::add(&self.shared.counters.dropped_shutdown, left);
-                warn!(
-                    sink = self.shared.name,
-                    records = left,
-                    "not delivered before the shutdown deadline"
-                );
+            }
+            // A task that panicked ended too, leaving its queue.
+            let panicked = self.panicked.get();
+            if ended && panicked.is_none() {
+                return;
+            }
+            // The queue's records and the batch that was being delivered.
+            let left =
+                self.shared.queue.depth() as u64 + self.shared.in_flight.swap(0, Ordering::Relaxed);
+            match panicked {
+                Some(panic) => {
+                    Counters::add(&self.shared.counters.dropped_failed, left);
+                    warn!(
+                        sink = self.shared.name,
+                        records = left,
+                        panic = %panic,
+                        "not delivered: the delivery task panicked"
+                    );
+                }
+                None => {
+                    Counters::add(&self.shared.counters.dropped_shutdown, left);
+                    warn!(
+                        sink = self.shared.name,
+                        records = left,
+                        "not delivered before the shutdown deadline"
+                    );
+                }
             }
         })
     }
