@@ -172,6 +172,16 @@ impl Sink for StdoutSink {
                         windows = left,
                         "stdout not drained before the deadline"
                     );
+                } else if let Some(panic) = self.panicked.get() {
+                    // A writer that panicked ended too, leaving the windows it had not written.
+                    let left = self.queued.swap(0, Ordering::Relaxed);
+                    Counters::add(&self.counters.dropped_failed, left);
+                    warn!(
+                        sink = self.name,
+                        windows = left,
+                        panic = %panic,
+                        "not written: the stdout writer panicked"
+                    );
                 }
             }
         })
@@ -206,4 +216,44 @@ pub fn point_json(p: &flowtel_rollup::Point) -> serde_json::Value {
         v["kind"] = serde_json::to_value(p.kind).unwrap_or_default();
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows() -> Arc<Windows> {
+        Arc::new(Windows {
+            batches: vec![flowtel_rollup::WindowBatch {
+                rollup: Arc::from("r"),
+                start_time_unix_nano: 0,
+                time_unix_nano: 1,
+                points: Vec::new(),
+            }],
+            final_flush: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_panics_is_reported_and_what_it_held_counted() {
+        let sink =
+            StdoutSink::with_format("stdout", Box::new(|_, _| panic!("a format's bug"))).unwrap();
+        sink.windows(&windows());
+        let start = std::time::Instant::now();
+        while sink.panicked().is_none() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(sink.panicked().as_deref(), Some("a format's bug"));
+        sink.shutdown(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+            .await;
+        let status = sink.status();
+        assert_eq!(status.delivered, 0);
+        assert_eq!(status.queue_depth, 0);
+        assert!(
+            status.dropped.contains(&("failed", 1)),
+            "{:?}",
+            status.dropped
+        );
+    }
 }
