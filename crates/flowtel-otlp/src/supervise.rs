@@ -10,27 +10,24 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 
 /// The message of a panic, once the watched task has panicked.
 #[derive(Debug, Clone, Default)]
-pub struct Panicked(Arc<Mutex<Option<String>>>);
+pub struct Panicked(Arc<OnceLock<String>>);
 
 impl Panicked {
     /// The panic's message, if the task panicked.
     pub fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.get().cloned()
     }
 
     /// Keep `message` (the first panic wins).
     pub fn set(&self, message: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(message);
+        let _ = self.0.set(message);
     }
 }
 
