@@ -1017,12 +1017,20 @@ fn put_addr(out: &mut Vec<u8>, a: Option<IpAddr>) {
 
 #[inline]
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    if let Ok(len) = u8::try_from(s.len()) {
-        out.push(len);
-        out.extend_from_slice(s.as_bytes());
-        return;
+    match u8::try_from(s.len()) {
+        Ok(len) => {
+            out.push(len);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Err(_) => put_long_str(out, s),
     }
-    // Names longer than 255 bytes are cut at a character boundary.
+}
+
+/// [`put_str`] of a name longer than 255 bytes: cut at a character boundary. Out of line, so
+/// that the common case inlines where a key is written.
+#[cold]
+#[inline(never)]
+fn put_long_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(255);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -1521,6 +1529,29 @@ mod tests {
 
     /// The written-out encoder of the default dimensions gives the general loop's bytes, for
     /// every kind of value those dimensions take.
+    #[test]
+    fn names_are_cut_at_255_bytes_on_a_character_boundary() {
+        let put = |s: &str| {
+            let mut out = vec![9];
+            put_str(&mut out, s);
+            out
+        };
+        assert_eq!(put("edge-1"), [&[9, 6][..], b"edge-1"].concat());
+        let ascii = "a".repeat(300);
+        assert_eq!(
+            put(&ascii),
+            [&[9, 255][..], &ascii.as_bytes()[..255]].concat()
+        );
+        // 254 ASCII bytes, then a 2-byte character across the 255th byte: cut before it.
+        let across = format!("{}é", "a".repeat(254));
+        assert_eq!(
+            put(&across),
+            [&[9, 254][..], &across.as_bytes()[..254]].concat()
+        );
+        let exact = format!("{}é", "a".repeat(253));
+        assert_eq!(put(&exact), [&[9, 255][..], exact.as_bytes()].concat());
+    }
+
     #[test]
     fn default_key_equals_the_general_encoding() {
         let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
