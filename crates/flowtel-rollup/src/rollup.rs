@@ -1527,8 +1527,7 @@ mod tests {
             .unwrap();
     }
 
-    /// The written-out encoder of the default dimensions gives the general loop's bytes, for
-    /// every kind of value those dimensions take.
+    /// A name is written as its length and its bytes, cut at 255 bytes on a character boundary.
     #[test]
     fn names_are_cut_at_255_bytes_on_a_character_boundary() {
         let put = |s: &str| {
@@ -1552,6 +1551,8 @@ mod tests {
         assert_eq!(put(&exact), [&[9, 255][..], exact.as_bytes()].concat());
     }
 
+    /// The written-out encoder of the default dimensions gives the general loop's bytes, for
+    /// every kind of value those dimensions take.
     #[test]
     fn default_key_equals_the_general_encoding() {
         let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
