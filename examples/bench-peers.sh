@@ -28,9 +28,9 @@
 #            can do per record), printing every 60 s
 #   nfcapd   nfdump's collector writing every record to its binary files, rotated every 60 s
 # Every socket asks for a 32 MiB receive buffer (flowtel's default). When net.core.rmem_max is
-# lower, the script raises it for the run as root and puts it back at exit; where it cannot,
-# every buffer is capped alike (flowtel runs without CAP_NET_ADMIN, with which it would exceed
-# the cap; the script says when it is capped). Loss is the kernel's count of datagrams dropped
+# lower, the script raises it for the run as root and puts it back at exit (after a SIGKILL, at
+# the start of the next run); where it cannot, every buffer is capped alike (flowtel runs
+# without CAP_NET_ADMIN, with which it would exceed the cap; the script says when it is capped). Loss is the kernel's count of datagrams dropped
 # at the collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
 # user + system time over the run of the collector's processes (nfacctd's core process and its
 # print plugin) and all their threads. Peak RSS is the same processes' VmHWM, summed, in the
@@ -64,18 +64,30 @@ if [ -n "$FLOWTEL_PGO" ] && [ ! -x "$FLOWTEL_PGO" ]; then
   exit 1
 fi
 work=$(mktemp -d)
+# A run killed by SIGKILL cannot put rmem_max back: the value it raised from waits in /run
+# (emptied at boot, when the sysctl resets too) and the next run puts it back first.
+rmem_saved=/run/flowtel-bench-peers.rmem_max
+if [ -f "$rmem_saved" ] && [ "$(id -u)" = 0 ]; then
+  if [ "$(cat /proc/sys/net/core/rmem_max)" = "$BUFFER" ] &&
+    cat "$rmem_saved" >/proc/sys/net/core/rmem_max; then
+    echo "note: net.core.rmem_max put back to $(cat "$rmem_saved"), left raised by a run that was killed"
+  fi
+  rm -f "$rmem_saved"
+fi
 rmem=$(cat /proc/sys/net/core/rmem_max)
 restore_rmem=
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"
-  [ -z "$restore_rmem" ] || echo "$restore_rmem" >/proc/sys/net/core/rmem_max' EXIT
+  [ -z "$restore_rmem" ] || { echo "$restore_rmem" >/proc/sys/net/core/rmem_max; rm -f "$rmem_saved"; }' EXIT
 cc -O2 -o "$work/blast" examples/blast.c
 # Without CAP_NET_ADMIN, so that flowtel's buffer is capped like the others' (SO_RCVBUFFORCE).
 as_capped=()
 if [ "$rmem" -lt "$BUFFER" ]; then
-  if [ "$(id -u)" = 0 ] && echo "$BUFFER" 2>/dev/null >/proc/sys/net/core/rmem_max; then
+  if [ "$(id -u)" = 0 ] && echo "$rmem" 2>/dev/null >"$rmem_saved" &&
+    echo "$BUFFER" 2>/dev/null >/proc/sys/net/core/rmem_max; then
     restore_rmem=$rmem
     echo "note: net.core.rmem_max raised from $rmem to $BUFFER for the run (put back at exit)"
   else
+    rm -f "$rmem_saved" 2>/dev/null || true
     echo "note: net.core.rmem_max is $rmem: every buffer is capped below 32 MiB (sysctl -w net.core.rmem_max=$BUFFER)"
     [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
       as_capped=(setpriv --bounding-set -net_admin --inh-caps -net_admin --)
