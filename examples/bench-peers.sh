@@ -30,11 +30,12 @@
 # Every socket asks for a 32 MiB receive buffer (flowtel's default). When net.core.rmem_max is
 # lower, the script raises it for the run as root and puts it back at exit (after a SIGKILL, at
 # the start of the next run); where it cannot, every buffer is capped alike (flowtel runs
-# without CAP_NET_ADMIN, with which it would exceed the cap; the script says when it is capped). Loss is the kernel's count of datagrams dropped
-# at the collector's socket (/proc/net/udp "drops"), the same for every collector. CPU time is the
-# user + system time over the run of the collector's processes (nfacctd's core process and its
-# print plugin) and all their threads. Peak RSS is the same processes' VmHWM, summed, in the
-# run at the highest lossless rate.
+# without CAP_NET_ADMIN, with which it would exceed the cap; the script says when it is
+# capped). Loss is the kernel's count of datagrams dropped at the collector's socket
+# (/proc/net/udp "drops"), the same for every collector. CPU time is the user + system time
+# over the run of the collector's processes (nfacctd's core process and its print plugin) and
+# all their threads. Peak RSS is the same processes' VmHWM, summed, in the run at the highest
+# lossless rate.
 # Needs root for apt when pmacct, nfdump or softflowd are missing; only loopback is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
