@@ -206,8 +206,10 @@ pub struct Config {
     /// is granted (SO_RCVBUFFORCE).
     pub recv_buffer_bytes: usize,
     /// Longest pause of a receive worker after a pass that emptied its sockets, in
-    /// microseconds, so that what arrives meanwhile is taken in one batch (shortened to what
-    /// a quarter of the socket buffer holds at the arrival rate); 0 = no pause.
+    /// microseconds, so that what arrives meanwhile is taken in a few batches: the pause starts
+    /// at 1 ms after a quiet spell and doubles while traffic keeps coming, up to this, and is
+    /// shortened to what a quarter of the socket buffer holds at the arrival rate; 0 = no
+    /// pause.
     pub receive_coalesce_us: u64,
     /// Window length in seconds (integer >= 1) of every rollup; when absent each rollup's own
     /// `interval_secs` (default 60) applies.
@@ -273,7 +275,7 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 9995))],
             workers: 0,
             recv_buffer_bytes: DEFAULT_RECV_BUFFER_BYTES,
-            receive_coalesce_us: 1000,
+            receive_coalesce_us: 50_000,
             rollup_interval_secs: None,
             top_k: None,
             profile: None,
@@ -391,7 +393,8 @@ impl DecoderSettings {
 /// `net.ipv4.udp_mem` bounds all UDP sockets together.
 pub const DEFAULT_RECV_BUFFER_BYTES: usize = 32 << 20;
 
-/// The longest `receive_coalesce_us`: 100 ms, far above what batching needs.
+/// The longest `receive_coalesce_us`: 100 ms. Above the default (50 ms) a jump in traffic
+/// within one pause may overflow the default buffer (`daemon/coalesce.rs`).
 pub const MAX_COALESCE_US: u64 = 100_000;
 
 /// The smallest `decoder.memory_budget_bytes`: below it a few large templates fill it.

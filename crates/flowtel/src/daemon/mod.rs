@@ -484,6 +484,7 @@ fn start_workers(
             handover,
             recycle,
             waker,
+            thread: std::sync::OnceLock::new(),
         });
         inboxes.push((poll, handover_rx, recycle_rx));
     }

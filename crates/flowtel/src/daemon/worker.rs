@@ -8,11 +8,13 @@
 //! pass takes one batch (up to [`BATCH`] datagrams) from every readable socket in turn, so a
 //! saturated socket cannot starve the others, then answers control requests, decodes what other
 //! workers handed over, runs its decoder's housekeeping and publishes its counters. Once a pass
-//! has emptied every socket, the worker pauses for at most `receive_coalesce_us` (1 ms by
-//! default, shorter when a socket's buffer is small: [`super::coalesce`]), so that what arrives
-//! meanwhile is taken in one batch instead of one wake-up per datagram; then, with nothing
-//! readable, it blocks in `epoll_wait` until a datagram, a hand-over or a control request wakes
-//! it, or [`HOUSEKEEPING`] has passed. A saturated worker never pauses.
+//! has emptied every socket, the worker pauses for at most `receive_coalesce_us` (50 ms by
+//! default, reached by doubling from 1 ms while traffic keeps coming, shorter when a socket's
+//! buffer is small: [`super::coalesce`]), so that what arrives meanwhile is taken in a few
+//! batches instead of one wake-up per datagram; a control request or a hand-over ends the pause
+//! at once ([`WorkerLink::wake`]). Then, with nothing readable, it blocks in `epoll_wait` until a
+//! datagram, a hand-over or a control request wakes it, or [`HOUSEKEEPING`] has passed. A
+//! saturated worker never pauses.
 //!
 //! # Decoder housekeeping
 //!
@@ -46,7 +48,8 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{info, warn};
@@ -153,6 +156,22 @@ pub struct WorkerLink {
     /// Emptied hand-over buffers going back to this worker.
     pub recycle: SyncSender<Handover>,
     pub waker: Arc<Waker>,
+    /// The worker's thread once it runs: its receive pause is a `park_timeout` (see
+    /// [`super::coalesce`]), which [`WorkerLink::wake`] ends.
+    pub thread: OnceLock<Thread>,
+}
+
+impl WorkerLink {
+    /// Wake the worker out of `epoll_wait` or out of a receive pause, after sending it a
+    /// control request or a hand-over.
+    pub fn wake(&self) -> io::Result<()> {
+        // The waker first: the worker's next wait then returns at once.
+        let woken = self.waker.wake();
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+        woken
+    }
 }
 
 /// New exporters logged one by one per minute; beyond, they are counted and summed up in one
@@ -234,7 +253,7 @@ impl Routing {
     /// Wake worker `id` (after sending it a control request).
     pub fn wake(&self, id: usize) {
         if let Some(w) = self.workers.get(id)
-            && let Err(e) = w.waker.wake()
+            && let Err(e) = w.wake()
         {
             warn!(worker = id, error = %e, "cannot wake a receive worker");
         }
@@ -290,6 +309,10 @@ impl Worker {
     /// The worker loop; returns after [`Control::Finish`] or when the flush loop is gone.
     pub fn run(mut self) {
         use std::os::fd::AsRawFd;
+        if let Some(link) = self.routing.workers.get(self.id) {
+            // Set once: this is the worker's only thread.
+            let _ = link.thread.set(std::thread::current());
+        }
         for (i, s) in self.sockets.iter().enumerate() {
             let fd = s.as_raw_fd();
             if let Err(e) = self.poll.registry().register(
@@ -331,7 +354,8 @@ impl Worker {
                 let pause = self.coalesce.pause(now_ns());
                 if !pause.is_zero() {
                     delta.recv_pauses += 1;
-                    std::thread::sleep(pause);
+                    // Ended early by a control request or a hand-over (`WorkerLink::wake`).
+                    std::thread::park_timeout(pause);
                 }
             }
             let timeout = Some(if busy {
@@ -499,7 +523,7 @@ impl Worker {
             match link.handover.try_send(full) {
                 Ok(()) => {
                     delta.handed_over += count;
-                    if let Err(e) = link.waker.wake() {
+                    if let Err(e) = link.wake() {
                         warn!(worker = owner, error = %e, "cannot wake a receive worker");
                     }
                 }
@@ -534,5 +558,60 @@ impl Worker {
                 let _ = link.recycle.try_send(h);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_wake_ends_a_receive_pause() {
+        let (_poll, waker) = Worker::poller().expect("poller");
+        let (handover, _handover_rx) = std::sync::mpsc::sync_channel(1);
+        let (recycle, _recycle_rx) = std::sync::mpsc::sync_channel(1);
+        let link = Arc::new(WorkerLink {
+            handover,
+            recycle,
+            waker,
+            thread: OnceLock::new(),
+        });
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        let worker = {
+            let link = Arc::clone(&link);
+            std::thread::spawn(move || {
+                let _ = link.thread.set(std::thread::current());
+                let start = Instant::now();
+                parked_tx.send(()).expect("signal");
+                // A pause far longer than any the daemon takes.
+                std::thread::park_timeout(Duration::from_secs(60));
+                start.elapsed()
+            })
+        };
+        parked_rx.recv().expect("started");
+        // Whether the wake comes before or after the worker parks, the pause ends: an unpark
+        // before it is kept for it.
+        link.wake().expect("wake");
+        let paused = worker.join().expect("worker");
+        assert!(paused < Duration::from_secs(30), "paused {paused:?}");
+    }
+
+    #[test]
+    fn a_wake_before_the_thread_is_known_only_rings_the_waker() {
+        let (mut poll, waker) = Worker::poller().expect("poller");
+        let (handover, _handover_rx) = std::sync::mpsc::sync_channel(1);
+        let (recycle, _recycle_rx) = std::sync::mpsc::sync_channel(1);
+        let link = WorkerLink {
+            handover,
+            recycle,
+            waker,
+            thread: OnceLock::new(),
+        };
+        link.wake().expect("wake");
+        let mut events = Events::with_capacity(2);
+        poll.poll(&mut events, Some(Duration::from_secs(30)))
+            .expect("poll");
+        assert!(events.iter().any(|e| e.token() == WAKER));
     }
 }
