@@ -210,12 +210,16 @@ fn dockerfile_builds_locked_and_runs_flowtel_unprivileged() {
     }
 }
 
-/// The profile-guided build and the side-by-side script are shell; CI runs neither (each takes
-/// minutes of both cores), so what can be checked statically is: they parse, the PGO build is
-/// locked, and what it trains on exists.
+/// The profile-guided build, the side-by-side script and the jump load test are shell; CI runs
+/// none of them (each takes minutes of both cores, or both cores pinned), so what can be checked
+/// statically is: they parse, the PGO build is locked, and what it trains on exists.
 #[test]
 fn build_and_benchmark_scripts_parse_and_use_what_exists() {
-    for script in ["deploy/build-pgo.sh", "examples/bench-peers.sh"] {
+    for script in [
+        "deploy/build-pgo.sh",
+        "examples/bench-peers.sh",
+        "examples/loadtest-jump.sh",
+    ] {
         let out = Command::new("bash")
             .arg("-n")
             .arg(repo().join(script))
