@@ -84,7 +84,7 @@ impl Coalesce {
             buffer,
             since_ns: now_ns,
             charged: 0,
-            grown_ns: nanos(FIRST_PAUSE).min(max_ns),
+            grown_ns: first_ns(max_ns),
             quiet_ns: nanos(QUIET).max(max_ns.saturating_mul(2)),
         }
     }
@@ -106,7 +106,7 @@ impl Coalesce {
             return Duration::ZERO;
         }
         if elapsed >= self.quiet_ns {
-            self.grown_ns = nanos(FIRST_PAUSE).min(self.max_ns);
+            self.grown_ns = first_ns(self.max_ns);
         }
         // A quarter of the buffer at the cycle's rate (charged / elapsed).
         let safe_ns = (self.buffer as u128 / 4) * u128::from(elapsed) / charged as u128;
@@ -123,6 +123,11 @@ impl Coalesce {
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The pause the growth starts from: [`FIRST_PAUSE`], or the longest pause when that is shorter.
+fn first_ns(max_ns: u64) -> u64 {
+    nanos(FIRST_PAUSE).min(max_ns)
 }
 
 #[cfg(test)]
