@@ -43,6 +43,17 @@ impl KeyIndex {
         }
     }
 
+    /// This index, emptied, if it takes `keys` keys without growing; a new one otherwise.
+    pub(crate) fn reuse(mut self, keys: usize) -> Self {
+        if self.slots.len() < slots_for(keys) {
+            return KeyIndex::with_capacity(keys);
+        }
+        if self.len > 0 {
+            self.clear();
+        }
+        self
+    }
+
     #[inline(always)]
     fn mask(&self) -> usize {
         self.slots.len() - 1
@@ -172,6 +183,21 @@ mod tests {
         index.clear();
         assert_eq!(index.candidate(hash(5)), None);
         assert_eq!(index.slots.len(), 32_768);
+    }
+
+    #[test]
+    fn reuse_keeps_a_large_enough_table_emptied() {
+        let hash = |j: u32| u64::from(j).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut index = KeyIndex::with_capacity(1000);
+        for i in 0..1000u32 {
+            index.insert_unique(hash(i), i, hash);
+        }
+        let slots = index.slots.as_ptr();
+        let index = index.reuse(500);
+        assert_eq!((index.slots.as_ptr(), index.len), (slots, 0));
+        assert_eq!(index.candidate(hash(7)), None);
+        let index = index.reuse(5000);
+        assert_eq!(index.slots.len(), slots_for(5000));
     }
 
     #[test]
