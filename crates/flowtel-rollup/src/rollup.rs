@@ -649,15 +649,10 @@ impl WindowAggregate {
 
 impl Drop for WindowAggregate {
     /// Hand the window's allocations, emptied, to the next window of its rollup instance
-    /// ([`Buffers`]), unless it already has larger ones.
+    /// ([`Buffers`]), unless it already has larger ones. They are emptied before the lock is
+    /// taken, and what is let go is freed after it is released: the worker that opens the
+    /// next window takes the same lock.
     fn drop(&mut self) {
-        let Ok(mut spare) = self.def.spare.lock() else {
-            return;
-        };
-        let larger = |b: &Buffers| b.entries.capacity() >= self.entries.capacity();
-        if spare.as_ref().is_some_and(larger) {
-            return;
-        }
         let mut index = std::mem::replace(&mut self.index, KeyIndex::with_capacity(0));
         index.clear();
         let mut buffers = Buffers {
@@ -667,7 +662,21 @@ impl Drop for WindowAggregate {
         };
         buffers.entries.clear();
         buffers.arena.clear();
-        *spare = Some(buffers);
+        let let_go = match self.def.spare.lock() {
+            Ok(mut spare) => {
+                let ours_larger = spare
+                    .as_ref()
+                    .is_none_or(|b| b.entries.capacity() < buffers.entries.capacity());
+                if ours_larger {
+                    spare.replace(buffers)
+                } else {
+                    Some(buffers)
+                }
+            }
+            Err(_) => Some(buffers),
+        };
+        // The lock is released.
+        drop(let_go);
     }
 }
 

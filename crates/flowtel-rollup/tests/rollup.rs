@@ -408,8 +408,8 @@ fn a_window_larger_than_the_caches_sums_every_key_exactly() {
 }
 
 /// Each window takes the memory of the last one finished (its entries, index and arena): three
-/// windows of the same records, with keys evicted and keys
-/// in the arena, give the same series, and the same as a rollup that never reused anything.
+/// windows of the same records, with keys evicted and keys in the arena, give the same series,
+/// and the same as a rollup that never reused anything.
 #[test]
 fn a_window_reusing_a_finished_windows_memory_sums_the_same() {
     let keys = 6_000u32;
