@@ -648,11 +648,11 @@ impl WindowAggregate {
 }
 
 impl Drop for WindowAggregate {
-    /// Hand the window's allocations, emptied, to the next window of its rollup instance
-    /// ([`Buffers`]), unless it already has larger ones. They are emptied before the lock is
-    /// taken, and what is let go is freed after it is released: the worker that opens the
-    /// next window takes the same lock.
     fn drop(&mut self) {
+        // Hand the window's allocations, emptied, to the next window of its rollup instance
+        // (`Buffers`), unless it already has larger ones. They are emptied before the lock is
+        // taken, and what is let go is freed after it is released: the worker that opens the
+        // next window takes the same lock.
         let mut index = std::mem::replace(&mut self.index, KeyIndex::with_capacity(0));
         index.clear();
         let mut buffers = Buffers {
