@@ -545,6 +545,13 @@ impl WindowAggregate {
         if self.start_ns != other.start_ns {
             return Err(MergeError::Window(self.start_ns, other.start_ns));
         }
+        // The merge is symmetric, so it is made in whichever side has the more room: that one
+        // is kept, with its memory then reused by its own rollup instance ([`Buffers`]), and
+        // it is then large enough for the next merge too. Merged into whichever came first,
+        // a worker's reused memory was now and then too small for a merge and grew again.
+        if other.entries.capacity() > self.entries.capacity() {
+            std::mem::swap(self, &mut other);
+        }
         if other.floor > 0 {
             for e in &mut self.entries {
                 if other.find(e.hash, key_of(&self.arena, e)).is_none() {
@@ -1640,6 +1647,35 @@ mod tests {
         let open = |r: &Rollup| r.open.as_ref().map(|w| w.entries.as_ptr());
         assert_eq!(open(&a), Some(ptr_a));
         assert_eq!(open(&b), Some(ptr_b));
+    }
+
+    /// A merge is made in the side with the more room, whichever is merged into which.
+    #[test]
+    fn a_merge_keeps_the_larger_windows_memory() {
+        let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
+        let t0 = 1_700_000_040 * 1_000_000_000;
+        let mut enricher = Enricher::new(&EnrichConfig::default());
+        let mut window = |keys: u16| {
+            let mut rollup = Rollup::new(RollupConfig::default()).unwrap();
+            for port in 0..keys {
+                let mut r = FlowRecord::new(exporter, FlowProtocol::NetflowV9, t0);
+                r.src_port = port;
+                r.bytes = 1;
+                rollup.push(&enricher.enrich(&r, None));
+            }
+            let w = rollup.take_all().remove(0);
+            (rollup, w)
+        };
+        let ((small, mut merged), (large, w)) = (window(10), window(1000));
+        let large_entries = w.entries.as_ptr();
+        merged.merge(w).unwrap();
+        assert!(Arc::ptr_eq(&merged.def, &large.def));
+        assert_eq!(merged.entries.as_ptr(), large_entries);
+        assert_eq!((merged.keys(), merged.total()), (1000, 1010));
+        assert!(
+            small.def.spare.lock().unwrap().is_some(),
+            "the smaller, dropped"
+        );
     }
 
     /// A name is written as its length and its bytes, cut at 255 bytes on a character boundary.
