@@ -1606,27 +1606,30 @@ mod tests {
             .unwrap();
     }
 
+    /// Push one record of 1 byte received at `t` for each source port below `keys`: `keys`
+    /// keys of the default rollup.
+    fn push_ports(rollup: &mut Rollup, t: u64, keys: u16) {
+        let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
+        let mut enricher = Enricher::new(&EnrichConfig::default());
+        for port in 0..keys {
+            let mut r = FlowRecord::new(exporter, FlowProtocol::NetflowV9, t);
+            r.src_port = port;
+            r.bytes = 1;
+            rollup.push(&enricher.enrich(&r, None));
+        }
+    }
+
     /// A finished window's allocations go to the next window of its rollup instance, and a
     /// merged-in window's to the next window of its own.
     #[test]
     fn the_next_window_takes_a_finished_windows_memory() {
-        let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
         let interval = RollupConfig::default().interval_secs * 1_000_000_000;
         let t0 = 1_700_000_040 * 1_000_000_000;
-        let mut enricher = Enricher::new(&EnrichConfig::default());
-        let mut push = |rollup: &mut Rollup, t: u64, keys: u16| {
-            for port in 0..keys {
-                let mut r = FlowRecord::new(exporter, FlowProtocol::NetflowV9, t);
-                r.src_port = port;
-                r.bytes = 1;
-                rollup.push(&enricher.enrich(&r, None));
-            }
-        };
         let mut stats = RollupStats::default();
         let mut a = Rollup::new(RollupConfig::default()).unwrap();
         let mut b = Rollup::new(RollupConfig::default()).unwrap();
-        push(&mut a, t0, 1000);
-        push(&mut b, t0, 1000);
+        push_ports(&mut a, t0, 1000);
+        push_ports(&mut b, t0, 1000);
         let (mut wa, mut wb) = (a.take_all(), b.take_all());
         let (wa, wb) = (wa.remove(0), wb.remove(0));
         let (ptr_a, ptr_b) = (wa.entries.as_ptr(), wb.entries.as_ptr());
@@ -1640,8 +1643,8 @@ mod tests {
         let batch = merged.finish(&mut stats);
         assert_eq!(batch.points.iter().map(|p| p.value).sum::<u64>(), 2000);
         assert!(a.def.spare.lock().unwrap().is_some());
-        push(&mut a, t0 + interval, 1);
-        push(&mut b, t0 + interval, 1);
+        push_ports(&mut a, t0 + interval, 1);
+        push_ports(&mut b, t0 + interval, 1);
         assert!(a.def.spare.lock().unwrap().is_none());
         assert!(b.def.spare.lock().unwrap().is_none());
         let open = |r: &Rollup| r.open.as_ref().map(|w| w.entries.as_ptr());
@@ -1652,17 +1655,10 @@ mod tests {
     /// A merge is made in the side with the more room, whichever is merged into which.
     #[test]
     fn a_merge_keeps_the_larger_windows_memory() {
-        let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
         let t0 = 1_700_000_040 * 1_000_000_000;
-        let mut enricher = Enricher::new(&EnrichConfig::default());
-        let mut window = |keys: u16| {
+        let window = |keys: u16| {
             let mut rollup = Rollup::new(RollupConfig::default()).unwrap();
-            for port in 0..keys {
-                let mut r = FlowRecord::new(exporter, FlowProtocol::NetflowV9, t0);
-                r.src_port = port;
-                r.bytes = 1;
-                rollup.push(&enricher.enrich(&r, None));
-            }
+            push_ports(&mut rollup, t0, keys);
             let w = rollup.take_all().remove(0);
             (rollup, w)
         };
