@@ -54,7 +54,7 @@ const NO_SERVICE: u16 = u16::MAX;
 /// The service table's row of every port, [`NO_SERVICE`] when it has none: one load per
 /// lookup instead of a binary search, whose branches the processor cannot predict on mixed
 /// traffic (every record looks up one or two ports). 128 KiB, built at compile time; only
-/// the lines of ports actually seen are ever read.
+/// the lines of named ports actually seen are ever read ([`NAMED`] answers for the others).
 static BY_PORT: [u16; 65536] = by_port(SERVICES);
 
 const fn by_port(rows: &[(u16, &str, &str)]) -> [u16; 65536] {
@@ -69,11 +69,37 @@ const fn by_port(rows: &[(u16, &str, &str)]) -> [u16; 65536] {
     out
 }
 
+/// One bit per port, set for the ports [`BY_PORT`] names: 8 KiB, tested before the 128 KiB
+/// table is read. The table names a few hundred ports, so most ports a lookup sees (every
+/// ephemeral one) are unnamed, and each of those read a line of the table of its own, a
+/// cache miss once the table had been evicted; the bitmap's lines are few enough to stay in
+/// the cache. (Counting the set bits below a port's to find its row instead of keeping the
+/// table needs `popcnt`, which the baseline x86-64 target lacks: slower, see
+/// ARCHITECTURE.md.)
+static NAMED: [u64; 1024] = named(&BY_PORT);
+
+const fn named(by_port: &[u16; 65536]) -> [u64; 1024] {
+    let mut out = [0u64; 1024];
+    let mut port = 0;
+    while port < by_port.len() {
+        if by_port[port] != NO_SERVICE {
+            out[port >> 6] |= 1 << (port & 63);
+        }
+        port += 1;
+    }
+    out
+}
+
 /// Index into the service table of `port`, if the table names it (for TCP or UDP; see
 /// [`service_name_at`] for which name is used).
 #[inline]
 pub(crate) fn service_index(port: u16) -> Option<u16> {
-    let i = BY_PORT[usize::from(port)];
+    let port = usize::from(port);
+    // `port >> 6` is below 1024: no bounds check.
+    if (NAMED[port >> 6] >> (port & 63)) & 1 == 0 {
+        return None;
+    }
+    let i = BY_PORT[port];
     (i != NO_SERVICE).then_some(i)
 }
 
