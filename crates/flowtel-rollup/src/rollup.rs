@@ -143,15 +143,21 @@ const INLINE_KEY: usize = 36;
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 impl Entry {
-    /// An entry for `key`, whose bytes go into the entry or, when longer than
-    /// [`INLINE_KEY`], at the end of `arena`.
-    fn new(hash: u64, key: &[u8], arena: &mut Vec<u8>, slot: Slot) -> Entry {
-        let mut e = Entry {
+    /// An entry without its key yet ([`Entry::store`] puts it in).
+    fn empty(hash: u64, slot: Slot) -> Entry {
+        Entry {
             hash,
             slot,
             len: 0,
             bytes: [0; INLINE_KEY],
-        };
+        }
+    }
+
+    /// An entry for `key`, whose bytes go into the entry or, when longer than
+    /// [`INLINE_KEY`], at the end of `arena`.
+    #[cfg(test)]
+    fn new(hash: u64, key: &[u8], arena: &mut Vec<u8>, slot: Slot) -> Entry {
+        let mut e = Entry::empty(hash, slot);
         e.store(key, arena);
         e
     }
@@ -484,8 +490,13 @@ impl WindowAggregate {
 
     /// Insert a key known to be absent.
     fn insert_new(&mut self, hash: u64, key: &[u8], slot: Slot) {
-        self.entries
-            .push(Entry::new(hash, key, &mut self.arena, slot));
+        // The key is copied into the entry where it stays. Into an entry made on the stack,
+        // the copy's stores (of the key's length) were still in flight when the entry was
+        // moved into place in 16-byte loads, which then waited for them to reach the cache.
+        self.entries.push(Entry::empty(hash, slot));
+        if let Some(e) = self.entries.last_mut() {
+            e.store(key, &mut self.arena);
+        }
         self.index(self.entries.len() - 1);
     }
 
