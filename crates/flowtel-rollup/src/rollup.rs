@@ -535,9 +535,29 @@ impl WindowAggregate {
             let key = old.get(off..off + len).unwrap_or_default();
             e.store(key, &mut self.arena);
         }
+        self.reindex();
+    }
+
+    /// Index every entry again, into the emptied index: [`BATCH`] entries at a time, their
+    /// home slots read first, back to back, as `read_ahead` does for a batch of keys. One
+    /// entry at a time, each insert waited on its slot's cache miss (the 2 MiB index, just
+    /// emptied, is larger than the core's cache) before the next one's could start.
+    fn reindex(&mut self) {
         self.index.clear();
-        for i in 0..self.entries.len() {
-            self.index(i);
+        let (entries, index) = (&self.entries, &mut self.index);
+        let rehash = |i: u32| entries.get(i as usize).map_or(0, |e| e.hash);
+        let read_ahead = entries.len() >= PREFETCH_FROM_KEYS;
+        for (c, chunk) in entries.chunks(BATCH).enumerate() {
+            if read_ahead {
+                let seen = chunk.iter().fold(0, |seen, e| seen ^ index.home(e.hash));
+                std::hint::black_box(seen);
+            }
+            for (j, e) in chunk.iter().enumerate() {
+                // Below `u32::MAX`: a compaction keeps half of `max_keys` (see `index`).
+                if let Ok(at) = u32::try_from(c * BATCH + j) {
+                    index.insert_unique(e.hash, at, rehash);
+                }
+            }
         }
     }
 
@@ -1661,6 +1681,26 @@ mod tests {
         let open = |r: &Rollup| r.open.as_ref().map(|w| w.entries.as_ptr());
         assert_eq!(open(&a), Some(ptr_a));
         assert_eq!(open(&b), Some(ptr_b));
+    }
+
+    /// After a compaction keeping more keys than `PREFETCH_FROM_KEYS` (its index rebuilt with
+    /// the reads ahead), every kept key is found at its own entry.
+    #[test]
+    fn a_compaction_indexes_every_kept_key_again() {
+        let t0 = 1_700_000_040 * 1_000_000_000;
+        let mut r = Rollup::new(RollupConfig {
+            max_keys: 20_000,
+            ..RollupConfig::default()
+        })
+        .unwrap();
+        push_ports(&mut r, t0, 20_001);
+        r.settle();
+        let w = r.open.as_ref().unwrap();
+        assert_eq!(w.keys_evicted, 10_000);
+        assert!(w.entries.len() > PREFETCH_FROM_KEYS);
+        for (i, e) in w.entries.iter().enumerate() {
+            assert_eq!(w.find(e.hash, key_of(&w.arena, e)), Some(i), "entry {i}");
+        }
     }
 
     /// A merge is made in the side with the more room, whichever is merged into which.
