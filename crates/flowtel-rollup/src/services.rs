@@ -70,10 +70,10 @@ const fn by_port(rows: &[(u16, &str, &str)]) -> [u16; 65536] {
 }
 
 /// One bit per port, set for the ports [`BY_PORT`] names: 8 KiB, tested before the 128 KiB
-/// table is read. The table names a few hundred ports, so most ports a lookup sees (every
-/// ephemeral one) are unnamed, and each of those read a line of the table of its own, a
-/// cache miss once the table had been evicted; the bitmap's lines are few enough to stay in
-/// the cache. (Counting the set bits below a port's to find its row instead of keeping the
+/// table is read for a port from 1024 on. The table names a few hundred ports, so most such
+/// ports a lookup sees (every ephemeral one) are unnamed, and each of those read a line of the
+/// table of its own, a cache miss once the table had been evicted; the bitmap's 128 lines
+/// stay in the cache far more often than the table's 2 048. (Counting the set bits below a port's to find its row instead of keeping the
 /// table needs `popcnt`, which the baseline x86-64 target lacks: slower, see
 /// ARCHITECTURE.md.)
 static NAMED: [u64; 1024] = named(&BY_PORT);
@@ -95,8 +95,10 @@ const fn named(by_port: &[u16; 65536]) -> [u64; 1024] {
 #[inline]
 pub(crate) fn service_index(port: u16) -> Option<u16> {
     let port = usize::from(port);
-    // `port >> 6` is below 1024: no bounds check.
-    if (NAMED[port >> 6] >> (port & 63)) & 1 == 0 {
+    // Well-known ports (below 1024), mostly named, read the table's first 2 KiB, which stay
+    // in the cache; the bitmap is for the others. (`port >> 6` is below 1024: no bounds
+    // check.)
+    if port >= 1024 && (NAMED[port >> 6] >> (port & 63)) & 1 == 0 {
         return None;
     }
     let i = BY_PORT[port];
