@@ -48,18 +48,44 @@ pub fn decode_fixture(name: &str, format: &str) -> (String, String) {
 /// Upper bound for any wait in a test; generous so slow CI machines pass.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A loopback UDP address free when asked (see [`free_port`]).
 pub fn free_udp_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    free_port(|a| UdpSocket::bind(a).is_ok())
 }
 
+/// A loopback TCP address free when asked (see [`free_port`]).
 pub fn free_tcp_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    free_port(|a| TcpListener::bind(a).is_ok())
+}
+
+/// A loopback port that `binds` could bind, picked at random below the kernel's ephemeral
+/// range (`net.ipv4.ip_local_port_range`). A port the kernel hands out for port 0 is in that
+/// range and, once released, may go to the next socket that connects out before the daemon
+/// binds it: a daemon retrying a broker that is down took the `/metrics` port so. Ports below
+/// the range are never handed out for port 0.
+fn free_port(binds: impl Fn(SocketAddr) -> bool) -> SocketAddr {
+    use std::hash::{BuildHasher, RandomState};
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_from);
+    if high > low + 1_000 {
+        let random = RandomState::new();
+        for attempt in 0..1_000u32 {
+            let span = u64::from(high - low);
+            let port = low + (random.hash_one(attempt) % span) as u16;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if binds(addr) {
+                return addr;
+            }
+        }
+    }
+    // No room below the range: a port the kernel picks.
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    UdpSocket::bind(addr)
+        .and_then(|s| s.local_addr())
+        .expect("a free loopback port")
 }
 
 /// `GET path` over HTTP/1.1 with `Connection: close`: (status, body).
