@@ -251,6 +251,18 @@ fn rank_by_sums(a: &Entry, b: &Entry) -> Ordering {
         .then(b.slot.value.cmp(&a.slot.value))
 }
 
+/// Put `entries[i]` in `index`. `entries` never holds more than twice `max_keys` (a merge,
+/// before it compacts), which validation keeps within `u32`.
+#[inline]
+fn index_entry(index: &mut KeyIndex, entries: &[Entry], i: usize) {
+    let at = u32::try_from(i).ok().filter(|at| *at < u32::MAX);
+    let (Some(e), Some(at)) = (entries.get(i), at) else {
+        return;
+    };
+    let rehash = |i: u32| entries.get(i as usize).map_or(0, |e| e.hash);
+    index.insert_unique(e.hash, at, rehash);
+}
+
 /// Put the `keep` best-ranked entries ([`rank`]) first, in no particular order.
 ///
 /// The same set as one selection by [`rank`], for fewer reads of the keys: a selection by
@@ -500,16 +512,9 @@ impl WindowAggregate {
         self.index(self.entries.len() - 1);
     }
 
-    /// Put the entry at `i` in the hash table. `entries` never holds more than twice
-    /// `max_keys` (a merge, before it compacts), which validation keeps within `u32`.
+    /// Put the entry at `i` in the hash table.
     fn index(&mut self, i: usize) {
-        let entries = &self.entries;
-        let at = u32::try_from(i).ok().filter(|at| *at < u32::MAX);
-        let (Some(e), Some(at)) = (entries.get(i), at) else {
-            return;
-        };
-        let rehash = |i: u32| entries.get(i as usize).map_or(0, |e| e.hash);
-        self.index.insert_unique(e.hash, at, rehash);
+        index_entry(&mut self.index, &self.entries, i);
     }
 
     /// Batched Space-Saving: keep the better-ranked half of the keys, evict the rest. The
@@ -545,18 +550,14 @@ impl WindowAggregate {
     fn reindex(&mut self) {
         self.index.clear();
         let (entries, index) = (&self.entries, &mut self.index);
-        let rehash = |i: u32| entries.get(i as usize).map_or(0, |e| e.hash);
         let read_ahead = entries.len() >= PREFETCH_FROM_KEYS;
         for (c, chunk) in entries.chunks(BATCH).enumerate() {
             if read_ahead {
                 let seen = chunk.iter().fold(0, |seen, e| seen ^ index.home(e.hash));
                 std::hint::black_box(seen);
             }
-            for (j, e) in chunk.iter().enumerate() {
-                // Below `u32::MAX`: a compaction keeps half of `max_keys` (see `index`).
-                if let Ok(at) = u32::try_from(c * BATCH + j) {
-                    index.insert_unique(e.hash, at, rehash);
-                }
+            for j in 0..chunk.len() {
+                index_entry(index, entries, c * BATCH + j);
             }
         }
     }

@@ -73,9 +73,9 @@ const fn by_port(rows: &[(u16, &str, &str)]) -> [u16; 65536] {
 /// table is read for a port from 1024 on. The table names a few hundred ports, so most such
 /// ports a lookup sees (every ephemeral one) are unnamed, and each of those read a line of the
 /// table of its own, a cache miss once the table had been evicted; the bitmap's 128 lines
-/// stay in the cache far more often than the table's 2 048. (Counting the set bits below a port's to find its row instead of keeping the
-/// table needs `popcnt`, which the baseline x86-64 target lacks: slower, see
-/// ARCHITECTURE.md.)
+/// stay in the cache far more often than the table's 2 048. (Counting the set bits below a
+/// port's to find its row instead of keeping the table needs `popcnt`, which the baseline
+/// x86-64 target lacks: slower, see ARCHITECTURE.md.)
 static NAMED: [u64; 1024] = named(&BY_PORT);
 
 const fn named(by_port: &[u16; 65536]) -> [u64; 1024] {

@@ -71,9 +71,8 @@ fn free_port(binds: impl Fn(SocketAddr) -> bool) -> SocketAddr {
         .unwrap_or(32768);
     let (low, high) = (10_000u16, ephemeral_from);
     if high > low + 1_000 {
-        let random = RandomState::new();
+        let (random, span) = (RandomState::new(), u64::from(high - low));
         for attempt in 0..1_000u32 {
-            let span = u64::from(high - low);
             let port = low + (random.hash_one(attempt) % span) as u16;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             if binds(addr) {
